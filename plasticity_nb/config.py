@@ -1,0 +1,129 @@
+"""Typed, validated configs: the base class every run and study config derives from.
+
+Like nanoGPT's configurator, but on dataclasses: a field's type annotation is the contract. Building a
+config checks every field's type (ints are accepted where floats are expected, lists where tuples are),
+rejects unknown names with a suggestion, and runs the class's own `check()` for value ranges. A config
+converts to plain JSON and back, and its hash names its results in the run store.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from typing import Any, ClassVar, TypeVar
+
+SCHEMA_VERSION = 1  # bump when the meaning of a stored config changes, so old results stop matching
+
+C = TypeVar("C", bound="Config")
+
+
+class ConfigError(ValueError):
+    """A parameter has the wrong name, type or value. The message names the culprit."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # Presets of a study config: {"smoke": {...}, "quick": {...}, "paper": {...}}; empty for run configs.
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            value = _coerce(getattr(self, field.name), hints[field.name], f"{type(self).__name__}.{field.name}")
+            object.__setattr__(self, field.name, value)
+        self.check()
+
+    def check(self) -> None:
+        """Value checks beyond types; subclasses raise ConfigError naming the field."""
+
+    # -- building ------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls: type[C], values: dict[str, Any]) -> C:
+        reject_unknown(cls, values)
+        return cls(**values)
+
+    @classmethod
+    def from_preset(cls: type[C], preset: str, **overrides: Any) -> C:
+        """The preset's values, with every override that is not None taking precedence."""
+        if preset not in cls.PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(cls.PRESETS)}")
+        reject_unknown(cls, overrides)
+        values = {**cls.PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise ConfigError(f"{cls.__name__}: preset {preset!r} leaves {', '.join(missing)} unset")
+        return cls(**values)
+
+    def replace(self: C, **changes: Any) -> C:
+        reject_unknown(type(self), changes)
+        return dataclasses.replace(self, **changes)
+
+    # -- identity ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists: the stored form
+
+    def key(self) -> str:
+        """Hash of the full config (and schema version): the run store's folder name."""
+        canonical = json.dumps({"schema": SCHEMA_VERSION, "type": type(self).__name__, **self.to_dict()},
+                               sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def reject_unknown(cls: type, values: dict[str, Any]) -> None:
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown parameter {key!r} for {cls.__name__}{hint}; known: {', '.join(names)}")
+
+
+def check_choice(name: str, value: Any, choices: typing.Iterable[Any]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{name} is {value!r}: choose one of {', '.join(map(repr, choices))}")
+
+
+def check_positive(name: str, value: float | int | None, allow_zero: bool = False) -> None:
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        arms = [a for a in args if a is not type(None)]
+        errors = []
+        for arm in arms:
+            try:
+                return _coerce(value, arm, name)
+            except ConfigError as err:
+                errors.append(err)
+        raise ConfigError(f"{name} must be {_describe(hint)}, got {value!r}") from errors[0]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name} must be a list of {_describe(args[0])}, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{name}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if isinstance(value, dict):
+            return hint.from_dict(value)
+        raise ConfigError(f"{name} must be a {hint.__name__} or a dict of its fields, got {value!r}")
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint in (bool, str) and isinstance(value, hint):
+        return value
+    raise ConfigError(f"{name} must be {_describe(hint)}, got {type(value).__name__} {value!r}")
