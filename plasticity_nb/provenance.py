@@ -1,0 +1,61 @@
+"""What produced a result: versions, hardware, code revision, timing (stored with every run)."""
+from __future__ import annotations
+
+import functools
+import platform
+import socket
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from . import __version__
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU: {_cpu_model()} ({torch.get_num_threads()} threads)"
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str:
+    """HEAD of the checkout holding this package, with '+dirty' when it has uncommitted changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+
+
+def collect(device: torch.device, wall_seconds: float, data_source: str) -> dict:
+    return {
+        "package_version": __version__,
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda,
+        "python_version": platform.python_version(),
+        "device": str(device),
+        "device_name": device_name(device),
+        "cpu_threads": torch.get_num_threads(),
+        "host": socket.gethostname(),
+        "git_commit": git_commit(),
+        "data_source": data_source,
+        "wall_seconds": round(wall_seconds, 3),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

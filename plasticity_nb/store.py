@@ -1,0 +1,117 @@
+"""The run store: `<out>/runs/<config hash>/` holds one finished run, or nothing.
+
+Each run folder holds `config.json` (the full RunConfig), `history.parquet` (one row per epoch),
+`metrics.json` (status and final values), `provenance.json` (versions, device, git commit, wall time)
+and `model.pt` (final weights, for warm starts and later probes). A run is written into a temporary
+folder and renamed into place in one step, so a run folder either is complete or does not exist: an
+interrupted run never leaves a result that loads.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .train import RunConfig, RunOutcome
+
+FILES = ("config.json", "history.parquet", "metrics.json", "provenance.json", "model.pt")
+
+
+class StoreError(RuntimeError):
+    """The output folder cannot be used."""
+
+
+@dataclasses.dataclass
+class RunRecord:
+    config: RunConfig
+    path: Path
+    history: pd.DataFrame
+    metrics: dict[str, Any]
+    provenance: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        return self.metrics["status"]
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
+
+    def outcome(self) -> RunOutcome:
+        """This run as a starting point for a longer run (a warm start)."""
+        return RunOutcome(self.history.to_dict("records"), self.state(), self.status, self.metrics["phases_done"])
+
+
+class RunStore:
+    def __init__(self, out_dir: str | os.PathLike):
+        self.root = Path(out_dir).expanduser().resolve() / "runs"
+
+    def path(self, config: RunConfig) -> Path:
+        return self.root / config.key()
+
+    def load(self, config: RunConfig) -> RunRecord | None:
+        """The stored run of exactly this config, or None."""
+        path = self.path(config)
+        if not (path / "metrics.json").exists():
+            return None
+        return RunRecord(
+            config=RunConfig.from_dict(json.loads((path / "config.json").read_text())),
+            path=path,
+            history=pd.read_parquet(path / "history.parquet"),
+            metrics=json.loads((path / "metrics.json").read_text()),
+            provenance=json.loads((path / "provenance.json").read_text()),
+        )
+
+    def save(self, config: RunConfig, outcome: RunOutcome, provenance: dict[str, Any]) -> RunRecord:
+        final = self.path(config)
+        self._ensure_writable()
+        tmp = self.root / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            history = pd.DataFrame(outcome.history)
+            (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+            history.to_parquet(tmp / "history.parquet", index=False)
+            (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1))
+            torch.save(outcome.state, tmp / "model.pt")
+            (tmp / "metrics.json").write_text(json.dumps(summarise(outcome), indent=1))
+            try:
+                os.rename(tmp, final)  # atomic: the folder appears complete or not at all
+            except OSError:
+                if not (final / "metrics.json").exists():
+                    raise
+                shutil.rmtree(tmp)  # another process stored the same config first; keep theirs
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.load(config)
+
+    def _ensure_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create the run store {self.root}: {err.strerror}") from None
+        if not os.access(self.root, os.W_OK):
+            raise StoreError(f"the run store {self.root} is not writable")
+
+
+def summarise(outcome: RunOutcome) -> dict[str, Any]:
+    last = outcome.history[-1] if outcome.history else {}
+    tested = [row for row in outcome.history if row["test_acc"] == row["test_acc"]]  # skip NaN
+    return {
+        "status": outcome.status,
+        "phases_done": outcome.phases_done,
+        "epochs": last.get("epoch", 0),
+        "steps": last.get("step", 0),
+        "final_train_acc": last.get("train_acc"),
+        "final_test_acc": tested[-1]["test_acc"] if tested else None,
+    }

@@ -1,0 +1,270 @@
+"""Training: a run is a pure function of its `RunConfig`.
+
+A run is a sequence of phases (pretraining on the half, tuning on the full subset, ...). Each phase
+builds a new optimiser (the paper resets it at every switch), trains with a constant learning rate for
+a fixed epoch budget and/or until an epoch's train accuracy reaches a target, and evaluates on the full
+10,000-image test set. Precision, memory format and device are decided in one place (`Runtime`).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .config import Config, ConfigError, check_choice, check_positive
+from .data import CIFAR10, Split, augment, class_balanced_subset, normalise
+from .models import MODELS, build_model, reinitialise_groups
+
+OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "rmsprop")
+POOLS = ("half", "full")  # the pretraining half of the subset, or the whole subset
+PRECISIONS = ("bf16", "fp32")
+EVAL_BATCH = 1000  # test images per forward pass (memory only; results do not depend on it)
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase(Config):
+    pool: str = "full"  # training examples: "half" (pretraining set) or "full" (whole subset)
+    epochs: int = 1  # epoch budget: passes over the pool
+    optimizer: str = "adam"  # adam | sgd | sgd_momentum | rmsprop; a new one at every phase
+    lr: float = 1e-3  # constant learning rate
+    target_train_acc: float | None = None  # stop once an epoch's train accuracy (fraction) reaches this
+    reset_groups: tuple[int, ...] = ()  # module groups (1-6) re-initialised before this phase
+
+    def check(self) -> None:
+        check_choice("pool", self.pool, POOLS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_positive("epochs", self.epochs)
+        check_positive("lr", self.lr)
+        if self.target_train_acc is not None and not 0 < self.target_train_acc <= 1:
+            raise ConfigError(f"target_train_acc is a fraction in (0, 1], got {self.target_train_acc}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(Config):
+    phases: tuple[Phase, ...]  # trained in order from one initialisation
+    seed: int = 0  # initial weights, subset and half draw, data order: paired arms share it
+    model: str = "resnet"  # resnet | mlp
+    depth: int = 2  # BasicBlocks per stage (resnet) or hidden layers (mlp); 2 = ResNet-18
+    width: int = 64  # base channels w (stages w, 2w, 4w, 8w) or hidden units (mlp)
+    train_subset: int = 50000  # training examples used (class-balanced); the half is half of these
+    test_subset: int | None = None  # test examples evaluated (class-balanced, the same for every run); None: all 10,000
+    batch_size: int = 128  # examples per step; the last partial batch of an epoch is dropped
+    augment: bool = False  # random crop + flip (the paper trains without)
+    weight_decay: float = 0.0  # L2 coefficient passed to the optimiser (the paper uses none)
+    momentum: float = 0.9  # for sgd_momentum only
+    precision: str = "bf16"  # bf16 autocast (fp32 master weights) or plain fp32
+    eval_every: int = 1  # test-set evaluation every this many epochs (always at a phase's last epoch)
+    data_id: str = ""  # fingerprint of the CIFAR-10 copy (set by the protocol from the loaded data)
+
+    def check(self) -> None:
+        if not self.phases:
+            raise ConfigError("a run needs at least one phase")
+        check_choice("model", self.model, MODELS)
+        check_choice("precision", self.precision, PRECISIONS)
+        for name in ("depth", "width", "train_subset", "test_subset", "batch_size", "eval_every"):
+            check_positive(name, getattr(self, name))
+        check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        check_positive("momentum", self.momentum, allow_zero=True)
+        smallest_pool = self.train_subset // 2 if any(p.pool == "half" for p in self.phases) else self.train_subset
+        if smallest_pool < self.batch_size:
+            raise ConfigError(f"batch_size {self.batch_size} exceeds the {smallest_pool} examples of the smallest "
+                              f"training pool (train_subset={self.train_subset}): an epoch would have no step")
+
+    def prefix(self) -> "RunConfig":
+        """The same run without its last phase: the run a warm start continues from."""
+        return self.replace(phases=self.phases[:-1])
+
+
+@dataclasses.dataclass
+class Runtime:
+    """How a run executes, not what it computes: device, precision and memory format in one place."""
+
+    device: torch.device
+    precision: str
+
+    @classmethod
+    def for_config(cls, config: RunConfig, device: str | torch.device | None = None) -> "Runtime":
+        return cls(resolve_device(device), config.precision)
+
+    @property
+    def channels_last(self) -> bool:  # faster for convolutions on both CPU (oneDNN) and CUDA
+        return True
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use device='cpu' or None")
+    return device
+
+
+def derived_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from integers, so streams of different phases never overlap."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def init_model(config: RunConfig, runtime: Runtime) -> torch.nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = build_model(config.model, config.depth, config.width)
+    memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+    return model.to(runtime.device, memory_format=memory_format)
+
+
+def make_optimizer(phase: Phase, config: RunConfig, params) -> torch.optim.Optimizer:
+    kwargs: dict[str, Any] = dict(lr=phase.lr, weight_decay=config.weight_decay)
+    if phase.optimizer == "adam":
+        return torch.optim.Adam(params, **kwargs)
+    if phase.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, **kwargs)
+    momentum = config.momentum if phase.optimizer == "sgd_momentum" else 0.0
+    return torch.optim.SGD(params, momentum=momentum, **kwargs)
+
+
+@torch.inference_mode()
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, runtime: Runtime) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over all of `images` (BatchNorm in eval mode)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=images.device)
+    correct = torch.zeros((), device=images.device, dtype=torch.long)
+    for start in range(0, len(images), EVAL_BATCH):
+        x, y = images[start:start + EVAL_BATCH], labels[start:start + EVAL_BATCH]
+        with runtime.autocast():
+            logits = model(x).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    model.train(was_training)
+    return loss_sum.item() / len(images), correct.item() / len(images)
+
+
+@dataclasses.dataclass
+class PhaseOutcome:
+    rows: list[dict[str, Any]]  # one per epoch
+    diverged: bool
+
+
+def train_phase(model: torch.nn.Module, config: RunConfig, phase_index: int, tensors: "RunTensors",
+                runtime: Runtime, first_epoch: int, first_step: int, progress: bool) -> PhaseOutcome:
+    phase = config.phases[phase_index]
+    if phase.reset_groups:
+        reinitialise_groups(model, phase.reset_groups, derived_seed(config.seed, phase_index, 1))
+    optimizer = make_optimizer(phase, config, model.parameters())
+    pool = tensors.pool(phase.pool)
+    generator = torch.Generator().manual_seed(derived_seed(config.seed, phase_index, 0))
+    steps_per_epoch = len(pool) // config.batch_size
+    rows, step = [], first_step
+    model.train()
+    bar = tqdm(range(phase.epochs), desc=f"seed {config.seed} phase {phase_index + 1}/{len(config.phases)} "
+               f"({phase.pool})", disable=not progress, leave=False)
+    for epoch in bar:
+        started = time.perf_counter()
+        order = pool[torch.randperm(len(pool), generator=generator)].to(runtime.device)
+        loss_sum = torch.zeros((), device=runtime.device)
+        correct = torch.zeros((), device=runtime.device, dtype=torch.long)
+        for i in range(steps_per_epoch):
+            batch = order[i * config.batch_size:(i + 1) * config.batch_size]
+            x, y = tensors.train_x[batch], tensors.train_y[batch]
+            if config.augment:
+                x = augment(x, generator)
+            with runtime.autocast():
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach().float() * len(y)  # accumulated on the device: no host sync per step
+            correct += (logits.detach().argmax(1) == y).sum()
+        step += steps_per_epoch
+        seen = steps_per_epoch * config.batch_size
+        train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
+        diverged = not math.isfinite(train_loss)
+        last = epoch == phase.epochs - 1
+        reached = phase.target_train_acc is not None and train_acc >= phase.target_train_acc
+        test_loss = test_acc = math.nan
+        if not diverged and (last or reached or (epoch + 1) % config.eval_every == 0):
+            test_loss, test_acc = evaluate(model, tensors.test_x, tensors.test_y, runtime)
+        rows.append(dict(phase=phase_index + 1, pool=phase.pool, epoch=first_epoch + epoch + 1,
+                         phase_epoch=epoch + 1, step=step, lr=phase.lr, train_loss=train_loss,
+                         train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
+                         seconds=time.perf_counter() - started))
+        bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
+        if diverged or reached:
+            break
+    bar.close()
+    return PhaseOutcome(rows, diverged)
+
+
+class RunTensors:
+    """The run's training subset and the test set, normalised once, on the device."""
+
+    def __init__(self, config: RunConfig, data: CIFAR10, runtime: Runtime):
+        self.split = Split.draw(data.train_labels, config.train_subset, config.seed)
+        # Only the subset is normalised; the pools index into it, not into the whole training set.
+        subset = self.split.full.to(data.device)
+        self.train_x = normalise(data.train_images[subset].to(runtime.device), runtime.channels_last)
+        self.train_y = data.train_labels[subset].to(runtime.device)
+        test = torch.arange(len(data.test_labels))
+        if config.test_subset is not None:  # fixed seed: every run of a comparison sees the same test images
+            test = class_balanced_subset(data.test_labels, config.test_subset, torch.Generator().manual_seed(0))
+        test = test.to(data.device)
+        self.test_x = normalise(data.test_images[test].to(runtime.device), runtime.channels_last)
+        self.test_y = data.test_labels[test].to(runtime.device)
+        position = torch.full((len(data.train_labels),), -1, dtype=torch.long)
+        position[self.split.full] = torch.arange(len(self.split.full))
+        self._pools = {"full": torch.arange(len(self.split.full)), "half": position[self.split.half]}
+
+    def pool(self, name: str) -> torch.Tensor:
+        return self._pools[name]
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    history: list[dict[str, Any]]  # one row per epoch, all phases
+    state: dict[str, torch.Tensor]  # final model weights and BatchNorm buffers, on the CPU
+    status: str  # "finished", or "diverged" (non-finite training loss; training stopped there)
+    phases_done: int  # phases trained (fewer than configured only when diverged)
+
+
+def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | None = None,
+              start: RunOutcome | None = None, progress: bool = False) -> RunOutcome:
+    """Train every phase of `config`; or, given `start` (the outcome of `config.prefix()`), only the last.
+
+    Seeded and deterministic on CPU: the same config and thread count give a bitwise-identical history.
+    """
+    runtime = Runtime.for_config(config, device)
+    if start is not None and start.status == "diverged":
+        return start  # a diverged prefix has no weights worth continuing from
+    if start is not None and start.phases_done != len(config.phases) - 1:
+        raise ValueError("`start` must be the outcome of config.prefix()")
+    model = init_model(config, runtime)
+    history, first_phase = [], 0
+    if start is not None:
+        model.load_state_dict(start.state)
+        history, first_phase = list(start.history), start.phases_done
+    tensors = RunTensors(config, data, runtime)
+    for phase_index in range(first_phase, len(config.phases)):
+        last_row = history[-1] if history else {"epoch": 0, "step": 0}
+        outcome = train_phase(model, config, phase_index, tensors, runtime, last_row["epoch"], last_row["step"], progress)
+        history.extend(outcome.rows)
+        if outcome.diverged:
+            return RunOutcome(history, _cpu_state(model), "diverged", phase_index + 1)
+    return RunOutcome(history, _cpu_state(model), "finished", len(config.phases))
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
