@@ -1,0 +1,22 @@
+"""Test-session setup shared by the unit tests and nbval's notebook runs.
+
+Notebook kernels inherit this process's environment, so pointing PLASTICITY_OUT at a temporary folder
+here keeps every test (nbval included) out of the user's outputs/.
+"""
+import os
+import tempfile
+
+import pytest
+
+
+def pytest_configure(config):
+    os.environ.setdefault("PLASTICITY_OUT", tempfile.mkdtemp(prefix="plasticity-test-out-"))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def cifar():
+    """The real CIFAR-10 (PLASTICITY_DATA or data/); the suite needs it, as CI provides it."""
+    from plasticity_nb import load_cifar10
+
+    return load_cifar10()

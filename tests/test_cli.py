@@ -1,0 +1,78 @@
+"""The batch CLI end to end: papermill runs notebook 01 at the smoke preset."""
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+import torch
+
+from plasticity_nb.claims import COLUMNS
+from plasticity_nb.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_smoke_batch_writes_notebook_figures_store_and_claims(tmp_path, capsys):
+    assert main(["run", "--preset", "smoke", "--only", "01", "--out", str(tmp_path)]) == 0
+    executed = nbformat.read(tmp_path / "notebooks" / "01_warm_start_gap.ipynb", as_version=4)
+    assert executed.metadata.papermill.parameters["preset"] == "smoke"
+    assert executed.metadata.papermill.parameters["out_dir"] == str(tmp_path)
+    claims = pd.read_csv(tmp_path / "claims.csv")
+    assert list(claims.columns) == COLUMNS
+    row = claims.iloc[0]
+    assert (row.claim, row.notebook, row.preset, row.n_seeds) == ("C1", "01_warm_start_gap", "smoke", 2)
+    assert row.verdict in ("supported", "not supported", "inconclusive")
+    for name in ("curves", "gap"):
+        assert (tmp_path / "figures" / f"01_warm_start_gap_smoke_{name}.png").stat().st_size > 10_000
+    assert len(list((tmp_path / "runs").iterdir())) == 6  # 2 seeds x (pretrain, warm, scratch)
+    assert "C1" in capsys.readouterr().out
+
+
+def test_param_overrides_reach_the_notebook_and_the_stored_configs(tmp_path):
+    args = ["run", "--preset", "smoke", "--only", "01", "--out", str(tmp_path),
+            "--param", "seeds=[5]", "--param", "tune_epochs=1", "--param", "optimizer=sgd_momentum", "--param", "lr=0.01"]
+    assert main(args) == 0
+    executed = nbformat.read(tmp_path / "notebooks" / "01_warm_start_gap.ipynb", as_version=4)
+    assert executed.metadata.papermill.parameters["seeds"] == [5]
+    configs = [json.loads((p / "config.json").read_text()) for p in (tmp_path / "runs").iterdir()]
+    assert {c["seed"] for c in configs} == {5}
+    assert {(p["optimizer"], p["lr"]) for c in configs for p in c["phases"]} == {("sgd_momentum", 0.01)}
+    assert {c["phases"][-1]["epochs"] for c in configs if len(c["phases"]) == 2} == {1}
+    assert pd.read_csv(tmp_path / "claims.csv").n_seeds.tolist() == [1]
+
+
+@pytest.mark.parametrize("args,culprit", [
+    (["--param", "optimizer=adamw"], "optimizer is 'adamw'"),
+    (["--param", "lr=-1"], "lr must be > 0"),
+    (["--param", "learning_rate=0.1"], "unknown parameter 'learning_rate'"),
+    (["--param", "seeds=[]"], "seeds is empty"),
+    (["--param", "lr"], "must look like name=value"),
+    (["--param", "out_dir=/tmp/x"], "set out_dir with --out"),
+    (["--param", "workers=0"], "workers must be a whole number >= 1"),
+    (["--only", "42"], "unknown notebook id"),
+    (["--data", "/nonexistent/cifar"], "does not exist"),
+])
+def test_bad_input_fails_before_anything_is_written(tmp_path, capsys, args, culprit):
+    out = tmp_path / "out"
+    assert main(["run", "--preset", "smoke", "--out", str(out), *args]) == 2
+    assert culprit in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_bad_preset_is_rejected_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--preset", "huge", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU to make the notebook fail")
+def test_a_failing_notebook_exits_non_zero_and_names_the_cell(tmp_path, capsys):
+    assert main(["run", "--preset", "smoke", "--only", "01", "--out", str(tmp_path), "--param", "device='cuda'"]) == 1
+    err = capsys.readouterr().err
+    assert "01_warm_start_gap FAILED in cell" in err and "no CUDA GPU is available" in err
+    assert not (tmp_path / "notebooks" / "01_warm_start_gap.ipynb").exists()
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

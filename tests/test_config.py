@@ -1,0 +1,70 @@
+import pytest
+
+from plasticity_nb import ConfigError, Phase, WarmStartConfig
+from tests.helpers import tiny_run
+
+
+@pytest.mark.parametrize("overrides,culprit", [
+    (dict(optimizer="adamw"), "optimizer is 'adamw'"),
+    (dict(lr=0), "lr must be > 0"),
+    (dict(lr=-1e-3), "lr must be > 0"),
+    (dict(lr="fast"), "lr must be float"),
+    (dict(batch_size=0), "batch_size must be > 0"),
+    (dict(batch_size=2.5), "batch_size must be int"),
+    (dict(seeds=[]), "seeds is empty"),
+    (dict(seeds=[1, 1]), "seeds has duplicates"),
+    (dict(seeds=3), "seeds must be a list"),
+    (dict(model="vgg"), "model is 'vgg'"),
+    (dict(depth=0), "depth must be > 0"),
+    (dict(width=0), "width must be > 0"),
+    (dict(train_subset=60000), "train_subset 60000 is larger than CIFAR-10"),
+    (dict(train_subset=100, batch_size=64), "batch_size 64 exceeds the 50 examples"),
+    (dict(last_k=3, tune_epochs=2), "last_k 3 exceeds tune_epochs 2"),
+    (dict(augment=1), "augment must be bool"),
+])
+def test_bad_values_get_one_clear_error(overrides, culprit):
+    with pytest.raises(ConfigError, match=culprit.replace("(", r"\(")):
+        WarmStartConfig.from_preset("smoke", **overrides)
+
+
+def test_unknown_parameter_is_named_with_a_suggestion():
+    with pytest.raises(ConfigError, match="unknown parameter 'optimiser'.*did you mean 'optimizer'"):
+        WarmStartConfig.from_preset("smoke", optimiser="sgd")
+    with pytest.raises(ConfigError, match="unknown parameter 'learning_rate'.*known: seeds"):
+        WarmStartConfig.from_preset("smoke", learning_rate=0.1)
+
+
+def test_bad_preset_is_named():
+    with pytest.raises(ConfigError, match="unknown preset 'fast'.*smoke, quick, paper"):
+        WarmStartConfig.from_preset("fast")
+
+
+def test_preset_fills_what_is_left_at_none():
+    config = WarmStartConfig.from_preset("quick", lr=None, seeds=[7, 8, 9], width=None)
+    assert config.seeds == (7, 8, 9) and config.lr == 1e-3 and config.width == WarmStartConfig.PRESETS["quick"]["width"]
+    assert isinstance(config.lr, float) and WarmStartConfig.from_preset("quick", lr=1).lr == 1.0
+
+
+def test_paper_preset_is_the_papers_setting():
+    paper = WarmStartConfig.from_preset("paper")
+    assert (paper.model, paper.depth, paper.width, paper.optimizer, paper.lr, paper.batch_size) == \
+        ("resnet", 2, 64, "adam", 1e-3, 128)
+    assert (paper.train_subset, paper.pretrain_epochs, paper.tune_epochs, paper.last_k, paper.augment) == \
+        (50000, 350, 500, 100, False)
+
+
+def test_key_is_stable_and_covers_every_field():
+    base = tiny_run()
+    assert base.key() == tiny_run().key()
+    assert len({base.key(), tiny_run(seed=1).key(), tiny_run(width=5).key(), tiny_run(data_id="x").key(),
+                tiny_run(phases=(Phase(epochs=2),)).key()}) == 5
+
+
+def test_round_trip_through_json():
+    config = tiny_run()
+    assert type(config).from_dict(config.to_dict()) == config
+
+
+def test_nested_phase_is_validated():
+    with pytest.raises(ConfigError, match="pool is 'quarter'"):
+        tiny_run(phases=[{"pool": "quarter"}])

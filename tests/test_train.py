@@ -1,0 +1,78 @@
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from plasticity_nb import Phase
+from plasticity_nb.train import RunConfig, make_optimizer, train_run
+from tests.helpers import tiny_run
+
+DETERMINISTIC = ["phase", "pool", "epoch", "phase_epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
+
+
+def _history(outcome):
+    return pd.DataFrame(outcome.history)[DETERMINISTIC]
+
+
+def test_same_config_and_seed_give_an_identical_history_and_weights(cifar):
+    a, b = train_run(tiny_run(), cifar), train_run(tiny_run(), cifar)
+    pd.testing.assert_frame_equal(_history(a), _history(b))
+    assert all(torch.equal(a.state[k], b.state[k]) for k in a.state)
+
+
+def test_another_seed_gives_another_run(cifar):
+    assert not _history(train_run(tiny_run(seed=0), cifar)).equals(_history(train_run(tiny_run(seed=1), cifar)))
+
+
+def test_continuing_a_stored_prefix_equals_training_in_one_go(cifar):
+    config = tiny_run()
+    whole = train_run(config, cifar)
+    resumed = train_run(config, cifar, start=train_run(config.prefix(), cifar))
+    pd.testing.assert_frame_equal(_history(whole), _history(resumed))
+
+
+def test_history_has_one_row_per_epoch_and_the_full_test_set_by_default(cifar):
+    config = tiny_run(phases=(Phase(pool="half", epochs=2), Phase(pool="full", epochs=3)), test_subset=None,
+                      train_subset=128)
+    history = pd.DataFrame(train_run(config, cifar).history)
+    assert history.epoch.tolist() == [1, 2, 3, 4, 5] and history.phase.tolist() == [1, 1, 2, 2, 2]
+    assert history.step.tolist() == [2, 4, 8, 12, 16]  # 64 then 128 examples, batch 32
+    assert history.test_acc.notna().all()
+    assert all(abs(acc * 10000 - round(acc * 10000)) < 1e-6 for acc in history.test_acc)  # out of 10,000
+
+
+def test_stops_at_the_target_train_accuracy(cifar):
+    config = tiny_run(model="mlp", depth=1, width=256, train_subset=100, batch_size=20,
+                      phases=(Phase(epochs=200, lr=3e-3, target_train_acc=0.9),))
+    history = pd.DataFrame(train_run(config, cifar).history)
+    assert len(history) < 200 and history.train_acc.iloc[-1] >= 0.9 and (history.train_acc.iloc[:-1] < 0.9).all()
+
+
+def test_a_diverging_run_is_recorded_as_diverged(cifar):
+    config = tiny_run(model="mlp", depth=2, width=32, phases=(Phase(epochs=3, optimizer="sgd", lr=1e12),
+                                                               Phase(epochs=2, lr=1e-3)))
+    outcome = train_run(config, cifar)
+    assert outcome.status == "diverged" and outcome.phases_done == 1
+    assert not math.isfinite(outcome.history[-1]["train_loss"])
+
+
+@pytest.mark.parametrize("name,cls,momentum", [("adam", torch.optim.Adam, None), ("sgd", torch.optim.SGD, 0.0),
+                                                ("sgd_momentum", torch.optim.SGD, 0.9),
+                                                ("rmsprop", torch.optim.RMSprop, None)])
+def test_optimisers(name, cls, momentum):
+    config = tiny_run(phases=(Phase(optimizer=name, lr=0.05),))
+    optimizer = make_optimizer(config.phases[0], config, [torch.nn.Parameter(torch.zeros(1))])
+    assert type(optimizer) is cls and optimizer.defaults["lr"] == 0.05
+    if momentum is not None:
+        assert optimizer.defaults["momentum"] == momentum
+
+
+def test_fp32_and_augmentation_paths_run(cifar):
+    outcome = train_run(tiny_run(precision="fp32", augment=True), cifar)
+    assert outcome.status == "finished" and len(outcome.history) == 2
+
+
+def test_prefix_drops_the_last_phase():
+    config = tiny_run()
+    assert config.prefix().phases == config.phases[:1] and isinstance(config.prefix(), RunConfig)
