@@ -4,18 +4,18 @@ Notebooks set parameters, call these functions and plot; all logic lives in this
 """
 __version__ = "0.1.0"
 
-from .claims import CLAIMS, read_claims, record_claim
+from .claims import CLAIMS, ClaimResult, read_claims, record_claims
 from .config import ConfigError
 from .data import DataError, load_cifar10
 from .paths import default_out_dir, resolve_out_dir
-from .protocols import StudyResult, WarmStartConfig, warm_start_gap
+from .protocols import StudyResult, WarmStartConfig, run_study, warm_start_gap
 from .runner import run, run_many
 from .stats import Estimate, paired_estimate
 from .store import RunRecord, RunStore
 from .train import Phase, RunConfig
 
 __all__ = [
-    "CLAIMS", "ConfigError", "DataError", "Estimate", "Phase", "RunConfig", "RunRecord", "RunStore", "StudyResult",
-    "WarmStartConfig", "default_out_dir", "load_cifar10", "paired_estimate", "read_claims", "record_claim",
-    "resolve_out_dir", "run", "run_many", "warm_start_gap",
+    "CLAIMS", "ClaimResult", "ConfigError", "DataError", "Estimate", "Phase", "RunConfig", "RunRecord", "RunStore",
+    "StudyResult", "WarmStartConfig", "default_out_dir", "load_cifar10", "paired_estimate", "read_claims",
+    "record_claims", "resolve_out_dir", "run", "run_many", "run_study", "warm_start_gap",
 ]

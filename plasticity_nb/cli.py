@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import shutil
 import sys
 import tempfile
@@ -20,11 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .claims import read_claims
 from .config import ConfigError
 from .data import DataError, load_cifar10
 from .paths import resolve_out_dir
+from .report import write_report
+from .runner import run_many
 from .store import RunStore, StoreError
+from .train import resolve_device
 from .studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
 
 KERNEL = "plasticity-nb"  # installed into this environment; always passed to papermill explicitly
@@ -54,18 +58,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: str | None, out: str | None) -> int:
     studies = select_studies(only)
-    per_study = validate_params(studies, preset, parse_params(raw_params))
+    params = parse_params(raw_params)
+    per_study = validate_params(studies, preset, params)
     out_dir = resolve_out_dir(out)
     data_dir = str(Path(data).expanduser().resolve()) if data else None
-    load_cifar10(data_dir)  # the data is found and checked before anything runs
-    RunStore(out_dir)._ensure_writable()
+    device = resolve_device(params.get("device"))
+    cifar = load_cifar10(data_dir, device)  # the data is found and checked before anything runs
+    RunStore(out_dir).ensure_writable()
     ensure_kernel()
-    failures = []
+    plans = {s.id: s.config.from_preset(preset, **config_values(per_study[s.id])).plan(cifar.data_id) for s in studies}
+    train_all(plans, out_dir, data_dir, device, params.get("workers"))
+    failures, timings = [], []
     for study in studies:
         parameters = {"preset": preset, "data_dir": data_dir, "out_dir": str(out_dir), **per_study[study.id]}
+        started = time.perf_counter()
         failure = execute(study, parameters, out_dir)
+        timings.append(notebook_timing(study, plans, out_dir, time.perf_counter() - started))
         if failure:
             failures.append(failure)
+    report = write_report(out_dir, preset, pd.DataFrame(timings))
+    print(f"\nreport: {report}")
     table = read_claims(out_dir)
     table = table[table.preset == preset]
     if len(table):
@@ -74,6 +86,41 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     for failure in failures:
         print(failure, file=sys.stderr)
     return 1 if failures else 0
+
+
+def config_values(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in EXECUTION_PARAMETERS}
+
+
+def train_all(plans: dict[str, list], out_dir: Path, data_dir: str | None, device, workers: int | None) -> None:
+    """Train every missing run of the selected notebooks up front, as one sweep.
+
+    The notebooks then load their runs from the store. One sweep keeps every worker busy across
+    notebooks, instead of idling at the end of each notebook's own runs.
+    """
+    configs = list({c.key(): c for plan in plans.values() for _, c in plan}.values())
+    store = RunStore(out_dir)
+    missing = sum(store.load(c) is None for c in configs)
+    print(f"runs: {len(configs)} for notebook(s) {', '.join(plans)}; {len(configs) - missing} in the store, "
+          f"{missing} to train (plus any missing pretraining prefixes)", flush=True)
+    started = time.perf_counter()
+    run_many(configs, out_dir, data_dir, device, workers, progress=True)
+    print(f"training done in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def notebook_timing(study: Study, plans: dict[str, list], out_dir: Path, notebook_seconds: float) -> dict[str, Any]:
+    """Training time of the runs this notebook is first to need (earlier notebooks may share runs), and
+    the time to execute the notebook itself (loading its runs, plotting)."""
+    earlier = {c.key() for sid, plan in plans.items() if sid < study.id for _, c in plan}
+    store, own = RunStore(out_dir), {}
+    for _, config in plans[study.id]:
+        for n in range(1, len(config.phases) + 1):  # a warm run's pretraining prefix is a run of its own
+            prefix = config.replace(phases=config.phases[:n])
+            if prefix.key() not in earlier and (record := store.load(prefix)) is not None:
+                own[prefix.key()] = record.provenance["wall_seconds"]
+    return {"notebook": study.stem, "runs": len({c.key() for _, c in plans[study.id]}), "new runs": len(own),
+            "training (worker-min)": round(sum(own.values()) / 60, 1),
+            "notebook execution (s)": round(notebook_seconds)}
 
 
 def select_studies(only: str | None) -> list[Study]:

@@ -24,7 +24,7 @@ class ConfigError(ValueError):
     """A parameter has the wrong name, type or value. The message names the culprit."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     # Presets of a study config: {"smoke": {...}, "quick": {...}, "paper": {...}}; empty for run configs.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -57,6 +57,12 @@ class Config:
         if missing:
             raise ConfigError(f"{cls.__name__}: preset {preset!r} leaves {', '.join(missing)} unset")
         return cls(**values)
+
+    @classmethod
+    def from_notebook(cls: type[C], preset: str, namespace: dict[str, Any]) -> C:
+        """The preset, overridden by the notebook parameters named like this config's fields (None = keep)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls.from_preset(preset, **{k: namespace[k] for k in names if k in namespace})
 
     def replace(self: C, **changes: Any) -> C:
         reject_unknown(type(self), changes)

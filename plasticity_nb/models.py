@@ -8,8 +8,8 @@ The paper's ResNet-18 is the usual CIFAR variant: a 3x3 stride-1 stem, no max-po
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)

@@ -5,11 +5,12 @@ import os
 from pathlib import Path
 
 import matplotlib
-
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .protocols import StudyResult
 from .stats import Estimate
 
 ARM_COLOURS = {"scratch": "#1b7837", "warm": "#c51b7d"}
@@ -58,6 +59,74 @@ def gap_plot(gaps: pd.DataFrame, estimate: Estimate, title: str = "") -> plt.Fig
     handles, names = ax.get_legend_handles_labels()
     ax.legend(handles[-2:], names[-2:], loc="best", frameon=False)
     ax.set_title(f"{title}\n{estimate}".strip(), fontsize=9)
+    return fig
+
+
+def sweep_plot(result: StudyResult, x: str, hue: str | None = None, log_x: bool = False, title: str = "",
+               labels: dict | None = None) -> plt.Figure:
+    """Gap (scratch - warm) along a swept value: per-seed dots, and the mean with its paired 95% t CI band.
+
+    `hue` draws one line per value of a second condition; `labels` renames x values on the axis.
+    A categorical or relabelled x is drawn at evenly spaced positions.
+    """
+    set_style()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.axhline(0, color="0.3", lw=0.8)
+    values = list(dict.fromkeys(result.estimates[x]))
+    evenly = labels is not None or not pd.api.types.is_numeric_dtype(result.estimates[x])
+    where = (lambda v: values.index(v)) if evenly else (lambda v: v)
+    levels = list(dict.fromkeys(result.estimates[hue])) if hue else [None]
+    palette = sns.color_palette("viridis" if hue else ["#c51b7d"], len(levels))
+    for colour, level in zip(palette, levels):
+        est = result.estimates if hue is None else result.estimates[result.estimates[hue] == level]
+        gaps = result.gaps if hue is None else result.gaps[result.gaps[hue] == level]
+        xs = np.array([where(v) for v in est[x]], dtype=float)
+        finite = lambda column: est[column].replace([np.inf, -np.inf], np.nan)  # 1 seed: no CI to draw
+        ax.plot(xs, est.effect_pp, "o-", color=colour, lw=2, label=f"{hue} = {level}" if hue else "mean gap")
+        ax.fill_between(xs, finite("ci_low_pp"), finite("ci_high_pp"), color=colour, alpha=0.2, lw=0)
+        spread = 0.03 * (np.ptp(xs) or 1) if not log_x else 0
+        jitter = np.random.default_rng(0).uniform(-spread, spread, len(gaps))
+        ax.scatter([where(v) for v in gaps[x]] + jitter, gaps.gap_pp, color=colour, s=14, alpha=0.6, zorder=3)
+    if evenly:
+        ax.set_xticks(range(len(values)), [(labels or {}).get(v, v) for v in values])
+    else:
+        if log_x:
+            ax.set_xscale("log", base=2 if all(float(v).is_integer() for v in values) else 10)
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel("gap: scratch - warm (pp)")
+    n_seeds = result.gaps.seed.nunique()
+    ax.set_title(f"{title} ({n_seeds} paired seeds; band: 95% CI)".strip(), fontsize=10)
+    ax.legend(frameon=False, fontsize=9)
+    return fig
+
+
+def condition_curves(history: pd.DataFrame, condition: str, last_k: int, title: str = "") -> sns.FacetGrid:
+    """Test accuracy per tuning epoch, warm vs scratch, one panel per condition (mean, band ±1 sd)."""
+    set_style()
+    tested = history.dropna(subset=["test_acc"])
+    tested = tested[tested.tune_epoch >= 1]
+    grid = sns.relplot(data=tested, x="tune_epoch", y="test_acc", hue="arm", col=condition, kind="line",
+                       errorbar="sd", palette=ARM_COLOURS, col_wrap=min(4, tested[condition].nunique()),
+                       height=2.8, aspect=1.1, marker="o", markersize=3)
+    end = tested.tune_epoch.max()
+    for ax in grid.axes.flat:
+        ax.axvspan(end - last_k + 0.5, end + 0.5, color="0.88", zorder=0)
+    grid.set_axis_labels("epoch (of the final phase)", "test accuracy (%)")
+    grid.figure.suptitle(f"{title} (shaded: metric window)".strip(), y=1.03)
+    return grid
+
+
+def blend_schedule_plot(history: pd.DataFrame) -> plt.Figure:
+    """Blending runs: the scheduled probability of drawing from the full set, and the realised share."""
+    set_style()
+    blended = history[(history.arm == "warm") & history.blend_p.notna()]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    sns.lineplot(data=blended, x="epoch", y="blend_p", hue="gamma", palette="viridis", ax=ax, errorbar=None)
+    sns.scatterplot(data=blended.drop_duplicates(["gamma", "epoch", "seed"]), x="epoch", y="blend_from_full",
+                    hue="gamma", palette="viridis", ax=ax, legend=False, s=14, alpha=0.6)
+    ax.set_ylabel("P(example from the full set)")
+    ax.set_title("schedule (lines) and realised share (dots)", fontsize=10)
     return fig
 
 

@@ -1,16 +1,16 @@
-"""Study protocols: which runs a study needs, and the tidy tables and paired statistics it reports.
+"""What every warm-vs-scratch study shares: its config base, running its plan, and paired statistics.
 
-Warm start vs scratch (Berariu et al. Fig. 1; Ash & Adams): for each seed, the *warm* arm pretrains on
-a class-balanced half of the subset for `pretrain_epochs`, then (new optimiser) tunes on the whole
-subset for `tune_epochs`; the *scratch* arm trains the same initial weights on the whole subset for
-`tune_epochs`. The metric is the mean test accuracy over the last `last_k` epochs; the gap is
-scratch - warm in percentage points (positive = warm-starting hurts), paired by seed, with a 95% t CI.
+A study's config lists the runs it needs as a *plan*: (labels, RunConfig) pairs, the labels naming the
+seed, the arm ("warm" or "scratch") and the study's condition (e.g. the swept value). Runs are executed
+through the store (identical configs across studies are trained once), then each condition's gap
+(scratch - warm, in percentage points, positive = warm-starting hurts) is paired by seed and summarised
+by its mean and 95% t CI. The metric is the mean test accuracy over the last `last_k` epochs of a run.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -23,39 +23,60 @@ from .train import Phase, RunConfig, resolve_device
 
 CIFAR10_TRAIN_SIZE = 50000
 ARMS = ("warm", "scratch")
+Plan = list[tuple[dict[str, Any], RunConfig]]
 
-# The paper's setting (App. A.4): ResNet-18 w64, Adam 1e-3 constant, batch 128, 350 + 500 epochs,
-# metric over the last 100 tuning epochs, no augmentation.
-PAPER = dict(seeds=[0, 1, 2], model="resnet", depth=2, width=64, optimizer="adam", lr=1e-3, batch_size=128,
-             train_subset=50000, pretrain_epochs=350, tune_epochs=500, last_k=100, augment=False, precision="bf16")
+# Shared settings of the presets. smoke: plumbing only (a tiny net, seconds), not science. quick: minutes
+# on a 2-core CPU with real CIFAR-10, showing the real effect (README). paper: the paper's setting (App.
+# A.4): ResNet-18 w64, Adam 1e-3 constant, batch 128, 500 tuning epochs, metric over the last 100.
+# The quick sweeps (02-08) evaluate the test set every 5 epochs outside the metric window: evaluation
+# is about a third of a CPU run's time, and only the window enters the metric.
+QUICK_SWEEP = dict(eval_every=5)
+BASE_PRESETS = {
+    "smoke": dict(seeds=[0, 1], model="resnet", depth=1, width=4, optimizer="adam", lr=1e-3, batch_size=64,
+                  train_subset=512, test_subset=1000, tune_epochs=2, last_k=1),
+    "quick": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=8, optimizer="adam", lr=1e-3, batch_size=128,
+                  train_subset=5000, tune_epochs=15, last_k=5),
+    "paper": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=64, optimizer="adam", lr=1e-3, batch_size=128,
+                  train_subset=50000, tune_epochs=500, last_k=100, augment=False, precision="bf16"),
+}
 
 
-@dataclasses.dataclass(frozen=True)
-class WarmStartConfig(Config):
-    seeds: tuple[int, ...]  # paired seeds: each gives one warm and one scratch run from the same init
+def presets(**per_preset: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """BASE_PRESETS extended by a study's own values: presets(smoke={...}, quick={...}, paper={...})."""
+    return {name: {**values, **per_preset.get(name, {})} for name, values in BASE_PRESETS.items()}
+
+
+def check_sweep(name: str, values: tuple, valid, requirement: str) -> None:
+    """A sweep parameter: non-empty, no duplicates, every value valid (checked before any training)."""
+    if not values:
+        raise ConfigError(f"{name} is empty")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{name} has duplicates: {list(values)}")
+    bad = [v for v in values if not valid(v)]
+    if bad:
+        raise ConfigError(f"{name} has invalid value(s) {bad}: {requirement}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StudyConfig(Config):
+    """Settings every study shares; a study adds its sweep and says which runs it needs (`plan`)."""
+
+    seeds: tuple[int, ...]  # paired seeds: within a seed, all arms start from the same weights and subset
     model: str  # resnet | mlp
-    depth: int  # BasicBlocks per stage (2 = ResNet-18) or MLP hidden layers
-    width: int  # ResNet base width w (64 in the paper) or MLP hidden units
-    optimizer: str  # adam | sgd | sgd_momentum | rmsprop, used in both phases
-    lr: float  # constant learning rate of both phases
+    depth: int  # BasicBlocks per stage (ResNet-18 has 2) or MLP hidden layers
+    width: int  # ResNet base width w (stages w, 2w, 4w, 8w; 64 in the paper) or MLP hidden units
+    optimizer: str  # adam | sgd | sgd_momentum | rmsprop, in every phase
+    lr: float  # constant learning rate of every phase
     batch_size: int  # examples per step
     train_subset: int  # class-balanced training examples; a class-balanced half of them is the pretraining set
-    pretrain_epochs: int  # epochs on the half before tuning (warm arm only)
-    tune_epochs: int  # epochs on the full subset, for both arms
-    last_k: int  # the metric averages test accuracy over the last last_k tuning epochs
+    tune_epochs: int  # epochs on the full subset (warm tuning and scratch alike)
+    last_k: int  # the metric averages test accuracy over the last last_k epochs
     augment: bool = False  # random crop + flip (off in the paper)
     test_subset: int | None = None  # test images evaluated; None: the full 10,000 (smoke uses fewer)
     precision: str = "bf16"  # bf16 autocast or fp32
+    eval_every: int = 1  # test-set evaluation every this many epochs; always in the metric window
 
-    PRESETS = {
-        # Plumbing only: a tiny net for a few epochs. Not science.
-        "smoke": dict(seeds=[0, 1], model="resnet", depth=1, width=4, optimizer="adam", lr=1e-3, batch_size=64,
-                      train_subset=512, test_subset=1000, pretrain_epochs=2, tune_epochs=2, last_k=1),
-        # Minutes on a 2-core CPU with real CIFAR-10, and it shows the real effect (see README).
-        "quick": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=8, optimizer="adam", lr=1e-3, batch_size=128,
-                      train_subset=5000, pretrain_epochs=10, tune_epochs=15, last_k=5),
-        "paper": PAPER,
-    }
+    CONDITIONS: ClassVar[tuple[str, ...]] = ()  # label columns that name a study's condition
 
     def check(self) -> None:
         if not self.seeds:
@@ -65,53 +86,121 @@ class WarmStartConfig(Config):
         if self.train_subset > CIFAR10_TRAIN_SIZE:
             raise ConfigError(f"train_subset {self.train_subset} is larger than CIFAR-10's {CIFAR10_TRAIN_SIZE} "
                               "training images")
-        check_positive("pretrain_epochs", self.pretrain_epochs)
+        check_positive("tune_epochs", self.tune_epochs)
         check_positive("last_k", self.last_k)
+        check_positive("eval_every", self.eval_every)
         if self.last_k > self.tune_epochs:
             raise ConfigError(f"last_k {self.last_k} exceeds tune_epochs {self.tune_epochs}")
-        self.run_config(self.seeds[0], "warm")  # the run-level checks (lr, batch size vs subset, names...)
+        self.check_sweep()
+        self.plan()  # builds every RunConfig: the run-level checks (names, lr, batch size vs pools...)
 
-    def run_config(self, seed: int, arm: str, data_id: str = "") -> RunConfig:
-        tune = Phase(pool="full", epochs=self.tune_epochs, optimizer=self.optimizer, lr=self.lr)
-        pretrain = dataclasses.replace(tune, pool="half", epochs=self.pretrain_epochs)
-        phases = {"warm": (pretrain, tune), "scratch": (tune,)}[arm]
-        return RunConfig(phases=phases, seed=seed, model=self.model, depth=self.depth, width=self.width,
-                         train_subset=self.train_subset, test_subset=self.test_subset, batch_size=self.batch_size,
-                         augment=self.augment,
-                         precision=self.precision, data_id=data_id)
+    def check_sweep(self) -> None:
+        """A study's own checks, run before its runs are built."""
+
+    def tune(self, **changes: Any) -> Phase:
+        """The phase on the full subset that ends every run (the scratch run is just this phase).
+
+        Other phases are built from it with `changes`. All evaluate every `eval_every` epochs; a phase
+        that ends a run (not pretraining) also at each epoch of the metric window.
+        """
+        ends_run = changes.get("pool", "full") not in ("half", "stage")
+        window = self.last_k if ends_run and self.eval_every > 1 else 0  # eval_every 1 covers it anyway
+        fields = dict(pool="full", epochs=self.tune_epochs, optimizer=self.optimizer, lr=self.lr,
+                      eval_every=self.eval_every, eval_tail=window)
+        return Phase(**{**fields, **changes})
+
+    def run_config(self, seed: int, phases: tuple[Phase, ...], data_id: str = "", **changes: Any) -> RunConfig:
+        fields = dict(phases=phases, seed=seed, model=self.model, depth=self.depth, width=self.width,
+                      train_subset=self.train_subset, test_subset=self.test_subset, batch_size=self.batch_size,
+                      augment=self.augment, precision=self.precision, data_id=data_id)
+        return RunConfig(**{**fields, **changes})
+
+    def scratch(self, seed: int, data_id: str = "", tune: dict[str, Any] | None = None, **run: Any) -> RunConfig:
+        """Fresh weights trained on the full subset; `tune` changes the phase, `run` the run (e.g. width)."""
+        return self.run_config(seed, (self.tune(**(tune or {})),), data_id, **run)
+
+    def warm(self, seed: int, data_id: str = "", pretrain_epochs: int = 1, pretrain: dict[str, Any] | None = None,
+             tune: dict[str, Any] | None = None, **run: Any) -> RunConfig:
+        """The same weights pretrained on the half, then (new optimiser) tuned on the full subset."""
+        phases = (self.tune(**{"pool": "half", "epochs": pretrain_epochs, **(pretrain or {})}), self.tune(**(tune or {})))
+        return self.run_config(seed, phases, data_id, **run)
+
+    def plan(self, data_id: str = "") -> Plan:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WarmStartConfig(StudyConfig):
+    """Berariu et al. Fig. 1: pretrain on the half, reset the optimiser, tune on the whole subset."""
+
+    pretrain_epochs: int  # warm arm: epochs on the half before tuning
+
+    PRESETS = presets(smoke=dict(pretrain_epochs=2), quick=dict(pretrain_epochs=10), paper=dict(pretrain_epochs=350))
+
+    def check_sweep(self) -> None:
+        check_positive("pretrain_epochs", self.pretrain_epochs)
+
+    def warm(self, seed: int, data_id: str = "", pretrain_epochs: int | None = None, **kwargs: Any) -> RunConfig:
+        return super().warm(seed, data_id, pretrain_epochs or self.pretrain_epochs, **kwargs)
+
+    def plan(self, data_id: str = "") -> Plan:
+        return [(dict(seed=s, arm=arm), self.warm(s, data_id) if arm == "warm" else self.scratch(s, data_id))
+                for s in self.seeds for arm in ARMS]
 
 
 @dataclasses.dataclass
 class StudyResult:
-    """Tidy tables of a warm-vs-scratch comparison, as pandas DataFrames."""
+    """Tidy tables of a study, as pandas DataFrames; accuracies in percent."""
 
-    history: pd.DataFrame  # one row per run and epoch: seed, arm, phase, epoch, tune_epoch, accuracies (%)
-    summary: pd.DataFrame  # one row per run: seed, arm, status, final test/train accuracy (%), key
-    gaps: pd.DataFrame  # one row per seed: scratch and warm final test accuracy (%) and gap_pp
-    estimate: Estimate  # mean gap (scratch - warm) with its paired 95% CI
+    history: pd.DataFrame  # one row per run and epoch: labels, phase, epoch, tune_epoch, accuracies...
+    summary: pd.DataFrame  # one row per run: labels, status, final test/train accuracy, store key
+    gaps: pd.DataFrame  # one row per condition and seed: scratch, warm, gap_pp
+    estimates: pd.DataFrame  # one row per condition: mean gap, 95% CI, n_seeds, verdict
+    conditions: tuple[str, ...]  # the condition columns
     last_k: int
 
+    def gap_estimate(self, **condition: Any) -> Estimate:
+        """The paired gap estimate of one condition (all rows when the study has none)."""
+        rows = self.gaps
+        for column, value in condition.items():
+            rows = rows[rows[column] == value]
+        return paired_estimate(rows.gap_pp)
 
-def warm_start_gap(config: WarmStartConfig, data_dir: str | os.PathLike | None = None,
-                   out_dir: str | os.PathLike | None = None, device: str | None = None,
-                   workers: int | None = None, progress: bool = True) -> StudyResult:
-    """Run (or load from the store) every warm and scratch run of `config` and compare them."""
+    @property
+    def estimate(self) -> Estimate:
+        if self.conditions:
+            raise AttributeError("this study has conditions: use gap_estimate(**condition) or estimates")
+        return self.gap_estimate()
+
+
+def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
+              out_dir: str | os.PathLike | None = None, device: str | None = None,
+              workers: int | None = None, progress: bool = True) -> StudyResult:
+    """Run (or load from the store) every run of `config`'s plan, then compare warm with scratch."""
     device = resolve_device(device)
     data = load_cifar10(data_dir, device)  # fails early, before any run, if the data is missing or bad
-    labels = [(seed, arm) for seed in config.seeds for arm in ARMS]
-    configs = [config.run_config(seed, arm, data.data_id) for seed, arm in labels]
-    records = run_many(configs, out_dir, data_dir, device, workers, progress)
-    return compare_arms(records, labels, config.last_k)
+    plan = config.plan(data.data_id)
+    records = run_many([c for _, c in plan], out_dir, data_dir, device, workers, progress)
+    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS)
 
 
-def compare_arms(records: list[RunRecord], labels: list[tuple[Any, ...]], last_k: int,
-                 label_names: tuple[str, ...] = ("seed", "arm")) -> StudyResult:
-    history = pd.concat([tidy_history(r, dict(zip(label_names, l))) for r, l in zip(records, labels)],
-                        ignore_index=True)
-    summary = pd.DataFrame([{**dict(zip(label_names, l)), **final_metrics(r, last_k)}
-                            for r, l in zip(records, labels)])
-    gaps = paired_gaps(summary)
-    return StudyResult(history, summary, gaps, paired_estimate(gaps.gap_pp), last_k)
+def warm_start_gap(config: WarmStartConfig, **kwargs: Any) -> StudyResult:
+    """Berariu et al. Fig. 1 (notebook 01); keyword arguments as for `run_study`."""
+    return run_study(config, **kwargs)
+
+
+def compare(records: list[RunRecord], labels: list[dict[str, Any]], last_k: int,
+            conditions: tuple[str, ...] = ()) -> StudyResult:
+    history = pd.concat([tidy_history(r, l) for r, l in zip(records, labels)], ignore_index=True)
+    summary = pd.DataFrame([{**l, **final_metrics(r, last_k)} for r, l in zip(records, labels)])
+    gaps = paired_gaps(summary, conditions)
+    rows = []
+    for key, group in (gaps.groupby(list(conditions), sort=False) if conditions else [((), gaps)]):
+        estimate = paired_estimate(group.gap_pp)
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(conditions, key)), "effect_pp": estimate.mean, "ci_low_pp": estimate.ci_low,
+                     "ci_high_pp": estimate.ci_high, "n_seeds": estimate.n, "verdict": estimate.verdict})
+    return StudyResult(history, summary, gaps, pd.DataFrame(rows), conditions, last_k)
 
 
 def tidy_history(record: RunRecord, labels: dict[str, Any]) -> pd.DataFrame:
@@ -138,10 +227,17 @@ def final_metrics(record: RunRecord, last_k: int) -> dict[str, Any]:
     }
 
 
-def paired_gaps(summary: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
-    """One row per seed (and `by` condition): scratch and warm final test accuracy and their gap."""
-    wide = summary.pivot_table(index=[*by, "seed"], columns="arm", values="final_test_acc", dropna=False)
+def paired_gaps(summary: pd.DataFrame, conditions: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per condition and seed: scratch and warm final test accuracy and their gap (pp)."""
+    wide = summary.pivot_table(index=[*conditions, "seed"], columns="arm", values="final_test_acc",
+                               dropna=False, sort=False)
     wide = wide.reindex(columns=list(ARMS)).reset_index()
     wide.columns.name = None
     wide["gap_pp"] = wide.scratch - wide.warm
     return wide
+
+
+def gap_difference(gaps: pd.DataFrame, column: str, larger: Any, smaller: Any) -> Estimate:
+    """Paired estimate of gap(column=larger) - gap(column=smaller), per seed averaged over other conditions."""
+    per_seed = gaps.groupby([column, "seed"]).gap_pp.mean().unstack(column)
+    return paired_estimate(per_seed[larger] - per_seed[smaller])

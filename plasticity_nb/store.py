@@ -74,7 +74,7 @@ class RunStore:
 
     def save(self, config: RunConfig, outcome: RunOutcome, provenance: dict[str, Any]) -> RunRecord:
         final = self.path(config)
-        self._ensure_writable()
+        self.ensure_writable()
         tmp = self.root / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
@@ -95,7 +95,7 @@ class RunStore:
             raise
         return self.load(config)
 
-    def _ensure_writable(self) -> None:
+    def ensure_writable(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as err:

@@ -16,37 +16,63 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.fx.experimental.optimization import fuse
 from tqdm.auto import tqdm
 
 from .config import Config, ConfigError, check_choice, check_positive
-from .data import CIFAR10, Split, augment, class_balanced_subset, normalise
+from .data import CIFAR10, NUM_CLASSES, Split, augment, class_balanced_subset, normalise
 from .models import MODELS, build_model, reinitialise_groups
+from .sampling import BlendingSampler, multistage_split, shuffled_batches
 
 OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "rmsprop")
-POOLS = ("half", "full")  # the pretraining half of the subset, or the whole subset
+# Training pools: the pretraining half of the subset, the whole subset, a blend that fades from the
+# half to the whole (Fig. 3), or one set of a multi-stage split (Fig. 4).
+POOLS = ("half", "full", "blend", "stage")
 PRECISIONS = ("bf16", "fp32")
-EVAL_BATCH = 1000  # test images per forward pass (memory only; results do not depend on it)
+EVAL_BATCH = 500  # test images per forward pass (fastest on a CPU; results do not depend on it)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Phase(Config):
-    pool: str = "full"  # training examples: "half" (pretraining set) or "full" (whole subset)
-    epochs: int = 1  # epoch budget: passes over the pool
+    pool: str = "full"  # training examples: half | full | blend | stage
+    epochs: int = 1  # epoch budget: passes over the pool (blend: steps of the full subset)
     optimizer: str = "adam"  # adam | sgd | sgd_momentum | rmsprop; a new one at every phase
     lr: float = 1e-3  # constant learning rate
     target_train_acc: float | None = None  # stop once an epoch's train accuracy (fraction) reaches this
     reset_groups: tuple[int, ...] = ()  # module groups (1-6) re-initialised before this phase
+    gamma: float | None = None  # blend only: p(full) = 1 - gamma^(blend_rate * step / steps of the phase)
+    blend_rate: float | None = None  # blend only: the paper's 50
+    stage: int | None = None  # stage only: which set D_i of the run's multi-stage split (1-based)
+    eval_every: int = 1  # test-set evaluation every this many epochs (and always at the phase's last)...
+    eval_tail: int = 0  # ...and at each of the phase's last eval_tail epochs (a metric window)
 
     def check(self) -> None:
         check_choice("pool", self.pool, POOLS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_positive("epochs", self.epochs)
+        check_positive("eval_every", self.eval_every)
+        check_positive("eval_tail", self.eval_tail, allow_zero=True)
         check_positive("lr", self.lr)
         if self.target_train_acc is not None and not 0 < self.target_train_acc <= 1:
             raise ConfigError(f"target_train_acc is a fraction in (0, 1], got {self.target_train_acc}")
+        bad_groups = [g for g in self.reset_groups if not 1 <= g <= 6]
+        if bad_groups:
+            raise ConfigError(f"reset_groups {bad_groups} outside the module groups 1-6")
+        # Pool-specific fields are set exactly when used, so equal runs always hash equally.
+        blend, stage = self.pool == "blend", self.pool == "stage"
+        if blend != (self.gamma is not None) or blend != (self.blend_rate is not None):
+            raise ConfigError("gamma and blend_rate are set for (and only for) pool 'blend'")
+        if blend and not 0 < self.gamma < 1:
+            raise ConfigError(f"gamma must lie in (0, 1), got {self.gamma}")
+        if blend:
+            check_positive("blend_rate", self.blend_rate)
+        if stage != (self.stage is not None):
+            raise ConfigError("stage is set for (and only for) pool 'stage'")
+        if stage:
+            check_positive("stage", self.stage)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RunConfig(Config):
     phases: tuple[Phase, ...]  # trained in order from one initialisation
     seed: int = 0  # initial weights, subset and half draw, data order: paired arms share it
@@ -60,7 +86,8 @@ class RunConfig(Config):
     weight_decay: float = 0.0  # L2 coefficient passed to the optimiser (the paper uses none)
     momentum: float = 0.9  # for sgd_momentum only
     precision: str = "bf16"  # bf16 autocast (fp32 master weights) or plain fp32
-    eval_every: int = 1  # test-set evaluation every this many epochs (always at a phase's last epoch)
+    stages: int | None = None  # multi-stage runs only: pretraining stages n (the split has n+1 nested sets)
+    uniform_ratio: float | None = None  # multi-stage runs only: fraction r drawn uniformly over classes
     data_id: str = ""  # fingerprint of the CIFAR-10 copy (set by the protocol from the loaded data)
 
     def check(self) -> None:
@@ -68,14 +95,36 @@ class RunConfig(Config):
             raise ConfigError("a run needs at least one phase")
         check_choice("model", self.model, MODELS)
         check_choice("precision", self.precision, PRECISIONS)
-        for name in ("depth", "width", "train_subset", "test_subset", "batch_size", "eval_every"):
+        for name in ("depth", "width", "train_subset", "test_subset", "batch_size"):
             check_positive(name, getattr(self, name))
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
         check_positive("momentum", self.momentum, allow_zero=True)
-        smallest_pool = self.train_subset // 2 if any(p.pool == "half" for p in self.phases) else self.train_subset
-        if smallest_pool < self.batch_size:
-            raise ConfigError(f"batch_size {self.batch_size} exceeds the {smallest_pool} examples of the smallest "
+        multistage = any(p.pool == "stage" for p in self.phases)
+        if multistage != (self.stages is not None) or multistage != (self.uniform_ratio is not None):
+            raise ConfigError("stages and uniform_ratio are set for (and only for) runs with 'stage' phases")
+        if multistage:
+            check_positive("stages", self.stages)
+            if not 0 <= self.uniform_ratio <= 1:
+                raise ConfigError(f"uniform_ratio r must lie in [0, 1], got {self.uniform_ratio}")
+            if self.stages + 1 > NUM_CLASSES:
+                raise ConfigError(f"stages {self.stages} needs {self.stages + 1} class groups; CIFAR-10 has {NUM_CLASSES}")
+            bad = [p.stage for p in self.phases if p.pool == "stage" and p.stage > self.stages + 1]
+            if bad:
+                raise ConfigError(f"stage {bad[0]} does not exist: the split has stages 1..{self.stages + 1}")
+        smallest = min(self.pool_size_bound(p) for p in self.phases)
+        if smallest < self.batch_size:
+            raise ConfigError(f"batch_size {self.batch_size} exceeds the {smallest} examples of the smallest "
                               f"training pool (train_subset={self.train_subset}): an epoch would have no step")
+
+    def pool_size_bound(self, phase: Phase) -> int:
+        """Examples in `phase`'s pool (a lower bound for multi-stage sets, whose class groups vary)."""
+        if phase.pool == "half":
+            return self.train_subset // 2
+        if phase.pool == "stage":
+            n, r = self.stages, self.uniform_ratio
+            smallest_group = NUM_CLASSES // (n + 1)
+            return int(self.train_subset * (r * phase.stage / (n + 1) + (1 - r) * smallest_group * phase.stage / NUM_CLASSES))
+        return self.train_subset
 
     def prefix(self) -> "RunConfig":
         """The same run without its last phase: the run a warm start continues from."""
@@ -87,15 +136,12 @@ class Runtime:
     """How a run executes, not what it computes: device, precision and memory format in one place."""
 
     device: torch.device
-    precision: str
+    precision: str  # "bf16": autocast to bfloat16 (weights stay fp32); "fp32"
+    channels_last: bool  # NHWC memory format: faster convolutions on both CPU (oneDNN) and CUDA
 
     @classmethod
     def for_config(cls, config: RunConfig, device: str | torch.device | None = None) -> "Runtime":
-        return cls(resolve_device(device), config.precision)
-
-    @property
-    def channels_last(self) -> bool:  # faster for convolutions on both CPU (oneDNN) and CUDA
-        return True
+        return cls(resolve_device(device), config.precision, channels_last=config.model == "resnet")
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "bf16":
@@ -140,12 +186,13 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """Mean cross-entropy and accuracy over all of `images` (BatchNorm in eval mode)."""
     was_training = model.training
     model.eval()
+    net = fuse(model)  # a copy with each BatchNorm folded into its convolution: same function, ~25% faster
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), device=images.device, dtype=torch.long)
     for start in range(0, len(images), EVAL_BATCH):
         x, y = images[start:start + EVAL_BATCH], labels[start:start + EVAL_BATCH]
         with runtime.autocast():
-            logits = model(x).float()
+            logits = net(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
@@ -164,20 +211,19 @@ def train_phase(model: torch.nn.Module, config: RunConfig, phase_index: int, ten
     if phase.reset_groups:
         reinitialise_groups(model, phase.reset_groups, derived_seed(config.seed, phase_index, 1))
     optimizer = make_optimizer(phase, config, model.parameters())
-    pool = tensors.pool(phase.pool)
     generator = torch.Generator().manual_seed(derived_seed(config.seed, phase_index, 0))
-    steps_per_epoch = len(pool) // config.batch_size
     rows, step = [], first_step
     model.train()
     bar = tqdm(range(phase.epochs), desc=f"seed {config.seed} phase {phase_index + 1}/{len(config.phases)} "
                f"({phase.pool})", disable=not progress, leave=False)
     for epoch in bar:
         started = time.perf_counter()
-        order = pool[torch.randperm(len(pool), generator=generator)].to(runtime.device)
+        batches, sampling_log = tensors.epoch_batches(phase, epoch, config.batch_size, generator)
+        batches = batches.to(runtime.device)
+        steps_per_epoch = len(batches)
         loss_sum = torch.zeros((), device=runtime.device)
         correct = torch.zeros((), device=runtime.device, dtype=torch.long)
-        for i in range(steps_per_epoch):
-            batch = order[i * config.batch_size:(i + 1) * config.batch_size]
+        for batch in batches:
             x, y = tensors.train_x[batch], tensors.train_y[batch]
             if config.augment:
                 x = augment(x, generator)
@@ -196,12 +242,13 @@ def train_phase(model: torch.nn.Module, config: RunConfig, phase_index: int, ten
         last = epoch == phase.epochs - 1
         reached = phase.target_train_acc is not None and train_acc >= phase.target_train_acc
         test_loss = test_acc = math.nan
-        if not diverged and (last or reached or (epoch + 1) % config.eval_every == 0):
+        scheduled = (epoch + 1) % phase.eval_every == 0 or epoch >= phase.epochs - phase.eval_tail
+        if not diverged and (last or reached or scheduled):
             test_loss, test_acc = evaluate(model, tensors.test_x, tensors.test_y, runtime)
         rows.append(dict(phase=phase_index + 1, pool=phase.pool, epoch=first_epoch + epoch + 1,
                          phase_epoch=epoch + 1, step=step, lr=phase.lr, train_loss=train_loss,
                          train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
-                         seconds=time.perf_counter() - started))
+                         seconds=time.perf_counter() - started, **sampling_log))
         bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
         if diverged or reached:
             break
@@ -226,10 +273,28 @@ class RunTensors:
         self.test_y = data.test_labels[test].to(runtime.device)
         position = torch.full((len(data.train_labels),), -1, dtype=torch.long)
         position[self.split.full] = torch.arange(len(self.split.full))
-        self._pools = {"full": torch.arange(len(self.split.full)), "half": position[self.split.half]}
+        self.full, self.half = torch.arange(len(self.split.full)), position[self.split.half]
+        self.stages = []
+        if config.stages is not None:
+            self.stages = multistage_split(self.train_y.cpu(), config.stages, config.uniform_ratio,
+                                           derived_seed(config.seed, 2)).stages
 
-    def pool(self, name: str) -> torch.Tensor:
-        return self._pools[name]
+    def pool(self, phase: Phase) -> torch.Tensor:
+        """Positions (in the normalised subset) of the examples `phase` trains on."""
+        if phase.pool == "stage":
+            return self.stages[phase.stage - 1]
+        return self.half if phase.pool == "half" else self.full
+
+    def epoch_batches(self, phase: Phase, epoch: int, batch_size: int,
+                      generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        """(steps, batch_size) positions for one epoch of `phase`, and what to log about how they were drawn."""
+        if phase.pool != "blend":
+            return shuffled_batches(self.pool(phase), batch_size, generator), {}
+        steps = len(self.full) // batch_size
+        sampler = BlendingSampler(self.full, self.half, batch_size, phase.epochs * steps, phase.gamma, phase.blend_rate)
+        batches, from_full = sampler.batches(epoch * steps, steps, generator)
+        scheduled = sampler.p_full(torch.arange(epoch * steps, (epoch + 1) * steps)).mean().item()
+        return batches, {"blend_p": scheduled, "blend_from_full": from_full.float().mean().item()}
 
 
 @dataclasses.dataclass

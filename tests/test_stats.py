@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from plasticity_nb.claims import COLUMNS, read_claims, record_claim
+from plasticity_nb.claims import COLUMNS, ClaimResult, read_claims, record_claims
 from plasticity_nb.stats import paired_estimate
 
 
@@ -29,10 +29,19 @@ def test_diverged_pairs_are_left_out():
 
 
 def test_claims_csv_keeps_one_row_per_claim_and_preset(tmp_path):
-    record_claim(tmp_path, "C1", "smoke", paired_estimate([1.0, 2.0]))
-    record_claim(tmp_path, "C1", "smoke", paired_estimate([2.0, 2.5, 3.0]))
-    record_claim(tmp_path, "C1", "quick", paired_estimate([-1.0, 2.0, 3.0]))
+    record = lambda preset, diffs: record_claims(tmp_path, preset, [ClaimResult.from_estimate("C1", paired_estimate(diffs))])
+    record("smoke", [1.0, 2.0])
+    record("smoke", [2.0, 2.5, 3.0])
+    record("quick", [-1.0, 2.0, 3.0])
     table = read_claims(tmp_path)
     assert list(table.columns) == COLUMNS
     assert table[["claim", "preset", "n_seeds", "verdict"]].values.tolist() == [
         ["C1", "quick", 3, "inconclusive"], ["C1", "smoke", 3, "supported"]]
+
+
+def test_a_claim_about_every_condition_needs_every_condition():
+    good, unsure, bad = paired_estimate([2.0, 2.5, 3.0]), paired_estimate([-1.0, 2.0, 0.5]), paired_estimate([-2.0, -2.5, -3.0])
+    assert ClaimResult.every_condition("C3", [good, good]).verdict == "supported"
+    mixed = ClaimResult.every_condition("C3", [good, unsure])
+    assert mixed.verdict == "inconclusive" and mixed.estimate == unsure  # the weakest evidence is reported
+    assert ClaimResult.every_condition("C3", [good, unsure, bad]).verdict == "not supported"

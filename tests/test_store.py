@@ -66,4 +66,4 @@ def test_an_unwritable_output_folder_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match="cannot create the run store"):
-        RunStore(blocker)._ensure_writable()
+        RunStore(blocker).ensure_writable()

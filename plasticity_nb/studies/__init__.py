@@ -1,0 +1,58 @@
+"""The study notebooks: one module per section of the paper, each with its `Config` (parameters,
+presets, the runs it needs) and `claims(result, config)`; and the registry the batch CLI uses."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from types import ModuleType
+
+from ..paths import project_root
+from . import (
+    blending,
+    capacity,
+    multistage,
+    optimisers,
+    pretraining_duration,
+    resets,
+    tuning_lr,
+    warm_start_gap,
+)
+
+# Notebook parameters that choose where and how to run, not what is computed (never part of a config).
+EXECUTION_PARAMETERS = ("preset", "data_dir", "out_dir", "device", "workers", "progress")
+PRESETS = ("smoke", "quick", "paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    id: str  # two-digit prefix of the notebook file, as used by --only
+    notebook: str  # file name under notebooks/
+    module: ModuleType  # its Config and claims()
+
+    @property
+    def path(self) -> Path:
+        return notebooks_dir() / self.notebook
+
+    @property
+    def stem(self) -> str:
+        return Path(self.notebook).stem
+
+    @property
+    def config(self):
+        return self.module.Config
+
+
+STUDIES = {s.id: s for s in [
+    Study("01", "01_warm_start_gap.ipynb", warm_start_gap),
+    Study("02", "02_pretraining_duration.ipynb", pretraining_duration),
+    Study("03", "03_optimisers.ipynb", optimisers),
+    Study("04", "04_blending.ipynb", blending),
+    Study("05", "05_multistage.ipynb", multistage),
+    Study("06", "06_capacity.ipynb", capacity),
+    Study("07", "07_resets.ipynb", resets),
+    Study("08", "08_tuning_lr.ipynb", tuning_lr),
+]}
+
+
+def notebooks_dir() -> Path:
+    return project_root() / "notebooks"

@@ -1,0 +1,47 @@
+"""04 · Single-stage blending: a transient bias toward the half (Berariu et al. Fig. 3). Claim C4.
+
+One run, no separate pretraining: at step n each example is drawn from the full subset with probability
+p(n) = 1 - gamma^(blend_rate * n / N) (paper: blend_rate 50, N the run's steps), otherwise from the
+pretraining half. The reference (gamma -> 0, uniform sampling from the start) is the scratch run.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..claims import ClaimResult
+from ..config import check_positive
+from ..protocols import (
+    QUICK_SWEEP,
+    Plan,
+    StudyConfig,
+    StudyResult,
+    check_sweep,
+    presets,
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(StudyConfig):
+    gammas: tuple[float, ...]  # each in (0, 1); larger = the bias toward the half fades more slowly
+    blend_rate: float = 50.0  # the paper's 50: p = 1 - gamma after 1/50 of the run
+
+    CONDITIONS = ("gamma",)
+    PRESETS = presets(smoke=dict(gammas=[0.5, 0.9]), quick=dict(**QUICK_SWEEP, gammas=[0.1, 0.5, 0.9]),
+                      paper=dict(gammas=[0.1, 0.3, 0.5, 0.7, 0.9]))
+
+    def check_sweep(self) -> None:
+        check_sweep("gammas", self.gammas, lambda g: 0 < g < 1, "gamma must lie in (0, 1)")
+        check_positive("blend_rate", self.blend_rate)
+
+    def plan(self, data_id: str = "") -> Plan:
+        plan = []
+        for gamma in self.gammas:
+            blend = self.tune(pool="blend", gamma=gamma, blend_rate=self.blend_rate)
+            for s in self.seeds:
+                plan.append((dict(gamma=gamma, seed=s, arm="warm"), self.run_config(s, (blend,), data_id)))
+                plan.append((dict(gamma=gamma, seed=s, arm="scratch"), self.scratch(s, data_id)))
+        return plan
+
+
+def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
+    return [ClaimResult.from_estimate("C4", result.gap_estimate(gamma=max(config.gammas)))]

@@ -1,0 +1,46 @@
+"""06 · Depth and width (Berariu et al. Fig. 5). Claim C6.
+
+Fig. 1 on ResNets with `depth` BasicBlocks per stage (changed in all four stages) and base width `width`
+(stages w, 2w, 4w, 8w), warm and scratch at every (depth, width), the same learning rate throughout.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+from ..claims import ClaimResult
+from ..protocols import (
+    ARMS,
+    QUICK_SWEEP,
+    Plan,
+    StudyResult,
+    WarmStartConfig,
+    check_sweep,
+    presets,
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(WarmStartConfig):
+    depths: tuple[int, ...]  # BasicBlocks per stage, each >= 1 (replaces `depth`)
+    widths: tuple[int, ...]  # base widths, each >= 1 (replaces `width`)
+
+    CONDITIONS = ("depth", "width")
+    PRESETS = presets(smoke=dict(pretrain_epochs=2, depths=[1, 2], widths=[2, 4]),
+                      quick=dict(**QUICK_SWEEP, pretrain_epochs=10, depths=[1, 2], widths=[4, 8]),
+                      paper=dict(pretrain_epochs=350, depths=[1, 2, 3, 4], widths=[16, 32, 64, 128]))
+
+    def check_sweep(self) -> None:
+        super().check_sweep()
+        check_sweep("depths", self.depths, lambda d: d >= 1, "depth must be >= 1")
+        check_sweep("widths", self.widths, lambda w: w >= 1, "width must be >= 1")
+
+    def plan(self, data_id: str = "") -> Plan:
+        return [(dict(depth=d, width=w, seed=s, arm=arm),
+                 (self.warm if arm == "warm" else self.scratch)(s, data_id, depth=d, width=w))
+                for d, w in itertools.product(self.depths, self.widths) for s in self.seeds for arm in ARMS]
+
+
+def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
+    estimates = [result.gap_estimate(depth=d, width=w) for d, w in itertools.product(config.depths, config.widths)]
+    return [ClaimResult.every_condition("C6", estimates)]

@@ -1,0 +1,59 @@
+"""02 · How much pretraining causes the gap (Berariu et al. Fig. 2). Claim C2.
+
+Fig. 1 with the pretraining length swept; every warm run is tuned for `tune_epochs` and compared with
+the same scratch runs (no pretraining, E_pre = 0). The pretraining train accuracy reached at each length
+shows whether the gap appears before pretraining fits the half.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+
+from ..claims import ClaimResult
+from ..config import ConfigError
+from ..protocols import (
+    ARMS,
+    QUICK_SWEEP,
+    Plan,
+    StudyConfig,
+    StudyResult,
+    check_sweep,
+    presets,
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(StudyConfig):
+    pretrain_epochs_sweep: tuple[int, ...]  # pretraining lengths E_pre (epochs on the half), each >= 1
+    few_epochs: int  # C2 is read off the gap after this many pretraining epochs (one of the sweep)
+
+    CONDITIONS = ("pretrain_epochs",)
+    PRESETS = presets(
+        smoke=dict(pretrain_epochs_sweep=[1, 2], few_epochs=1),
+        quick=dict(**QUICK_SWEEP, pretrain_epochs_sweep=[1, 3, 10], few_epochs=3),
+        paper=dict(pretrain_epochs_sweep=[1, 2, 5, 10, 20, 50, 100, 200, 350], few_epochs=10),
+    )
+
+    def check_sweep(self) -> None:
+        check_sweep("pretrain_epochs_sweep", self.pretrain_epochs_sweep, lambda e: e >= 1,
+                    "pretraining lengths must be >= 1 epoch (no pretraining is the scratch arm)")
+        if self.few_epochs not in self.pretrain_epochs_sweep:
+            raise ConfigError(f"few_epochs {self.few_epochs} must be one of pretrain_epochs_sweep "
+                              f"{list(self.pretrain_epochs_sweep)}")
+
+    def plan(self, data_id: str = "") -> Plan:
+        return [(dict(pretrain_epochs=e, seed=s, arm=arm),
+                 self.warm(s, data_id, pretrain_epochs=e) if arm == "warm" else self.scratch(s, data_id))
+                for e in self.pretrain_epochs_sweep for s in self.seeds for arm in ARMS]
+
+
+def pretraining_fit(result: StudyResult) -> pd.DataFrame:
+    """Train accuracy (%) on the half at the end of pretraining, per pretraining length (mean, min, max over seeds)."""
+    h = result.history
+    ends = h[(h.arm == "warm") & (h.phase == 1)].groupby(["pretrain_epochs", "seed"]).train_acc.last()
+    return ends.groupby("pretrain_epochs").agg(["mean", "min", "max"]).add_prefix("pretrain_train_acc_").reset_index()
+
+
+def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
+    return [ClaimResult.from_estimate("C2", result.gap_estimate(pretrain_epochs=config.few_epochs))]
