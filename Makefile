@@ -1,14 +1,15 @@
 # make run  : set up .venv if needed, then run every study notebook at the quick preset (outputs/)
-# make test : set up .venv if needed, then run the whole test suite (pytest + nbval on the notebooks)
+# make test : set up .venv (and the test tools) if needed, then run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.test-tools-stamp
 # The offline CIFAR-10 copy beside the checkout, when there is one; otherwise data/ (torchvision download).
 SHARED_DATA := $(abspath ../shared/data/cifar10)
 export PLASTICITY_DATA ?= $(if $(wildcard $(SHARED_DATA)/train.npz),$(SHARED_DATA),)
 
-.PHONY: run test setup clean-outputs
+.PHONY: run test setup test-tools benchmark-tools clean-outputs
 
 setup: $(STAMP)
 
@@ -18,10 +19,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name plasticity-nb --display-name "Python (plasticity_nb)"
 	touch $(STAMP)
 
+# What the tests need beyond the package: Ray (the optional executor) and Playwright driving Debian's
+# Chromium for the real-browser test of the explorer (Playwright's own browser download is not used).
+test-tools: $(TEST_STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[ray,browser]'
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	touch $(TEST_STAMP)
+
+# PyHessian is installed only for benchmarks/curvature_vs_pyhessian.py.
+benchmark-tools: $(STAMP)
+	$(PY) -m pip install --quiet pyhessian==0.1
+
 run: $(STAMP)
 	$(PY) -m plasticity_nb run --preset quick
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest
 
 clean-outputs:

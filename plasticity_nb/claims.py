@@ -58,6 +58,14 @@ CLAIMS = {c.id: c for c in [
     Claim("C8", "08_tuning_lr", "a 10x larger tuning lr shrinks the gap",
           "A 10x larger tuning learning rate substantially reduces, but does not close, the gap (Fig. 7).",
           "gap(1x tuning lr) - gap(largest multiplier), scratch at the same multipliers"),
+    Claim("C9", "09_two_phases", "warm-started tuning ends in a sharper minimum (higher top eigenvalue and trace)",
+          "Not measured by the paper; its two-phases hypothesis (§3) predicts a narrower minimum after warm-starting.",
+          "relative difference in percent, 100 (warm / scratch - 1), of the top Hessian eigenvalue and of the "
+          "trace at the end of tuning (the one with the weaker evidence); supported only if both are above 0"),
+    Claim("C10", "09_two_phases", "warm-started tuning starts with less gradient noise",
+          "Not measured by the paper; its hypothesis is that pretraining removes the gradient noise that drives "
+          "exploration at the start of tuning.",
+          "100 (1 - warm / scratch) of the per-example gradient variance tr(Sigma), over the early tuning probes"),
 ]}
 
 

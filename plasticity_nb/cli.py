@@ -25,8 +25,10 @@ from .claims import read_claims
 from .config import ConfigError
 from .data import DataError, load_cifar10
 from .paths import resolve_out_dir
+from .protocols import load_study
 from .report import write_report
-from .runner import run_many
+from .executors import EXECUTORS
+from .runner import CHECKPOINT_EVERY, run_many
 from .store import RunStore, StoreError
 from .train import resolve_device
 from .studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
@@ -48,15 +50,25 @@ def main(argv: list[str] | None = None) -> int:
                      help="notebook parameter override (a Python literal, else a string); repeatable")
     run.add_argument("--data", default=None, help="CIFAR-10 folder (default: PLASTICITY_DATA, then data/)")
     run.add_argument("--out", default=None, help="output folder (default: PLASTICITY_OUT, then outputs/)")
+    run.add_argument("--executor", default="local", choices=EXECUTORS,
+                     help="where runs train: local worker processes (default) or Ray tasks (pip install .[ray])")
+    run.add_argument("--ray-address", default=None, help="Ray cluster to use with --executor ray (default: a local one)")
+    run.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="EPOCHS",
+                     help=f"epochs between checkpoints that make killed runs resumable (default: {CHECKPOINT_EVERY})")
     args = parser.parse_args(argv)
     try:
-        return run_notebooks(args.preset, args.only, args.param, args.data, args.out)
+        return run_notebooks(args.preset, args.only, args.param, args.data, args.out, args.executor,
+                             args.ray_address, args.checkpoint_every)
     except (UsageError, ConfigError, DataError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
 
-def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: str | None, out: str | None) -> int:
+def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: str | None, out: str | None,
+                  executor: str = "local", ray_address: str | None = None,
+                  checkpoint_every: int = CHECKPOINT_EVERY) -> int:
+    if checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every must be >= 1 epoch, got {checkpoint_every}")
     studies = select_studies(only)
     params = parse_params(raw_params)
     per_study = validate_params(studies, preset, params)
@@ -67,16 +79,19 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     RunStore(out_dir).ensure_writable()
     ensure_kernel()
     plans = {s.id: s.config.from_preset(preset, **config_values(per_study[s.id])).plan(cifar.data_id) for s in studies}
-    train_all(plans, out_dir, data_dir, device, params.get("workers"))
+    train_all(plans, out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every)
     failures, timings = [], []
     for study in studies:
-        parameters = {"preset": preset, "data_dir": data_dir, "out_dir": str(out_dir), **per_study[study.id]}
+        parameters = {"preset": preset, "data_dir": data_dir, "out_dir": str(out_dir), "executor": executor,
+                      "ray_address": ray_address, **per_study[study.id]}
         started = time.perf_counter()
         failure = execute(study, parameters, out_dir)
         timings.append(notebook_timing(study, plans, out_dir, time.perf_counter() - started))
         if failure:
             failures.append(failure)
-    report = write_report(out_dir, preset, pd.DataFrame(timings))
+    results = {s.stem: load_study(s.config.from_preset(preset, **config_values(per_study[s.id])), out_dir,
+                                  cifar.data_id) for s in studies}
+    report = write_report(out_dir, preset, pd.DataFrame(timings), {k: v for k, v in results.items() if v is not None})
     print(f"\nreport: {report}")
     table = read_claims(out_dir)
     table = table[table.preset == preset]
@@ -92,7 +107,8 @@ def config_values(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in EXECUTION_PARAMETERS}
 
 
-def train_all(plans: dict[str, list], out_dir: Path, data_dir: str | None, device, workers: int | None) -> None:
+def train_all(plans: dict[str, list], out_dir: Path, data_dir: str | None, device, workers: int | None,
+              executor: str, ray_address: str | None, checkpoint_every: int) -> None:
     """Train every missing run of the selected notebooks up front, as one sweep.
 
     The notebooks then load their runs from the store. One sweep keeps every worker busy across
@@ -104,7 +120,8 @@ def train_all(plans: dict[str, list], out_dir: Path, data_dir: str | None, devic
     print(f"runs: {len(configs)} for notebook(s) {', '.join(plans)}; {len(configs) - missing} in the store, "
           f"{missing} to train (plus any missing pretraining prefixes)", flush=True)
     started = time.perf_counter()
-    run_many(configs, out_dir, data_dir, device, workers, progress=True)
+    run_many(configs, out_dir, data_dir, device, workers, progress=True, checkpoint_every=checkpoint_every,
+             executor=executor, ray_address=ray_address)
     print(f"training done in {time.perf_counter() - started:.0f} s", flush=True)
 
 
@@ -115,7 +132,7 @@ def notebook_timing(study: Study, plans: dict[str, list], out_dir: Path, noteboo
     store, own = RunStore(out_dir), {}
     for _, config in plans[study.id]:
         for n in range(1, len(config.phases) + 1):  # a warm run's pretraining prefix is a run of its own
-            prefix = config.replace(phases=config.phases[:n])
+            prefix = config.truncated(n)
             if prefix.key() not in earlier and (record := store.load(prefix)) is not None:
                 own[prefix.key()] = record.provenance["wall_seconds"]
     return {"notebook": study.stem, "runs": len({c.key() for _, c in plans[study.id]}), "new runs": len(own),
@@ -147,7 +164,8 @@ def parse_params(raw: list[str]) -> dict[str, Any]:
     return params
 
 
-RESERVED = {"preset": "--preset", "data_dir": "--data", "out_dir": "--out"}  # set by their own options
+RESERVED = {"preset": "--preset", "data_dir": "--data", "out_dir": "--out", "executor": "--executor",
+            "ray_address": "--ray-address"}  # set by their own options
 
 
 def validate_params(studies: list[Study], preset: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -73,10 +73,28 @@ class Config:
         return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists: the stored form
 
     def key(self) -> str:
-        """Hash of the full config (and schema version): the run store's folder name."""
-        canonical = json.dumps({"schema": SCHEMA_VERSION, "type": type(self).__name__, **self.to_dict()},
+        """Hash of the full config (and schema version): the run store's folder name.
+
+        Fields at their default value are left out, so that adding an option whose default keeps the old
+        behaviour does not invalidate stored runs. Changing a default's meaning needs SCHEMA_VERSION bumped.
+        """
+        canonical = json.dumps({"schema": SCHEMA_VERSION, "type": type(self).__name__, **self.identity()},
                                sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def identity(self) -> dict[str, Any]:
+        """`to_dict()` without the fields that hold their default value (recursively)."""
+        out = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.default is not dataclasses.MISSING and value == field.default:
+                continue
+            if isinstance(value, Config):
+                value = value.identity()
+            elif isinstance(value, tuple) and value and isinstance(value[0], Config):
+                value = [v.identity() for v in value]
+            out[field.name] = value
+        return json.loads(json.dumps(out))
 
 
 def reject_unknown(cls: type, values: dict[str, Any]) -> None:

@@ -16,6 +16,12 @@ from .stats import Estimate
 ARM_COLOURS = {"scratch": "#1b7837", "warm": "#c51b7d"}
 
 
+def diverged_note(gaps: pd.DataFrame) -> str:
+    """Seeds whose warm or scratch run diverged have no gap: say how many were left out."""
+    missing = int(gaps.gap_pp.isna().sum())
+    return f"; {missing} seed(s) with a diverged run left out" if missing else ""
+
+
 def set_style() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.2)
     matplotlib.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight"})
@@ -35,6 +41,9 @@ def learning_curves(history: pd.DataFrame, last_k: int, title: str = "") -> sns.
                        errorbar="sd", palette=ARM_COLOURS, facet_kws={"sharey": False}, height=3.6, aspect=1.3)
     end = history.tune_epoch.max()
     n_seeds = history.seed.nunique()
+    diverged = history.drop_duplicates(["seed", "arm"]).status.eq("diverged").sum()
+    if diverged:
+        title = f"{title}, {diverged} diverged run(s) end early"
     for ax in grid.axes.flat:
         ax.axvspan(end - last_k + 0.5, end + 0.5, color="0.85", zorder=0, label="metric window")
         ax.axvline(0.5, color="0.4", lw=0.8, ls="--")
@@ -58,7 +67,7 @@ def gap_plot(gaps: pd.DataFrame, estimate: Estimate, title: str = "") -> plt.Fig
     ax.set_ylabel("gap: scratch - warm (pp)")
     handles, names = ax.get_legend_handles_labels()
     ax.legend(handles[-2:], names[-2:], loc="best", frameon=False)
-    ax.set_title(f"{title}\n{estimate}".strip(), fontsize=9)
+    ax.set_title(f"{title}\n{estimate}{diverged_note(gaps)}".strip(), fontsize=9)
     return fig
 
 
@@ -96,23 +105,25 @@ def sweep_plot(result: StudyResult, x: str, hue: str | None = None, log_x: bool 
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel("gap: scratch - warm (pp)")
     n_seeds = result.gaps.seed.nunique()
-    ax.set_title(f"{title} ({n_seeds} paired seeds; band: 95% CI)".strip(), fontsize=10)
+    ax.set_title(f"{title} ({n_seeds} paired seeds; band: 95% CI{diverged_note(result.gaps)})".strip(), fontsize=10)
     ax.legend(frameon=False, fontsize=9)
     return fig
 
 
-def condition_curves(history: pd.DataFrame, condition: str, last_k: int, title: str = "") -> sns.FacetGrid:
-    """Test accuracy per tuning epoch, warm vs scratch, one panel per condition (mean, band ±1 sd)."""
+def condition_curves(history: pd.DataFrame, condition: str, last_k: int, title: str = "",
+                     metric: str = "test_acc") -> sns.FacetGrid:
+    """A metric (default test accuracy) per epoch of the final phase, warm vs scratch, one panel per
+    condition (mean, band ±1 sd)."""
     set_style()
-    tested = history.dropna(subset=["test_acc"])
+    tested = history.dropna(subset=[metric])
     tested = tested[tested.tune_epoch >= 1]
-    grid = sns.relplot(data=tested, x="tune_epoch", y="test_acc", hue="arm", col=condition, kind="line",
+    grid = sns.relplot(data=tested, x="tune_epoch", y=metric, hue="arm", col=condition, kind="line",
                        errorbar="sd", palette=ARM_COLOURS, col_wrap=min(4, tested[condition].nunique()),
                        height=2.8, aspect=1.1, marker="o", markersize=3)
     end = tested.tune_epoch.max()
     for ax in grid.axes.flat:
         ax.axvspan(end - last_k + 0.5, end + 0.5, color="0.88", zorder=0)
-    grid.set_axis_labels("epoch (of the final phase)", "test accuracy (%)")
+    grid.set_axis_labels("epoch (of the final phase)", metric.replace("_acc", " accuracy (%)").replace("_", " "))
     grid.figure.suptitle(f"{title} (shaded: metric window)".strip(), y=1.03)
     return grid
 
@@ -128,6 +139,24 @@ def blend_schedule_plot(history: pd.DataFrame) -> plt.Figure:
     ax.set_ylabel("P(example from the full set)")
     ax.set_title("schedule (lines) and realised share (dots)", fontsize=10)
     return fig
+
+
+def probe_curves(probes: pd.DataFrame, metrics: list[str], title: str = "") -> sns.FacetGrid:
+    """Curvature and noise probes over tuning: one panel per metric, warm vs scratch (mean, band ±1 sd),
+    line style per tuning-lr multiplier; log scale but for weight norms (they span orders of magnitude)."""
+    set_style()
+    long = probes.melt(id_vars=["seed", "arm", "lr_multiplier", "tune_epoch"], value_vars=metrics,
+                       var_name="metric", value_name="value")
+    grid = sns.relplot(data=long, x="tune_epoch", y="value", hue="arm", style="lr_multiplier", col="metric",
+                       col_wrap=min(3, len(metrics)), kind="line", errorbar="sd", palette=ARM_COLOURS, markers=True,
+                       facet_kws={"sharey": False}, height=3, aspect=1.15)
+    grid.set_titles("{col_name}")
+    for ax in grid.axes.flat:
+        if ax.get_title() != "weight_norm":
+            ax.set_yscale("log")
+    grid.set_axis_labels("tuning epoch (0: start of tuning)", "")
+    grid.figure.suptitle(f"{title} ({probes.seed.nunique()} seeds)".strip(), y=1.03)
+    return grid
 
 
 def save_figure(figure: plt.Figure | sns.FacetGrid, out_dir: str | os.PathLike, name: str) -> list[Path]:

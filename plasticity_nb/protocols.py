@@ -18,7 +18,8 @@ from .config import Config, ConfigError, check_positive
 from .data import load_cifar10
 from .runner import run_many
 from .stats import Estimate, paired_estimate
-from .store import RunRecord
+from .paths import default_out_dir
+from .store import RunRecord, RunStore
 from .train import Phase, RunConfig, resolve_device
 
 CIFAR10_TRAIN_SIZE = 50000
@@ -153,6 +154,7 @@ class StudyResult:
     """Tidy tables of a study, as pandas DataFrames; accuracies in percent."""
 
     history: pd.DataFrame  # one row per run and epoch: labels, phase, epoch, tune_epoch, accuracies...
+    probes: pd.DataFrame  # one row per run and curvature/noise probe (empty unless the study probes)
     summary: pd.DataFrame  # one row per run: labels, status, final test/train accuracy, store key
     gaps: pd.DataFrame  # one row per condition and seed: scratch, warm, gap_pp
     estimates: pd.DataFrame  # one row per condition: mean gap, 95% CI, n_seeds, verdict
@@ -174,13 +176,17 @@ class StudyResult:
 
 
 def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
-              out_dir: str | os.PathLike | None = None, device: str | None = None,
-              workers: int | None = None, progress: bool = True) -> StudyResult:
-    """Run (or load from the store) every run of `config`'s plan, then compare warm with scratch."""
+              out_dir: str | os.PathLike | None = None, device: str | None = None, workers: int | None = None,
+              executor: str = "local", ray_address: str | None = None, progress: bool = True) -> StudyResult:
+    """Run (or load from the store) every run of `config`'s plan, then compare warm with scratch.
+
+    `workers`, `executor` and `ray_address` choose where runs execute (see `runner.run_many`).
+    """
     device = resolve_device(device)
     data = load_cifar10(data_dir, device)  # fails early, before any run, if the data is missing or bad
     plan = config.plan(data.data_id)
-    records = run_many([c for _, c in plan], out_dir, data_dir, device, workers, progress)
+    records = run_many([c for _, c in plan], out_dir, data_dir, device, workers, progress, executor=executor,
+                       ray_address=ray_address)
     return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS)
 
 
@@ -192,26 +198,50 @@ def warm_start_gap(config: WarmStartConfig, **kwargs: Any) -> StudyResult:
 def compare(records: list[RunRecord], labels: list[dict[str, Any]], last_k: int,
             conditions: tuple[str, ...] = ()) -> StudyResult:
     history = pd.concat([tidy_history(r, l) for r, l in zip(records, labels)], ignore_index=True)
+    probes = pd.concat([tidy(r, r.probes, l) for r, l in zip(records, labels)], ignore_index=True)
     summary = pd.DataFrame([{**l, **final_metrics(r, last_k)} for r, l in zip(records, labels)])
     gaps = paired_gaps(summary, conditions)
+    # Mean final accuracies per arm beside each gap: the paper's premise is that both arms fit the
+    # training data, so a gap between an under-trained and a fitted arm is read with care.
     rows = []
     for key, group in (gaps.groupby(list(conditions), sort=False) if conditions else [((), gaps)]):
         estimate = paired_estimate(group.gap_pp)
         key = key if isinstance(key, tuple) else (key,)
+        arms = summary if not conditions else summary.merge(pd.DataFrame([dict(zip(conditions, key))]))
+        means = arms.groupby("arm")[["final_test_acc", "final_train_acc"]].mean()
         rows.append({**dict(zip(conditions, key)), "effect_pp": estimate.mean, "ci_low_pp": estimate.ci_low,
-                     "ci_high_pp": estimate.ci_high, "n_seeds": estimate.n, "verdict": estimate.verdict})
-    return StudyResult(history, summary, gaps, pd.DataFrame(rows), conditions, last_k)
+                     "ci_high_pp": estimate.ci_high, "n_seeds": estimate.n, "verdict": estimate.verdict,
+                     **{f"{arm}_{what}": means.loc[arm, f"final_{what}"] if arm in means.index else float("nan")
+                        for arm in ARMS for what in ("test_acc", "train_acc")}})
+    return StudyResult(history, probes, summary, gaps, pd.DataFrame(rows), conditions, last_k)
+
+
+def load_study(config: StudyConfig, out_dir: str | os.PathLike | None, data_id: str) -> StudyResult | None:
+    """The study's result built from the run store only (None unless every run is stored): no training."""
+    store = RunStore(out_dir or default_out_dir())
+    plan = config.plan(data_id)
+    records = [store.load(c) for _, c in plan]
+    if any(r is None for r in records):
+        return None
+    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS)
 
 
 def tidy_history(record: RunRecord, labels: dict[str, Any]) -> pd.DataFrame:
-    h = record.history.copy()
-    last_phase = h.phase.max()
-    before = h.loc[h.phase < last_phase, "epoch"]
-    h["tune_epoch"] = h.epoch - (before.max() if len(before) else 0)  # 1 = first epoch of the last phase
+    h = tidy(record, record.history, labels)
     for column in ("train_acc", "test_acc"):
         h[column] = 100 * h[column]
-    h["status"] = record.status
-    return h.assign(**labels)[[*labels, "status", *record.history.columns, "tune_epoch"]]
+    return h
+
+
+def tidy(record: RunRecord, table: pd.DataFrame, labels: dict[str, Any]) -> pd.DataFrame:
+    """`table` (history or probes) with the run's labels and status, and `tune_epoch`: epochs into the
+    run's last phase (1 = its first epoch, 0 = just before it, pretraining <= 0)."""
+    if table.empty:
+        return pd.DataFrame()
+    h = record.history
+    before = h.loc[h.phase < h.phase.max(), "epoch"]
+    out = table.assign(tune_epoch=table.epoch - (before.max() if len(before) else 0), status=record.status, **labels)
+    return out[[*labels, "status", *table.columns, "tune_epoch"]]
 
 
 def final_metrics(record: RunRecord, last_k: int) -> dict[str, Any]:

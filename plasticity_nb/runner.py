@@ -8,10 +8,9 @@ processes (on a CPU, two 1-thread processes train narrow nets faster than one 2-
 """
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Iterable
 
@@ -20,40 +19,72 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError
 from .data import CIFAR10, load_cifar10
+from .ensemble import members_of, train_ensemble
+from .executors import EXECUTORS, LocalExecutor, RayExecutor
 from .paths import default_out_dir
 from .provenance import collect
 from .store import RunRecord, RunStore
 from .train import RunConfig, resolve_device, train_run
 
 
+CHECKPOINT_EVERY = 5  # epochs between checkpoints of a running run (they make killed runs resumable)
+
+
 def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR10 | None = None,
-        data_dir: str | os.PathLike | None = None, device: str | None = None, progress: bool = False) -> RunRecord:
-    """The stored result of `config`, training it (and any missing prefix) first if needed."""
+        data_dir: str | os.PathLike | None = None, device: str | None = None, progress: bool = False,
+        checkpoint_every: int = CHECKPOINT_EVERY) -> RunRecord:
+    """The stored result of `config`, training it (and any missing prefix) first if needed.
+
+    Safe to call from several processes on one output folder: a per-run lock makes sure a config is
+    trained by one process at a time, and the others then load its result. A run killed part-way
+    continues from its last checkpoint and ends with the same history as an uninterrupted one.
+    """
     store = RunStore(out_dir or default_out_dir())
     record = store.load(config)
     if record is not None:
         return record
     start = None
     if len(config.phases) > 1:
-        start = run(config.prefix(), out_dir, data, data_dir, device, progress).outcome()
+        start = run(config.prefix(), out_dir, data, data_dir, device, progress, checkpoint_every).outcome()
     device = resolve_device(device)
     data = data if data is not None else load_cifar10(data_dir, device)
     if config.data_id and config.data_id != data.data_id:
         raise ConfigError(f"config was made for data {config.data_id!r} but the loaded copy is {data.data_id!r} "
                           f"({data.source})")
-    started = time.perf_counter()
-    outcome = train_run(config, data, device, start, progress)
-    return store.save(config, outcome, collect(device, time.perf_counter() - started, data.source))
+    store.ensure_writable()
+    with store.lock(config):
+        record = store.load(config)  # another process may have finished it while we waited for the lock
+        if record is not None:
+            return record
+        resume = store.load_checkpoint(config)
+        store.log("resume" if resume else "start", config, **({"phase": resume.phase_index + 1, "epoch": resume.epoch}
+                                                               if resume else {}))
+        started = time.perf_counter()
+        outcome = train_run(config, data, device, start, progress, resume,
+                            checkpoint=lambda state: store.save_checkpoint(config, state), checkpoint_every=checkpoint_every)
+        provenance = collect(device, time.perf_counter() - started, data.source)
+        if resume:
+            provenance["resumed_from"] = {"phase": resume.phase_index + 1, "epoch": resume.epoch}
+        record = store.save(config, outcome, provenance)
+        store.discard_checkpoint(config)
+        store.log("finish", config, status=outcome.status)
+        return record
 
 
 def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = None,
              data_dir: str | os.PathLike | None = None, device: str | None = None,
-             workers: int | None = None, progress: bool = False) -> list[RunRecord]:
-    """`run` for every config; missing runs (and missing prefixes) spread over `workers` processes.
+             workers: int | None = None, progress: bool = False, checkpoint_every: int = CHECKPOINT_EVERY,
+             executor: str = "local", ray_address: str | None = None, ensemble: bool = False) -> list[RunRecord]:
+    """`run` for every config; missing runs (and missing prefixes) spread over worker processes.
 
-    A run starts once its prefix is stored; among the runs ready to start, those that others continue
-    from go first, then the longest. `workers=None` chooses automatically (see `auto_workers`).
+    `executor="local"`: `workers` processes on this machine (None: automatic, see `auto_workers`; 1 runs
+    in this process). `executor="ray"`: Ray tasks on the cluster at `ray_address` (None: a local Ray
+    cluster of `workers` CPUs). A run starts once its prefix is stored; among the runs ready to start,
+    those that others continue from go first, then the longest. `ensemble=True` trains runs that differ
+    only by seed together as one vmapped model, in this process (see `ensemble.py`; meant for a GPU).
     """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor is {executor!r}: choose one of {', '.join(EXECUTORS)}")
     configs = list(configs)
     out_dir = Path(out_dir or default_out_dir())
     store = RunStore(out_dir)
@@ -61,42 +92,68 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
     todo: dict[str, RunConfig] = {}  # every missing run and missing prefix, by key
     for config in configs:
         for n in range(1, len(config.phases) + 1):
-            prefix = config.replace(phases=config.phases[:n])
+            prefix = config.truncated(n)
             if prefix.key() not in todo and store.load(prefix) is None:
                 todo[prefix.key()] = prefix
-    workers = auto_workers(device, list(todo.values())) if workers is None else workers
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if workers is not None and (type(workers) is not int or workers < 1):
+        raise ConfigError(f"workers must be a whole number >= 1, got {workers!r}")
+    workers = workers or auto_workers(device, list(todo.values()))
     bar = tqdm(total=len(todo), desc="runs", disable=not progress or not todo)
-    if workers == 1 or len(todo) <= 1:
+    if ensemble:
+        data = load_cifar10(data_dir, device) if todo else None
+        for depth in sorted({len(c.phases) for c in todo.values()}):  # prefixes first
+            for group in members_of([c for c in todo.values() if len(c.phases) == depth]).values():
+                run_together(group, store, data, device)
+                bar.update(len(group))
+    elif executor == "local" and (workers == 1 or len(todo) <= 1):
         data = load_cifar10(data_dir, device) if todo else None
         for config in sorted(todo.values(), key=lambda c: len(c.phases)):  # prefixes first
-            run(config, out_dir, data, data_dir, device, progress)
+            run(config, out_dir, data, data_dir, device, progress, checkpoint_every)
             bar.update()
-    else:
-        _run_parallel(todo, workers, out_dir, data_dir, device, bar)
+    elif todo:
+        threads = max(1, torch.get_num_threads() // workers)
+        pool = (LocalExecutor(workers, threads) if executor == "local"
+                else RayExecutor(ray_address, workers, threads, use_gpu=device.type == "cuda"))
+        try:
+            _run_dag(todo, pool, (str(out_dir), str(data_dir) if data_dir else None, str(device), checkpoint_every), bar)
+        finally:
+            pool.close()
     bar.close()
     return [store.load(c) for c in configs]
 
 
-def _run_parallel(todo: dict[str, RunConfig], workers: int, out_dir: Path, data_dir, device: torch.device,
-                  bar: tqdm) -> None:
+def run_together(configs: list[RunConfig], store: RunStore, data: CIFAR10, device: torch.device) -> None:
+    """Train configs that differ only by seed as one ensemble and store each member as its own run."""
+    if len(configs) == 1:
+        run(configs[0], store.root.parent, data, device=device)
+        return
+    starts = [store.load(c.prefix()).outcome() for c in configs] if len(configs[0].phases) > 1 else None
+    with contextlib.ExitStack() as locks:
+        for config in configs:
+            locks.enter_context(store.lock(config))
+        started = time.perf_counter()
+        outcomes = train_ensemble(configs, data, device, starts)
+        seconds = time.perf_counter() - started
+        for config, outcome in zip(configs, outcomes):
+            provenance = {**collect(device, seconds / len(configs), data.source), "ensemble_members": len(configs)}
+            store.save(config, outcome, provenance)
+            store.log("finish", config, status=outcome.status, ensemble=len(configs))
+
+
+def _run_dag(todo: dict[str, RunConfig], pool, args: tuple, bar: tqdm) -> None:
+    """Keep `pool.slots` runs going; a run is ready once its prefix is no longer to do."""
+    todo = dict(todo)
     children = {key: sum(c.prefix().key() == key for c in todo.values() if len(c.phases) > 1) for key in todo}
     priority = lambda key: (-children[key], -training_examples(todo[key]))
     pending, running = dict(todo), {}
-    threads = max(1, torch.get_num_threads() // workers)
-    context = multiprocessing.get_context("spawn")  # fork after OpenMP/torch threads start can hang
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
-        while pending or running:
-            ready = [k for k, c in pending.items() if len(c.phases) == 1 or c.prefix().key() not in todo]
-            for key in sorted(ready, key=priority)[: workers - len(running)]:
-                config = pending.pop(key)
-                running[pool.submit(_run_in_worker, config.to_dict(), str(out_dir), data_dir, str(device))] = key
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                future.result()  # re-raises a worker's exception here
-                del todo[running.pop(future)]
-                bar.update()
+    while pending or running:
+        ready = [k for k, c in pending.items() if len(c.phases) == 1 or c.prefix().key() not in todo]
+        for key in sorted(ready, key=priority)[: pool.slots - len(running)]:
+            running[pool.submit(pending.pop(key).to_dict(), *args)] = key
+        for handle in pool.wait_any(list(running)):
+            pool.result(handle)
+            del todo[running.pop(handle)]
+            bar.update()
 
 
 def training_examples(config: RunConfig) -> int:
@@ -118,11 +175,3 @@ def auto_workers(device: torch.device, todo: list[RunConfig]) -> int:
     if device.type == "cuda" or sum(map(training_examples, todo)) < MIN_EXAMPLES_FOR_WORKERS:
         return 1
     return max(1, min(torch.get_num_threads(), len(todo)))
-
-
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
-def _run_in_worker(config: dict, out_dir: str, data_dir: str | None, device: str) -> str:
-    return run(RunConfig.from_dict(config), out_dir, None, data_dir, device).key

@@ -1,27 +1,31 @@
 """The run store: `<out>/runs/<config hash>/` holds one finished run, or nothing.
 
 Each run folder holds `config.json` (the full RunConfig), `history.parquet` (one row per epoch),
-`metrics.json` (status and final values), `provenance.json` (versions, device, git commit, wall time)
-and `model.pt` (final weights, for warm starts and later probes). A run is written into a temporary
-folder and renamed into place in one step, so a run folder either is complete or does not exist: an
-interrupted run never leaves a result that loads.
+`probes.parquet` (curvature and noise probes, if any), `metrics.json` (status and final values),
+`provenance.json` (versions, device, git commit, wall time) and `model.pt` (final weights, for warm
+starts and later analysis). A run is written into a temporary folder and renamed into place in one
+step, so a run folder either is complete or does not exist: an interrupted run never leaves a result
+that loads.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from .train import RunConfig, RunOutcome
+from .train import RunConfig, RunOutcome, RunState
 
-FILES = ("config.json", "history.parquet", "metrics.json", "provenance.json", "model.pt")
+FILES = ("config.json", "history.parquet", "probes.parquet", "metrics.json", "provenance.json", "model.pt")
 
 
 class StoreError(RuntimeError):
@@ -33,6 +37,7 @@ class RunRecord:
     config: RunConfig
     path: Path
     history: pd.DataFrame
+    probes: pd.DataFrame  # curvature/noise probes (empty for runs without probe_epochs)
     metrics: dict[str, Any]
     provenance: dict[str, Any]
 
@@ -49,7 +54,8 @@ class RunRecord:
 
     def outcome(self) -> RunOutcome:
         """This run as a starting point for a longer run (a warm start)."""
-        return RunOutcome(self.history.to_dict("records"), self.state(), self.status, self.metrics["phases_done"])
+        return RunOutcome(self.history.to_dict("records"), self.probes.to_dict("records"), self.state(), self.status,
+                          self.metrics["phases_done"])
 
 
 class RunStore:
@@ -68,6 +74,7 @@ class RunStore:
             config=RunConfig.from_dict(json.loads((path / "config.json").read_text())),
             path=path,
             history=pd.read_parquet(path / "history.parquet"),
+            probes=pd.read_parquet(path / "probes.parquet"),
             metrics=json.loads((path / "metrics.json").read_text()),
             provenance=json.loads((path / "provenance.json").read_text()),
         )
@@ -78,9 +85,9 @@ class RunStore:
         tmp = self.root / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            history = pd.DataFrame(outcome.history)
             (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
-            history.to_parquet(tmp / "history.parquet", index=False)
+            pd.DataFrame(outcome.history).to_parquet(tmp / "history.parquet", index=False)
+            pd.DataFrame(outcome.probes).to_parquet(tmp / "probes.parquet", index=False)
             (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1))
             torch.save(outcome.state, tmp / "model.pt")
             (tmp / "metrics.json").write_text(json.dumps(summarise(outcome), indent=1))
@@ -94,6 +101,48 @@ class RunStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return self.load(config)
+
+    # -- resumable runs ---------------------------------------------------------------------------
+    def checkpoint_path(self, config: RunConfig) -> Path:
+        return self.root / ".partial" / config.key() / "checkpoint.pt"
+
+    def save_checkpoint(self, config: RunConfig, state: RunState) -> None:
+        """Atomically replace the run's checkpoint (a kill mid-write leaves the previous one intact)."""
+        path = self.checkpoint_path(config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".checkpoint.{os.getpid()}.tmp")
+        torch.save(vars(state), tmp)
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, config: RunConfig) -> RunState | None:
+        path = self.checkpoint_path(config)
+        if not path.exists():
+            return None
+        return RunState(**torch.load(path, map_location="cpu", weights_only=True))
+
+    def discard_checkpoint(self, config: RunConfig) -> None:
+        shutil.rmtree(self.checkpoint_path(config).parent, ignore_errors=True)
+
+    # -- concurrency -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, config: RunConfig):
+        """Exclusive lock on one run across processes (POSIX record lock; the kernel releases it when
+        its holder dies, so a killed process never leaves a stale lock)."""
+        path = self.root / ".locks" / f"{config.key()}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as handle:
+            fcntl.lockf(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(handle, fcntl.LOCK_UN)
+
+    def log(self, event: str, config: RunConfig, **details) -> None:
+        """Append one line to `runs/events.log`: what was trained, resumed or finished, when and by whom."""
+        line = json.dumps({"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event,
+                           "key": config.key(), "pid": os.getpid(), **details})
+        with open(self.root / "events.log", "a") as handle:
+            handle.write(line + "\n")
 
     def ensure_writable(self) -> None:
         try:

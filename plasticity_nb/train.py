@@ -8,10 +8,11 @@ a fixed epoch budget and/or until an epoch's train accuracy reaches a target, an
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from .config import Config, ConfigError, check_choice, check_positive
 from .data import CIFAR10, NUM_CLASSES, Split, augment, class_balanced_subset, normalise
 from .models import MODELS, build_model, reinitialise_groups
+from .probes import ProbeSettings, measure, probe_set
 from .sampling import BlendingSampler, multistage_split, shuffled_batches
 
 OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "rmsprop")
@@ -45,6 +47,7 @@ class Phase(Config):
     stage: int | None = None  # stage only: which set D_i of the run's multi-stage split (1-based)
     eval_every: int = 1  # test-set evaluation every this many epochs (and always at the phase's last)...
     eval_tail: int = 0  # ...and at each of the phase's last eval_tail epochs (a metric window)
+    probe_epochs: tuple[int, ...] = ()  # curvature/noise probes after these epochs (0: before the first step)
 
     def check(self) -> None:
         check_choice("pool", self.pool, POOLS)
@@ -52,6 +55,8 @@ class Phase(Config):
         check_positive("epochs", self.epochs)
         check_positive("eval_every", self.eval_every)
         check_positive("eval_tail", self.eval_tail, allow_zero=True)
+        if any(not 0 <= e <= self.epochs for e in self.probe_epochs):
+            raise ConfigError(f"probe_epochs {list(self.probe_epochs)} must lie in 0..epochs ({self.epochs})")
         check_positive("lr", self.lr)
         if self.target_train_acc is not None and not 0 < self.target_train_acc <= 1:
             raise ConfigError(f"target_train_acc is a fraction in (0, 1], got {self.target_train_acc}")
@@ -88,6 +93,7 @@ class RunConfig(Config):
     precision: str = "bf16"  # bf16 autocast (fp32 master weights) or plain fp32
     stages: int | None = None  # multi-stage runs only: pretraining stages n (the split has n+1 nested sets)
     uniform_ratio: float | None = None  # multi-stage runs only: fraction r drawn uniformly over classes
+    probes: ProbeSettings | None = None  # how to probe; set for (and only for) runs with probe_epochs
     data_id: str = ""  # fingerprint of the CIFAR-10 copy (set by the protocol from the loaded data)
 
     def check(self) -> None:
@@ -99,6 +105,8 @@ class RunConfig(Config):
             check_positive(name, getattr(self, name))
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
         check_positive("momentum", self.momentum, allow_zero=True)
+        if any(p.probe_epochs for p in self.phases) != (self.probes is not None):
+            raise ConfigError("probes (the settings) are set for (and only for) runs whose phases have probe_epochs")
         multistage = any(p.pool == "stage" for p in self.phases)
         if multistage != (self.stages is not None) or multistage != (self.uniform_ratio is not None):
             raise ConfigError("stages and uniform_ratio are set for (and only for) runs with 'stage' phases")
@@ -126,27 +134,39 @@ class RunConfig(Config):
             return int(self.train_subset * (r * phase.stage / (n + 1) + (1 - r) * smallest_group * phase.stage / NUM_CLASSES))
         return self.train_subset
 
+    def truncated(self, phases: int) -> "RunConfig":
+        """The run made of the first `phases` phases: a run of its own, stored under its own hash."""
+        kept = self.phases[:phases]
+        return self.replace(phases=kept, probes=self.probes if any(p.probe_epochs for p in kept) else None)
+
     def prefix(self) -> "RunConfig":
         """The same run without its last phase: the run a warm start continues from."""
-        return self.replace(phases=self.phases[:-1])
+        return self.truncated(len(self.phases) - 1)
 
 
 @dataclasses.dataclass
 class Runtime:
-    """How a run executes, not what it computes: device, precision and memory format in one place."""
+    """How a run executes, not what it computes: device, precision, memory format and compilation,
+    decided in this one place (benchmarks/train_throughput.py measures each on and off)."""
 
     device: torch.device
     precision: str  # "bf16": autocast to bfloat16 (weights stay fp32); "fp32"
     channels_last: bool  # NHWC memory format: faster convolutions on both CPU (oneDNN) and CUDA
+    compile: bool = False  # torch.compile the training forward (pays a compile time up front)
 
     @classmethod
-    def for_config(cls, config: RunConfig, device: str | torch.device | None = None) -> "Runtime":
-        return cls(resolve_device(device), config.precision, channels_last=config.model == "resnet")
+    def for_config(cls, config: RunConfig, device: str | torch.device | None = None, **options: Any) -> "Runtime":
+        """Defaults: channels_last for convolutional nets; `options` override (channels_last, compile)."""
+        return cls(resolve_device(device), config.precision, **{"channels_last": config.model == "resnet", **options})
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def training_forward(self, model: torch.nn.Module) -> Callable:
+        """The callable a training step uses (the model itself keeps its state-dict keys)."""
+        return torch.compile(model) if self.compile else model
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -200,27 +220,54 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
 
 
 @dataclasses.dataclass
-class PhaseOutcome:
-    rows: list[dict[str, Any]]  # one per epoch
-    diverged: bool
+class RunState:
+    """Everything needed to continue a run bit-identically: a checkpoint is one of these, saved."""
+
+    history: list[dict[str, Any]]  # one row per epoch, all phases so far
+    probes: list[dict[str, Any]]  # one row per curvature/noise probe so far
+    phase_index: int  # the phase being trained (0-based)
+    epoch: int  # epochs of that phase done
+    step: int  # optimiser steps of the whole run so far
+    optimizer: dict[str, Any] | None = None  # state of the phase's optimiser (None before the phase starts)
+    generator: torch.Tensor | None = None  # state of the phase's data-order generator
+    model: dict[str, torch.Tensor] | None = None  # weights and BatchNorm buffers, when saved
 
 
-def train_phase(model: torch.nn.Module, config: RunConfig, phase_index: int, tensors: "RunTensors",
-                runtime: Runtime, first_epoch: int, first_step: int, progress: bool) -> PhaseOutcome:
-    phase = config.phases[phase_index]
-    if phase.reset_groups:
-        reinitialise_groups(model, phase.reset_groups, derived_seed(config.seed, phase_index, 1))
+def train_phase(model: torch.nn.Module, config: RunConfig, state: RunState, tensors: "RunTensors",
+                runtime: Runtime, progress: bool, checkpoint: Callable[[RunState], None] | None = None,
+                checkpoint_every: int = 0) -> bool:
+    """Train phase `state.phase_index` from `state.epoch` on, appending to `state`; True if it diverged.
+
+    `checkpoint(state)` is called every `checkpoint_every` epochs (not after the last), with the model,
+    optimiser and generator states filled in, so that a killed run can continue exactly.
+    """
+    phase_index, phase = state.phase_index, config.phases[state.phase_index]
+    first_epoch = state.history[-1]["epoch"] - state.epoch if state.history else 0  # run epochs before this phase
     optimizer = make_optimizer(phase, config, model.parameters())
     generator = torch.Generator().manual_seed(derived_seed(config.seed, phase_index, 0))
-    rows, step = [], first_step
+    if state.optimizer is None:  # a fresh phase, not a resumed one
+        if phase.reset_groups:
+            reinitialise_groups(model, phase.reset_groups, derived_seed(config.seed, phase_index, 1))
+    else:
+        optimizer.load_state_dict(state.optimizer)
+        generator.set_state(state.generator)
+
+    def probe(phase_epoch: int) -> None:
+        if phase_epoch in phase.probe_epochs:
+            row = measure(model, tensors.probes, config.probes, derived_seed(config.seed, phase_index, phase_epoch, 3))
+            state.probes.append(dict(phase=phase_index + 1, pool=phase.pool, epoch=first_epoch + phase_epoch,
+                                     phase_epoch=phase_epoch, step=state.step, **row))
+
+    if state.epoch == 0:
+        probe(0)
+    forward = runtime.training_forward(model)
     model.train()
-    bar = tqdm(range(phase.epochs), desc=f"seed {config.seed} phase {phase_index + 1}/{len(config.phases)} "
-               f"({phase.pool})", disable=not progress, leave=False)
+    bar = tqdm(range(state.epoch, phase.epochs), desc=f"seed {config.seed} phase {phase_index + 1}/"
+               f"{len(config.phases)} ({phase.pool})", disable=not progress, leave=False)
     for epoch in bar:
         started = time.perf_counter()
         batches, sampling_log = tensors.epoch_batches(phase, epoch, config.batch_size, generator)
         batches = batches.to(runtime.device)
-        steps_per_epoch = len(batches)
         loss_sum = torch.zeros((), device=runtime.device)
         correct = torch.zeros((), device=runtime.device, dtype=torch.long)
         for batch in batches:
@@ -228,15 +275,15 @@ def train_phase(model: torch.nn.Module, config: RunConfig, phase_index: int, ten
             if config.augment:
                 x = augment(x, generator)
             with runtime.autocast():
-                logits = model(x)
+                logits = forward(x)
                 loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach().float() * len(y)  # accumulated on the device: no host sync per step
             correct += (logits.detach().argmax(1) == y).sum()
-        step += steps_per_epoch
-        seen = steps_per_epoch * config.batch_size
+        state.step += len(batches)
+        seen = len(batches) * config.batch_size
         train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
         diverged = not math.isfinite(train_loss)
         last = epoch == phase.epochs - 1
@@ -245,15 +292,22 @@ def train_phase(model: torch.nn.Module, config: RunConfig, phase_index: int, ten
         scheduled = (epoch + 1) % phase.eval_every == 0 or epoch >= phase.epochs - phase.eval_tail
         if not diverged and (last or reached or scheduled):
             test_loss, test_acc = evaluate(model, tensors.test_x, tensors.test_y, runtime)
-        rows.append(dict(phase=phase_index + 1, pool=phase.pool, epoch=first_epoch + epoch + 1,
-                         phase_epoch=epoch + 1, step=step, lr=phase.lr, train_loss=train_loss,
-                         train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
-                         seconds=time.perf_counter() - started, **sampling_log))
+        state.history.append(dict(phase=phase_index + 1, pool=phase.pool, epoch=first_epoch + epoch + 1,
+                                  phase_epoch=epoch + 1, step=state.step, lr=phase.lr, train_loss=train_loss,
+                                  train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
+                                  seconds=time.perf_counter() - started, **sampling_log))
+        state.epoch = epoch + 1
         bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
         if diverged or reached:
-            break
+            return diverged
+        probe(epoch + 1)
+        model.train()
+        if checkpoint and checkpoint_every and state.epoch % checkpoint_every == 0 and not last:
+            checkpoint(dataclasses.replace(state, history=list(state.history), probes=list(state.probes),
+                                           optimizer=copy.deepcopy(optimizer.state_dict()),
+                                           generator=generator.get_state(), model=_cpu_state(model)))
     bar.close()
-    return PhaseOutcome(rows, diverged)
+    return False
 
 
 class RunTensors:
@@ -274,6 +328,7 @@ class RunTensors:
         position = torch.full((len(data.train_labels),), -1, dtype=torch.long)
         position[self.split.full] = torch.arange(len(self.split.full))
         self.full, self.half = torch.arange(len(self.split.full)), position[self.split.half]
+        self.probes = probe_set(self.train_x, self.train_y, config.probes) if config.probes else None
         self.stages = []
         if config.stages is not None:
             self.stages = multistage_split(self.train_y.cpu(), config.stages, config.uniform_ratio,
@@ -300,35 +355,43 @@ class RunTensors:
 @dataclasses.dataclass
 class RunOutcome:
     history: list[dict[str, Any]]  # one row per epoch, all phases
+    probes: list[dict[str, Any]]  # one row per curvature/noise probe, all phases
     state: dict[str, torch.Tensor]  # final model weights and BatchNorm buffers, on the CPU
     status: str  # "finished", or "diverged" (non-finite training loss; training stopped there)
     phases_done: int  # phases trained (fewer than configured only when diverged)
 
 
 def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | None = None,
-              start: RunOutcome | None = None, progress: bool = False) -> RunOutcome:
+              start: RunOutcome | None = None, progress: bool = False, resume: RunState | None = None,
+              checkpoint: Callable[[RunState], None] | None = None, checkpoint_every: int = 0,
+              runtime: Runtime | None = None) -> RunOutcome:
     """Train every phase of `config`; or, given `start` (the outcome of `config.prefix()`), only the last.
 
-    Seeded and deterministic on CPU: the same config and thread count give a bitwise-identical history.
+    `resume` continues from a checkpoint that `checkpoint` saved (every `checkpoint_every` epochs);
+    `runtime` overrides how it executes (default: `Runtime.for_config(config, device)`).
+    Seeded and deterministic on CPU: the same config and thread count give a bitwise-identical history,
+    whether the run went in one go, continued a stored prefix, or resumed from a checkpoint.
     """
-    runtime = Runtime.for_config(config, device)
+    runtime = runtime or Runtime.for_config(config, device)
     if start is not None and start.status == "diverged":
         return start  # a diverged prefix has no weights worth continuing from
     if start is not None and start.phases_done != len(config.phases) - 1:
         raise ValueError("`start` must be the outcome of config.prefix()")
     model = init_model(config, runtime)
-    history, first_phase = [], 0
-    if start is not None:
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        state = dataclasses.replace(resume, model=None)
+    elif start is not None:
         model.load_state_dict(start.state)
-        history, first_phase = list(start.history), start.phases_done
+        state = RunState(list(start.history), list(start.probes), start.phases_done, 0, start.history[-1]["step"])
+    else:
+        state = RunState([], [], 0, 0, 0)
     tensors = RunTensors(config, data, runtime)
-    for phase_index in range(first_phase, len(config.phases)):
-        last_row = history[-1] if history else {"epoch": 0, "step": 0}
-        outcome = train_phase(model, config, phase_index, tensors, runtime, last_row["epoch"], last_row["step"], progress)
-        history.extend(outcome.rows)
-        if outcome.diverged:
-            return RunOutcome(history, _cpu_state(model), "diverged", phase_index + 1)
-    return RunOutcome(history, _cpu_state(model), "finished", len(config.phases))
+    while state.phase_index < len(config.phases):
+        if train_phase(model, config, state, tensors, runtime, progress, checkpoint, checkpoint_every):
+            return RunOutcome(state.history, state.probes, _cpu_state(model), "diverged", state.phase_index + 1)
+        state = RunState(state.history, state.probes, state.phase_index + 1, 0, state.step)
+    return RunOutcome(state.history, state.probes, _cpu_state(model), "finished", len(config.phases))
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

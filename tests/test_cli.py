@@ -8,6 +8,7 @@ import pytest
 from plasticity_nb.claims import COLUMNS
 from plasticity_nb.cli import main
 from plasticity_nb.studies import STUDIES
+from tests.helpers import run_folders
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ def test_smoke_batch_writes_notebook_figures_store_and_claims(tmp_path, capsys):
     assert row.verdict in ("supported", "not supported", "inconclusive")
     for name in ("curves", "gap"):
         assert (tmp_path / "figures" / f"01_warm_start_gap_smoke_{name}.png").stat().st_size > 10_000
-    assert len(list((tmp_path / "runs").iterdir())) == 6  # 2 seeds x (pretrain, warm, scratch)
+    assert len(run_folders(tmp_path)) == 6  # 2 seeds x (pretrain, warm, scratch)
     assert "C1" in capsys.readouterr().out
 
 
@@ -38,7 +39,7 @@ def test_param_overrides_reach_the_notebook_and_the_stored_configs(tmp_path):
     assert main(args) == 0
     executed = nbformat.read(tmp_path / "notebooks" / "01_warm_start_gap.ipynb", as_version=4)
     assert executed.metadata.papermill.parameters["seeds"] == [5]
-    configs = [json.loads((p / "config.json").read_text()) for p in (tmp_path / "runs").iterdir()]
+    configs = [json.loads((p / "config.json").read_text()) for p in run_folders(tmp_path)]
     assert {c["seed"] for c in configs} == {5}
     assert {(p["optimizer"], p["lr"]) for c in configs for p in c["phases"]} == {("sgd_momentum", 0.01)}
     assert {c["phases"][-1]["epochs"] for c in configs if len(c["phases"]) == 2} == {1}
@@ -98,7 +99,7 @@ def test_every_study_notebook_runs_at_smoke_under_papermill(tmp_path, study_id):
 
 def test_sweep_overrides_reach_the_stored_configs(tmp_path):
     assert main(["run", "--preset", "smoke", "--only", "04", "--out", str(tmp_path), "--param", "gammas=[0.3]"]) == 0
-    configs = [json.loads((p / "config.json").read_text()) for p in (tmp_path / "runs").iterdir()]
+    configs = [json.loads((p / "config.json").read_text()) for p in run_folders(tmp_path)]
     assert {p["gamma"] for c in configs for p in c["phases"] if p["pool"] == "blend"} == {0.3}
 
 

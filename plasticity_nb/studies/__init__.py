@@ -7,19 +7,11 @@ from pathlib import Path
 from types import ModuleType
 
 from ..paths import project_root
-from . import (
-    blending,
-    capacity,
-    multistage,
-    optimisers,
-    pretraining_duration,
-    resets,
-    tuning_lr,
-    warm_start_gap,
-)
+from . import (blending, capacity, multistage, optimisers, pretraining_duration, resets, tuning_lr, two_phases,
+               warm_start_gap)
 
 # Notebook parameters that choose where and how to run, not what is computed (never part of a config).
-EXECUTION_PARAMETERS = ("preset", "data_dir", "out_dir", "device", "workers", "progress")
+EXECUTION_PARAMETERS = ("preset", "data_dir", "out_dir", "device", "workers", "executor", "ray_address", "progress")
 PRESETS = ("smoke", "quick", "paper")
 
 
@@ -51,6 +43,7 @@ STUDIES = {s.id: s for s in [
     Study("06", "06_capacity.ipynb", capacity),
     Study("07", "07_resets.ipynb", resets),
     Study("08", "08_tuning_lr.ipynb", tuning_lr),
+    Study("09", "09_two_phases.ipynb", two_phases),
 ]}
 
 

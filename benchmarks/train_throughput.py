@@ -1,0 +1,98 @@
+"""Training throughput: plasticity_nb's loop against the loop a user writes by hand, in the same run.
+
+Naive baseline: a torchvision CIFAR-10 dataset (PIL images through ToTensor + Normalize) and
+DataLoader(num_workers=2, shuffle=True), fp32, the model in its default memory format. Ours: the whole
+subset normalised once on the device, batches gathered by index, bf16 autocast and channels_last (as
+`train.Runtime` chooses). Same model, batch size, optimiser (Adam 1e-3) and number of steps. Also each
+speed option of ours switched off in turn (bf16, channels_last) and torch.compile switched on.
+
+    python -m benchmarks.train_throughput [--steps 60] [--widths 8 64] [--device cpu]
+"""
+import argparse
+import time
+
+import numpy as np
+import torch
+import torchvision
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from benchmarks.common import describe_machine
+from plasticity_nb import Phase, RunConfig, load_cifar10
+from plasticity_nb.data import MEAN, STD
+from plasticity_nb.models import resnet18
+from plasticity_nb.train import Runtime, resolve_device, train_run
+
+BATCH = 128
+
+
+def naive_images_per_second(data, width: int, steps: int, device: torch.device, warmup: int) -> float:
+    """What a user writes by hand: torchvision's CIFAR10 __getitem__ path (PIL + transforms) and a DataLoader."""
+    dataset = torchvision.datasets.CIFAR10.__new__(torchvision.datasets.CIFAR10)
+    torchvision.datasets.VisionDataset.__init__(dataset, root="unused", transform=transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize(MEAN, STD)]))
+    dataset.train = True
+    dataset.data = data.train_images.permute(0, 2, 3, 1).cpu().numpy()  # NHWC uint8, as torchvision stores it
+    dataset.targets = data.train_labels.cpu().tolist()
+    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=2, drop_last=True,
+                        persistent_workers=True)
+    torch.manual_seed(0)
+    model = resnet18(width).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    done, started = 0, None
+    while done < steps + warmup:
+        for x, y in loader:
+            if done == warmup:
+                started = time.perf_counter()
+            x, y = x.to(device), y.to(device)
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            done += 1
+            if done == steps + warmup:
+                break
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * BATCH / (time.perf_counter() - started)
+
+
+def ours_images_per_second(data, width: int, steps: int, device: torch.device, warmup: int, **options) -> float:
+    """Our training loop: the first epoch warms up (and compiles), the second (no evaluation) is timed."""
+    precision = options.pop("precision", "bf16")
+    config = RunConfig(phases=(Phase(epochs=2, eval_every=3),), width=width, train_subset=(steps + 1) * BATCH,
+                       test_subset=1000, precision=precision, data_id=data.data_id)
+    warm = RunConfig(phases=(Phase(epochs=1),), width=width, train_subset=(warmup + 1) * BATCH, test_subset=1000,
+                     precision=precision, data_id=data.data_id)
+    runtime = Runtime.for_config(config, device, **options)
+    train_run(warm, data, device, runtime=runtime)  # untimed warm-up (oneDNN primitive caches, compilation)
+    history = train_run(config, data, device, runtime=runtime).history
+    return history[0]["step"] * BATCH / history[0]["seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--widths", type=int, nargs="+", default=[8, 64], help="ResNet-18 widths (8 = the quick preset)")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile on a CPU)")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    data = load_cifar10(device=device)
+    print(f"# {describe_machine(device)}; batch {BATCH}, Adam, {args.steps} timed steps")
+    for width in args.widths:
+        naive = naive_images_per_second(data, width, args.steps, device, args.warmup)
+        variants = {"ours (bf16, channels_last)": {}, "ours, fp32": {"precision": "fp32"},
+                    "ours, no channels_last": {"channels_last": False}}
+        if args.compile:
+            variants["ours + torch.compile"] = {"compile": True}
+        print(f"ResNet-18 w{width}: naive {naive:8.0f} img/s")
+        for name, options in variants.items():
+            ours = ours_images_per_second(data, width, args.steps, device, args.warmup, **options)
+            print(f"ResNet-18 w{width}: {name:<30} {ours:8.0f} img/s   ratio vs naive {ours / naive:5.2f}x")
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()

@@ -1,0 +1,94 @@
+"""The explorer in a real browser: JupyterLab on 127.0.0.1 with a token, driven by Playwright in Debian's
+headless Chromium. Runs the explorer notebook, changes a widget and checks that the plot changes."""
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from plasticity_nb.cli import main
+from plasticity_nb.paths import project_root
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps dialling out, which this machine refuses.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SCREENSHOT = project_root() / "outputs" / "explorer_screenshot.png"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A run store with two studies' smoke runs, and JupyterLab serving the project with it."""
+    out = tmp_path_factory.mktemp("explorer-store")
+    assert main(["run", "--preset", "smoke", "--only", "01,08", "--out", str(out)]) == 0
+    port, token = free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | {"PLASTICITY_OUT": str(out)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--allow-root",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={project_root()}", "--LabApp.news_url="],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("JupyterLab did not start")
+    yield base, token
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def plot_source(page) -> str:
+    """The src of the figure the explorer's output widget shows (a base64 PNG), once there is one."""
+    image = page.locator(".widget-output img").first
+    image.wait_for(state="attached", timeout=180_000)
+    return image.get_attribute("src")
+
+
+def test_explorer_runs_in_a_real_browser_and_reacts_to_its_widgets(lab):
+    from playwright.sync_api import sync_playwright
+
+    base, token = lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"{base}/lab/tree/notebooks/00_explorer.ipynb?token={token}")
+        page.locator(".jp-NotebookPanel").first.wait_for(timeout=120_000)
+        page.get_by_text("Python (plasticity_nb) | Idle").wait_for(timeout=120_000)  # the kernel is up
+        if page.get_by_role("button", name="No", exact=True).is_visible():
+            page.get_by_role("button", name="No", exact=True).click()  # JupyterLab's news prompt
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        try:
+            before = plot_source(page)
+        except Exception:
+            page.screenshot(path=str(SCREENSHOT.with_name("explorer_failure.png")), full_page=True)
+            raise
+        study = page.locator(".widget-dropdown select").first
+        options = study.locator("option").all_inner_texts()
+        assert len(options) >= 2, options  # both studies' runs are in the store
+        study.select_option(label=options[1])
+        page.wait_for_function("previous => { const img = document.querySelector('.widget-output img');"
+                               " return img && img.src !== previous; }", arg=before, timeout=120_000)
+        after = plot_source(page)
+        assert after != before
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        browser.close()
+    assert SCREENSHOT.stat().st_size > 20_000

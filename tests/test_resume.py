@@ -1,0 +1,34 @@
+"""Resumable runs: a run continued from any checkpoint ends exactly like an uninterrupted one."""
+import pandas as pd
+import torch
+
+from plasticity_nb import Phase, RunStore
+from plasticity_nb.train import train_run
+from tests.helpers import tiny_run
+
+DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
+
+
+def test_resuming_from_every_checkpoint_reproduces_the_uninterrupted_run(cifar, tmp_path):
+    config = tiny_run(phases=(Phase(pool="half", epochs=2), Phase(pool="full", epochs=4)), augment=True)
+    saved = []
+    whole = train_run(config, cifar, checkpoint=saved.append, checkpoint_every=1)
+    assert [(s.phase_index, s.epoch) for s in saved] == [(0, 1), (1, 1), (1, 2), (1, 3)]
+    store = RunStore(tmp_path)
+    for state in saved:
+        store.save_checkpoint(config, state)  # through the file format a killed process leaves behind
+        resumed = train_run(config, cifar, resume=store.load_checkpoint(config))
+        pd.testing.assert_frame_equal(pd.DataFrame(resumed.history)[DETERMINISTIC], pd.DataFrame(whole.history)[DETERMINISTIC])
+        assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
+
+
+def test_a_checkpoint_is_replaced_atomically_and_discarded(tmp_path):
+    store, config = RunStore(tmp_path), tiny_run()
+    assert store.load_checkpoint(config) is None
+    from plasticity_nb.train import RunState
+    store.save_checkpoint(config, RunState([], [], 0, 1, 4))
+    store.save_checkpoint(config, RunState([], [], 0, 2, 8))
+    assert store.load_checkpoint(config).epoch == 2
+    assert [p.name for p in store.checkpoint_path(config).parent.iterdir()] == ["checkpoint.pt"]
+    store.discard_checkpoint(config)
+    assert store.load_checkpoint(config) is None
