@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import shutil
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from .report import write_report
 from .executors import EXECUTORS
 from .runner import CHECKPOINT_EVERY, run_many
 from .store import RunStore, StoreError
-from .train import resolve_device
+from .train import COMPILE_ENV, COMPILE_MODES, resolve_device
 from .studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
 
 KERNEL = "plasticity-nb"  # installed into this environment; always passed to papermill explicitly
@@ -55,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--ray-address", default=None, help="Ray cluster to use with --executor ray (default: a local one)")
     run.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="EPOCHS",
                      help=f"epochs between checkpoints that make killed runs resumable (default: {CHECKPOINT_EVERY})")
+    run.add_argument("--compile", default=None, choices=COMPILE_MODES, metavar="MODE",
+                     help="torch.compile every run in this mode: reduce-overhead (CUDA graphs) is the fast one on a "
+                          f"GPU (benchmarks/RESULTS.md); one of {', '.join(COMPILE_MODES)} (default: eager)")
     args = parser.parse_args(argv)
+    if args.compile:
+        os.environ[COMPILE_ENV] = args.compile  # read by Runtime.for_config here and in spawned workers
     try:
         return run_notebooks(args.preset, args.only, args.param, args.data, args.out, args.executor,
                              args.ray_address, args.checkpoint_every)

@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from .config import Config, ConfigError, check_positive
+from .config import Config, ConfigError, check_choice, check_positive
 from .data import load_cifar10
 from .runner import run_many
 from .stats import Estimate, paired_estimate
 from .paths import default_out_dir
 from .store import RunRecord, RunStore
-from .train import Phase, RunConfig, resolve_device
+from .train import PRECISIONS, Phase, RunConfig, native_precision, resolve_device
 
 CIFAR10_TRAIN_SIZE = 50000
 ARMS = ("warm", "scratch")
@@ -34,7 +34,7 @@ Plan = list[tuple[dict[str, Any], RunConfig]]
 QUICK_SWEEP = dict(eval_every=5)
 BASE_PRESETS = {
     "smoke": dict(seeds=[0, 1], model="resnet", depth=1, width=4, optimizer="adam", lr=1e-3, batch_size=64,
-                  train_subset=512, test_subset=1000, tune_epochs=2, last_k=1),
+                  train_subset=512, test_subset=1000, tune_epochs=2, last_k=1, precision="fp32"),
     "quick": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=8, optimizer="adam", lr=1e-3, batch_size=128,
                   train_subset=5000, tune_epochs=15, last_k=5),
     "paper": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=64, optimizer="adam", lr=1e-3, batch_size=128,
@@ -74,7 +74,7 @@ class StudyConfig(Config):
     last_k: int  # the metric averages test accuracy over the last last_k epochs
     augment: bool = False  # random crop + flip (off in the paper)
     test_subset: int | None = None  # test images evaluated; None: the full 10,000 (smoke uses fewer)
-    precision: str = "bf16"  # bf16 autocast or fp32
+    precision: str = "auto"  # bf16 autocast, fp32, or auto: bf16 where this machine runs it natively, else fp32
     eval_every: int = 1  # test-set evaluation every this many epochs; always in the metric window
 
     CONDITIONS: ClassVar[tuple[str, ...]] = ()  # label columns that name a study's condition
@@ -90,6 +90,7 @@ class StudyConfig(Config):
         check_positive("tune_epochs", self.tune_epochs)
         check_positive("last_k", self.last_k)
         check_positive("eval_every", self.eval_every)
+        check_choice("precision", self.precision, ("auto", *PRECISIONS))
         if self.last_k > self.tune_epochs:
             raise ConfigError(f"last_k {self.last_k} exceeds tune_epochs {self.tune_epochs}")
         self.check_sweep()
@@ -113,7 +114,8 @@ class StudyConfig(Config):
     def run_config(self, seed: int, phases: tuple[Phase, ...], data_id: str = "", **changes: Any) -> RunConfig:
         fields = dict(phases=phases, seed=seed, model=self.model, depth=self.depth, width=self.width,
                       train_subset=self.train_subset, test_subset=self.test_subset, batch_size=self.batch_size,
-                      augment=self.augment, precision=self.precision, data_id=data_id)
+                      augment=self.augment, data_id=data_id,
+                      precision=native_precision() if self.precision == "auto" else self.precision)
         return RunConfig(**{**fields, **changes})
 
     def scratch(self, seed: int, data_id: str = "", tune: dict[str, Any] | None = None, **run: Any) -> RunConfig:

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import os
 import time
 from typing import Any, Callable
 
@@ -31,6 +32,8 @@ OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "rmsprop")
 # half to the whole (Fig. 3), or one set of a multi-stage split (Fig. 4).
 POOLS = ("half", "full", "blend", "stage")
 PRECISIONS = ("bf16", "fp32")
+COMPILE_ENV = "PLASTICITY_COMPILE"  # execution only (how fast, not what): every run of this process tree compiles
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 EVAL_BATCH = 500  # test images per forward pass (fastest on a CPU; results do not depend on it)
 
 
@@ -90,7 +93,7 @@ class RunConfig(Config):
     augment: bool = False  # random crop + flip (the paper trains without)
     weight_decay: float = 0.0  # L2 coefficient passed to the optimiser (the paper uses none)
     momentum: float = 0.9  # for sgd_momentum only
-    precision: str = "bf16"  # bf16 autocast (fp32 master weights) or plain fp32
+    precision: str = "bf16"  # bf16 autocast (fp32 master weights) or plain fp32; studies pick with `native_precision`
     stages: int | None = None  # multi-stage runs only: pretraining stages n (the split has n+1 nested sets)
     uniform_ratio: float | None = None  # multi-stage runs only: fraction r drawn uniformly over classes
     probes: ProbeSettings | None = None  # how to probe; set for (and only for) runs with probe_epochs
@@ -153,20 +156,40 @@ class Runtime:
     precision: str  # "bf16": autocast to bfloat16 (weights stay fp32); "fp32"
     channels_last: bool  # NHWC memory format: faster convolutions on both CPU (oneDNN) and CUDA
     compile: bool = False  # torch.compile the training forward (pays a compile time up front)
+    compile_mode: str = "default"  # torch.compile mode; "reduce-overhead" also replays CUDA graphs (GPU only)
+
+    def __post_init__(self) -> None:
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time and pick its fastest kernels
 
     @classmethod
     def for_config(cls, config: RunConfig, device: str | torch.device | None = None, **options: Any) -> "Runtime":
-        """Defaults: channels_last for convolutional nets; `options` override (channels_last, compile)."""
-        return cls(resolve_device(device), config.precision, **{"channels_last": config.model == "resnet", **options})
+        """Defaults: channels_last for convolutional nets, and torch.compile in the mode PLASTICITY_COMPILE names
+        (set by `run --compile MODE`; e.g. reduce-overhead on a GPU); `options` override."""
+        defaults: dict[str, Any] = {"channels_last": config.model == "resnet"}
+        if mode := os.environ.get(COMPILE_ENV):
+            check_choice(COMPILE_ENV, mode, COMPILE_MODES)
+            defaults.update(compile=True, compile_mode=mode)
+        return cls(resolve_device(device), config.precision, **{**defaults, **options})
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def training_forward(self, model: torch.nn.Module) -> Callable:
-        """The callable a training step uses (the model itself keeps its state-dict keys)."""
-        return torch.compile(model) if self.compile else model
+    def training_forward(self, forward: Callable) -> Callable:
+        """The callable a training step uses: the model (which keeps its state-dict keys) or, for ensembles,
+        the vmapped functional call; compiled when `compile` is set."""
+        return torch.compile(forward, mode=self.compile_mode) if self.compile else forward
+
+
+def native_precision() -> str:
+    """bf16 where this machine computes it natively (a CUDA GPU, or a CPU with AVX-512/AMX that oneDNN uses for
+    bf16), else fp32: on an AVX2-only CPU, bf16 autocast is emulated and measured 9x slower than fp32
+    (benchmarks/RESULTS.md). Resolved when a study builds its runs, so each stored run names its precision."""
+    if torch.cuda.is_available() or torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "bf16"
+    return "fp32"
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -191,12 +214,13 @@ def init_model(config: RunConfig, runtime: Runtime) -> torch.nn.Module:
     return model.to(runtime.device, memory_format=memory_format)
 
 
-def make_optimizer(phase: Phase, config: RunConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(phase: Phase, config: RunConfig, params, runtime: Runtime) -> torch.optim.Optimizer:
     kwargs: dict[str, Any] = dict(lr=phase.lr, weight_decay=config.weight_decay)
-    if phase.optimizer == "adam":
-        return torch.optim.Adam(params, **kwargs)
     if phase.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, **kwargs)
+    kwargs["fused"] = runtime.device.type == "cuda" or None  # one kernel for the whole update on a GPU
+    if phase.optimizer == "adam":
+        return torch.optim.Adam(params, **kwargs)
     momentum = config.momentum if phase.optimizer == "sgd_momentum" else 0.0
     return torch.optim.SGD(params, momentum=momentum, **kwargs)
 
@@ -243,7 +267,7 @@ def train_phase(model: torch.nn.Module, config: RunConfig, state: RunState, tens
     """
     phase_index, phase = state.phase_index, config.phases[state.phase_index]
     first_epoch = state.history[-1]["epoch"] - state.epoch if state.history else 0  # run epochs before this phase
-    optimizer = make_optimizer(phase, config, model.parameters())
+    optimizer = make_optimizer(phase, config, model.parameters(), runtime)
     generator = torch.Generator().manual_seed(derived_seed(config.seed, phase_index, 0))
     if state.optimizer is None:  # a fresh phase, not a resumed one
         if phase.reset_groups:

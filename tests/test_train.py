@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from plasticity_nb import Phase
-from plasticity_nb.train import RunConfig, make_optimizer, train_run
+from plasticity_nb.config import ConfigError
+from plasticity_nb.train import RunConfig, Runtime, make_optimizer, native_precision, train_run
 from tests.helpers import tiny_run
 
 DETERMINISTIC = ["phase", "pool", "epoch", "phase_epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
@@ -62,10 +63,32 @@ def test_a_diverging_run_is_recorded_as_diverged(cifar):
                                                 ("rmsprop", torch.optim.RMSprop, None)])
 def test_optimisers(name, cls, momentum):
     config = tiny_run(phases=(Phase(optimizer=name, lr=0.05),))
-    optimizer = make_optimizer(config.phases[0], config, [torch.nn.Parameter(torch.zeros(1))])
+    optimizer = make_optimizer(config.phases[0], config, [torch.nn.Parameter(torch.zeros(1))],
+                               Runtime.for_config(config, "cpu"))
     assert type(optimizer) is cls and optimizer.defaults["lr"] == 0.05
     if momentum is not None:
         assert optimizer.defaults["momentum"] == momentum
+
+
+def test_compile_mode_comes_from_the_environment_and_is_checked(monkeypatch):
+    config = tiny_run()
+    assert not Runtime.for_config(config, "cpu").compile
+    monkeypatch.setenv("PLASTICITY_COMPILE", "reduce-overhead")
+    runtime = Runtime.for_config(config, "cpu")
+    assert runtime.compile and runtime.compile_mode == "reduce-overhead"
+    assert not Runtime.for_config(config, "cpu", compile=False).compile  # explicit options win
+    monkeypatch.setenv("PLASTICITY_COMPILE", "fastest")
+    with pytest.raises(ConfigError, match="PLASTICITY_COMPILE"):
+        Runtime.for_config(config, "cpu")
+
+
+def test_studies_resolve_auto_precision_to_what_this_machine_runs_natively():
+    from plasticity_nb.protocols import WarmStartConfig
+    runs = [c for _, c in WarmStartConfig.from_preset("quick").plan()]
+    assert {c.precision for c in runs} == {native_precision()}
+    assert {c.precision for _, c in WarmStartConfig.from_preset("smoke").plan()} == {"fp32"}  # same on every machine
+    with pytest.raises(ConfigError, match="precision"):
+        WarmStartConfig.from_preset("quick", precision="fp16")
 
 
 def test_fp32_and_augmentation_paths_run(cifar):
