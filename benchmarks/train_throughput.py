@@ -2,9 +2,10 @@
 
 Naive baseline: a torchvision CIFAR-10 dataset (PIL images through ToTensor + Normalize) and
 DataLoader(num_workers=2, shuffle=True), fp32, the model in its default memory format. Ours: the whole
-subset normalised once on the device, batches gathered by index, bf16 autocast and channels_last (as
-`train.Runtime` chooses). Same model, batch size, optimiser (Adam 1e-3) and number of steps. Also each
-speed option of ours switched off in turn (bf16, channels_last) and torch.compile switched on.
+subset normalised once on the device, batches gathered by index, channels_last, and the precision studies
+pick on this machine (`native_precision`: bf16 autocast on a GPU or an AVX-512/AMX CPU, fp32 on an AVX2
+CPU). Same model, batch size, optimiser (Adam 1e-3) and number of steps. Also the other precision and
+channels_last off, each in turn, and torch.compile switched on.
 
     python -m benchmarks.train_throughput [--steps 60] [--widths 8 64] [--device cpu]
 """
@@ -21,7 +22,7 @@ from benchmarks.common import describe_machine
 from plasticity_nb import Phase, RunConfig, load_cifar10
 from plasticity_nb.data import MEAN, STD
 from plasticity_nb.models import resnet18
-from plasticity_nb.train import Runtime, resolve_device, train_run
+from plasticity_nb.train import Runtime, native_precision, resolve_device, train_run
 
 BATCH = 128
 
@@ -59,7 +60,7 @@ def naive_images_per_second(data, width: int, steps: int, device: torch.device, 
 
 def ours_images_per_second(data, width: int, steps: int, device: torch.device, warmup: int, **options) -> float:
     """Our training loop: the first epoch warms up (and compiles), the second (no evaluation) is timed."""
-    precision = options.pop("precision", "bf16")
+    precision = options.pop("precision", native_precision())
     config = RunConfig(phases=(Phase(epochs=2, eval_every=3),), width=width, train_subset=(steps + 1) * BATCH,
                        test_subset=1000, precision=precision, data_id=data.data_id)
     warm = RunConfig(phases=(Phase(epochs=1),), width=width, train_subset=(warmup + 1) * BATCH, test_subset=1000,
@@ -83,10 +84,14 @@ def main() -> None:
     print(f"# {describe_machine(device)}; batch {BATCH}, Adam, {args.steps} timed steps")
     for width in args.widths:
         naive = naive_images_per_second(data, width, args.steps, device, args.warmup)
-        variants = {"ours (bf16, channels_last)": {}, "ours, fp32": {"precision": "fp32"},
+        native = native_precision()
+        other = "fp32" if native == "bf16" else "bf16"
+        variants = {f"ours ({native}, channels_last)": {}, f"ours, {other}": {"precision": other},
                     "ours, no channels_last": {"channels_last": False}}
         if args.compile:
             variants["ours + torch.compile"] = {"compile": True}
+            if device.type == "cuda":
+                variants["ours + compile (CUDA graphs)"] = {"compile": True, "compile_mode": "reduce-overhead"}
         print(f"ResNet-18 w{width}: naive {naive:8.0f} img/s")
         for name, options in variants.items():
             ours = ours_images_per_second(data, width, args.steps, device, args.warmup, **options)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,15 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .data import CIFAR10, augment
 from .train import (EVAL_BATCH, RunConfig, RunOutcome, Runtime, RunTensors, derived_seed, init_model, make_optimizer)
+
+
+class Float32BatchNorm2d(torch.nn.BatchNorm2d):
+    """BatchNorm on a float32 copy of its input. Under vmap, cuDNN's batch-norm backward refuses a bf16
+    input beside float32 running statistics (which a lone model's autocast accepts); normalising in
+    float32 is what autocast does to normalisation layers anyway, and the next convolution casts back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float())
 
 
 def ensemble_key(config: RunConfig) -> str:
@@ -35,11 +45,13 @@ def can_ensemble(config: RunConfig) -> bool:
 
 
 def train_ensemble(configs: list[RunConfig], data: CIFAR10, device: str | torch.device | None = None,
-                   starts: list[RunOutcome] | None = None) -> list[RunOutcome]:
-    """Train the last phase of every config (all phases when `starts` is None) as one vmapped model."""
+                   starts: list[RunOutcome] | None = None, **runtime_options: Any) -> list[RunOutcome]:
+    """Train the last phase of every config (all phases when `starts` is None) as one vmapped model.
+
+    `runtime_options` go to `Runtime.for_config` (e.g. compile=True, compile_mode="reduce-overhead")."""
     if len({ensemble_key(c) for c in configs}) != 1 or not all(map(can_ensemble, configs)):
         raise ValueError("an ensemble needs configs that differ only by seed, without resets or probes")
-    runtime = Runtime.for_config(configs[0], device)
+    runtime = Runtime.for_config(configs[0], device, **runtime_options)
     runtime.channels_last = False  # vmap adds a member dimension; keep plain NCHW inside
     models = [init_model(c, runtime) for c in configs]
     first_phase = 0
@@ -50,7 +62,10 @@ def train_ensemble(configs: list[RunConfig], data: CIFAR10, device: str | torch.
     histories = [list(s.history) if starts else [] for s in (starts or configs)]
     params, buffers = stack_module_state(models)
     template = copy.deepcopy(models[0]).to("meta")
-    forward = vmap(lambda p, b, x: functional_call(template, (p, b), (x,)))
+    for module in template.modules():
+        if type(module) is torch.nn.BatchNorm2d:
+            module.__class__ = Float32BatchNorm2d  # same parameters and buffers, float32 arithmetic
+    forward = runtime.training_forward(vmap(lambda p, b, x: functional_call(template, (p, b), (x,))))
     tensors = [RunTensors(c, data, runtime) for c in configs]
     alive = [True] * len(configs)
     for phase_index in range(first_phase, len(configs[0].phases)):
@@ -67,7 +82,7 @@ def _train_phase(configs, phase_index, params, buffers, template, forward, tenso
     if phase.target_train_acc is not None:
         raise ValueError("ensembles train fixed epoch budgets (members would stop at different epochs)")
     template.train()
-    optimizer = make_optimizer(phase, config, list(params.values()))
+    optimizer = make_optimizer(phase, config, list(params.values()), runtime)
     generators = [torch.Generator().manual_seed(derived_seed(c.seed, phase_index, 0)) for c in configs]
     first_epoch = [h[-1]["epoch"] if h else 0 for h in histories]
     for epoch in range(phase.epochs):

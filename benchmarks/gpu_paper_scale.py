@@ -1,0 +1,94 @@
+"""Paper scale on a GPU: ResNet-18 w64 bf16 training throughput of our loop, its model-FLOPs utilisation,
+and the projected wall time of one paper-scale seed pair.
+
+FLOPs of one training step (forward + backward at batch 128) are counted by `torch.utils.flop_counter`;
+MFU is the achieved FLOP/s over the GPU's dense bf16 peak (`--peak-tflops`, default by GPU name). Our loop
+(`train_run`: data on the GPU, bf16 autocast, channels_last, fused Adam) trains three epochs on the 50k
+training set: the first warms up (cuDNN autotuning, compilation), the second is timed (the third evaluates). Evaluation of the
+10k test set (`train.evaluate`, BatchNorm folded into the convolutions) is timed on its own after a
+warm-up call. Eager, and with torch.compile in its default and "reduce-overhead" (CUDA graphs) modes. The projection multiplies the paper
+preset's image counts by these rates: pretraining 350 epochs on the 25k half, warm tuning and scratch
+training 500 epochs each on 50k, a test-set evaluation after every epoch.
+
+    python -m benchmarks.gpu_paper_scale [--width 64] [--compile]
+"""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.common import describe_machine
+from plasticity_nb import Phase, RunConfig, load_cifar10
+from plasticity_nb.models import resnet18
+from plasticity_nb.data import normalise
+from plasticity_nb.train import Runtime, evaluate, train_run
+
+BATCH = 128
+DENSE_BF16_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0}  # NVIDIA datasheets, SXM parts, no sparsity
+PAPER_TRAIN_IMAGES = 350 * 25_000 + 2 * 500 * 50_000  # pretraining on the half + warm tuning + scratch training
+PAPER_EVAL_IMAGES = (350 + 500 + 500) * 10_000  # the test set after every epoch of the three phases
+
+
+def training_step_flops(width: int, device: torch.device) -> int:
+    model = resnet18(width).to(device, memory_format=torch.channels_last)
+    x = torch.randn(BATCH, 3, 32, 32, device=device).to(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (BATCH,), device=device)
+    with FlopCounterMode(display=False) as counter:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+    return counter.get_total_flops()
+
+
+def peak_tflops(device: torch.device, override: float | None) -> float:
+    if override:
+        return override
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in DENSE_BF16_PEAK_TFLOPS.items() if key in name), float("nan"))
+
+
+def measure(data, width: int, device: torch.device, **options) -> tuple[float, float]:
+    """(training images/s, evaluation images/s) of our loop on the whole training and test sets."""
+    config = RunConfig(phases=(Phase(epochs=3, eval_every=4),), width=width, train_subset=50_000, precision="bf16",
+                       data_id=data.data_id)
+    runtime = Runtime.for_config(config, device, **options)
+    history = train_run(config, data, device, runtime=runtime).history  # only the last epoch evaluates
+    train_ips = (history[1]["step"] - history[0]["step"]) * BATCH / history[1]["seconds"]
+    model = resnet18(width).to(device, memory_format=torch.channels_last)
+    test_x = normalise(data.test_images.to(device), channels_last=True)
+    evaluate(model, test_x, data.test_labels, runtime)  # warm-up: cuDNN picks the evaluation kernels
+    started = time.perf_counter()
+    evaluate(model, test_x, data.test_labels, runtime)  # ends in .item(): synchronised
+    return train_ips, len(test_x) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--compile", action="store_true", help="also measure with torch.compile")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak (default: by GPU name)")
+    args = parser.parse_args()
+    device = torch.device("cuda")
+    data = load_cifar10(device=device)
+    flops = training_step_flops(args.width, device)
+    peak = peak_tflops(device, args.peak_tflops)
+    print(f"# {describe_machine(device)}; ResNet-18 w{args.width}, batch {BATCH}, bf16, channels_last, fused Adam")
+    print(f"training step: {flops / 1e9:.1f} GFLOP ({flops / BATCH / 1e9:.3f} GFLOP per image); "
+          f"dense bf16 peak {peak:.1f} TFLOP/s")
+    variants = {"eager": {}}
+    if args.compile:
+        variants.update({"torch.compile": dict(compile=True),
+                         "torch.compile reduce-overhead": dict(compile=True, compile_mode="reduce-overhead")})
+    for name, options in variants.items():
+        train_ips, eval_ips = measure(data, args.width, device, **options)
+        mfu = train_ips / BATCH * flops / (peak * 1e12)
+        pair = PAPER_TRAIN_IMAGES / train_ips + PAPER_EVAL_IMAGES / eval_ips
+        print(f"{name:<30} training {train_ips:8.0f} img/s, MFU {100 * mfu:5.1f} %; evaluation {eval_ips:8.0f} img/s; "
+              f"projected paper-scale seed pair ({PAPER_TRAIN_IMAGES / 1e6:.2f} M training + "
+              f"{PAPER_EVAL_IMAGES / 1e6:.1f} M evaluation images): {pair / 60:6.1f} min")
+
+
+if __name__ == "__main__":
+    main()
