@@ -2,7 +2,7 @@
 
 L is the mean cross-entropy over a fixed probe set (`ProbeSet`: seeded, class-balanced, identical for
 every model compared). Hessian-vector products are double-backward through a gradient graph built once
-per probe batch; a block of vectors shares one batched backward (`HessianOperator`).
+per probe batch; on a GPU a block of vectors shares one batched backward (`HessianOperator`).
 
 BatchNorm mode is an explicit argument, recorded in every result and never changed on the caller's
 model (the measurement runs on a copy):
@@ -59,7 +59,7 @@ class HessianOperator:
 
     Each probe batch's gradient graph is built once (`create_graph=True`) and every product is one
     double-backward through it; a block of vectors goes through in one batched backward
-    (`is_grads_batched`, vmap underneath), which is what makes the Hutchinson trace cheap.
+    (`is_grads_batched`, vmap underneath), which is what makes the Hutchinson trace cheap on a GPU.
     Memory grows with the probe set: keep it a few thousand images.
     """
 
@@ -184,13 +184,17 @@ class Trace:
 
 
 def hessian_trace(model: torch.nn.Module, probes: ProbeSet, samples: int = 50, bn_mode: str = "eval",
-                  generator: torch.Generator | None = None, block: int = 10) -> Trace:
+                  generator: torch.Generator | None = None, block: int | None = None) -> Trace:
     """Hutchinson's estimator: mean of v^T H v over Rademacher v, `block` probes per batched HVP.
+
+    `block` defaults to 1 on a CPU, where one batched double-backward measured slower than the same
+    products one by one (benchmarks/RESULTS.md), and to 10 on a GPU, where batching fills the device.
 
     The same probes give each module group's block trace: E[v_g^T (H v)_g] = tr(H_gg).
     """
     op = HessianOperator(model, probes, bn_mode)
     generator = generator or torch.Generator().manual_seed(0)
+    block = block or (10 if next(model.parameters()).is_cuda else 1)
     groups = {name: group_mask(model, name) for name in model.module_groups()}
     totals, per_group = [], {name: [] for name in groups}
     for start in range(0, samples, block):
