@@ -1,5 +1,8 @@
 """The explorer in a real browser: JupyterLab on 127.0.0.1 with a token, driven by Playwright in Debian's
-headless Chromium. Runs the explorer notebook, changes a widget and checks that the plot changes."""
+headless Chromium. Runs the explorer notebook, changes a widget and checks that the plot changes.
+
+By default on a fresh smoke store; `PLASTICITY_EXPLORER_STORE=outputs PLASTICITY_SCREENSHOT=docs/explorer.png
+pytest tests/test_browser.py` runs it on an existing store (e.g. quick results) and makes the README's picture."""
 import os
 import secrets
 import shutil
@@ -8,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +23,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps dialling out, which this machine refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-SCREENSHOT = project_root() / "outputs" / "explorer_screenshot.png"
+SCREENSHOT = Path(os.environ.get("PLASTICITY_SCREENSHOT", project_root() / "outputs" / "explorer_screenshot.png"))
 
 
 def free_port() -> int:
@@ -30,9 +34,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A run store with two studies' smoke runs, and JupyterLab serving the project with it."""
-    out = tmp_path_factory.mktemp("explorer-store")
-    assert main(["run", "--preset", "smoke", "--only", "01,08", "--out", str(out)]) == 0
+    """A run store with two studies' runs (smoke unless given), and JupyterLab serving the project with it."""
+    if os.environ.get("PLASTICITY_EXPLORER_STORE"):
+        out = Path(os.environ["PLASTICITY_EXPLORER_STORE"]).resolve()
+    else:
+        out = tmp_path_factory.mktemp("explorer-store")
+        assert main(["run", "--preset", "smoke", "--only", "01,08", "--out", str(out)]) == 0
     port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | {"PLASTICITY_OUT": str(out)}
     server = subprocess.Popen(
