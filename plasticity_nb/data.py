@@ -228,4 +228,7 @@ def augment(batch: torch.Tensor, generator: torch.Generator, pad: int = 4) -> to
     cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]  # (n,1,1,w)
     out = padded[torch.arange(n, device=device)[:, None, None, None],
                  torch.arange(batch.shape[1], device=device)[None, :, None, None], rows, cols]
-    return out.contiguous(memory_format=torch.channels_last)
+    # Keep the caller's memory format: a channels_last batch into an NCHW net of 4 channels sent oneDNN down
+    # a path that took minutes per step on an AVX2 CPU.
+    channels_last = batch.is_contiguous(memory_format=torch.channels_last) and not batch.is_contiguous()
+    return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
