@@ -43,12 +43,29 @@ def events(out):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def checkpoints(out) -> set[tuple[str, int]]:
+    """(path, modification time) of every checkpoint in progress: a rewritten one counts as new."""
+    found = set()
+    for path in (RunStore(out).root / ".partial").glob("*/checkpoint.pt"):
+        try:
+            found.add((str(path), path.stat().st_mtime_ns))
+        except FileNotFoundError:  # finished and removed meanwhile
+            pass
+    return found
+
+
 def test_killed_batches_resume_and_end_like_an_uninterrupted_batch(tmp_path):
     out, reference = tmp_path / "killed", tmp_path / "reference"
     rng = random.Random(2026)
     for attempt in range(6):  # SIGKILL the whole process group (CLI, workers, kernel) at random moments
         process = cli(out, start_new_session=True)
-        time.sleep(rng.uniform(3, 12))
+        # Wait for a new checkpoint, then kill a random moment later: wall-clock delays alone depend on the
+        # machine's speed (on a slow CPU every kill landed before the first checkpoint).
+        before = checkpoints(out)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline and checkpoints(out) <= before:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 1.5))
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
