@@ -1,5 +1,5 @@
-"""What curvature and noise probes cost: one quick-preset tuning run with the probes of notebook 09 (at
-tuning epochs 0, 3 and 15) against the same run without them, timed in the same process.
+"""What curvature and noise probes cost: one quick-preset tuning run with the probes of notebook 09 (at its
+quick preset's probe epochs) against the same run without them, timed in the same process.
 
     python -m benchmarks.probe_overhead [--device cpu]
 """
