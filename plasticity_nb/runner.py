@@ -65,8 +65,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR
         provenance = collect(device, time.perf_counter() - started, data.source)
         if resume:
             provenance["resumed_from"] = {"phase": resume.phase_index + 1, "epoch": resume.epoch}
-        record = store.save(config, outcome, provenance)
-        store.discard_checkpoint(config)
+        record = store.save(config, outcome, provenance)  # discards the checkpoint
         store.log("finish", config, status=outcome.status)
         return record
 
@@ -89,6 +88,7 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
     out_dir = Path(out_dir or default_out_dir())
     store = RunStore(out_dir)
     device = resolve_device(device)
+    store.discard_stale_checkpoints()
     todo: dict[str, RunConfig] = {}  # every missing run and missing prefix, by key
     for config in configs:
         for n in range(1, len(config.phases) + 1):

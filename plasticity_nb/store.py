@@ -100,6 +100,7 @@ class RunStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        self.discard_checkpoint(config)
         return self.load(config)
 
     # -- resumable runs ---------------------------------------------------------------------------
@@ -122,6 +123,15 @@ class RunStore:
 
     def discard_checkpoint(self, config: RunConfig) -> None:
         shutil.rmtree(self.checkpoint_path(config).parent, ignore_errors=True)
+
+    def discard_stale_checkpoints(self) -> None:
+        """Remove the checkpoints of runs that are stored: a process killed between storing a run and
+        discarding its checkpoint leaves one behind."""
+        partial = self.root / ".partial"
+        if partial.is_dir():
+            for folder in partial.iterdir():
+                if (self.root / folder.name / "metrics.json").exists():
+                    shutil.rmtree(folder, ignore_errors=True)
 
     # -- concurrency -----------------------------------------------------------------------------
     @contextlib.contextmanager

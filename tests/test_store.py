@@ -63,6 +63,19 @@ def test_a_stale_temp_folder_from_a_killed_process_is_ignored(tmp_path, cifar):
     assert run(tiny_run(), tmp_path).status == "finished"
 
 
+def test_a_checkpoint_left_beside_a_stored_run_is_discarded_by_the_next_batch(tmp_path, cifar):
+    # What a process killed between storing a run and discarding its checkpoint leaves behind.
+    from plasticity_nb.train import RunState
+    store, config = RunStore(tmp_path), tiny_run()
+    run(config, tmp_path)
+    store.save_checkpoint(config, RunState([], [], 1, 0, 8))
+    unfinished = tiny_run(seed=1)
+    store.save_checkpoint(unfinished, RunState([], [], 0, 0, 0))
+    run_many([config], tmp_path)
+    assert store.load_checkpoint(config) is None
+    assert store.load_checkpoint(unfinished) is not None  # a run still to finish keeps its checkpoint
+
+
 def test_an_unwritable_output_folder_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
