@@ -16,8 +16,9 @@ import functools
 import hashlib
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -38,16 +39,39 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class CIFAR10:
-    train_images: torch.Tensor  # uint8 (50000, 3, 32, 32), on the device
+    """CIFAR-10 as tensors on one device. Files, checksums, array shapes and labels are checked on loading;
+    the images themselves (~1 s to decompress) are decoded on first use, so that work which only needs the
+    data's fingerprint (planning runs, loading stored ones) does not pay for them."""
+
     train_labels: torch.Tensor  # int64 (50000,)
-    test_images: torch.Tensor  # uint8 (10000, 3, 32, 32)
     test_labels: torch.Tensor  # int64 (10000,)
     source: str  # where it was read from, for provenance
     data_id: str  # fingerprint of the copy; part of every run's config hash (copies differ: pitfall 4)
+    read_images: Callable[[], tuple[np.ndarray, np.ndarray]] = field(repr=False, compare=False)  # (train, test) NHWC
 
     @property
     def device(self) -> torch.device:
-        return self.train_images.device
+        return self.train_labels.device
+
+    @functools.cached_property
+    def _images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return tuple(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.device)
+                     for x in self.read_images())
+
+    @property
+    def train_images(self) -> torch.Tensor:
+        """uint8 (50000, 3, 32, 32), on the device."""
+        return self._images[0]
+
+    @property
+    def test_images(self) -> torch.Tensor:
+        """uint8 (10000, 3, 32, 32)."""
+        return self._images[1]
+
+    def decode(self) -> "CIFAR10":
+        """Decode the images now (a corrupt image array fails here, with a DataError naming the file)."""
+        self._images
+        return self
 
 
 def default_data_root() -> Path:
@@ -78,15 +102,9 @@ def _load_cached(folder: Path | None, device: str) -> CIFAR10:
         download = os.environ.get("PLASTICITY_OFFLINE", "0") != "1"
         arrays, source, data_id = _read_torchvision(default_data_root(), download)
     (xtr, ytr), (xte, yte) = arrays
-    to_device = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(device)
-    return CIFAR10(
-        train_images=to_device(xtr.transpose(0, 3, 1, 2)),
-        train_labels=to_device(ytr.astype(np.int64)),
-        test_images=to_device(xte.transpose(0, 3, 1, 2)),
-        test_labels=to_device(yte.astype(np.int64)),
-        source=source,
-        data_id=data_id,
-    )
+    to_device = lambda y: torch.from_numpy(y.astype(np.int64)).to(device)
+    return CIFAR10(train_labels=to_device(ytr), test_labels=to_device(yte), source=source, data_id=data_id,
+                   read_images=lambda: (xtr(), xte()))
 
 
 def _read_folder(folder: Path):
@@ -117,21 +135,44 @@ def _read_npz_folder(folder: Path):
 
 
 def _read_npz(path: Path, expected_rows: int):
+    """(images reader, labels): labels are read and checked now, the image array's header too; the images
+    are decompressed when the reader is called."""
     try:
-        with np.load(path) as archive:
-            images, labels = archive["images"], archive["labels"]
-    except KeyError as missing:
-        raise DataError(f"{path} lacks the array {missing}; expected 'images' and 'labels'.") from None
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
-        raise DataError(f"{path} is truncated or corrupt ({type(err).__name__}: {err}).") from None
-    _check_arrays(path, images, labels, expected_rows)
-    return images, labels
+        with zipfile.ZipFile(path) as archive:
+            missing = [name for name in ("images", "labels") if f"{name}.npy" not in archive.namelist()]
+            if missing:
+                raise DataError(f"{path} lacks the array '{missing[0]}'; expected 'images' and 'labels'.")
+            with archive.open("images.npy") as header:
+                version = np.lib.format.read_magic(header)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(header)
+            with archive.open("labels.npy") as member:
+                labels = np.lib.format.read_array(member)
+    except UNREADABLE as err:
+        raise corrupt(path, err) from None
+    _check_arrays(path, dtype, shape, labels, expected_rows)
+
+    def read_images() -> np.ndarray:
+        try:
+            with np.load(path) as arrays:
+                return arrays["images"]
+        except UNREADABLE as err:  # e.g. a damaged byte inside the archive (CRC check) when there is no SHA256SUMS
+            raise corrupt(path, err) from None
+    return read_images, labels
 
 
-def _check_arrays(where, images: np.ndarray, labels: np.ndarray, expected_rows: int) -> None:
-    if images.dtype != np.uint8 or images.shape != (expected_rows, 32, 32, 3):
-        raise DataError(f"{where}: images must be uint8 of shape ({expected_rows}, 32, 32, 3), "
-                        f"got {images.dtype} {images.shape}.")
+UNREADABLE = (zipfile.BadZipFile, EOFError, ValueError, OSError)
+
+
+def corrupt(path: Path, err: Exception) -> DataError:
+    return DataError(f"{path} is truncated or corrupt ({type(err).__name__}: {err}).")
+
+
+def _check_arrays(where, dtype: np.dtype, shape: tuple[int, ...], labels: np.ndarray, expected_rows: int) -> None:
+    """The images' dtype and shape (from the array header) and the labels."""
+    if dtype != np.uint8 or shape != (expected_rows, 32, 32, 3):
+        raise DataError(f"{where}: images must be uint8 of shape ({expected_rows}, 32, 32, 3), got {dtype} {shape}.")
     if labels.shape != (expected_rows,) or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{where}: labels must be integers of shape ({expected_rows},), got {labels.dtype} {labels.shape}.")
     if labels.min() < 0 or labels.max() >= NUM_CLASSES:
@@ -152,8 +193,8 @@ def _read_torchvision(root: Path, download: bool):
     arrays = []
     for ds, n in zip(sets, (50000, 10000)):
         images, labels = ds.data, np.asarray(ds.targets, dtype=np.int64)
-        _check_arrays(root / TORCHVISION_FOLDER, images, labels, n)
-        arrays.append((images, labels))
+        _check_arrays(root / TORCHVISION_FOLDER, images.dtype, images.shape, labels, n)
+        arrays.append((lambda images=images: images, labels))
     return tuple(arrays), f"{root / TORCHVISION_FOLDER} (torchvision)", "torchvision-cifar10"
 
 

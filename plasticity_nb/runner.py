@@ -51,6 +51,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR
     if config.data_id and config.data_id != data.data_id:
         raise ConfigError(f"config was made for data {config.data_id!r} but the loaded copy is {data.data_id!r} "
                           f"({data.source})")
+    data.decode()  # images are decoded lazily: a corrupt image array fails here, before anything is written
     store.ensure_writable()
     with store.lock(config):
         record = store.load(config)  # another process may have finished it while we waited for the lock
@@ -100,13 +101,13 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
     workers = workers or auto_workers(device, list(todo.values()))
     bar = tqdm(total=len(todo), desc="runs", disable=not progress or not todo)
     if ensemble:
-        data = load_cifar10(data_dir, device) if todo else None
+        data = load_cifar10(data_dir, device).decode() if todo else None
         for depth in sorted({len(c.phases) for c in todo.values()}):  # prefixes first
             for group in members_of([c for c in todo.values() if len(c.phases) == depth]).values():
                 run_together(group, store, data, device)
                 bar.update(len(group))
     elif executor == "local" and (workers == 1 or len(todo) <= 1):
-        data = load_cifar10(data_dir, device) if todo else None
+        data = load_cifar10(data_dir, device).decode() if todo else None
         for config in sorted(todo.values(), key=lambda c: len(c.phases)):  # prefixes first
             run(config, out_dir, data, data_dir, device, progress, checkpoint_every)
             bar.update()

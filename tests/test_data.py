@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from plasticity_nb.data import DataError, Split, augment, class_balanced_subset, load_cifar10, normalise
+from plasticity_nb.runner import run
+from tests.helpers import run_folders, tiny_run
 
 
 def test_loaded_arrays_are_cifar10(cifar):
@@ -109,3 +111,27 @@ def test_wrong_shape(tmp_path):
 def test_label_out_of_range(tmp_path):
     with pytest.raises(DataError, match=r"labels must lie in 0\.\.9"):
         load_cifar10(_write(tmp_path / "d", labels_max=10, sums=False))
+
+
+def test_images_are_decoded_on_first_use_only(tmp_path):
+    # Planning runs and loading stored ones need only the fingerprint; decompressing 150 MB costs ~1 s.
+    data = load_cifar10(_write(tmp_path / "lazy"))
+    assert "_images" not in vars(data)
+    assert data.test_images.shape == (10000, 3, 32, 32) and "_images" in vars(data)
+
+
+def test_a_damaged_image_array_fails_before_a_run_writes_anything(tmp_path):
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    for name, n in (("train.npz", 50000), ("test.npz", 10000)):  # stored uncompressed: the zip stays readable
+        np.savez(folder / name, images=np.zeros((n, 32, 32, 3), np.uint8), labels=np.arange(n) % 10)
+    raw = bytearray((folder / "train.npz").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # inside images.npy: only its CRC check can tell
+    (folder / "train.npz").write_bytes(bytes(raw))
+    data = load_cifar10(folder)  # header and labels are fine
+    with pytest.raises(DataError, match="train.npz is truncated or corrupt"):
+        data.decode()
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="train.npz is truncated or corrupt"):
+        run(tiny_run(), out, data_dir=folder)
+    assert not run_folders(out)
