@@ -107,7 +107,7 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
                 run_together(group, store, data, device)
                 bar.update(len(group))
     elif executor == "local" and (workers == 1 or len(todo) <= 1):
-        data = load_cifar10(data_dir, device).decode() if todo else None
+        data = load_cifar10(data_dir, device) if todo else None  # `run` decodes the images before it writes
         for config in sorted(todo.values(), key=lambda c: len(c.phases)):  # prefixes first
             run(config, out_dir, data, data_dir, device, progress, checkpoint_every)
             bar.update()
