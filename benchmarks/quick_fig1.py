@@ -34,7 +34,7 @@ def main() -> None:
     cold, warm = batch(out), batch(out)
     claim = pd.read_csv(out / "claims.csv").query("claim == 'C1' and preset == 'quick'").iloc[0]
     print(f"cold (empty store): {cold:6.1f} s; warm (every run stored): {warm:5.1f} s; ratio {cold / warm:5.1f}x")
-    print(f"C1: {claim.effect_pp:+.2f} pp (95% CI {claim.ci_low_pp:+.2f} to {claim.ci_high_pp:+.2f}, "
+    print(f"C1: {claim.effect:+.2f} pp (95% CI {claim.ci_low:+.2f} to {claim.ci_high:+.2f}, "
           f"{claim.n_seeds} seeds): {claim.verdict}")
 
 

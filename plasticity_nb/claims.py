@@ -1,91 +1,130 @@
-"""The study's claims and `<out>/claims.csv`: one row per claim and preset, effect with its paired CI.
+"""The study's claims and `<out>/claims.csv`: one row per claim and preset.
 
-Every claim is phrased so that a positive effect supports it. Its verdict is `supported` when the 95% CI
-lies above 0, `not supported` when it lies below 0, `inconclusive` when it straddles 0, unless the
-claim's own rule (C3, C6: every condition; C7: recovery) says otherwise.
+Each claim states what its source says, and is tested the way the statement needs (see stats.py): a
+difference ("X is worse": the paired CI above 0), an equivalence ("X recovers": TOST against the preset's
+margin) or a bound ("X does not speed up by more than m"). Before any verdict, the claim's premise is
+checked (both arms fit their training data, see `protocols.PremiseRule`); when it fails the verdict is
+`premise not met`, naming the condition, arm and train accuracy. Claims the paper did not make (C8a's
+protocol, C9, C10) are `extension`, never "agrees".
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
-from .stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, Estimate
+from .premises import Premise
+from .stats import POSITIVE, PREMISE_NOT_MET, Test, combine
 
-COLUMNS = ["claim", "notebook", "statement", "preset", "n_seeds", "effect_pp", "ci_low_pp", "ci_high_pp", "verdict"]
+COLUMNS = ["claim", "notebook", "statement", "preset", "test", "unit", "n_seeds", "effect", "ci_low", "ci_high",
+           "ci_level", "sd", "margin", "p_value", "mde_80", "seeds_for_80", "verdict", "vs_paper", "premise",
+           "other_tests", "condition"]
+PAPER, EXTENSION = "paper", "extension"
 
 
 @dataclasses.dataclass(frozen=True)
 class Claim:
     id: str
     notebook: str  # notebook stem that tests it
-    statement: str  # what "supported" means
-    paper: str  # what Berariu et al. found (direction only: their exact numbers are not known to us)
-    effect: str  # what effect_pp measures
+    statement: str  # what a positive verdict means
+    paper: str  # what the source found (direction only: Berariu et al.'s exact numbers are not known to us)
+    effect: str  # what the primary test's effect measures
+    source: str = PAPER  # paper: a statement of Berariu et al.; extension: one they did not make
+    unit: str = "pp"  # unit of the effect
 
 
 CLAIMS = {c.id: c for c in [
     Claim("C1", "01_warm_start_gap", "warm-started training generalises worse than training from scratch",
           "Both arms reach 100% train accuracy; the warm-started model's test accuracy plateaus lower (Fig. 1).",
-          "gap = scratch - warm final test accuracy"),
-    Claim("C2", "02_pretraining_duration", "the gap appears after only a few pretraining epochs",
+          "gap = scratch - warm test accuracy over the metric window; difference test"),
+    Claim("C2", "02_pretraining_duration", "the gap appears after only 5-10 pretraining epochs",
           "The gap appears after about 5-10 epochs of pretraining with Adam, before pretraining fits the "
           "half; early stopping does not avoid it (Fig. 2).",
-          "gap after `few_epochs` pretraining epochs"),
+          "gap after `few_epochs` pretraining epochs (inside the paper's 5-10); difference test"),
     Claim("C3", "03_optimisers", "the gap appears under every optimiser",
           "The gap appears with Adam, RMSprop, SGD and SGD with momentum (App. A.1).",
-          "gap of the optimiser with the weakest evidence (lowest CI bound); supported only if every "
-          "optimiser's CI lies above 0"),
+          "gap per optimiser at `pretrain_epochs`, each optimiser with its own lr and epoch budget; one difference "
+          "test per optimiser, reported: the one with the weakest evidence"),
     Claim("C4", "04_blending", "a transient bias toward the pretraining subset is enough to cause the gap",
           "Even a transient, slowly fading bias towards the half produces the gap (Fig. 3).",
-          "gap of the single-stage blended run with the slowest fade (largest gamma)"),
-    Claim("C5a", "05_multistage", "the gap grows with the number of stages",
+          "gap of the single-stage blended run with the slowest fade (largest gamma); difference test"),
+    Claim("C5a", "05_multistage", "the gap grows with the number of stages (no class shift)",
           "Final test accuracy falls steadily as the number of pretraining stages grows (Fig. 4, left).",
-          "gap(most stages) - gap(fewest stages), averaged over ratios"),
+          "gap(most stages) - gap(fewest stages) at r = 1 (class-balanced stages: stage count alone); difference test"),
     Claim("C5b", "05_multistage", "the gap grows with the class shift between stages",
           "A larger difference between stages (smaller uniform fraction r) gives a larger gap (Fig. 4).",
-          "gap(smallest r) - gap(largest r), averaged over stage counts"),
-    Claim("C6", "06_capacity", "the gap survives every depth and width tried",
+          "gap(smallest r) - gap(largest r) at a fixed stage count (`fixed_stages`); difference test"),
+    Claim("C6", "06_capacity", "the gap survives every depth and width tried, including wider than the base",
           "The gap survives every depth and width tried; bigger models do not fix it (Fig. 5).",
-          "gap of the (depth, width) with the weakest evidence; supported only if every CI lies above 0"),
-    Claim("C7", "07_resets", "re-initialising the top 4-5 groups recovers from-scratch accuracy",
-          "Resetting the top 4 or 5 module groups recovers from-scratch generalisation; resetting a few is not "
-          "enough (Fig. 6).",
-          "gap removed by resetting the top 4-5 groups: gap(no reset) - gap(reset); supported when that is "
-          "above 0 and the remaining gap is not significantly above 0"),
-    Claim("C8", "08_tuning_lr", "a 10x larger tuning lr shrinks the gap",
+          "gap per (depth, width), the grid including a width above the base width; one difference test per "
+          "condition, reported: the one with the weakest evidence"),
+    Claim("C7a", "07_resets", "re-initialising the top 4-5 groups recovers from-scratch accuracy",
+          "Resetting the top 4 or 5 module groups recovers from-scratch generalisation (Fig. 6).",
+          "remaining gap = scratch - reset-top-4-5 test accuracy (mean of k = 3 and k = 2); equivalence (TOST) "
+          "within +/- the preset's margin"),
+    Claim("C7b", "07_resets", "re-initialising only the top 1-2 groups leaves a gap",
+          "Resetting only a few (top) groups is not enough (Fig. 6).",
+          "remaining gap after resetting the top 1-2 groups (mean of k = 6 and k = 5); difference test"),
+    Claim("C7c", "07_resets", "once the top 4-5 groups are reset, keeping the bottom ones does not speed up training",
+          "Once enough is reset to fix generalisation, warm-starting's speed advantage is gone (Fig. 11).",
+          "speed-up = scratch's tuning epochs to `speed_target_acc` train accuracy minus the reset-top-4-5 run's "
+          "(mean of k = 3, 2); a run that never reaches it counts as budget + 1; bound: below `speed_margin` epochs",
+          unit="epochs"),
+    Claim("C8a", "08_tuning_lr", "a 10x tuning lr reduces but does not close the gap (scratch at the same rate)",
+          "A 10x larger tuning learning rate substantially reduces, but does not close, the gap (Fig. 7); the paper "
+          "does not say that scratch was also trained at 10x: this protocol is ours.",
+          "gap(1x) - gap(10x), both arms at the same rate (difference test), and the remaining gap(10x) (difference "
+          "test): supported only if both are above 0", source=EXTENSION),
+    Claim("C8b", "08_tuning_lr", "a 10x tuning lr reduces but does not close the gap (scratch at 1x, the paper's view)",
           "A 10x larger tuning learning rate substantially reduces, but does not close, the gap (Fig. 7).",
-          "gap(1x tuning lr) - gap(largest multiplier), scratch at the same multipliers"),
+          "gap(1x) - [scratch(1x) - warm(10x)] (difference test), and the remaining scratch(1x) - warm(10x) "
+          "(difference test): supported only if both are above 0"),
     Claim("C9", "09_two_phases", "warm-started tuning ends in a sharper minimum (higher top eigenvalue and trace)",
           "Not measured by the paper; its two-phases hypothesis (§3) predicts a narrower minimum after warm-starting.",
-          "relative difference in percent, 100 (warm / scratch - 1), of the top Hessian eigenvalue and of the "
-          "trace at the end of tuning (the one with the weaker evidence); supported only if both are above 0"),
+          "100 (warm / scratch - 1) of the top Hessian eigenvalue and of the trace at the end of tuning, BatchNorm "
+          "statistics re-estimated on the probe set; both arms fitted and at matched probe loss; one difference test "
+          "each, reported: the weaker", source=EXTENSION, unit="%"),
     Claim("C10", "09_two_phases", "warm-started tuning starts with less gradient noise",
           "Not measured by the paper; its hypothesis is that pretraining removes the gradient noise that drives "
           "exploration at the start of tuning.",
-          "100 (1 - warm / scratch) of the per-example gradient variance tr(Sigma), over the early tuning probes"),
+          "100 (1 - warm / scratch) of the gradient noise scale tr(Sigma)/|G|^2 over the early tuning probes "
+          "(primary, scale-free), with tr(Sigma) reported beside it; difference test", source=EXTENSION, unit="%"),
 ]}
 
 
 @dataclasses.dataclass(frozen=True)
 class ClaimResult:
     claim: str  # id in CLAIMS
-    estimate: Estimate
-    verdict: str  # usually estimate.verdict; claims with their own rule set it
+    tests: tuple[Test, ...]  # the primary test first; every test must hold for a positive verdict
+    premise: Premise
+    others: tuple[Test, ...] = ()  # reported beside the claim, not part of its verdict (e.g. a secondary metric)
+
+    @property
+    def primary(self) -> Test:
+        return self.tests[0]
+
+    @property
+    def verdict(self) -> str:
+        return combine(self.tests) if self.premise.met else PREMISE_NOT_MET
 
     @classmethod
-    def from_estimate(cls, claim: str, estimate: Estimate) -> "ClaimResult":
-        return cls(claim, estimate, estimate.verdict)
+    def every_condition(cls, claim: str, tests: Sequence[Test], premise: Premise) -> "ClaimResult":
+        """Holds only if it holds in every condition; the test with the weakest evidence is reported first."""
+        ordered = sorted(tests, key=lambda t: t.estimate.ci_low if math.isfinite(t.estimate.ci_low) else -math.inf)
+        return cls(claim, tuple(ordered), premise)
 
-    @classmethod
-    def every_condition(cls, claim: str, estimates: list[Estimate]) -> "ClaimResult":
-        """Supported only if every condition is; reports the condition with the weakest evidence."""
-        weakest = min(estimates, key=lambda e: e.ci_low)
-        verdicts = {e.verdict for e in estimates}
-        verdict = SUPPORTED if verdicts == {SUPPORTED} else NOT_SUPPORTED if NOT_SUPPORTED in verdicts else INCONCLUSIVE
-        return cls(claim, weakest, verdict)
+
+def relation(claim: Claim, verdict: str) -> str:
+    """agrees / departs / premise not met / extension: how a verdict stands against the source."""
+    if claim.source == EXTENSION:
+        return EXTENSION
+    if verdict == PREMISE_NOT_MET:
+        return PREMISE_NOT_MET
+    return "agrees" if verdict in POSITIVE else "departs"
 
 
 def claims_path(out_dir: str | os.PathLike) -> Path:
@@ -94,16 +133,33 @@ def claims_path(out_dir: str | os.PathLike) -> Path:
 
 def read_claims(out_dir: str | os.PathLike) -> pd.DataFrame:
     path = claims_path(out_dir)
-    return pd.read_csv(path) if path.exists() else pd.DataFrame(columns=COLUMNS)
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    table = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"])
+    if "vs_paper" not in table.columns:  # written by an older version: its verdicts used other tests
+        return pd.DataFrame(columns=COLUMNS)
+    return table
+
+
+def claim_row(result: ClaimResult, preset: str) -> dict:
+    claim, test = CLAIMS[result.claim], result.primary
+    e = test.estimate
+    return {
+        "claim": result.claim, "notebook": claim.notebook, "statement": claim.statement, "preset": preset,
+        "test": test.kind, "unit": claim.unit, "n_seeds": e.n, "effect": round(e.mean, 3),
+        "ci_low": round(e.ci_low, 3), "ci_high": round(e.ci_high, 3), "ci_level": e.confidence,
+        "sd": round(e.sd, 3), "margin": test.margin, "p_value": round(test.p_value, 4),
+        "mde_80": round(test.mde, 3), "seeds_for_80": test.seeds_needed, "verdict": result.verdict,
+        "vs_paper": relation(claim, result.verdict), "premise": ("met: " if result.premise.met else "NOT MET: ")
+        + result.premise.detail,
+        "other_tests": " | ".join(t.describe(claim.unit) for t in (*result.tests[1:], *result.others)),
+        "condition": test.label,
+    }
 
 
 def record_claims(out_dir: str | os.PathLike, preset: str, results: list[ClaimResult]) -> pd.DataFrame:
     """Write (or replace) these claims' rows for this preset in claims.csv; return the new rows."""
-    rows = pd.DataFrame([{
-        "claim": r.claim, "notebook": CLAIMS[r.claim].notebook, "statement": CLAIMS[r.claim].statement,
-        "preset": preset, "n_seeds": r.estimate.n, "effect_pp": round(r.estimate.mean, 3),
-        "ci_low_pp": round(r.estimate.ci_low, 3), "ci_high_pp": round(r.estimate.ci_high, 3), "verdict": r.verdict,
-    } for r in results], columns=COLUMNS)
+    rows = pd.DataFrame([claim_row(r, preset) for r in results], columns=COLUMNS)
     table = read_claims(out_dir)
     table = table[~(table.claim.isin(rows.claim) & (table.preset == preset))]
     table = pd.concat([t for t in (table, rows) if len(t)], ignore_index=True).sort_values(["preset", "claim"])

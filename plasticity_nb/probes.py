@@ -1,6 +1,9 @@
 """Curvature and gradient-noise probes recorded during training (the two-phases measurements).
 
 A phase lists `probe_epochs` (0 = before its first step); the run's `ProbeSettings` say how to measure.
+With `bn_statistics="probe"` every measurement runs on a copy whose BatchNorm running statistics were
+re-estimated on the probe set first: a fresh network's default statistics (mean 0, variance 1) make its
+eval-mode output nearly constant, a different function from the one the optimiser trains.
 Each probe measures, on a fixed probe set drawn from the run's training subset (class-balanced, the same
 for every arm of a seed): the top Hessian eigenvalue, the Hutchinson trace (with each module group's
 block trace), per-example gradient noise and the weight norm. Probes use their own random generators,
@@ -8,16 +11,21 @@ so a run's training trajectory is identical with or without them.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from .config import Config, check_choice, check_positive
-from .curvature import BN_MODES, ProbeSet, hessian_eigenvalues, hessian_trace, weight_norm
+from .curvature import BN_MODES, ProbeSet, hessian_eigenvalues, hessian_trace, probe_copy, weight_norm
 from .data import class_balanced_subset
 from .noise import per_example_noise
+
+
+BN_STATISTICS = ("running", "probe")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -28,9 +36,11 @@ class ProbeSettings(Config):
     eigen_iterations: int = 20  # power-iteration cap for the top eigenvalue
     eigen_tol: float = 1e-3  # relative change that counts as converged
     trace_samples: int = 20  # Rademacher probes of the Hutchinson trace
+    bn_statistics: str = "running"  # running: the model's own; probe: re-estimated on the probe set before measuring
 
     def check(self) -> None:
         check_choice("bn_mode", self.bn_mode, BN_MODES)
+        check_choice("bn_statistics", self.bn_statistics, BN_STATISTICS)
         for name in ("examples", "batch_size", "eigen_iterations", "eigen_tol", "trace_samples"):
             check_positive(name, getattr(self, name))
 
@@ -42,9 +52,37 @@ def probe_set(train_x: torch.Tensor, train_y: torch.Tensor, settings: ProbeSetti
     return ProbeSet.from_tensors(train_x[pick], train_y[pick], settings.batch_size)
 
 
+def with_probe_statistics(model: torch.nn.Module, probes: ProbeSet) -> torch.nn.Module:
+    """A copy of `model` whose BatchNorm running statistics are re-estimated on the probe set: train-mode
+    forward passes with momentum None (a cumulative average over the probe batches), nothing else changed."""
+    net = copy.deepcopy(model)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    with torch.no_grad():
+        for x, _ in probes.batches:
+            net(x)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return net
+
+
+@torch.no_grad()
+def probe_loss(model: torch.nn.Module, probes: ProbeSet, bn_mode: str) -> float:
+    """Mean cross-entropy over the probe set, in the BatchNorm mode the curvature is measured in."""
+    net = probe_copy(model, bn_mode)
+    return sum(F.cross_entropy(net(x), y, reduction="sum").item() for x, y in probes.batches) / probes.size
+
+
 def measure(model: torch.nn.Module, probes: ProbeSet, settings: ProbeSettings, seed: int) -> dict[str, Any]:
-    """One probe row: curvature (in `settings.bn_mode`), noise (eval-mode BN, see noise.py), weight norm."""
+    """One probe row: curvature (in `settings.bn_mode`), noise (eval-mode BN, see noise.py), weight norm,
+    and the probe-set loss they were measured at; BatchNorm statistics as `settings.bn_statistics` says."""
     started = time.perf_counter()
+    if settings.bn_statistics == "probe":
+        model = with_probe_statistics(model, probes)
     eigen = hessian_eigenvalues(model, probes, k=1, bn_mode=settings.bn_mode, max_iterations=settings.eigen_iterations,
                                 tol=settings.eigen_tol, generator=torch.Generator().manual_seed(seed))
     trace = hessian_trace(model, probes, samples=settings.trace_samples, bn_mode=settings.bn_mode,
@@ -56,5 +94,6 @@ def measure(model: torch.nn.Module, probes: ProbeSet, settings: ProbeSettings, s
         **{f"trace_{group}": value for group, (value, _) in trace.per_group.items()},
         "grad_norm": noise.grad_norm, "noise_trace": noise.trace_cov, "noise_scale": noise.noise_scale,
         "noise_top_share": noise.top_share, "weight_norm": weight_norm(model), "bn_mode": settings.bn_mode,
+        "probe_loss": probe_loss(model, probes, settings.bn_mode), "bn_statistics": settings.bn_statistics,
         "probe_seconds": time.perf_counter() - started,
     }

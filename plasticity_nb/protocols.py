@@ -16,8 +16,9 @@ import pandas as pd
 
 from .config import Config, ConfigError, check_choice, check_positive
 from .data import load_cifar10
+from .premises import Premise, PremiseRule
 from .runner import run_many
-from .stats import Estimate, paired_estimate
+from .stats import Estimate, Test, difference_test, equivalence_test, paired_estimate
 from .paths import default_out_dir
 from .store import RunRecord, RunStore
 from .train import PRECISIONS, Phase, RunConfig, native_precision, resolve_device
@@ -32,13 +33,21 @@ Plan = list[tuple[dict[str, Any], RunConfig]]
 # The quick sweeps (02-08) evaluate the test set every 5 epochs outside the metric window: evaluation
 # is about a third of a CPU run's time, and only the window enters the metric.
 QUICK_SWEEP = dict(eval_every=5)
+# Claim rules, fixed before any result under them was seen: the premise floor (the paper's "100 %" is
+# >= 99.5 % at paper scale; quick allows Adam's short spikes over its 5-epoch window; smoke is plumbing, so
+# its gate is open), the bound on the arms' difference, and the equivalence margin of "recovers"/"closes".
+RULES = {
+    "smoke": dict(premise_train_acc=0.0, premise_arm_difference=100.0, equivalence_margin=5.0),
+    "quick": dict(premise_train_acc=97.0, premise_arm_difference=2.0, equivalence_margin=1.0),
+    "paper": dict(premise_train_acc=99.5, premise_arm_difference=0.5, equivalence_margin=0.5),
+}
 BASE_PRESETS = {
     "smoke": dict(seeds=[0, 1], model="resnet", depth=1, width=4, optimizer="adam", lr=1e-3, batch_size=64,
-                  train_subset=512, test_subset=1000, tune_epochs=2, last_k=1, precision="fp32"),
+                  train_subset=512, test_subset=1000, tune_epochs=2, last_k=1, precision="fp32", **RULES["smoke"]),
     "quick": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=8, optimizer="adam", lr=1e-3, batch_size=128,
-                  train_subset=5000, tune_epochs=15, last_k=5),
+                  train_subset=5000, tune_epochs=15, last_k=5, **RULES["quick"]),
     "paper": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=64, optimizer="adam", lr=1e-3, batch_size=128,
-                  train_subset=50000, tune_epochs=500, last_k=100, augment=False, precision="bf16"),
+                  train_subset=50000, tune_epochs=500, last_k=100, augment=False, precision="bf16", **RULES["paper"]),
 }
 
 
@@ -76,14 +85,25 @@ class StudyConfig(Config):
     test_subset: int | None = None  # test images evaluated; None: the full 10,000 (smoke uses fewer)
     precision: str = "auto"  # bf16 autocast, fp32, or auto: bf16 where this machine runs it natively, else fp32
     eval_every: int = 1  # test-set evaluation every this many epochs; always in the metric window
+    premise_train_acc: float  # premise: each arm's train accuracy (%) over the metric window reaches this...
+    premise_arm_difference: float  # ...and the arms' train accuracies differ by at most this (points)
+    equivalence_margin: float  # "recovers"/"closes" claims: TOST margin +/- this (points)
 
     CONDITIONS: ClassVar[tuple[str, ...]] = ()  # label columns that name a study's condition
 
     def check(self) -> None:
         if not self.seeds:
-            raise ConfigError("seeds is empty: give at least one seed (three or more for a CI)")
+            raise ConfigError("seeds is empty: give at least two seeds (three or more for a useful CI)")
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds has duplicates: {list(self.seeds)}")
+        if len(self.seeds) < 2:
+            raise ConfigError(f"seeds {list(self.seeds)} has one seed: a claim's paired CI needs at least two "
+                              "(three or more for a useful one)")
+        if not self.equivalence_margin > 0:
+            raise ConfigError(f"equivalence_margin must be > 0 points, got {self.equivalence_margin!r}")
+        if not 0 <= self.premise_train_acc <= 100:
+            raise ConfigError(f"premise_train_acc is a percentage in [0, 100], got {self.premise_train_acc!r}")
+        check_positive("premise_arm_difference", self.premise_arm_difference, allow_zero=True)
         if self.train_subset > CIFAR10_TRAIN_SIZE:
             raise ConfigError(f"train_subset {self.train_subset} is larger than CIFAR-10's {CIFAR10_TRAIN_SIZE} "
                               "training images")
@@ -98,6 +118,9 @@ class StudyConfig(Config):
 
     def check_sweep(self) -> None:
         """A study's own checks, run before its runs are built."""
+
+    def premise_rule(self) -> PremiseRule:
+        return PremiseRule(self.premise_train_acc, self.premise_arm_difference)
 
     def tune(self, **changes: Any) -> Phase:
         """The phase on the full subset that ends every run (the scratch run is just this phase).
@@ -157,24 +180,63 @@ class StudyResult:
 
     history: pd.DataFrame  # one row per run and epoch: labels, phase, epoch, tune_epoch, accuracies...
     probes: pd.DataFrame  # one row per run and curvature/noise probe (empty unless the study probes)
-    summary: pd.DataFrame  # one row per run: labels, status, final test/train accuracy, store key
+    summary: pd.DataFrame  # one row per run: labels, status, test accuracy and train accuracy over the window, key
     gaps: pd.DataFrame  # one row per condition and seed: scratch, warm, gap_pp
-    estimates: pd.DataFrame  # one row per condition: mean gap, 95% CI, n_seeds, verdict
+    estimates: pd.DataFrame  # one row per condition: mean gap, 95% CI, n_seeds, verdict, each arm's fit, premise
     conditions: tuple[str, ...]  # the condition columns
     last_k: int
 
+    def gap_series(self, **condition: Any) -> pd.Series:
+        """Per seed: the gap (scratch - warm, points) of one condition (all rows when the study has none)."""
+        return select(self.gaps, condition).set_index("seed").gap_pp
+
     def gap_estimate(self, **condition: Any) -> Estimate:
         """The paired gap estimate of one condition (all rows when the study has none)."""
-        rows = self.gaps
-        for column, value in condition.items():
-            rows = rows[rows[column] == value]
-        return paired_estimate(rows.gap_pp)
+        return paired_estimate(self.gap_series(**condition))
+
+    def gap_test(self, **condition: Any) -> Test:
+        """Is the condition's gap above 0? (the difference test, labelled with the condition)"""
+        return difference_test(self.gap_series(**condition), describe(condition))
+
+    def gap_equivalence(self, margin: float, **condition: Any) -> Test:
+        """Is the condition's gap within +/- margin points of 0? (paired TOST)"""
+        return equivalence_test(self.gap_series(**condition), margin, describe(condition))
+
+    def gap_change(self, column: str, larger: Any, smaller: Any, **fixed: Any) -> pd.Series:
+        """Per seed: gap(column=larger) - gap(column=smaller), other conditions held at `fixed`."""
+        return self.gap_series(**{column: larger, **fixed}) - self.gap_series(**{column: smaller, **fixed})
+
+    def arm_series(self, arm: str, metric: str = "final_test_acc", **condition: Any) -> pd.Series:
+        """Per seed: one arm's `metric` under one condition."""
+        rows = select(self.summary, condition)
+        return rows[rows.arm == arm].set_index("seed")[metric]
+
+    def fit(self, arm: str, **condition: Any) -> float:
+        """One arm's train accuracy (%) over the metric window, mean over seeds (NaN if any run diverged)."""
+        return float(self.arm_series(arm, "window_train_acc", **condition).mean(skipna=False))
+
+    def premise(self, rule: PremiseRule, **condition: Any) -> Premise:
+        """Do warm and scratch both fit under `condition` (every condition when none is given)?"""
+        if condition or not self.conditions:
+            return rule.check({arm: self.fit(arm, **condition) for arm in ARMS}, describe(condition))
+        keys = self.gaps[list(self.conditions)].drop_duplicates().to_dict("records")
+        return Premise.all_of([self.premise(rule, **key) for key in keys])
 
     @property
     def estimate(self) -> Estimate:
         if self.conditions:
             raise AttributeError("this study has conditions: use gap_estimate(**condition) or estimates")
         return self.gap_estimate()
+
+
+def select(table: pd.DataFrame, condition: dict[str, Any]) -> pd.DataFrame:
+    for column, value in condition.items():
+        table = table[table[column] == value]
+    return table
+
+
+def describe(condition: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in condition.items()) or "all runs"
 
 
 def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
@@ -189,7 +251,7 @@ def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
     plan = config.plan(data.data_id)
     records = run_many([c for _, c in plan], out_dir, data_dir, device, workers, progress, executor=executor,
                        ray_address=ray_address)
-    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS)
+    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS, config.premise_rule())
 
 
 def warm_start_gap(config: WarmStartConfig, **kwargs: Any) -> StudyResult:
@@ -198,24 +260,25 @@ def warm_start_gap(config: WarmStartConfig, **kwargs: Any) -> StudyResult:
 
 
 def compare(records: list[RunRecord], labels: list[dict[str, Any]], last_k: int,
-            conditions: tuple[str, ...] = ()) -> StudyResult:
+            conditions: tuple[str, ...] = (), rule: PremiseRule | None = None) -> StudyResult:
+    """Tidy tables of the runs, and one row per condition: the gap's estimate beside each arm's accuracies
+    and (given the preset's `rule`) whether the premise holds, so a gap between an under-trained and a
+    fitted arm is never read alone."""
     history = pd.concat([tidy_history(r, l) for r, l in zip(records, labels)], ignore_index=True)
     probes = pd.concat([tidy(r, r.probes, l) for r, l in zip(records, labels)], ignore_index=True)
     summary = pd.DataFrame([{**l, **final_metrics(r, last_k)} for r, l in zip(records, labels)])
-    gaps = paired_gaps(summary, conditions)
-    # Mean final accuracies per arm beside each gap: the paper's premise is that both arms fit the
-    # training data, so a gap between an under-trained and a fitted arm is read with care.
+    result = StudyResult(history, probes, summary, paired_gaps(summary, conditions), pd.DataFrame(), conditions,
+                         last_k)
     rows = []
-    for key, group in (gaps.groupby(list(conditions), sort=False) if conditions else [((), gaps)]):
-        estimate = paired_estimate(group.gap_pp)
-        key = key if isinstance(key, tuple) else (key,)
-        arms = summary if not conditions else summary.merge(pd.DataFrame([dict(zip(conditions, key))]))
-        means = arms.groupby("arm")[["final_test_acc", "final_train_acc"]].mean()
-        rows.append({**dict(zip(conditions, key)), "effect_pp": estimate.mean, "ci_low_pp": estimate.ci_low,
-                     "ci_high_pp": estimate.ci_high, "n_seeds": estimate.n, "verdict": estimate.verdict,
-                     **{f"{arm}_{what}": means.loc[arm, f"final_{what}"] if arm in means.index else float("nan")
-                        for arm in ARMS for what in ("test_acc", "train_acc")}})
-    return StudyResult(history, probes, summary, gaps, pd.DataFrame(rows), conditions, last_k)
+    for key in (result.gaps[list(conditions)].drop_duplicates().to_dict("records") if conditions else [{}]):
+        estimate = result.gap_estimate(**key)
+        arms = {f"{arm}_{what}": float(result.arm_series(arm, metric, **key).mean())
+                for arm in ARMS for what, metric in (("test_acc", "final_test_acc"), ("train_acc", "window_train_acc"))}
+        premise = {"premise": "met" if result.premise(rule, **key).met else "NOT MET"} if rule else {}
+        rows.append({**key, "effect_pp": estimate.mean, "ci_low_pp": estimate.ci_low, "ci_high_pp": estimate.ci_high,
+                     "n_seeds": estimate.n, "verdict": estimate.verdict, **arms, **premise})
+    result.estimates = pd.DataFrame(rows)
+    return result
 
 
 def load_study(config: StudyConfig, out_dir: str | os.PathLike | None, data_id: str) -> StudyResult | None:
@@ -225,7 +288,7 @@ def load_study(config: StudyConfig, out_dir: str | os.PathLike | None, data_id: 
     records = [store.load(c) for _, c in plan]
     if any(r is None for r in records):
         return None
-    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS)
+    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS, config.premise_rule())
 
 
 def tidy_history(record: RunRecord, labels: dict[str, Any]) -> pd.DataFrame:
@@ -247,13 +310,15 @@ def tidy(record: RunRecord, table: pd.DataFrame, labels: dict[str, Any]) -> pd.D
 
 
 def final_metrics(record: RunRecord, last_k: int) -> dict[str, Any]:
-    """The paper's metric: mean test accuracy (%) over the last `last_k` epochs of the final phase."""
+    """The paper's metric, mean test accuracy (%) over the last `last_k` epochs of the final phase; and the
+    premise's, mean train accuracy (%) over the same window; the last epoch's train accuracy beside them."""
     h = record.history
     window = h[h.phase == h.phase.max()].tail(last_k)
     finished = record.status == "finished"
     return {
         "status": record.status,
         "final_test_acc": 100 * window.test_acc.mean() if finished else float("nan"),
+        "window_train_acc": 100 * window.train_acc.mean() if finished else float("nan"),
         "final_train_acc": 100 * h.train_acc.iloc[-1] if finished else float("nan"),
         "key": record.key,
     }
@@ -267,9 +332,3 @@ def paired_gaps(summary: pd.DataFrame, conditions: tuple[str, ...] = ()) -> pd.D
     wide.columns.name = None
     wide["gap_pp"] = wide.scratch - wide.warm
     return wide
-
-
-def gap_difference(gaps: pd.DataFrame, column: str, larger: Any, smaller: Any) -> Estimate:
-    """Paired estimate of gap(column=larger) - gap(column=smaller), per seed averaged over other conditions."""
-    per_seed = gaps.groupby([column, "seed"]).gap_pp.mean().unstack(column)
-    return paired_estimate(per_seed[larger] - per_seed[smaller])

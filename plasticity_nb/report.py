@@ -1,11 +1,14 @@
 """`<out>/report.md`: the claims table, the paper's findings beside ours, and the figures.
 
-The page a researcher pastes into a lab meeting: one row per claim (statement, what the paper found,
-our effect with its paired 95% CI and seed count, verdict, agreement), the figures of every notebook
+The page a researcher pastes into a lab meeting: one row per claim with the paper's finding, our effect
+with its interval, the SD of the paired differences and the power (what effect these seeds can detect,
+how many seeds the observed effect needs), whether the premise holds, the verdict, and how it stands
+against the paper (agrees / departs / premise not met / extension); then the figures of every notebook
 that ran at this preset, and where the run time went.
 """
 from __future__ import annotations
 
+import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,16 +18,9 @@ import pandas as pd
 from .claims import CLAIMS, read_claims
 from .protocols import StudyResult
 from .provenance import git_commit
-from .stats import SUPPORTED
+from .stats import ALPHA, POWER
 
-
-def agreement(verdict: str) -> str:
-    """Every claim states a finding of the paper, so 'supported' is agreement."""
-    if verdict == SUPPORTED:
-        return "agrees"
-    if verdict == "not supported":
-        return "**disagrees** (effect in the opposite direction)"
-    return "**not reproduced** (CI includes 0)"
+TESTS = {"difference": "CI above 0", "equivalence": "TOST within ±{margin:g}", "bound": "below {margin:+g}"}
 
 
 def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame | None = None,
@@ -35,33 +31,23 @@ def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame 
     claims = claims[claims.preset == preset]
     lines = [f"# plasticity_nb report: preset `{preset}`", "",
              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}. "
-             "Effects are *scratch − warm* test accuracy differences in percentage points (or differences of such "
-             "gaps), mean over paired seeds with a two-sided 95 % t interval. The paper's exact numbers are not "
-             "known to us: agreement is in direction only.", "",
-             "| claim | statement | paper's finding | our effect (pp) | 95 % CI | seeds | verdict | vs the paper |",
-             "|---|---|---|---|---|---|---|---|"]
+             "Gaps are *scratch − warm* test accuracy in percentage points (positive: warm-starting hurts), paired "
+             f"by seed. Each claim gets the test its statement needs, at α = {ALPHA:g}: a difference (\"worse\", "
+             "\"reduces\": the 95 % t interval above 0), an equivalence (\"recovers\": two one-sided tests, the 90 % "
+             "interval inside ± the margin), or a bound (one-sided). Power: the smallest effect these seeds detect "
+             f"with {POWER:.0%} power at the observed SD, and the seeds the observed effect needs for {POWER:.0%} "
+             "power (statsmodels). No verdict is given where the premise fails (both arms must fit their training "
+             "data). The paper's exact numbers are not known to us: agreement is in direction only.", ""]
+    lines += claims_table(claims)
+    lines += ["", "What each claim's effect measures, its other tests, and its premise:", ""]
     for row in claims.itertuples():
-        claim = CLAIMS[row.claim]
-        lines.append(f"| {row.claim} | {row.statement} | {claim.paper} | {row.effect_pp:+.2f} | "
-                     f"{row.ci_low_pp:+.2f} to {row.ci_high_pp:+.2f} | {row.n_seeds} | {row.verdict} | "
-                     f"{agreement(row.verdict)} |")
-    lines += ["", "What each effect measures:", ""]
-    lines += [f"- **{c}**: {CLAIMS[c].effect}." for c in claims.claim]
-    departures = claims[claims.verdict != SUPPORTED]
-    if len(departures):
-        lines += ["", "## Where this run departs from the paper", ""]
-        for row in departures.itertuples():
-            lines.append(f"- **{row.claim}** ({row.notebook}): {row.verdict} at the `{preset}` preset "
-                         f"({row.effect_pp:+.2f} pp, CI {row.ci_low_pp:+.2f} to {row.ci_high_pp:+.2f}, "
-                         f"{row.n_seeds} seeds) where the paper reports: {CLAIMS[row.claim].paper}")
-        if preset != "paper":
-            lines += ["", f"The `{preset}` preset trains narrow ResNets on a CIFAR-10 subset for tens of epochs on a "
-                      "CPU, far from the paper's 850 epochs of ResNet-18 on all 50,000 images; a departure here is a "
-                      "finding about that scale, not a verdict on the paper. The `paper` preset runs the paper's setting."]
+        others = f" Other tests: {row.other_tests}." if isinstance(row.other_tests, str) and row.other_tests else ""
+        lines.append(f"- **{row.claim}**: {CLAIMS[row.claim].effect}.{others} Premise {row.premise}.")
+    lines += settle(claims) + departures(claims, preset)
     if results:
         lines += ["", "## Per condition", "",
-                  "Mean final test and train accuracy (%) of each arm beside every gap: the paper's premise is that "
-                  "both arms fit the training data, so read a gap between an under-trained and a fitted arm with care.",
+                  "Mean test accuracy and train accuracy (%, both over the metric window) of each arm beside every gap, "
+                  "and whether the premise holds there.",
                   ""]
         for stem, result in results.items():
             lines += [f"### {stem}", "", markdown_table(result.estimates.round(2)), ""]
@@ -84,3 +70,52 @@ def markdown_table(table: pd.DataFrame) -> str:
                                                for r in table.itertuples(index=False)]
     return "\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
                      + ["| " + " | ".join(r) + " |" for r in rows[1:]])
+
+
+def claims_table(claims: pd.DataFrame) -> list[str]:
+    lines = ["| claim | statement | paper's finding | test | ours: effect | interval | SD | seeds | detectable at 80 % "
+             "| seeds for 80 % | premise | verdict | vs the paper |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in claims.itertuples():
+        test = TESTS[row.test].format(margin=row.margin if isinstance(row.margin, float) else math.nan)
+        premise = "met" if row.premise.startswith("met") else "**not met**"
+        lines.append(f"| {row.claim} | {row.statement} | {CLAIMS[row.claim].paper} | {test} | {row.effect:+.2f} "
+                     f"{row.unit} | {row.ci_low:+.2f} to {row.ci_high:+.2f} ({row.ci_level:.0%}) | {row.sd:.2f} | "
+                     f"{row.n_seeds} | {row.mde_80:.2f} | {seeds(row.seeds_for_80)} | {premise} | {row.verdict} | "
+                     f"{row.vs_paper} |")
+    return lines
+
+
+def settle(claims: pd.DataFrame) -> list[str]:
+    """For each inconclusive claim, what these seeds can detect and how many the observed effect needs."""
+    unresolved = claims[claims.verdict == "inconclusive"]
+    if not len(unresolved):
+        return []
+    lines = ["", "## What would settle the inconclusive claims", ""]
+    for row in unresolved.itertuples():
+        lines.append(f"- **{row.claim}**: {row.n_seeds} seeds detect {row.mde_80:.2f} {row.unit} with 80 % power; the "
+                     f"observed effect ({row.effect:+.2f} {row.unit}, SD {row.sd:.2f}) needs {seeds(row.seeds_for_80)} "
+                     "seeds (`run --seeds N` adds seeds and reuses the stored ones).")
+    return lines
+
+
+def departures(claims: pd.DataFrame, preset: str) -> list[str]:
+    rows = claims[claims.vs_paper.isin(["departs", "premise not met"])]
+    if not len(rows):
+        return []
+    lines = ["", "## Where this run departs from the paper", ""]
+    for row in rows.itertuples():
+        lines.append(f"- **{row.claim}** ({row.notebook}): {row.verdict} at the `{preset}` preset "
+                     f"({row.effect:+.2f} {row.unit}, interval {row.ci_low:+.2f} to {row.ci_high:+.2f}, "
+                     f"{row.n_seeds} seeds) where the paper reports: {CLAIMS[row.claim].paper}")
+    if preset != "paper":
+        lines += ["", f"The `{preset}` preset trains narrow ResNets on a CIFAR-10 subset for tens of epochs on a CPU, "
+                  "far from the paper's 850 epochs of ResNet-18 on all 50,000 images; a departure here is a finding "
+                  "about that scale, not a verdict on the paper. The `paper` preset runs the paper's setting."]
+    return lines
+
+
+def seeds(value: float) -> str:
+    if not isinstance(value, (int, float)) or math.isnan(value):
+        return "–"
+    return "not reachable (effect beyond the margin)" if math.isinf(value) else f"{value:.0f}"

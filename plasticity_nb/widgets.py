@@ -92,9 +92,10 @@ def render(index: StoreIndex, study_id: str, preset: str, view: str, metric: str
     claims = claims[(claims.notebook == study.stem) & (claims.preset == preset)]
     table = result.estimates.round(3).assign(claim="")
     for row in claims.itertuples():
-        table = pd.concat([table, pd.DataFrame([{"claim": f"{row.claim}: {row.statement}", "effect_pp": row.effect_pp,
-                                                 "ci_low_pp": row.ci_low_pp, "ci_high_pp": row.ci_high_pp,
-                                                 "n_seeds": row.n_seeds, "verdict": row.verdict}])])
+        table = pd.concat([table, pd.DataFrame([{"claim": f"{row.claim}: {row.statement}", "effect_pp": row.effect,
+                                                 "ci_low_pp": row.ci_low, "ci_high_pp": row.ci_high,
+                                                 "n_seeds": row.n_seeds, "verdict": row.verdict,
+                                                 "premise": row.premise}])])
     return figure, table.fillna("").reset_index(drop=True)
 
 

@@ -29,6 +29,16 @@ CLI_CASES = [  # (arguments, culprit named in the message)
     (["--param", "width=0"], "width must be > 0"),
     (["--param", "seeds=[]"], "seeds is empty"),
     (["--param", "seeds=[1,1]"], "seeds has duplicates"),
+    (["--param", "seeds=[4]"], "seeds [4] has one seed: a claim's paired CI needs at least two"),
+    (["--param", "equivalence_margin=0"], "equivalence_margin must be > 0"),
+    (["--param", "equivalence_margin=-0.5"], "equivalence_margin must be > 0"),
+    (["--param", "equivalence_margn=1"], "unknown parameter 'equivalence_margn'"),
+    (["--param", "premise_train_acc=150"], "premise_train_acc is a percentage in [0, 100]"),
+    (["--only", "07", "--param", "speed_margin=0"], "speed_margin must be > 0"),
+    (["--only", "09", "--param", "loss_match=0.5"], "loss_match is a factor >= 1"),
+    (["--only", "09", "--param", "probe_bn_statistics='batch'"], "probe_bn_statistics is 'batch'"),
+    (["--only", "05", "--param", "shift_stages=3"], "shift_stages 3 must be one of stages"),
+    (["--only", "03", "--param", "optimizer_tune_epochs=[2]"], "optimizer_tune_epochs has 1 values for 2 optimizers"),
     (["--param", "train_subset=60000"], "train_subset 60000 is larger than CIFAR-10"),
     (["--param", "workers=0"], "workers must be a whole number >= 1"),
     (["--only", "04", "--param", "gammas=[1.5]"], "gamma must lie in (0, 1)"),
@@ -118,7 +128,8 @@ def test_a_diverging_learning_rate_is_recorded_and_the_sweep_goes_on(tmp_path):
     statuses = {json.loads((p / "metrics.json").read_text())["status"] for p in (out / "runs").glob("[!.]*") if p.is_dir()}
     assert statuses == {"diverged"}
     claim = pd.read_csv(out / "claims.csv").iloc[0]
-    assert claim.n_seeds == 0 and claim.verdict == "inconclusive"
+    assert claim.n_seeds == 0 and claim.verdict == "premise not met"
+    assert "warm arm diverged in a seed" in claim.premise and "scratch arm diverged in a seed" in claim.premise
     executed = nbformat.read(out / "notebooks" / "01_warm_start_gap.ipynb", as_version=4)
     summary = next(c for c in executed.cells if c.source == "result.summary")
     assert "diverged" in json.dumps(summary.outputs)  # the summary table shows each run's status

@@ -35,15 +35,15 @@ def test_smoke_batch_writes_notebook_figures_store_and_claims(tmp_path, capsys):
 
 def test_param_overrides_reach_the_notebook_and_the_stored_configs(tmp_path):
     args = ["run", "--preset", "smoke", "--only", "01", "--out", str(tmp_path),
-            "--param", "seeds=[5]", "--param", "tune_epochs=1", "--param", "optimizer=sgd_momentum", "--param", "lr=0.01"]
+            "--param", "seeds=[5, 6]", "--param", "tune_epochs=1", "--param", "optimizer=sgd_momentum", "--param", "lr=0.01"]
     assert main(args) == 0
     executed = nbformat.read(tmp_path / "notebooks" / "01_warm_start_gap.ipynb", as_version=4)
-    assert executed.metadata.papermill.parameters["seeds"] == [5]
+    assert executed.metadata.papermill.parameters["seeds"] == [5, 6]
     configs = [json.loads((p / "config.json").read_text()) for p in run_folders(tmp_path)]
-    assert {c["seed"] for c in configs} == {5}
+    assert {c["seed"] for c in configs} == {5, 6}
     assert {(p["optimizer"], p["lr"]) for c in configs for p in c["phases"]} == {("sgd_momentum", 0.01)}
     assert {c["phases"][-1]["epochs"] for c in configs if len(c["phases"]) == 2} == {1}
-    assert pd.read_csv(tmp_path / "claims.csv").n_seeds.tolist() == [1]
+    assert pd.read_csv(tmp_path / "claims.csv").n_seeds.tolist() == [2]
 
 
 @pytest.mark.parametrize("args,culprit", [

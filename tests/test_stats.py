@@ -3,9 +3,19 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+from statsmodels.stats.weightstats import ttost_paired
 
-from plasticity_nb.claims import COLUMNS, ClaimResult, read_claims, record_claims
-from plasticity_nb.stats import paired_estimate
+from plasticity_nb.claims import COLUMNS, ClaimResult, read_claims, record_claims, relation, CLAIMS
+from plasticity_nb.premises import Premise
+from plasticity_nb.stats import (
+    bound_test,
+    difference_test,
+    equivalence_test,
+    paired_estimate,
+    seeds_for,
+)
+
+MET = Premise(True, "both fit")
 
 
 def test_paired_ci_matches_scipys_paired_t_test():
@@ -21,6 +31,7 @@ def test_paired_ci_matches_scipys_paired_t_test():
                                            ([-1.0, 2.0, 0.5], "inconclusive"), ([3.0], "inconclusive")])
 def test_verdicts(diffs, verdict):
     assert paired_estimate(diffs).verdict == verdict
+    assert difference_test(diffs).verdict == verdict
 
 
 def test_diverged_pairs_are_left_out():
@@ -28,20 +39,96 @@ def test_diverged_pairs_are_left_out():
     assert estimate.n == 3 and estimate.mean == 2.0
 
 
+def test_tost_matches_statsmodels_paired_tost_and_a_hand_computed_case():
+    scratch, warm = np.array([60.2, 58.9, 61.0, 59.5]), np.array([60.0, 59.2, 60.5, 59.6])
+    test = equivalence_test(scratch - warm, 1.0)
+    assert test.p_value == pytest.approx(ttost_paired(scratch, warm, -1.0, 1.0)[0])
+    d = scratch - warm  # by hand: the larger of the two one-sided t-test p values
+    se = d.std(ddof=1) / math.sqrt(len(d))
+    by_hand = max(stats.t.sf((d.mean() + 1) / se, len(d) - 1), stats.t.cdf((d.mean() - 1) / se, len(d) - 1))
+    assert test.p_value == pytest.approx(by_hand)
+    assert test.verdict == "equivalent" and test.estimate.confidence == pytest.approx(0.90)
+    assert -1 < test.estimate.ci_low and test.estimate.ci_high < 1  # TOST at 0.05 = 90 % interval inside the margin
+
+
+@pytest.mark.parametrize("diffs,verdict", [([0.1, -0.2, 0.05, 0.0], "equivalent"), ([3.0, 3.5, 2.8], "not equivalent"),
+                                           ([0.2, -0.5, 1.4], "inconclusive"), ([-0.3, 0.4], "inconclusive")])
+def test_equivalence_verdicts(diffs, verdict):
+    assert equivalence_test(diffs, 1.0).verdict == verdict
+
+
+def test_an_interval_that_includes_zero_is_not_equivalence():
+    diffs = [1.5, -1.2, 0.4]  # the 95 % CI includes 0, but it is far wider than the margin
+    assert paired_estimate(diffs).verdict == "inconclusive" and equivalence_test(diffs, 1.0).verdict == "inconclusive"
+
+
+def test_bound_test_is_a_one_sided_t_test():
+    d = np.array([0.0, 0.5, -0.5, 0.2, -0.1])
+    test = bound_test(d, 1.0)
+    assert test.p_value == pytest.approx(stats.ttest_1samp(d, 1.0, alternative="less").pvalue)
+    assert test.verdict == "supported"
+    assert bound_test([3.0, 3.2, 2.9], 1.0).verdict == "not supported"
+
+
+def power_of_paired_t(effect_size: float, n: int, two_sided: bool) -> float:
+    """Exact power of a one-sample t test by the noncentral t distribution (alpha 0.05)."""
+    df, nc = n - 1, effect_size * math.sqrt(n)
+    critical = stats.t.ppf(0.975 if two_sided else 0.95, df)
+    return stats.nct.sf(critical, df, nc) + (stats.nct.cdf(-critical, df, nc) if two_sided else 0.0)
+
+
+def test_minimum_detectable_effect_has_80_percent_power():
+    test = difference_test([1.0, 3.0, 2.0])  # sd 1, n 3
+    assert test.estimate.sd == pytest.approx(1.0)
+    assert power_of_paired_t(test.mde / 1.0, 3, two_sided=True) == pytest.approx(0.8, abs=1e-3)
+
+
+@pytest.mark.parametrize("effect,sd", [(1.0, 1.0), (0.5, 1.2), (2.0, 0.7)])
+def test_seeds_needed_is_the_smallest_count_with_80_percent_power(effect, sd):
+    n = int(seeds_for(effect, sd, "two-sided"))
+    assert power_of_paired_t(effect / sd, n, two_sided=True) >= 0.8 - 1e-6
+    if n > 2:
+        assert power_of_paired_t(effect / sd, n - 1, two_sided=True) < 0.8
+
+
+def test_seeds_needed_for_equivalence_uses_the_distance_to_the_nearer_margin():
+    test = equivalence_test([0.4, 0.6, 0.2, 0.8], 1.0)  # mean 0.5, sd ~0.26: 0.5 pp of room
+    n = int(test.seeds_needed)
+    assert power_of_paired_t(0.5 / test.estimate.sd, n, two_sided=False) >= 0.8 - 1e-6
+    assert math.isinf(equivalence_test([1.5, 1.6, 1.4], 1.0).seeds_needed)  # beyond the margin: never
+
+
+def test_a_margin_must_be_positive():
+    with pytest.raises(ValueError, match="margin must be > 0"):
+        equivalence_test([0.1, 0.2], 0.0)
+
+
 def test_claims_csv_keeps_one_row_per_claim_and_preset(tmp_path):
-    record = lambda preset, diffs: record_claims(tmp_path, preset, [ClaimResult.from_estimate("C1", paired_estimate(diffs))])
+    record = lambda preset, diffs: record_claims(tmp_path, preset, [ClaimResult("C1", (difference_test(diffs),), MET)])
     record("smoke", [1.0, 2.0])
     record("smoke", [2.0, 2.5, 3.0])
     record("quick", [-1.0, 2.0, 3.0])
     table = read_claims(tmp_path)
     assert list(table.columns) == COLUMNS
-    assert table[["claim", "preset", "n_seeds", "verdict"]].values.tolist() == [
-        ["C1", "quick", 3, "inconclusive"], ["C1", "smoke", 3, "supported"]]
+    assert table[["claim", "preset", "n_seeds", "verdict", "vs_paper"]].values.tolist() == [
+        ["C1", "quick", 3, "inconclusive", "departs"], ["C1", "smoke", 3, "supported", "agrees"]]
+    assert table.iloc[0].mde_80 > 0 and table.iloc[0].seeds_for_80 >= 3
 
 
 def test_a_claim_about_every_condition_needs_every_condition():
-    good, unsure, bad = paired_estimate([2.0, 2.5, 3.0]), paired_estimate([-1.0, 2.0, 0.5]), paired_estimate([-2.0, -2.5, -3.0])
-    assert ClaimResult.every_condition("C3", [good, good]).verdict == "supported"
-    mixed = ClaimResult.every_condition("C3", [good, unsure])
-    assert mixed.verdict == "inconclusive" and mixed.estimate == unsure  # the weakest evidence is reported
-    assert ClaimResult.every_condition("C3", [good, unsure, bad]).verdict == "not supported"
+    good, unsure, bad = difference_test([2.0, 2.5, 3.0]), difference_test([-1.0, 2.0, 0.5]), difference_test([-2.0, -2.5, -3.0])
+    assert ClaimResult.every_condition("C3", [good, good], MET).verdict == "supported"
+    mixed = ClaimResult.every_condition("C3", [good, unsure], MET)
+    assert mixed.verdict == "inconclusive" and mixed.primary == unsure  # the weakest evidence is reported
+    assert ClaimResult.every_condition("C3", [good, unsure, bad], MET).verdict == "not supported"
+
+
+def test_a_failed_premise_replaces_the_verdict():
+    result = ClaimResult("C3", (difference_test([2.0, 2.5, 3.0]),), Premise(False, "optimizer=sgd: scratch arm fits only 89.0 %"))
+    assert result.verdict == "premise not met" and relation(CLAIMS["C3"], result.verdict) == "premise not met"
+
+
+def test_claims_the_paper_did_not_make_are_extensions():
+    supported = ClaimResult("C9", (difference_test([20.0, 25.0, 30.0]),), MET)
+    assert supported.verdict == "supported" and relation(CLAIMS["C9"], supported.verdict) == "extension"
+    assert {c.id for c in CLAIMS.values() if c.source == "extension"} == {"C8a", "C9", "C10"}

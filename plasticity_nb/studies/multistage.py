@@ -19,9 +19,10 @@ from ..protocols import (
     StudyConfig,
     StudyResult,
     check_sweep,
-    gap_difference,
     presets,
 )
+from ..premises import Premise
+from ..stats import difference_test
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -30,12 +31,15 @@ class Config(StudyConfig):
     ratios: tuple[float, ...]  # uniform fractions r in [0, 1]
     stage_epochs: int  # epoch cap of every pretraining stage
     stage_target_acc: float  # a pretraining stage ends early once an epoch's train accuracy reaches this
+    shift_stages: int  # C5b compares the ratios at this stage count (one of `stages`)
 
     CONDITIONS = ("stages", "ratio")
     PRESETS = presets(
-        smoke=dict(stages=[1, 2], ratios=[0.0, 1.0], stage_epochs=1, stage_target_acc=0.99),
-        quick=dict(**QUICK_SWEEP, stages=[1, 4], ratios=[0.0, 1.0], stage_epochs=10, stage_target_acc=0.99),
-        paper=dict(stages=[1, 2, 4, 9], ratios=[0.0, 0.25, 0.5, 0.75, 1.0], stage_epochs=350, stage_target_acc=0.999),
+        smoke=dict(stages=[1, 2], ratios=[0.0, 1.0], stage_epochs=1, stage_target_acc=0.99, shift_stages=2),
+        quick=dict(**QUICK_SWEEP, stages=[1, 4], ratios=[0.0, 1.0], stage_epochs=10, stage_target_acc=0.99,
+                   shift_stages=4),
+        paper=dict(stages=[1, 2, 4, 9], ratios=[0.0, 0.25, 0.5, 0.75, 1.0], stage_epochs=350, stage_target_acc=0.999,
+                   shift_stages=4),
     )
 
     def check_sweep(self) -> None:
@@ -43,6 +47,8 @@ class Config(StudyConfig):
                     f"stages must be >= 1 (and <= {NUM_CLASSES - 1}: one class group per stage plus the last)")
         check_sweep("ratios", self.ratios, lambda r: 0 <= r <= 1, "r must lie in [0, 1]")
         check_positive("stage_epochs", self.stage_epochs)
+        if self.shift_stages not in self.stages:
+            raise ConfigError(f"shift_stages {self.shift_stages} must be one of stages {list(self.stages)}")
         if not 0 < self.stage_target_acc <= 1:
             raise ConfigError(f"stage_target_acc is a fraction in (0, 1], got {self.stage_target_acc}")
 
@@ -58,12 +64,17 @@ class Config(StudyConfig):
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
-    """C5a needs two stage counts, C5b two ratios; a claim the sweep cannot test is left out."""
-    found = []
-    if len(config.stages) > 1:
-        found.append(ClaimResult.from_estimate(
-            "C5a", gap_difference(result.gaps, "stages", max(config.stages), min(config.stages))))
+    """C5a (stage count alone) needs two stage counts and r = 1 in the sweep; C5b (class shift at a fixed
+    stage count) two ratios. A claim the sweep cannot test is left out."""
+    found, rule = [], config.premise_rule()
+    if len(config.stages) > 1 and 1.0 in config.ratios:
+        most, fewest = max(config.stages), min(config.stages)
+        growth = difference_test(result.gap_change("stages", most, fewest, ratio=1.0), f"ratio=1.0, {most} vs {fewest} stages")
+        premise = Premise.all_of([result.premise(rule, stages=n, ratio=1.0) for n in (most, fewest)])
+        found.append(ClaimResult("C5a", (growth,), premise))
     if len(config.ratios) > 1:
-        found.append(ClaimResult.from_estimate(
-            "C5b", gap_difference(result.gaps, "ratio", min(config.ratios), max(config.ratios))))
+        n, low, high = config.shift_stages, min(config.ratios), max(config.ratios)
+        growth = difference_test(result.gap_change("ratio", low, high, stages=n), f"stages={n}, r={low} vs r={high}")
+        premise = Premise.all_of([result.premise(rule, stages=n, ratio=r) for r in (low, high)])
+        found.append(ClaimResult("C5b", (growth,), premise))
     return found

@@ -8,4 +8,4 @@ Config = WarmStartConfig
 
 
 def claims(result: StudyResult, config: WarmStartConfig) -> list[ClaimResult]:
-    return [ClaimResult.from_estimate("C1", result.estimate)]
+    return [ClaimResult("C1", (result.gap_test(),), result.premise(config.premise_rule()))]

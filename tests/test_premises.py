@@ -1,0 +1,87 @@
+"""Premise gates on constructed histories: a verdict only where both arms fit their training data."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from plasticity_nb.premises import PremiseRule
+from plasticity_nb.protocols import WarmStartConfig, compare
+from plasticity_nb.store import RunRecord
+from plasticity_nb.studies import optimisers, warm_start_gap
+
+RULE = PremiseRule(min_train_acc=97.0, max_difference=2.0)
+
+
+def record(name: str, train_acc: list[float], test_acc: float, status: str = "finished") -> RunRecord:
+    """A stored run whose final phase has these per-epoch train accuracies (fractions)."""
+    rows = [dict(phase=1, pool="full", epoch=e + 1, phase_epoch=e + 1, step=e, lr=1e-3, train_loss=0.1,
+                 train_acc=a, test_loss=1.0, test_acc=test_acc, seconds=1.0) for e, a in enumerate(train_acc)]
+    return RunRecord(None, Path(name), pd.DataFrame(rows), pd.DataFrame(), {"status": status}, {})
+
+
+def study(warm_fit: list[float], scratch_fit: list[float], gaps=(0.03, 0.04, 0.05)):
+    records, labels = [], []
+    for seed, gap in enumerate(gaps):
+        records += [record(f"w{seed}", warm_fit, 0.60 - gap), record(f"s{seed}", scratch_fit, 0.60)]
+        labels += [dict(seed=seed, arm="warm"), dict(seed=seed, arm="scratch")]
+    return compare(records, labels, last_k=3, rule=RULE)
+
+
+def test_fitted_arms_get_a_verdict():
+    result = study([0.90, 0.99, 0.99, 1.0], [0.80, 0.98, 0.99, 0.99])
+    config = WarmStartConfig.from_preset("quick")
+    claim = warm_start_gap.claims(result, config)[0]
+    assert claim.premise.met and claim.verdict == "supported"
+    assert result.estimates.premise.tolist() == ["met"]
+
+
+def test_an_unfitted_arm_is_named_with_its_train_accuracy():
+    result = study([0.99, 1.0, 1.0, 1.0], [0.80, 0.88, 0.90, 0.91])  # window mean 89.7 %
+    claim = warm_start_gap.claims(result, WarmStartConfig.from_preset("quick"))[0]
+    assert claim.verdict == "premise not met"
+    assert "scratch arm fits only 89.7 %" in claim.premise.detail and "floor 97 %" in claim.premise.detail
+
+
+def test_arms_that_fit_unequally_fail_the_premise():
+    result = study([1.0, 1.0, 1.0], [0.97, 0.975, 0.975])  # both above 97 %, 2.7 points apart
+    premise = result.premise(RULE)
+    assert not premise.met and "2.7 pp apart" in premise.detail
+
+
+def test_the_window_not_the_last_epoch_decides():
+    spiky = [1.0, 1.0, 0.94]  # a loss spike in the last epoch (94 %): window mean 98 %
+    assert study(spiky, [0.99, 0.99, 0.99]).premise(RULE).met
+
+
+def test_a_diverged_arm_fails_the_premise():
+    records = [record("w0", [1.0], 0.5), record("s0", [0.2], float("nan"), status="diverged"),
+               record("w1", [1.0], 0.5), record("s1", [1.0], 0.6)]
+    labels = [dict(seed=s, arm=a) for s in (0, 1) for a in ("warm", "scratch")]
+    assert not compare(records, labels, last_k=1, rule=RULE).premise(RULE).met
+
+
+def test_every_condition_of_a_claim_is_checked():
+    config = optimisers.Config.from_preset("smoke", premise_train_acc=97.0)
+    records, labels = [], []
+    for labels_, run in config.plan():
+        fit = [0.85] if labels_["optimizer"] == "sgd" and labels_["arm"] == "scratch" else [1.0]
+        records.append(record(run.key(), fit * 2, 0.5))
+        labels.append(labels_)
+    result = compare(records, labels, config.last_k, config.CONDITIONS, config.premise_rule())
+    claim = optimisers.claims(result, config)[0]
+    assert claim.verdict == "premise not met"
+    assert claim.premise.detail.startswith("optimizer=sgd, pretrain_epochs=2: scratch arm fits only 85.0 %")
+
+
+@pytest.mark.parametrize("overrides,culprit", [
+    (dict(equivalence_margin=0.0), "equivalence_margin must be > 0"),
+    (dict(equivalence_margin=-1.0), "equivalence_margin must be > 0"),
+    (dict(seeds=[3]), "seeds \\[3\\] has one seed"),
+    (dict(premise_train_acc=101.0), "premise_train_acc is a percentage"),
+    (dict(premise_arm_difference=-1.0), "premise_arm_difference must be >= 0"),
+])
+def test_bad_claim_options_are_rejected(overrides, culprit):
+    from plasticity_nb import ConfigError
+
+    with pytest.raises(ConfigError, match=culprit):
+        WarmStartConfig.from_preset("quick", **overrides)
