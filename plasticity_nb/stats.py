@@ -91,8 +91,8 @@ class Test:
     def describe(self, unit: str = "pp") -> str:
         e = self.estimate
         ci = f"{round(100 * e.confidence)} % CI {e.ci_low:+.2f} to {e.ci_high:+.2f}"
-        rule = {"difference": "above 0?", "equivalence": f"within +/-{self.margin:g}?",
-                "bound": f"below {self.margin:+g}?"}[self.kind]
+        rule = {"difference": "above 0?", "equivalence": "within +/-{margin:g}?", "bound": "below {margin:+g}?"}[
+            self.kind].format(margin=self.margin)
         head = f"{self.label}: " if self.label else ""
         return f"{head}{e.mean:+.2f} {unit} ({ci}, {rule} p = {self.p_value:.3f}) -> {self.verdict}"
 

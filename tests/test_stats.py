@@ -132,3 +132,9 @@ def test_claims_the_paper_did_not_make_are_extensions():
     supported = ClaimResult("C9", (difference_test([20.0, 25.0, 30.0]),), MET)
     assert supported.verdict == "supported" and relation(CLAIMS["C9"], supported.verdict) == "extension"
     assert {c.id for c in CLAIMS.values() if c.source == "extension"} == {"C8a", "C9", "C10"}
+
+
+def test_every_kind_of_test_describes_itself():
+    assert difference_test([1.0, 2.0, 3.0], "x").describe().startswith("x: +2.00 pp (95 % CI")
+    assert "within +/-1?" in equivalence_test([0.1, 0.2, 0.0], 1.0).describe()
+    assert "below +1?" in bound_test([0.1, 0.2, 0.0], 1.0).describe("epochs")
