@@ -101,11 +101,7 @@ def difference_test(differences: Sequence[float], label: str = "") -> Test:
     """Is the mean paired difference above 0? Two-sided 95 % t interval; supported when it lies above 0."""
     d = finite(differences)
     estimate = paired_estimate(d)
-    p = math.nan
-    if estimate.n >= 2 and estimate.sd > 0:
-        from statsmodels.stats.weightstats import DescrStatsW
-
-        p = float(DescrStatsW(d).ttest_mean(0.0, alternative="two-sided")[1])
+    p = t_test(d, lambda s: s.ttest_mean(0.0, alternative="two-sided")[1], certain=estimate.mean != 0)
     return Test("difference", estimate, estimate.verdict, p, None, detectable(estimate, "two-sided"),
                 seeds_for(abs(estimate.mean), estimate.sd, "two-sided"), label)
 
@@ -115,11 +111,7 @@ def equivalence_test(differences: Sequence[float], margin: float, label: str = "
     check_margin(margin)
     d = finite(differences)
     estimate = paired_estimate(d, confidence=1 - 2 * ALPHA)
-    p = math.nan
-    if estimate.n >= 2 and estimate.sd > 0:
-        from statsmodels.stats.weightstats import DescrStatsW
-
-        p = float(DescrStatsW(d).ttost_mean(-margin, margin)[0])
+    p = t_test(d, lambda s: s.ttost_mean(-margin, margin)[0], certain=abs(estimate.mean) < margin)
     if p < ALPHA:
         verdict = EQUIVALENT
     elif estimate.ci_low > margin or estimate.ci_high < -margin:
@@ -135,11 +127,7 @@ def bound_test(differences: Sequence[float], bound: float, label: str = "") -> T
     """One-sided: is the mean difference below `bound`? Supported when the one-sided 95 % bound is below it."""
     d = finite(differences)
     estimate = paired_estimate(d, confidence=1 - 2 * ALPHA)  # its upper end is the one-sided 95 % bound
-    p = math.nan
-    if estimate.n >= 2 and estimate.sd > 0:
-        from statsmodels.stats.weightstats import DescrStatsW
-
-        p = float(DescrStatsW(d).ttest_mean(bound, alternative="smaller")[1])
+    p = t_test(d, lambda s: s.ttest_mean(bound, alternative="smaller")[1], certain=estimate.mean < bound)
     if estimate.ci_high < bound:
         verdict = SUPPORTED
     elif estimate.ci_low > bound:
@@ -149,6 +137,18 @@ def bound_test(differences: Sequence[float], bound: float, label: str = "") -> T
     room = bound - estimate.mean
     return Test("bound", estimate, verdict, p, bound, detectable(estimate, "larger"),
                 seeds_for(room, estimate.sd, "larger") if room > 0 else math.inf, label)
+
+
+def t_test(d: np.ndarray, p_value, certain: bool) -> float:
+    """`p_value(DescrStatsW(d))`; NaN with fewer than 2 pairs; 0 or 1 when every difference is the same
+    (no spread: the statement is then certainly true or false for these pairs)."""
+    if len(d) < 2:
+        return math.nan
+    if not d.std() > 0:
+        return 0.0 if certain else 1.0
+    from statsmodels.stats.weightstats import DescrStatsW
+
+    return float(p_value(DescrStatsW(d)))
 
 
 def check_margin(margin: float) -> None:

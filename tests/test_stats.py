@@ -138,3 +138,9 @@ def test_every_kind_of_test_describes_itself():
     assert difference_test([1.0, 2.0, 3.0], "x").describe().startswith("x: +2.00 pp (95 % CI")
     assert "within +/-1?" in equivalence_test([0.1, 0.2, 0.0], 1.0).describe()
     assert "below +1?" in bound_test([0.1, 0.2, 0.0], 1.0).describe("epochs")
+
+
+def test_identical_differences_are_certain():
+    assert equivalence_test([0.2, 0.2, 0.2], 1.0).verdict == "equivalent"
+    assert equivalence_test([2.0, 2.0], 1.0).verdict == "not equivalent"
+    assert difference_test([0.5, 0.5, 0.5]).p_value == 0.0
