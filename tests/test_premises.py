@@ -9,7 +9,7 @@ from plasticity_nb.protocols import WarmStartConfig, compare
 from plasticity_nb.store import RunRecord
 from plasticity_nb.studies import optimisers, warm_start_gap
 
-RULE = PremiseRule(min_train_acc=97.0, max_difference=2.0)
+RULE = PremiseRule(min_train_acc=97.0, max_difference=2.0)  # a rule of its own, not a preset's
 
 
 def record(name: str, train_acc: list[float], test_acc: float, status: str = "finished") -> RunRecord:
@@ -39,7 +39,7 @@ def test_an_unfitted_arm_is_named_with_its_train_accuracy():
     result = study([0.99, 1.0, 1.0, 1.0], [0.80, 0.88, 0.90, 0.91])  # window mean 89.7 %
     claim = warm_start_gap.claims(result, WarmStartConfig.from_preset("quick"))[0]
     assert claim.verdict == "premise not met"
-    assert "scratch arm fits only 89.7 %" in claim.premise.detail and "floor 97 %" in claim.premise.detail
+    assert "scratch arm fits only 89.7 %" in claim.premise.detail and "floor 95 %" in claim.premise.detail
 
 
 def test_arms_that_fit_unequally_fail_the_premise():
