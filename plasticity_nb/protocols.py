@@ -29,7 +29,7 @@ Plan = list[tuple[dict[str, Any], RunConfig]]
 
 # Shared settings of the presets. smoke: plumbing only (a tiny net, seconds), not science. quick: minutes
 # on a 2-core CPU with real CIFAR-10, showing the real effect (README); 25 tuning epochs because scratch
-# Adam needs them to fit 5,000 images (window 21-25 at 99.3 %, 11-15 at 93.2 %: benchmarks/premise_pilot.py,
+# Adam needs them to fit 5,000 images (window 21-25 at 98.9 %, 11-15 at 93.2 %: benchmarks/premise_pilot.py,
 # train accuracy only). paper: the paper's setting (App. A.4): ResNet-18 w64, Adam 1e-3 constant, batch 128,
 # 500 tuning epochs, metric over the last 100.
 # The quick sweeps (02-08) evaluate the test set every 5 epochs outside the metric window: evaluation
