@@ -45,7 +45,8 @@ def call_keeping_buffers(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def probe_activations(model: nn.Module, x: torch.Tensor, layers: list[UnitLayer] | None = None) -> dict[str, torch.Tensor]:
+def probe_activations(model: nn.Module, x: torch.Tensor,
+                      layers: list[UnitLayer] | None = None) -> dict[str, torch.Tensor]:
     """Every unit layer's activation on the probe batch `x`, in the model's current mode (BN: say which)."""
     with record_activations(model, layers) as recorded:
         call_keeping_buffers(model, x)

@@ -52,4 +52,5 @@ def resnet_unit_layers(model: ResNet) -> list[UnitLayer]:
 
 def mlp_unit_layers(model: MLP) -> list[UnitLayer]:
     readers = list(model.hidden)[1:] + [model.head]
-    return [UnitLayer(f"hidden.{i}", layer, None, reader) for i, (layer, reader) in enumerate(zip(model.hidden, readers))]
+    return [UnitLayer(f"hidden.{i}", layer, None, reader)
+            for i, (layer, reader) in enumerate(zip(model.hidden, readers))]
