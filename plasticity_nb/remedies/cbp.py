@@ -1,0 +1,94 @@
+"""Continual backprop (Dohare et al., "Loss of plasticity in deep continual learning", Nature 2024; reference
+code: shibhansh/loss-of-plasticity, `lop/algos/cbp_linear.py`, `lop/algos/cbp_conv.py`, and `lop/algos/gnt.py`
+for the running, bias-corrected utility).
+
+Per unit: utility u <- eta u + (1 - eta) * mean|h| * sum|w_out| (mean over the batch, and spatial positions
+for conv channels; sum over the unit's outgoing weights) and an age. Each step, per layer, the accumulator
+gains rho * (number of units with age > maturity); its integer part is the number of those mature units
+replaced, lowest bias-corrected utility u / (1 - eta^age) first. Counting only mature units avoids a burst of
+replacements when units first mature; ranking by the corrected utility keeps young units' shrunken running
+averages from marking them as useless. A replaced unit gets fresh incoming weights, zero outgoing weights,
+BatchNorm defaults and zeroed optimiser state (`unit_reset.py`), and utility and age 0.
+
+Differences from the reference code, on purpose: outgoing magnitude is a sum (the paper's formula; gnt.py
+takes a mean, the same ranking within a layer); fresh weights come from the layer's own default init; the
+next layer's bias is not corrected for the removed unit's mean contribution (gnt.py does, cbp_linear.py
+does not); torch's optimisers keep one step count per tensor (see `optimizer_state.py`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .unit_reset import reinitialise_units_
+from .units import UnitLayer, unit_layers
+
+
+class ContinualBackprop:
+    """Call `step(activations, optimizer)` after each optimiser step, with that step's unit activations
+    (`activations.record_activations` around its forward pass). rho = 0 never changes the model."""
+
+    def __init__(self, model: nn.Module, replacement_rate: float, maturity_threshold: int, decay: float = 0.99,
+                 generator: torch.Generator | None = None):
+        if not 0 <= replacement_rate <= 1 or maturity_threshold < 0 or not 0 <= decay < 1:
+            raise ValueError("need 0 <= replacement_rate <= 1, maturity_threshold >= 0 and 0 <= decay < 1")
+        self.layers = unit_layers(model)
+        self.replacement_rate, self.maturity_threshold, self.decay = replacement_rate, maturity_threshold, decay
+        self.generator = generator
+        device = next(model.parameters()).device
+        self.utility = {l.name: torch.zeros(l.size, device=device) for l in self.layers}
+        self.age = {l.name: torch.zeros(l.size, dtype=torch.long, device=device) for l in self.layers}
+        self.to_replace = {l.name: torch.zeros((), dtype=torch.float64) for l in self.layers}  # fractional units owed
+
+    def step(self, activations: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer | None = None
+             ) -> dict[str, torch.Tensor]:
+        """Update utilities and ages, replace the units due; returns the replaced indices per layer."""
+        return {layer.name: self.layer_step(layer, activations[layer.name], optimizer) for layer in self.layers}
+
+    @torch.no_grad()
+    def layer_step(self, layer: UnitLayer, h: torch.Tensor, optimizer) -> torch.Tensor:
+        name = layer.name
+        self.age[name] += 1
+        self.utility[name].mul_(self.decay).add_((1 - self.decay) * contribution(layer, h))
+        mature = torch.nonzero(self.age[name] > self.maturity_threshold).flatten()
+        self.to_replace[name] += self.replacement_rate * mature.numel()
+        count = int(self.to_replace[name])
+        self.to_replace[name] -= count
+        if count == 0:
+            return mature[:0]
+        corrected = self.bias_corrected_utility(name)[mature]
+        replaced = mature[torch.topk(corrected, count, largest=False).indices]
+        reinitialise_units_(layer, replaced, optimizer, self.generator)
+        self.utility[name][replaced], self.age[name][replaced] = 0, 0
+        return replaced
+
+    def bias_corrected_utility(self, name: str) -> torch.Tensor:
+        """u / (1 - eta^age), as Adam corrects its moments: the running average starts at 0."""
+        return self.utility[name] / (1 - self.decay ** self.age[name].double()).to(self.utility[name].dtype)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {}
+        for name in self.utility:
+            state[f"{name}.utility"], state[f"{name}.age"] = self.utility[name], self.age[name]
+            state[f"{name}.to_replace"] = self.to_replace[name]
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        return {key: value.clone() for key, value in state.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if state.keys() != self.state_dict().keys():
+            raise ValueError("state does not match this model's unit layers (or generator)")
+        for name in self.utility:
+            self.utility[name].copy_(state[f"{name}.utility"])
+            self.age[name].copy_(state[f"{name}.age"])
+            self.to_replace[name].copy_(state[f"{name}.to_replace"])
+        if self.generator is not None:
+            self.generator.set_state(state["generator"])
+
+
+def contribution(layer: UnitLayer, h: torch.Tensor) -> torch.Tensor:
+    """mean|h_i| * sum|w_out[:, i]| per unit i: how much unit i feeds the next layer on this batch."""
+    mean_activation = h.abs().mean(dim=[d for d in range(h.ndim) if d != 1])
+    weight = layer.outgoing.weight.abs()
+    outgoing_magnitude = weight.sum(dim=[d for d in range(weight.ndim) if d != 1])
+    return mean_activation * outgoing_magnitude

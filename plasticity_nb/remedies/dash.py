@@ -1,0 +1,66 @@
+"""DASH, direction-aware shrinking (Shin et al., "DASH: Warm-Starting Neural Network Training in Stationary
+Settings without Loss of Plasticity", NeurIPS 2024), as in the authors' code: baekrok/DASH-Direction-Aware-
+SHrinking, `utils/train_utils.py`, `dash`.
+
+Over the given batches in order, g <- (1 - alpha) g + alpha (-grad W) for every Conv2d/Linear weight and bias
+(gradients taken on a deep copy, in the model's current mode, so the model's own BN statistics stay). Then
+each conv kernel slice (out, in) and each Linear output row is scaled by clamp(cos(g, W), shrink_floor, 1),
+computed over its entries; a bias gets one cosine for the whole vector. BatchNorm is untouched. The authors
+call it at each new data chunk from the second on, with batches covering all data seen so far.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+def dash_(model: nn.Module, batches: Batches, alpha: float = 0.3, shrink_floor: float = 0.3,
+          loss_fn: Callable = F.cross_entropy) -> dict[str, torch.Tensor]:
+    """Shrink `model` in place; returns the scale of every shrunk tensor ("<module>.weight", "<module>.bias")."""
+    directions = averaged_negative_gradients(model, batches, alpha, loss_fn)
+    scales = {}
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in directions:
+                scale = shrink_scale(directions[name], param, name.endswith(".bias"), shrink_floor)
+                param.mul_(scale.view(*scale.shape, *[1] * (param.ndim - scale.ndim)))
+                scales[name] = scale
+    return scales
+
+
+def dash_parameters(model: nn.Module) -> list[str]:
+    """Names of the weights and biases DASH shrinks: those of Conv2d and Linear modules."""
+    return [f"{module_name}.{param_name}" for module_name, module in model.named_modules()
+            if isinstance(module, (nn.Conv2d, nn.Linear))
+            for param_name, param in module.named_parameters(recurse=False)]
+
+
+def averaged_negative_gradients(model: nn.Module, batches: Batches, alpha: float,
+                                loss_fn: Callable) -> dict[str, torch.Tensor]:
+    """g <- (1 - alpha) g + alpha (-grad) per batch, from g = 0, on a copy of the model."""
+    copy_ = copy.deepcopy(model)
+    params = dict(copy_.named_parameters())
+    names = dash_parameters(copy_)
+    directions = {name: torch.zeros_like(params[name]) for name in names}
+    for x, y in batches:
+        grads = torch.autograd.grad(loss_fn(copy_(x), y), [params[name] for name in names])
+        for name, grad in zip(names, grads):
+            directions[name] = (1 - alpha) * directions[name] + alpha * (-grad)
+    return directions
+
+
+def shrink_scale(direction: torch.Tensor, weight: torch.Tensor, is_bias: bool, shrink_floor: float) -> torch.Tensor:
+    """clamp(cos, shrink_floor, 1): one cosine per conv kernel slice (out, in) over its h*w entries, per Linear
+    row, or (a bias) over the whole vector."""
+    if is_bias:
+        cos = F.cosine_similarity(direction.reshape(1, -1), weight.reshape(1, -1)).reshape(())
+    else:
+        slice_start = 2 if weight.ndim > 2 else 1  # conv: (out, in, h*w); linear: (out, in)
+        cos = F.cosine_similarity(direction.flatten(slice_start), weight.flatten(slice_start), dim=-1)
+    return cos.clamp(min=shrink_floor, max=1)

@@ -1,0 +1,99 @@
+"""Each plasticity metric on a constructed case whose answer is known."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from plasticity_nb.models import MLP, ResNet
+from plasticity_nb.plasticity_metrics import (dohare_dormant_fraction, dormant_fraction, effective_rank,
+                                              gradient_norms, mean_weight_magnitude, parameter_distance,
+                                              penultimate_features, srank, weight_norm)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread avoids oversubscribing a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def with_spectrum(singular_values, rows=12, cols=9, seed=0):
+    """A rows x cols matrix with exactly these singular values (random orthonormal bases)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.linalg.qr(torch.randn(rows, rows, generator=g, dtype=torch.float64))[0]
+    v = torch.linalg.qr(torch.randn(cols, cols, generator=g, dtype=torch.float64))[0]
+    k = len(singular_values)
+    return u[:, :k] @ torch.diag(torch.tensor(singular_values, dtype=torch.float64)) @ v[:, :k].T
+
+
+def test_dormant_fraction_pools_units_over_layers():
+    scores = {"a": torch.tensor([0.05, 1.0, 1.95]), "b": torch.tensor([0.1, 1.9])}
+    assert dormant_fraction(scores, tau=0.1) == 2 / 5  # score <= tau counts
+    assert dormant_fraction(scores, tau=0.0) == 0
+
+
+def test_dohare_dormant_fraction_is_the_share_of_units_active_on_under_one_percent():
+    h = torch.zeros(200, 3)
+    h[0, 1] = 1.0  # unit 1: active on 0.5 % of inputs, dormant
+    h[:3, 2] = 2.0  # unit 2: active on 1.5 %, not dormant; unit 0 never active
+    conv = torch.zeros(10, 2, 2, 5)  # 100 (example, position) pairs per channel
+    conv[0, 0, 0, 0] = 1.0  # channel 0: 1 % of them, not dormant (strictly fewer than 1 % is)
+    assert dohare_dormant_fraction({"h": h}) == 2 / 3
+    assert dohare_dormant_fraction({"h": h, "c": conv}) == 3 / 5
+
+
+def test_effective_rank_of_equal_singular_values_is_the_rank():
+    assert effective_rank(with_spectrum([2.0, 2.0, 2.0])) == pytest.approx(3.0, rel=1e-9)
+    assert 1.0 < effective_rank(with_spectrum([5.0, 1.0, 1.0])) < 3.0
+    assert effective_rank(with_spectrum([1.0])) == pytest.approx(1.0)
+
+
+def test_srank_counts_singular_values_up_to_99_percent_of_their_sum():
+    features = with_spectrum([50.0, 30.0, 15.0, 4.5, 0.3, 0.2])  # cumulative: .50 .80 .95 .995 .998 1
+    assert srank(features) == 4
+    assert srank(features, delta=0.1) == 3
+    assert srank(with_spectrum([1.0] * 5)) == 5
+
+
+def test_weight_norm_magnitude_and_distance_on_a_hand_case():
+    layer = nn.Linear(2, 1)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3.0, -4.0]]))
+        layer.bias.zero_()
+    assert weight_norm(layer) == pytest.approx(5.0)
+    assert mean_weight_magnitude(layer) == pytest.approx(7 / 3)
+    origin = {name: torch.zeros_like(p) for name, p in layer.named_parameters()}
+    assert parameter_distance(layer, origin) == pytest.approx(5.0)
+    with pytest.raises(ValueError):
+        parameter_distance(layer, {"weight": origin["weight"]})
+
+
+def test_penultimate_features_are_the_heads_input_and_leave_bn_statistics():
+    torch.manual_seed(0)
+    mlp = MLP(depth=2, width=4)
+    x = torch.randn(5, 3, 32, 32)
+    expected = F.relu(mlp.hidden[1](F.relu(mlp.hidden[0](x.flatten(1)))))
+    assert torch.allclose(penultimate_features(mlp, x), expected)
+    resnet = ResNet(depth=1, width=2).train()
+    before = {n: b.clone() for n, b in resnet.named_buffers()}
+    features = penultimate_features(resnet, torch.randn(5, 3, 8, 8))
+    assert features.shape == (5, 16)
+    assert all(torch.equal(before[n], b) for n, b in resnet.named_buffers())
+
+
+def test_gradient_norms_are_those_of_the_mean_loss_over_each_named_set():
+    torch.manual_seed(0)
+    model = MLP(depth=1, width=3)
+    g = torch.Generator().manual_seed(1)
+    sets = {name: [(torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)) for n in (4, 2)]
+            for name in ("pretraining", "new")}
+    norms = gradient_norms(model, sets)
+    for name, batches in sets.items():
+        x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+        grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+        assert norms[name] == pytest.approx(math.sqrt(sum(g.pow(2).sum().item() for g in grads)), rel=1e-5)
+    assert all(p.grad is None for p in model.parameters())
