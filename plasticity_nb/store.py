@@ -65,11 +65,16 @@ class RunStore:
     def path(self, config: RunConfig) -> Path:
         return self.root / config.key()
 
+    def has(self, config: RunConfig) -> bool:
+        """Whether this config's run is stored (cheap: reads nothing). metrics.json is written last, so a
+        folder with it is complete."""
+        return (self.path(config) / "metrics.json").exists()
+
     def load(self, config: RunConfig) -> RunRecord | None:
         """The stored run of exactly this config, or None."""
-        path = self.path(config)
-        if not (path / "metrics.json").exists():
+        if not self.has(config):
             return None
+        path = self.path(config)
         return RunRecord(
             config=RunConfig.from_dict(json.loads((path / "config.json").read_text())),
             path=path,
