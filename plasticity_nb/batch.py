@@ -151,8 +151,8 @@ def notebook_timing(job: Job, jobs: list[Job], out_dir: Path, notebook_seconds: 
     for config in job.configs:
         for n in range(1, len(config.phases) + 1):  # a warm run's pretraining prefix is a run of its own
             prefix = config.truncated(n)
-            if prefix.key() not in earlier and (record := store.load(prefix)) is not None:
-                own[prefix.key()] = record.provenance["wall_seconds"]
+            if prefix.key() not in earlier and (provenance := store.provenance(prefix)) is not None:
+                own[prefix.key()] = provenance["wall_seconds"]
     return {"notebook": job.study.stem, "runs": len({c.key() for c in job.configs}), "new runs": len(own),
             "training (worker-min)": round(sum(own.values()) / 60, 1),
             "notebook execution (s)": round(notebook_seconds), "reused": job.reuse}

@@ -30,11 +30,12 @@ def seconds_per_example(store: RunStore) -> dict[tuple, float]:
         try:
             provenance = json.loads((folder / "provenance.json").read_text())
             config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+            seconds = float(provenance["wall_seconds"])
         except (OSError, ValueError, KeyError, TypeError):
-            continue  # an incomplete folder (no metrics.json yet) or one written by another version
+            continue  # a folder being written, or one from another version of the package
         if provenance.get("resumed_from") or "ensemble_members" in provenance:
             continue  # its wall time covers part of the run, or a share of an ensemble
-        rates[provenance.get("host")][shape(config)].append(provenance["wall_seconds"] / training_examples(config))
+        rates[provenance.get("host")][shape(config)].append(seconds / training_examples(config))
     chosen = rates.get(socket.gethostname()) or {s: r for by_shape in rates.values() for s, r in by_shape.items()}
     return {s: statistics.median(r) for s, r in chosen.items()}
 

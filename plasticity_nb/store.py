@@ -84,6 +84,10 @@ class RunStore:
             provenance=json.loads((path / "provenance.json").read_text()),
         )
 
+    def provenance(self, config: RunConfig) -> dict[str, Any] | None:
+        """Only the stored run's provenance (its wall time, say), without loading its tables and weights."""
+        return json.loads((self.path(config) / "provenance.json").read_text()) if self.has(config) else None
+
     def save(self, config: RunConfig, outcome: RunOutcome, provenance: dict[str, Any]) -> RunRecord:
         final = self.path(config)
         self.ensure_writable()
