@@ -95,8 +95,13 @@ class NotebookCache:
                 shutil.copy2(figure, tmp / FIGURES / figure.name)
             shutil.copy2(executed, tmp / NOTEBOOK)
             if self.has(key):
-                shutil.rmtree(self.entry(key))  # a --force re-execution replaces the old entry
-            os.rename(tmp, self.entry(key))
+                shutil.rmtree(self.entry(key), ignore_errors=True)  # a --force re-execution replaces the old entry
+            try:
+                os.rename(tmp, self.entry(key))  # atomic: the entry appears complete or not at all
+            except OSError:
+                if not self.has(key):
+                    raise
+                shutil.rmtree(tmp)  # a batch beside this one stored the same execution first; keep theirs
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
