@@ -12,22 +12,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import os
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from . import __version__
-from .claims import ClaimResult, read_claims, record_claims
-from .stats import Estimate
+from .claims import claims_path, read_claims, replace_rows
 
 FOLDER = "notebook-cache"
 NOTEBOOK = "notebook.ipynb"
-CLAIMS = "claims.csv"
 FIGURES = "figures"
 PARAMETERS = "parameters"  # <hash of a notebook file>.json: the names of its parameters
 
@@ -90,7 +85,7 @@ class NotebookCache:
         (tmp / FIGURES).mkdir(parents=True)
         try:
             claims = read_claims(self.out_dir)
-            claims[(claims.notebook == stem) & (claims.preset == preset)].to_csv(tmp / CLAIMS, index=False)
+            claims[(claims.notebook == stem) & (claims.preset == preset)].to_csv(claims_path(tmp), index=False)
             for figure in figures:
                 shutil.copy2(figure, tmp / FIGURES / figure.name)
             shutil.copy2(executed, tmp / NOTEBOOK)
@@ -113,17 +108,11 @@ class NotebookCache:
         figures.mkdir(parents=True, exist_ok=True)
         for figure in sorted((entry / FIGURES).iterdir()):
             replace_with_copy(figure, figures / figure.name)
-        rows = pd.read_csv(entry / CLAIMS)
+        rows = read_claims(entry)  # the entry's claims.csv holds the notebook's rows
         if len(rows):
-            record_claims(self.out_dir, preset, [claim_result(row) for row in rows.itertuples()])
+            replace_rows(self.out_dir, preset, rows)
         final.parent.mkdir(parents=True, exist_ok=True)
         replace_with_copy(entry / NOTEBOOK, final)
-
-
-def claim_result(row) -> ClaimResult:
-    """A claims.csv row back as the ClaimResult that `record_claims` writes (the sd is not stored)."""
-    estimate = Estimate(row.effect_pp, row.ci_low_pp, row.ci_high_pp, int(row.n_seeds), math.nan)
-    return ClaimResult(row.claim, estimate, row.verdict)
 
 
 def replace_with_copy(source: Path, target: Path) -> None:
