@@ -19,13 +19,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name plasticity-nb --display-name "Python (plasticity_nb)"
 	touch $(STAMP)
 
-# What the tests need beyond the package: Ray (the optional executor) and Playwright driving Debian's
-# Chromium for the real-browser test of the explorer (Playwright's own browser download is not used).
+# What the tests need beyond the package: Ray (the optional executor) and Playwright for the real-browser
+# test of the explorer. No root needed: the browser itself is found (or installed) by tests/browser.py.
 test-tools: $(TEST_STAMP)
 
 $(TEST_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[ray,browser]'
-	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 	touch $(TEST_STAMP)
 
 # PyHessian is installed only for benchmarks/curvature_vs_pyhessian.py.
@@ -35,7 +34,9 @@ benchmark-tools: $(STAMP)
 run: $(STAMP)
 	$(PY) -m plasticity_nb run --preset quick
 
+# The first line says which browser the browser test drives, or why it is skipped.
 test: $(TEST_STAMP)
+	$(PY) -m tests.browser
 	$(PY) -m pytest
 
 clean-outputs:

@@ -160,6 +160,13 @@ def claim_row(result: ClaimResult, preset: str) -> dict:
 def record_claims(out_dir: str | os.PathLike, preset: str, results: list[ClaimResult]) -> pd.DataFrame:
     """Write (or replace) these claims' rows for this preset in claims.csv; return the new rows."""
     rows = pd.DataFrame([claim_row(r, preset) for r in results], columns=COLUMNS)
+    replace_rows(out_dir, preset, rows)
+    return rows
+
+
+def replace_rows(out_dir: str | os.PathLike, preset: str, rows: pd.DataFrame) -> None:
+    """Put claims.csv rows in place of the same claims' rows at this preset (the batch's execution cache
+    restores a notebook's rows with it)."""
     table = read_claims(out_dir)
     table = table[~(table.claim.isin(rows.claim) & (table.preset == preset))]
     table = pd.concat([t for t in (table, rows) if len(t)], ignore_index=True).sort_values(["preset", "claim"])
@@ -168,4 +175,3 @@ def record_claims(out_dir: str | os.PathLike, preset: str, results: list[ClaimRe
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     table.to_csv(tmp, index=False)
     os.replace(tmp, path)  # readers never see a half-written table
-    return rows

@@ -1,40 +1,39 @@
 """Batch CLI: execute the study notebooks headless with papermill and collect their claims.
 
     python -m plasticity_nb run [--preset smoke|quick|paper] [--only 01,...] [--param name=value ...]
-                                [--data DIR] [--out DIR]
+                                [--seeds N] [--force] [--data DIR] [--out DIR]
 
 Every `--param` is checked (known name, right type and value) and the data is found before any notebook
 starts, so bad input fails in a second with one message naming the culprit, and nothing is written.
-Executed notebooks land in `<out>/notebooks/` only when they finish; a failing notebook is kept in a
-temporary folder, its failing cell is printed and the exit status is non-zero.
+The batch then goes notebook by notebook (see `batch.py`): each is executed as soon as its runs are stored,
+while the next one's runs train, and an unchanged notebook reuses its previous execution (`--force`
+re-executes). Executed notebooks land in `<out>/notebooks/` only when they finish; a failing notebook is
+kept in a temporary folder, its failing cell is printed and the exit status is non-zero. Ctrl-C stops with
+exit status 130: stored runs stay, the run in progress resumes from its last checkpoint next time.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import os
-import shutil
+import shlex
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from .batch import Job, Settings, ensure_kernel, run_batch
 from .claims import read_claims
 from .config import ConfigError
 from .data import DataError, load_cifar10
-from .paths import resolve_out_dir
-from .protocols import load_study
-from .report import write_report
 from .executors import EXECUTORS
-from .runner import CHECKPOINT_EVERY, run_many
+from .notebook_cache import NotebookCache, execution_key
+from .paths import resolve_out_dir
+from .runner import CHECKPOINT_EVERY
 from .store import RunStore, StoreError
 from .train import COMPILE_ENV, COMPILE_MODES, resolve_device
 from .studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
 
-KERNEL = "plasticity-nb"  # installed into this environment; always passed to papermill explicitly
+INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
 
 
 class UsageError(RuntimeError):
@@ -42,6 +41,7 @@ class UsageError(RuntimeError):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m plasticity_nb", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="execute study notebooks with papermill and write claims.csv")
@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", default=None, help=f"comma-separated notebook ids (default: all of {','.join(STUDIES)})")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="notebook parameter override (a Python literal, else a string); repeatable")
+    run.add_argument("--seeds", default=None, metavar="N",
+                     help="shortcut for --param seeds=[0,...,N-1] in every selected notebook (N >= 2)")
+    run.add_argument("--force", action="store_true",
+                     help="re-execute every notebook, even one whose cached execution is still valid")
     run.add_argument("--data", default=None, help="CIFAR-10 folder (default: PLASTICITY_DATA, then data/)")
     run.add_argument("--out", default=None, help="output folder (default: PLASTICITY_OUT, then outputs/)")
     run.add_argument("--executor", default="local", choices=EXECUTORS,
@@ -64,41 +68,41 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[COMPILE_ENV] = args.compile  # read by Runtime.for_config here and in spawned workers
     try:
         return run_notebooks(args.preset, args.only, args.param, args.data, args.out, args.executor,
-                             args.ray_address, args.checkpoint_every)
+                             args.ray_address, args.checkpoint_every, args.seeds, args.force)
     except (UsageError, ConfigError, DataError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are kept in the run store and the run in progress resumes from its "
+              "last checkpoint. To continue, run the same command again:\n"
+              f"  python -m plasticity_nb {shlex.join(argv)}", file=sys.stderr)
+        return INTERRUPTED
 
 
 def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: str | None, out: str | None,
                   executor: str = "local", ray_address: str | None = None,
-                  checkpoint_every: int = CHECKPOINT_EVERY) -> int:
+                  checkpoint_every: int = CHECKPOINT_EVERY, seeds: str | None = None, force: bool = False) -> int:
     if checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1 epoch, got {checkpoint_every}")
     studies = select_studies(only)
-    params = parse_params(raw_params)
-    per_study = validate_params(studies, preset, params)
+    params = {**parse_params(raw_params), **seeds_param(seeds, raw_params)}
     out_dir = resolve_out_dir(out)
+    cache = NotebookCache(out_dir)
+    names = {s.id: cache.parameter_names(s.path) for s in studies}
+    per_study = validate_params(studies, preset, params, names)
     data_dir = str(Path(data).expanduser().resolve()) if data else None
     device = resolve_device(params.get("device"))
     cifar = load_cifar10(data_dir, device)  # the data is found and checked before anything runs
     RunStore(out_dir).ensure_writable()
-    ensure_kernel()
-    plans = {s.id: s.config.from_preset(preset, **config_values(per_study[s.id])).plan(cifar.data_id) for s in studies}
-    train_all(plans, out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every)
-    failures, timings = [], []
     for study in studies:
-        parameters = {"preset": preset, "data_dir": data_dir, "out_dir": str(out_dir), "executor": executor,
-                      "ray_address": ray_address, **per_study[study.id]}
-        started = time.perf_counter()
-        failure = execute(study, parameters, out_dir)
-        timings.append(notebook_timing(study, plans, out_dir, time.perf_counter() - started))
-        if failure:
-            failures.append(failure)
-    results = {s.stem: load_study(s.config.from_preset(preset, **config_values(per_study[s.id])), out_dir,
-                                  cifar.data_id) for s in studies}
-    report = write_report(out_dir, preset, pd.DataFrame(timings), {k: v for k, v in results.items() if v is not None})
-    print(f"\nreport: {report}")
+        cache.remember_parameter_names(study.path, names[study.id])
+    jobs = [job_for(s, preset, per_study[s.id], out_dir, data_dir, executor, ray_address, cifar.data_id, force)
+            for s in studies]
+    if not all(job.reuse for job in jobs):
+        ensure_kernel()
+    settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every)
+    failures = run_batch(jobs, preset, cifar.data_id, settings)
+    print(f"\nreport: {out_dir / 'report.md'}")
     table = read_claims(out_dir)
     table = table[table.preset == preset]
     if len(table):
@@ -109,41 +113,20 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     return 1 if failures else 0
 
 
+def job_for(study: Study, preset: str, params: dict[str, Any], out_dir: Path, data_dir: str | None, executor: str,
+            ray_address: str | None, data_id: str, force: bool) -> Job:
+    parameters = {"preset": preset, "data_dir": data_dir, "out_dir": str(out_dir), "executor": executor,
+                  "ray_address": ray_address, **params}
+    config = study.config.from_preset(preset, **config_values(params))
+    configs = [c for _, c in config.plan(data_id)]
+    key = execution_key(study.path, parameters, data_id, [c.key() for c in configs])
+    store = RunStore(out_dir)
+    reuse = not force and NotebookCache(out_dir).has(key) and all(store.has(c) for c in configs)
+    return Job(study, parameters, config, configs, key, reuse)
+
+
 def config_values(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in EXECUTION_PARAMETERS}
-
-
-def train_all(plans: dict[str, list], out_dir: Path, data_dir: str | None, device, workers: int | None,
-              executor: str, ray_address: str | None, checkpoint_every: int) -> None:
-    """Train every missing run of the selected notebooks up front, as one sweep.
-
-    The notebooks then load their runs from the store. One sweep keeps every worker busy across
-    notebooks, instead of idling at the end of each notebook's own runs.
-    """
-    configs = list({c.key(): c for plan in plans.values() for _, c in plan}.values())
-    store = RunStore(out_dir)
-    missing = sum(store.load(c) is None for c in configs)
-    print(f"runs: {len(configs)} for notebook(s) {', '.join(plans)}; {len(configs) - missing} in the store, "
-          f"{missing} to train (plus any missing pretraining prefixes)", flush=True)
-    started = time.perf_counter()
-    run_many(configs, out_dir, data_dir, device, workers, progress=True, checkpoint_every=checkpoint_every,
-             executor=executor, ray_address=ray_address)
-    print(f"training done in {time.perf_counter() - started:.0f} s", flush=True)
-
-
-def notebook_timing(study: Study, plans: dict[str, list], out_dir: Path, notebook_seconds: float) -> dict[str, Any]:
-    """Training time of the runs this notebook is first to need (earlier notebooks may share runs), and
-    the time to execute the notebook itself (loading its runs, plotting)."""
-    earlier = {c.key() for sid, plan in plans.items() if sid < study.id for _, c in plan}
-    store, own = RunStore(out_dir), {}
-    for _, config in plans[study.id]:
-        for n in range(1, len(config.phases) + 1):  # a warm run's pretraining prefix is a run of its own
-            prefix = config.truncated(n)
-            if prefix.key() not in earlier and (record := store.load(prefix)) is not None:
-                own[prefix.key()] = record.provenance["wall_seconds"]
-    return {"notebook": study.stem, "runs": len({c.key() for _, c in plans[study.id]}), "new runs": len(own),
-            "training (worker-min)": round(sum(own.values()) / 60, 1),
-            "notebook execution (s)": round(notebook_seconds)}
 
 
 def select_studies(only: str | None) -> list[Study]:
@@ -153,7 +136,18 @@ def select_studies(only: str | None) -> list[Study]:
     unknown = [i for i in ids if i not in STUDIES]
     if unknown:
         raise UsageError(f"--only names unknown notebook id(s) {', '.join(unknown)}; known: {', '.join(STUDIES)}")
-    return [STUDIES[i] for i in ids]
+    return [study for study_id, study in STUDIES.items() if study_id in ids]  # in order: 01 first
+
+
+def seeds_param(seeds: str | None, raw_params: list[str]) -> dict[str, Any]:
+    """`--seeds N` as the `seeds` parameter [0, ..., N-1]; {} without it."""
+    if seeds is None:
+        return {}
+    if not seeds.strip().isdigit() or int(seeds) < 2:
+        raise UsageError(f"--seeds must be an integer >= 2 (it runs seeds 0..N-1), got {seeds!r}")
+    if "seeds" in parse_params(raw_params):
+        raise UsageError("--seeds and --param seeds=... both set the seeds: give one of them")
+    return {"seeds": list(range(int(seeds)))}
 
 
 def parse_params(raw: list[str]) -> dict[str, Any]:
@@ -174,11 +168,10 @@ RESERVED = {"preset": "--preset", "data_dir": "--data", "out_dir": "--out", "exe
             "ray_address": "--ray-address"}  # set by their own options
 
 
-def validate_params(studies: list[Study], preset: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """For each study, the overrides that apply to it, checked against its notebook and its config."""
-    import papermill
-
-    notebook_params = {s.id: set(papermill.inspect_notebook(str(s.path))) for s in studies}
+def validate_params(studies: list[Study], preset: str, params: dict[str, Any],
+                    notebook_params: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
+    """For each study, the overrides that apply to it, checked against its notebook's parameter names
+    and its config."""
     known = sorted(set().union(*notebook_params.values()) - set(RESERVED))
     for name, value in params.items():
         if name in RESERVED:
@@ -205,42 +198,3 @@ def check_execution_param(name: str, value: Any) -> None:
         raise UsageError(f"progress must be True or False, got {value!r}")
     if name == "device" and not (value is None or value in ("cpu", "cuda") or str(value).startswith("cuda:")):
         raise UsageError(f"device must be cpu, cuda, cuda:N or None (automatic), got {value!r}")
-
-
-def ensure_kernel() -> None:
-    """Install the `plasticity-nb` kernel for this Python into this environment if it is missing or stale."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    try:
-        spec = KernelSpecManager().get_kernel_spec(KERNEL)
-        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
-            return
-    except NoSuchKernel:
-        pass
-    from ipykernel.kernelspec import install
-
-    install(kernel_name=KERNEL, display_name="Python (plasticity_nb)", prefix=sys.prefix)
-
-
-def execute(study: Study, parameters: dict[str, Any], out_dir: Path) -> str | None:
-    """Run one notebook; return None on success, else a message naming the failing cell."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    final = out_dir / "notebooks" / study.notebook
-    scratch = Path(tempfile.mkdtemp(prefix=f"plasticity-{study.stem}-"))
-    partial = scratch / study.notebook
-    print(f"[{study.id}] {study.stem}: running (preset {parameters['preset']})...", flush=True)
-    started = time.perf_counter()
-    try:
-        papermill.execute_notebook(str(study.path), str(partial), parameters=parameters, kernel_name=KERNEL,
-                                   cwd=str(study.path.parent), progress_bar=False)
-    except PapermillExecutionError as err:
-        first_line = (err.source or "").strip().splitlines()[:1]
-        return (f"[{study.id}] {study.stem} FAILED in cell {err.exec_count} ({first_line[0] if first_line else ''!s}):"
-                f" {err.ename}: {err.evalue}\n      the partial notebook is kept at {partial}")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(partial), str(final))
-    shutil.rmtree(scratch, ignore_errors=True)
-    print(f"[{study.id}] {study.stem}: done in {time.perf_counter() - started:.0f} s -> {final}", flush=True)
-    return None

@@ -90,12 +90,7 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
     store = RunStore(out_dir)
     device = resolve_device(device)
     store.discard_stale_checkpoints()
-    todo: dict[str, RunConfig] = {}  # every missing run and missing prefix, by key
-    for config in configs:
-        for n in range(1, len(config.phases) + 1):
-            prefix = config.truncated(n)
-            if prefix.key() not in todo and store.load(prefix) is None:
-                todo[prefix.key()] = prefix
+    todo = missing_runs(configs, store)
     if workers is not None and (type(workers) is not int or workers < 1):
         raise ConfigError(f"workers must be a whole number >= 1, got {workers!r}")
     workers = workers or auto_workers(device, list(todo.values()))
@@ -121,6 +116,18 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
             pool.close()
     bar.close()
     return [store.load(c) for c in configs]
+
+
+def missing_runs(configs: Iterable[RunConfig], store: RunStore) -> dict[str, RunConfig]:
+    """Every run the configs need that is not stored, by key: the configs themselves and their missing
+    prefixes (a warm run's pretraining is a run of its own)."""
+    todo: dict[str, RunConfig] = {}
+    for config in configs:
+        for n in range(1, len(config.phases) + 1):
+            prefix = config.truncated(n)
+            if prefix.key() not in todo and not store.has(prefix):
+                todo[prefix.key()] = prefix
+    return todo
 
 
 def run_together(configs: list[RunConfig], store: RunStore, data: CIFAR10, device: torch.device) -> None:

@@ -65,11 +65,16 @@ class RunStore:
     def path(self, config: RunConfig) -> Path:
         return self.root / config.key()
 
+    def has(self, config: RunConfig) -> bool:
+        """Whether this config's run is stored (cheap: reads nothing). metrics.json is written last, so a
+        folder with it is complete."""
+        return (self.path(config) / "metrics.json").exists()
+
     def load(self, config: RunConfig) -> RunRecord | None:
         """The stored run of exactly this config, or None."""
-        path = self.path(config)
-        if not (path / "metrics.json").exists():
+        if not self.has(config):
             return None
+        path = self.path(config)
         return RunRecord(
             config=RunConfig.from_dict(json.loads((path / "config.json").read_text())),
             path=path,
@@ -78,6 +83,10 @@ class RunStore:
             metrics=json.loads((path / "metrics.json").read_text()),
             provenance=json.loads((path / "provenance.json").read_text()),
         )
+
+    def provenance(self, config: RunConfig) -> dict[str, Any] | None:
+        """Only the stored run's provenance (its wall time, say), without loading its tables and weights."""
+        return json.loads((self.path(config) / "provenance.json").read_text()) if self.has(config) else None
 
     def save(self, config: RunConfig, outcome: RunOutcome, provenance: dict[str, Any]) -> RunRecord:
         final = self.path(config)

@@ -52,6 +52,12 @@ CLI_CASES = [  # (arguments, culprit named in the message)
     (["--only", "99"], "unknown notebook id(s) 99"),
     (["--data", "/nonexistent/cifar"], "/nonexistent/cifar does not exist"),
     (["--checkpoint-every", "0"], "--checkpoint-every must be >= 1"),
+    (["--seeds", "1"], "--seeds must be an integer >= 2"),
+    (["--seeds", "0"], "--seeds must be an integer >= 2"),
+    (["--seeds", "-3"], "--seeds must be an integer >= 2"),
+    (["--seeds", "2.5"], "--seeds must be an integer >= 2"),
+    (["--seeds", "three"], "--seeds must be an integer >= 2"),
+    (["--seeds", "3", "--param", "seeds=[0,1]"], "--seeds and --param seeds=... both set the seeds"),
 ]
 
 

@@ -1,11 +1,11 @@
-"""The explorer in a real browser: JupyterLab on 127.0.0.1 with a token, driven by Playwright in Debian's
-headless Chromium. Runs the explorer notebook, changes a widget and checks that the plot changes.
+"""The explorer in a real browser: JupyterLab on 127.0.0.1 with a token, driven by Playwright in headless
+Chromium (the first found by `tests/browser.py`: on PATH, Playwright's own, Debian's package when root;
+skipped when there is none). Runs the explorer notebook, changes a widget and checks that the plot changes.
 
 By default on a fresh smoke store; `PLASTICITY_EXPLORER_STORE=outputs PLASTICITY_SCREENSHOT=docs/explorer.png
 pytest tests/test_browser.py` runs it on an existing store (e.g. quick results) and makes the README's picture."""
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,9 +17,9 @@ import pytest
 
 from plasticity_nb.cli import main
 from plasticity_nb.paths import project_root
+from tests.browser import find_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps dialling out, which this machine refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -30,6 +30,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    found = find_browser()
+    if not found.executable:
+        pytest.skip(found.line())
+    return found.executable
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +76,12 @@ def plot_source(page) -> str:
     return image.get_attribute("src")
 
 
-def test_explorer_runs_in_a_real_browser_and_reacts_to_its_widgets(lab):
+def test_explorer_runs_in_a_real_browser_and_reacts_to_its_widgets(chromium, lab):
     from playwright.sync_api import sync_playwright
 
     base, token = lab
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(f"{base}/lab/tree/notebooks/00_explorer.ipynb?token={token}")
         page.locator(".jp-NotebookPanel").first.wait_for(timeout=120_000)

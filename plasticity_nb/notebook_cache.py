@@ -1,0 +1,122 @@
+"""The batch's execution cache: an executed notebook is reused while nothing it depends on has changed.
+
+A notebook's output is a function of its source, its parameters, this package (version and source), the
+data copy and the runs it loads. The cache keys an execution by a hash of all of these; the run keys stand
+for what the parameters resolve to on this machine (e.g. `precision="auto"` is bf16 on some CPUs, fp32 on
+others), and a hit also needs every one of those runs still in the store. An entry under
+`<out>/notebook-cache/<key>/` holds the executed notebook and what the notebook wrote besides it (its rows
+of claims.csv and its figures), so that a hit restores all of that without starting a kernel.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .claims import claims_path, read_claims, replace_rows
+
+FOLDER = "notebook-cache"
+NOTEBOOK = "notebook.ipynb"
+FIGURES = "figures"
+PARAMETERS = "parameters"  # <hash of a notebook file>.json: the names of its parameters
+
+
+@functools.lru_cache(maxsize=1)
+def package_source_hash() -> str:
+    """One hash over every source file of this package (names and contents)."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def execution_key(notebook: Path, parameters: dict[str, Any], data_id: str, run_keys: list[str]) -> str:
+    inputs = {"notebook": file_hash(notebook), "parameters": parameters,
+              "package_version": __version__, "package_source": package_source_hash(), "data_id": data_id,
+              "runs": sorted(run_keys)}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+class NotebookCache:
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+        self.root = self.out_dir / FOLDER
+
+    def entry(self, key: str) -> Path:
+        return self.root / key
+
+    def has(self, key: str) -> bool:
+        return (self.entry(key) / NOTEBOOK).exists()  # written last: an entry with it is complete
+
+    def parameter_names(self, notebook: Path) -> set[str]:
+        """The names in the notebook's `parameters` cell. papermill's inspection imports nbformat's schema
+        validator (~1-4 s); its answer depends on the file only, so it is remembered per file hash."""
+        memo = self.root / PARAMETERS / f"{file_hash(notebook)}.json"
+        if memo.exists():
+            return set(json.loads(memo.read_text()))
+        import papermill
+
+        return set(papermill.inspect_notebook(str(notebook)))
+
+    def remember_parameter_names(self, notebook: Path, names: set[str]) -> None:
+        """Called once the batch's input is valid (bad input writes nothing)."""
+        memo = self.root / PARAMETERS / f"{file_hash(notebook)}.json"
+        if not memo.exists():
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(sorted(names)))
+            os.replace(tmp, memo)
+
+    def save(self, key: str, executed: Path, stem: str, preset: str, figures: list[Path]) -> None:
+        """Keep an execution: its notebook, its claims rows at this preset and the figures it wrote."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        (tmp / FIGURES).mkdir(parents=True)
+        try:
+            claims = read_claims(self.out_dir)
+            claims[(claims.notebook == stem) & (claims.preset == preset)].to_csv(claims_path(tmp), index=False)
+            for figure in figures:
+                shutil.copy2(figure, tmp / FIGURES / figure.name)
+            shutil.copy2(executed, tmp / NOTEBOOK)
+            if self.has(key):
+                shutil.rmtree(self.entry(key), ignore_errors=True)  # a --force re-execution replaces the old entry
+            try:
+                os.rename(tmp, self.entry(key))  # atomic: the entry appears complete or not at all
+            except OSError:
+                if not self.has(key):
+                    raise
+                shutil.rmtree(tmp)  # a batch beside this one stored the same execution first; keep theirs
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def restore(self, key: str, preset: str, final: Path) -> None:
+        """Put a cached execution back: the notebook at `final`, its figures, its rows of claims.csv."""
+        entry = self.entry(key)
+        figures = self.out_dir / "figures"
+        figures.mkdir(parents=True, exist_ok=True)
+        for figure in sorted((entry / FIGURES).iterdir()):
+            replace_with_copy(figure, figures / figure.name)
+        rows = read_claims(entry)  # the entry's claims.csv holds the notebook's rows
+        if len(rows):
+            replace_rows(self.out_dir, preset, rows)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        replace_with_copy(entry / NOTEBOOK, final)
+
+
+def replace_with_copy(source: Path, target: Path) -> None:
+    """Copy so that readers of `target` see the old file or the new one, never half of one."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copy2(source, tmp)
+    os.replace(tmp, target)

@@ -1,0 +1,148 @@
+"""The batch's sweep at the smoke preset with the real data: notebooks as their runs are stored, the plan and
+its estimate, the execution cache, Ctrl-C, and --seeds adding only the new runs."""
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import nbformat
+import pandas as pd
+import pytest
+
+from plasticity_nb import batch, notebook_cache
+from plasticity_nb.cli import main
+from plasticity_nb.store import RunStore
+from tests.helpers import run_folders
+
+pytestmark = pytest.mark.slow
+SMOKE_01 = ["run", "--preset", "smoke", "--only", "01"]
+
+
+def events(out, kind):
+    log = out / "runs" / "events.log"
+    return [json.loads(line) for line in log.read_text().splitlines() if json.loads(line)["event"] == kind]
+
+
+@pytest.fixture(scope="module")
+def stored_01(tmp_path_factory):
+    """An output folder where notebook 01 ran at the smoke preset (runs stored, execution cached)."""
+    out = tmp_path_factory.mktemp("stored-01")
+    assert main([*SMOKE_01, "--out", str(out)]) == 0
+    return out
+
+
+def test_a_notebook_is_reported_while_the_next_one_trains(tmp_path, monkeypatch, capsys):
+    """01's claim reaches claims.csv and report.md before 08's own runs start training."""
+    real_run_many, seen_by_08 = batch.run_many, {}
+
+    def run_many(configs, *args, **kwargs):
+        if len({c.phases[-1].lr for c in configs}) > 1:  # 08 sweeps the tuning lr, 01 does not
+            report = tmp_path / "report.md"
+            for _ in range(1200):  # a deadlock guard: 01's notebook must finish while this call waits
+                if report.exists() and "| C1 |" in report.read_text():
+                    break
+                time.sleep(0.5)
+            seen_by_08["report"] = report.read_text() if report.exists() else ""
+            seen_by_08["claims"] = pd.read_csv(tmp_path / "claims.csv").claim.tolist()
+        return real_run_many(configs, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "run_many", run_many)
+    assert main(["run", "--preset", "smoke", "--only", "08,01", "--out", str(tmp_path)]) == 0
+    assert "| C1 |" in seen_by_08["report"] and seen_by_08["claims"] == ["C1"]
+    out = capsys.readouterr().out
+    plan = [line for line in out.splitlines() if line.startswith("plan:")]
+    assert "notebook(s) 01, 08:" in plan[0] and "0 in the store" in plan[0]  # 01 first, whatever --only says
+    assert "no time estimate yet" in plan[1]
+    assert out.index("[01] 01_warm_start_gap: training") < out.index("[08] 08_tuning_lr: training")
+    claims = pd.read_csv(tmp_path / "claims.csv")
+    assert set(claims.notebook) == {"01_warm_start_gap", "08_tuning_lr"}
+    report = (tmp_path / "report.md").read_text()
+    assert all(f"| {claim} |" in report for claim in claims.claim)
+
+
+def test_an_unchanged_notebook_is_restored_without_a_kernel(stored_01):
+    out = stored_01
+    notebook = out / "notebooks" / "01_warm_start_gap.ipynb"
+    executed, claims = notebook.read_bytes(), pd.read_csv(out / "claims.csv")
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    (out / "claims.csv").unlink()  # what the notebook wrote besides itself comes back from the cache too
+    shutil.rmtree(out / "figures")
+    notebook.unlink()
+    # In a fresh process, to see what the re-run imports: no papermill means no kernel was started.
+    code = ("import sys; from plasticity_nb.cli import main; "
+            f"code = main({[*SMOKE_01, '--out', str(out)]!r}); print('papermill' in sys.modules); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False"
+    assert "1 notebook(s) reused" in done.stdout and "unchanged, reused its executed notebook" in done.stdout
+    assert notebook.read_bytes() == executed
+    pd.testing.assert_frame_equal(pd.read_csv(out / "claims.csv"), claims)
+    assert sorted(p.name for p in (out / "figures").iterdir()) == figures
+    assert "| C1 |" in (out / "report.md").read_text()
+
+
+def test_force_executes_an_unchanged_notebook_again(stored_01, monkeypatch):
+    executions = []
+    real_execute = batch.execute
+    monkeypatch.setattr(batch, "execute", lambda *args: executions.append(args[0].id) or real_execute(*args))
+    assert main([*SMOKE_01, "--out", str(stored_01)]) == 0
+    assert executions == []
+    assert main([*SMOKE_01, "--out", str(stored_01), "--force"]) == 0
+    assert executions == ["01"]
+
+
+def test_the_execution_key_changes_with_every_input(tmp_path, monkeypatch):
+    source = tmp_path / "nb.ipynb"
+    source.write_text("{}")
+    base = dict(notebook=source, parameters={"preset": "smoke"}, data_id="npz-1", run_keys=["a", "b"])
+    key = notebook_cache.execution_key(**base)
+    assert notebook_cache.execution_key(**{**base, "run_keys": ["b", "a"]}) == key  # the order does not matter
+    changed = [notebook_cache.execution_key(**{**base, **change}) for change in (
+        {"parameters": {"preset": "smoke", "seeds": [0, 1, 2]}}, {"data_id": "npz-2"}, {"run_keys": ["a", "c"]})]
+    source.write_text('{"cells": []}')
+    changed.append(notebook_cache.execution_key(**base))
+    source.write_text("{}")
+    monkeypatch.setattr(notebook_cache, "package_source_hash", lambda: "edited")
+    changed.append(notebook_cache.execution_key(**base))
+    monkeypatch.setattr(notebook_cache, "__version__", "9.9")
+    changed.append(notebook_cache.execution_key(**base))
+    assert len({key, *changed}) == 1 + len(changed)
+
+
+def test_ctrl_c_keeps_finished_runs_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
+    args = [*SMOKE_01, "--out", str(tmp_path), "--param", "workers=1", "--checkpoint-every", "1"]
+    save_checkpoint = RunStore.save_checkpoint
+    saved = []
+
+    def interrupted(self, config, state):  # Ctrl-C right after the first checkpoint of the first run
+        save_checkpoint(self, config, state)
+        saved.append(config.key())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunStore, "save_checkpoint", interrupted)
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and f"python -m plasticity_nb {' '.join(args)}" in err
+    assert (tmp_path / "runs" / ".partial" / saved[0] / "checkpoint.pt").exists()
+    assert not (tmp_path / "notebooks").exists() and not (tmp_path / "report.md").exists()
+
+    monkeypatch.setattr(RunStore, "save_checkpoint", save_checkpoint)
+    assert main(args) == 0
+    assert [e["key"] for e in events(tmp_path, "resume")] == saved
+    assert len(run_folders(tmp_path)) == 6 and (tmp_path / "notebooks" / "01_warm_start_gap.ipynb").exists()
+
+
+def test_more_seeds_train_only_the_new_runs(stored_01, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(stored_01, out)
+    started = len(events(out, "start"))
+    assert main([*SMOKE_01, "--out", str(out), "--seeds", "3"]) == 0
+    assert len(events(out, "start")) == started + 3  # seed 2's pretraining, warm and scratch runs
+    assert len(run_folders(out)) == 9
+    plan = [line for line in capsys.readouterr().out.splitlines() if line.startswith("plan:")]
+    assert "6 runs, 4 in the store, 3 to train" in plan[0]
+    assert "estimated training time" in plan[1]  # from the stored runs' speed on this machine
+    executed = nbformat.read(out / "notebooks" / "01_warm_start_gap.ipynb", as_version=4)
+    assert executed.metadata.papermill.parameters["seeds"] == [0, 1, 2]
+    assert pd.read_csv(out / "claims.csv").n_seeds.tolist() == [3]
