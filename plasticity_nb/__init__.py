@@ -12,7 +12,7 @@ from .protocols import StudyResult, WarmStartConfig, run_study, warm_start_gap
 from .runner import run, run_many
 from .stats import Estimate, paired_estimate
 from .store import RunRecord, RunStore
-from .train import Phase, RunConfig
+from .runconfig import Phase, RunConfig
 
 __all__ = [
     "CLAIMS", "ClaimResult", "ConfigError", "DataError", "Estimate", "Phase", "RunConfig", "RunRecord", "RunStore",
