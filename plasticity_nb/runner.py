@@ -113,14 +113,21 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
             bar.update()
     elif todo:
         threads = max(1, torch.get_num_threads() // workers)
-        pool = (LocalExecutor(workers, threads) if executor == "local"
-                else RayExecutor(ray_address, workers, threads, use_gpu=device.type == "cuda"))
+        pool = (LocalExecutor(workers, threads, execute_run) if executor == "local"
+                else RayExecutor(ray_address, workers, threads, device.type == "cuda", execute_run))
         try:
             _run_dag(todo, pool, (str(out_dir), str(data_dir) if data_dir else None, str(device), checkpoint_every), bar)
         finally:
             pool.close()
     bar.close()
     return [store.load(c) for c in configs]
+
+
+def execute_run(config: dict, out_dir: str, data_dir: str | None, device: str, checkpoint_every: int,
+                threads: int) -> str:
+    """One run in a worker: the unit of work every executor ships (picklable: a config as a dict)."""
+    torch.set_num_threads(threads)
+    return run(RunConfig.from_dict(config), out_dir, None, data_dir, device, checkpoint_every=checkpoint_every).key
 
 
 def run_together(configs: list[RunConfig], store: RunStore, data: CIFAR10, device: torch.device) -> None:
