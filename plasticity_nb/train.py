@@ -4,15 +4,15 @@ A run is a sequence of phases (pretraining on the half, tuning on the full subse
 builds a new optimiser (the paper resets it at every switch), trains with a constant learning rate for
 a fixed epoch budget and/or until an epoch's train accuracy reaches a target, and evaluates on the full
 10,000-image test set. Precision, memory format and device are decided in one place (`Runtime`).
+The epoch loop is loop.py's, shared with seed ensembles; a single run adds its step (`SingleLearner`)
+and, as hooks, module resets, probes, checkpoints and the progress bar.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import dataclasses
-import math
 import os
-import time
 from typing import Any, Callable
 
 import numpy as np
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError, check_choice
 from .data import CIFAR10, Split, augment, class_balanced_subset, normalise
+from .loop import Hook, diverged, train_phase
 from .models import build_model, reinitialise_groups
 from .probes import measure, probe_set
 from .runconfig import OPTIMIZERS, POOLS, PRECISIONS, Phase, RunConfig  # noqa: F401 (re-exported for users)
@@ -135,83 +136,6 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return loss_sum.item() / len(images), correct.item() / len(images)
 
 
-def train_phase(model: torch.nn.Module, config: RunConfig, state: RunState, tensors: "RunTensors",
-                runtime: Runtime, progress: bool, checkpoint: Callable[[RunState], None] | None = None,
-                checkpoint_every: int = 0) -> bool:
-    """Train phase `state.phase_index` from `state.epoch` on, appending to `state`; True if it diverged.
-
-    `checkpoint(state)` is called every `checkpoint_every` epochs (not after the last), with the model,
-    optimiser and generator states filled in, so that a killed run can continue exactly.
-    """
-    phase_index, phase = state.phase_index, config.phases[state.phase_index]
-    first_epoch = state.history[-1]["epoch"] - state.epoch if state.history else 0  # run epochs before this phase
-    optimizer = make_optimizer(phase, config, model.parameters(), runtime)
-    generator = torch.Generator().manual_seed(derived_seed(config.seed, phase_index, 0))
-    if state.optimizer is None:  # a fresh phase, not a resumed one
-        if phase.reset_groups:
-            reinitialise_groups(model, phase.reset_groups, derived_seed(config.seed, phase_index, 1))
-    else:
-        optimizer.load_state_dict(state.optimizer)
-        generator.set_state(state.generator)
-
-    def probe(phase_epoch: int) -> None:
-        if phase_epoch in phase.probe_epochs:
-            row = measure(model, tensors.probes, config.probes, derived_seed(config.seed, phase_index, phase_epoch, 3))
-            state.probes.append(dict(phase=phase_index + 1, pool=phase.pool, epoch=first_epoch + phase_epoch,
-                                     phase_epoch=phase_epoch, step=state.step, **row))
-
-    if state.epoch == 0:
-        probe(0)
-    forward = runtime.training_forward(model)
-    model.train()
-    bar = tqdm(range(state.epoch, phase.epochs), desc=f"seed {config.seed} phase {phase_index + 1}/"
-               f"{len(config.phases)} ({phase.pool})", disable=not progress, leave=False)
-    for epoch in bar:
-        started = time.perf_counter()
-        batches, sampling_log = tensors.epoch_batches(phase, epoch, config.batch_size, generator)
-        batches = batches.to(runtime.device)
-        loss_sum = torch.zeros((), device=runtime.device)
-        correct = torch.zeros((), device=runtime.device, dtype=torch.long)
-        for batch in batches:
-            x, y = tensors.train_x[batch], tensors.train_y[batch]
-            if config.augment:
-                x = augment(x, generator)
-            with runtime.autocast():
-                logits = forward(x)
-                loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().float() * len(y)  # accumulated on the device: no host sync per step
-            correct += (logits.detach().argmax(1) == y).sum()
-        state.step += len(batches)
-        seen = len(batches) * config.batch_size
-        train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
-        diverged = not math.isfinite(train_loss)
-        last = epoch == phase.epochs - 1
-        reached = phase.target_train_acc is not None and train_acc >= phase.target_train_acc
-        test_loss = test_acc = math.nan
-        scheduled = (epoch + 1) % phase.eval_every == 0 or epoch >= phase.epochs - phase.eval_tail
-        if not diverged and (last or reached or scheduled):
-            test_loss, test_acc = evaluate(model, tensors.test_x, tensors.test_y, runtime)
-        state.history.append(dict(phase=phase_index + 1, pool=phase.pool, epoch=first_epoch + epoch + 1,
-                                  phase_epoch=epoch + 1, step=state.step, lr=phase.lr, train_loss=train_loss,
-                                  train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
-                                  seconds=time.perf_counter() - started, **sampling_log))
-        state.epoch = epoch + 1
-        bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
-        if diverged or reached:
-            return diverged
-        probe(epoch + 1)
-        model.train()
-        if checkpoint and checkpoint_every and state.epoch % checkpoint_every == 0 and not last:
-            checkpoint(dataclasses.replace(state, history=list(state.history), probes=list(state.probes),
-                                           optimizer=copy.deepcopy(optimizer.state_dict()),
-                                           generator=generator.get_state(), model=_cpu_state(model)))
-    bar.close()
-    return False
-
-
 class RunTensors:
     """The run's training subset and the test set, normalised once, on the device."""
 
@@ -254,6 +178,100 @@ class RunTensors:
         return batches, {"blend_p": scheduled, "blend_from_full": from_full.float().mean().item()}
 
 
+class SingleLearner:
+    """One model during one phase (a `loop.Learner` of one member): its optimiser, data order and step."""
+
+    members = 1
+
+    def __init__(self, model: torch.nn.Module, config: RunConfig, state: RunState, tensors: RunTensors,
+                 runtime: Runtime):
+        self.model, self.tensors, self.runtime = model, tensors, runtime
+        self.phase, self.batch_size, self.augment = config.phases[state.phase_index], config.batch_size, config.augment
+        self.optimizer = make_optimizer(self.phase, config, model.parameters(), runtime)
+        self.generator = torch.Generator().manual_seed(derived_seed(config.seed, state.phase_index, 0))
+        if state.optimizer is not None:  # resumed part-way through the phase
+            self.optimizer.load_state_dict(state.optimizer)
+            self.generator.set_state(state.generator)
+        self.forward = runtime.training_forward(model)
+        model.train()
+
+    def epoch_batches(self, epoch: int) -> tuple[torch.Tensor, list[dict[str, float]]]:
+        batches, log = self.tensors.epoch_batches(self.phase, epoch, self.batch_size, self.generator)
+        return batches.to(self.runtime.device), [log]
+
+    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.tensors.train_x[batch], self.tensors.train_y[batch]
+        if self.augment:
+            x = augment(x, self.generator)
+        with self.runtime.autocast():
+            logits = self.forward(x)
+            loss = F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
+
+    def evaluate(self) -> list[tuple[float, float]]:
+        return [evaluate(self.model, self.tensors.test_x, self.tensors.test_y, self.runtime)]
+
+
+class ResetGroups(Hook):
+    """Re-initialises module `groups` before the phase's first step (`seed`: one per run and phase)."""
+
+    def __init__(self, groups: tuple[int, ...], seed: int):
+        self.groups, self.seed = groups, seed
+
+    def on_phase_start(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, phase: Phase) -> None:
+        reinitialise_groups(model, self.groups, self.seed)
+
+
+class Probing(Hook):
+    """Curvature and noise probes after the phase's `probe_epochs` (0: before its first step), into `state`."""
+
+    def __init__(self, config: RunConfig, state: RunState, tensors: RunTensors):
+        self.config, self.state, self.tensors = config, state, tensors
+
+    def on_phase_start(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, phase: Phase) -> None:
+        run_epoch = self.state.history[-1]["epoch"] if self.state.history else 0
+        self.probe(model, dict(phase=self.state.phase_index + 1, pool=phase.pool, epoch=run_epoch, phase_epoch=0,
+                               step=self.state.step))
+
+    def on_epoch(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
+        self.probe(model, {k: row[k] for k in ("phase", "pool", "epoch", "phase_epoch", "step")})
+
+    def probe(self, model: torch.nn.Module, where: dict[str, Any]) -> None:
+        phase_index, phase_epoch = where["phase"] - 1, where["phase_epoch"]
+        if phase_epoch in self.config.phases[phase_index].probe_epochs:
+            seed = derived_seed(self.config.seed, phase_index, phase_epoch, 3)
+            self.state.probes.append({**where, **measure(model, self.tensors.probes, self.config.probes, seed)})
+
+
+class Checkpointing(Hook):
+    """Hands `save` a copy of the run's state every `every` epochs of a phase (not after its last), with the
+    model, optimiser and data-order generator filled in, so that a killed run can continue exactly."""
+
+    def __init__(self, save: Callable[[RunState], None], every: int, state: RunState, generator: torch.Generator,
+                 epochs: int):
+        self.save, self.every, self.state, self.generator, self.epochs = save, every, state, generator, epochs
+
+    def on_epoch(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
+        if row["phase_epoch"] % self.every == 0 and row["phase_epoch"] < self.epochs:
+            self.save(dataclasses.replace(self.state, history=list(self.state.history), probes=list(self.state.probes),
+                                          optimizer=copy.deepcopy(optimizer.state_dict()),
+                                          generator=self.generator.get_state(), model=_cpu_state(model)))
+
+
+class Progress(Hook):
+    """Shows each epoch's accuracies on a progress bar."""
+
+    def __init__(self, bar: tqdm):
+        self.bar = bar
+
+    def on_epoch(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
+        self.bar.update()
+        self.bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=f"{row['test_acc']:.3f}")
+
+
 def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | None = None,
               start: RunOutcome | None = None, progress: bool = False, resume: RunState | None = None,
               checkpoint: Callable[[RunState], None] | None = None, checkpoint_every: int = 0,
@@ -281,10 +299,31 @@ def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | Non
         state = RunState([], [], 0, 0, 0)
     tensors = RunTensors(config, data, runtime)
     while state.phase_index < len(config.phases):
-        if train_phase(model, config, state, tensors, runtime, progress, checkpoint, checkpoint_every):
+        learner = SingleLearner(model, config, state, tensors, runtime)
+        description = f"seed {config.seed} phase {state.phase_index + 1}/{len(config.phases)} ({learner.phase.pool})"
+        with tqdm(total=learner.phase.epochs, initial=state.epoch, desc=description, disable=not progress,
+                  leave=False) as bar:
+            hooks = _phase_hooks(config, state, tensors, learner, bar, checkpoint, checkpoint_every)
+            train_phase(learner, learner.phase, [state], hooks)
+        if diverged(state):
             return RunOutcome(state.history, state.probes, _cpu_state(model), "diverged", state.phase_index + 1)
         state = RunState(state.history, state.probes, state.phase_index + 1, 0, state.step)
     return RunOutcome(state.history, state.probes, _cpu_state(model), "finished", len(config.phases))
+
+
+def _phase_hooks(config: RunConfig, state: RunState, tensors: RunTensors, learner: SingleLearner, bar: tqdm,
+                 checkpoint: Callable[[RunState], None] | None, checkpoint_every: int) -> list[Hook]:
+    """Resets and probes where the config asks for them, the progress bar, then checkpoints if asked for
+    (last, so that a checkpoint holds what the others did)."""
+    hooks: list[Hook] = []
+    if learner.phase.reset_groups:
+        hooks.append(ResetGroups(learner.phase.reset_groups, derived_seed(config.seed, state.phase_index, 1)))
+    if config.probes:
+        hooks.append(Probing(config, state, tensors))
+    hooks.append(Progress(bar))
+    if checkpoint and checkpoint_every:
+        hooks.append(Checkpointing(checkpoint, checkpoint_every, state, learner.generator, learner.phase.epochs))
+    return hooks
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
