@@ -1,5 +1,8 @@
 """The shared training loop: its evaluation schedule and when hooks are called."""
+import pytest
+
 from plasticity_nb import Phase
+from plasticity_nb.ensemble import EnsembleLearner, Stack
 from plasticity_nb.loop import Hook, scheduled, train_phase
 from plasticity_nb.runstate import RunState
 from plasticity_nb.train import RunTensors, Runtime, SingleLearner, init_model
@@ -47,3 +50,11 @@ def test_a_resumed_phase_does_not_start_again(cifar):
     train_phase(_learner(config, state, cifar), config.phases[0], [state], [recorder])
     assert recorder.calls[0] == ("step", 3) and ("start", 2) not in recorder.calls
 
+
+def test_an_ensemble_takes_no_hooks(cifar):
+    configs = [tiny_run(seed=s) for s in (0, 1)]
+    runtime = Runtime.for_config(configs[0], "cpu")
+    stack = Stack([init_model(c, runtime) for c in configs], runtime)
+    learner = EnsembleLearner(configs, 0, stack, [RunTensors(c, cifar, runtime) for c in configs], runtime)
+    with pytest.raises(ValueError, match="hooks act on one model"):
+        train_phase(learner, configs[0].phases[0], [RunState([], [], 0, 0, 0) for _ in configs], [Hook()])
