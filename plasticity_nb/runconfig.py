@@ -100,7 +100,8 @@ class RunConfig(Config):
             if not 0 <= self.uniform_ratio <= 1:
                 raise ConfigError(f"uniform_ratio r must lie in [0, 1], got {self.uniform_ratio}")
             if self.stages + 1 > NUM_CLASSES:
-                raise ConfigError(f"stages {self.stages} needs {self.stages + 1} class groups; CIFAR-10 has {NUM_CLASSES}")
+                raise ConfigError(f"stages {self.stages} needs {self.stages + 1} class groups; "
+                                  f"CIFAR-10 has {NUM_CLASSES}")
             bad = [p.stage for p in self.phases if p.pool == "stage" and p.stage > self.stages + 1]
             if bad:
                 raise ConfigError(f"stage {bad[0]} does not exist: the split has stages 1..{self.stages + 1}")
@@ -116,7 +117,8 @@ class RunConfig(Config):
         if phase.pool == "stage":
             n, r = self.stages, self.uniform_ratio
             smallest_group = NUM_CLASSES // (n + 1)
-            return int(self.train_subset * (r * phase.stage / (n + 1) + (1 - r) * smallest_group * phase.stage / NUM_CLASSES))
+            share = r * phase.stage / (n + 1) + (1 - r) * smallest_group * phase.stage / NUM_CLASSES
+            return int(self.train_subset * share)
         return self.train_subset
 
     def truncated(self, phases: int) -> "RunConfig":

@@ -119,7 +119,8 @@ def make_optimizer(phase: Phase, config: RunConfig, params, runtime: Runtime) ->
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, runtime: Runtime) -> tuple[float, float]:
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             runtime: Runtime) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over all of `images` (BatchNorm in eval mode)."""
     was_training = model.training
     model.eval()

@@ -29,7 +29,9 @@ def test_diverged_pairs_are_left_out():
 
 
 def test_claims_csv_keeps_one_row_per_claim_and_preset(tmp_path):
-    record = lambda preset, diffs: record_claims(tmp_path, preset, [ClaimResult.from_estimate("C1", paired_estimate(diffs))])
+    def record(preset, diffs):
+        return record_claims(tmp_path, preset, [ClaimResult.from_estimate("C1", paired_estimate(diffs))])
+
     record("smoke", [1.0, 2.0])
     record("smoke", [2.0, 2.5, 3.0])
     record("quick", [-1.0, 2.0, 3.0])
@@ -40,7 +42,8 @@ def test_claims_csv_keeps_one_row_per_claim_and_preset(tmp_path):
 
 
 def test_a_claim_about_every_condition_needs_every_condition():
-    good, unsure, bad = paired_estimate([2.0, 2.5, 3.0]), paired_estimate([-1.0, 2.0, 0.5]), paired_estimate([-2.0, -2.5, -3.0])
+    good, unsure = paired_estimate([2.0, 2.5, 3.0]), paired_estimate([-1.0, 2.0, 0.5])
+    bad = paired_estimate([-2.0, -2.5, -3.0])
     assert ClaimResult.every_condition("C3", [good, good]).verdict == "supported"
     mixed = ClaimResult.every_condition("C3", [good, unsure])
     assert mixed.verdict == "inconclusive" and mixed.estimate == unsure  # the weakest evidence is reported
