@@ -60,3 +60,11 @@ def test_run_configs_and_the_store_do_not_import_training():
     training = {"plasticity_nb.train", "plasticity_nb.loop", "plasticity_nb.ensemble", "plasticity_nb.probes"}
     for name in ("plasticity_nb.runconfig", "plasticity_nb.runstate", "plasticity_nb.store"):
         assert not _reachable(name) & training, name
+
+
+def test_the_moved_types_are_still_importable_from_where_users_found_them():
+    from plasticity_nb import probes, probesettings, runconfig, train
+
+    assert (train.Phase, train.RunConfig, train.OPTIMIZERS, train.POOLS, train.PRECISIONS) == (
+        runconfig.Phase, runconfig.RunConfig, runconfig.OPTIMIZERS, runconfig.POOLS, runconfig.PRECISIONS)
+    assert probes.ProbeSettings is probesettings.ProbeSettings
