@@ -1,5 +1,5 @@
 # make run  : set up .venv if needed, then run every study notebook at the quick preset (outputs/)
-# make test : set up .venv (and the test tools) if needed, then run the whole test suite
+# make test : set up .venv (and the test tools) if needed, then lint (ruff) and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name plasticity-nb --display-name "Python (plasticity_nb)"
 	touch $(STAMP)
 
-# What the tests need beyond the package: Ray (the optional executor) and Playwright for the real-browser
-# test of the explorer. No root needed: the browser itself is found (or installed) by tests/browser.py.
+# What the tests need beyond the package: ruff (the linter), Ray (the optional executor) and Playwright for the
+# real-browser test of the explorer. No root needed: the browser itself is found (or installed) by tests/browser.py.
 test-tools: $(TEST_STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[ray,browser]'
+	$(PY) -m pip install --quiet -e '.[ray,browser,dev]'
 	touch $(TEST_STAMP)
 
 # PyHessian is installed only for benchmarks/curvature_vs_pyhessian.py.
@@ -36,6 +36,7 @@ run: $(STAMP)
 
 # The first line says which browser the browser test drives, or why it is skipped.
 test: $(TEST_STAMP)
+	$(PY) -m ruff check plasticity_nb tests benchmarks tools
 	$(PY) -m tests.browser
 	$(PY) -m pytest
 

@@ -44,7 +44,7 @@ def probes_drawn_on_cpu():
 
 
 def main() -> None:
-    from pyhessian import hessian  # noqa: only for this benchmark
+    from pyhessian import hessian  # only for this benchmark
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--width", type=int, default=8)
@@ -91,9 +91,11 @@ def main() -> None:
           f"(same probes) vs PyHessian {np.mean(their_trace):.3f}; relative difference {100 * trace_gap:.4f} %; "
           f"ours with batched probes {batched.mean:.3f} ± {batched.standard_error:.3f}")
     print(f"trace time: PyHessian {their_trace_s:.2f} s; ours one probe at a time {sequential_s:.2f} s "
-          f"({their_trace_s / sequential_s:.2f}x), in blocks of 10 {batched_s:.2f} s ({their_trace_s / batched_s:.2f}x)")
+          f"({their_trace_s / sequential_s:.2f}x), in blocks of 10 {batched_s:.2f} s "
+          f"({their_trace_s / batched_s:.2f}x)")
     total_ours, total_theirs = our_eigen_s + our_trace_s, their_eigen_s + their_trace_s
-    print(f"both, ours at its {device.type} default: ours {total_ours:.2f} s vs PyHessian {total_theirs:.2f} s: {total_theirs / total_ours:.2f}x; "
+    print(f"both, ours at its {device.type} default: ours {total_ours:.2f} s vs PyHessian {total_theirs:.2f} s: "
+          f"{total_theirs / total_ours:.2f}x; "
           f"values within 2 %: {'yes' if max(eigen_gap, trace_gap) < 0.02 else 'NO'}")
 
 

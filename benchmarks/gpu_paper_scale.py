@@ -4,11 +4,12 @@ and the projected wall time of one paper-scale seed pair.
 FLOPs of one training step (forward + backward at batch 128) are counted by `torch.utils.flop_counter`;
 MFU is the achieved FLOP/s over the GPU's dense bf16 peak (`--peak-tflops`, default by GPU name). Our loop
 (`train_run`: data on the GPU, bf16 autocast, channels_last, fused Adam) trains three epochs on the 50k
-training set: the first warms up (cuDNN autotuning, compilation), the second is timed (the third evaluates). Evaluation of the
-10k test set (`train.evaluate`, BatchNorm folded into the convolutions) is timed on its own after a
-warm-up call. Eager, and with torch.compile in its default and "reduce-overhead" (CUDA graphs) modes. The projection multiplies the paper
-preset's image counts by these rates: pretraining 350 epochs on the 25k half, warm tuning and scratch
-training 500 epochs each on 50k, a test-set evaluation after every epoch.
+training set: the first warms up (cuDNN autotuning, compilation), the second is timed (the third
+evaluates). Evaluation of the 10k test set (`train.evaluate`, BatchNorm folded into the convolutions) is
+timed on its own after a warm-up call. Eager, and with torch.compile in its default and "reduce-overhead"
+(CUDA graphs) modes. The projection multiplies the paper preset's image counts by these rates: pretraining
+350 epochs on the 25k half, warm tuning and scratch training 500 epochs each on 50k, a test-set evaluation
+after every epoch.
 
     python -m benchmarks.gpu_paper_scale [--width 64] [--compile]
 """
@@ -21,8 +22,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import describe_machine
 from plasticity_nb import Phase, RunConfig, load_cifar10
-from plasticity_nb.models import resnet18
 from plasticity_nb.data import normalise
+from plasticity_nb.models import resnet18
 from plasticity_nb.train import Runtime, evaluate, train_run
 
 BATCH = 128

@@ -4,7 +4,9 @@
     python -m benchmarks.gpu_paths_check
 """
 import time
+
 import numpy as np
+
 from plasticity_nb import load_cifar10
 from plasticity_nb.ensemble import train_ensemble
 from plasticity_nb.protocols import WarmStartConfig

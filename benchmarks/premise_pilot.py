@@ -25,7 +25,8 @@ def main() -> None:
     args = parser.parse_args()
     base = WarmStartConfig.from_preset("quick")
     data = load_cifar10(None, "cpu")
-    tune = lambda optimizer, lr: dict(optimizer=optimizer, lr=lr, epochs=args.epochs, eval_every=args.epochs, eval_tail=0)
+    tune = lambda optimizer, lr: dict(optimizer=optimizer, lr=lr, epochs=args.epochs, eval_every=args.epochs,
+                                      eval_tail=0)
     configs = [base.scratch(0, data.data_id, tune=tune(*arm)) for arm in ARMS.values()]
     records = run_many(configs, args.out or tempfile.mkdtemp(prefix="premise-pilot-"), None, "cpu", progress=False)
     for name, record in zip(ARMS, records):

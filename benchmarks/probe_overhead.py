@@ -6,8 +6,6 @@ quick preset's probe epochs) against the same run without them, timed in the sam
 import argparse
 import time
 
-import torch
-
 from benchmarks.common import describe_machine
 from plasticity_nb import load_cifar10
 from plasticity_nb.studies import two_phases
@@ -21,7 +19,8 @@ def main() -> None:
     device = resolve_device(args.device)
     data = load_cifar10(device=device)
     study = two_phases.Config.from_preset("quick")
-    with_probes = study.scratch(0, data.data_id, tune=dict(probe_epochs=tuple(study.probe_epochs)), probes=study.settings())
+    with_probes = study.scratch(0, data.data_id, tune=dict(probe_epochs=tuple(study.probe_epochs)),
+                                probes=study.settings())
     without = study.scratch(0, data.data_id)
     print(f"# {describe_machine(device)}; quick preset scratch run (ResNet-18 w{study.width}, {study.train_subset} "
           f"images, {study.tune_epochs} epochs); probes at epochs {list(study.probe_epochs)}: top eigenvalue "

@@ -19,7 +19,8 @@ from benchmarks.common import describe_machine
 
 def batch(out: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "plasticity_nb", "run", "--preset", "quick", "--only", "01", "--out", str(out)],
+    subprocess.run([sys.executable, "-m", "plasticity_nb", "run", "--preset", "quick", "--only", "01",
+                    "--out", str(out)],
                    check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 

@@ -75,7 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--widths", type=int, nargs="+", default=[8, 64], help="ResNet-18 widths (8 = the quick preset)")
+    parser.add_argument("--widths", type=int, nargs="+", default=[8, 64],
+                        help="ResNet-18 widths (8 = the quick preset)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile on a CPU)")
     args = parser.parse_args()

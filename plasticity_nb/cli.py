@@ -30,8 +30,8 @@ from .notebook_cache import NotebookCache, execution_key
 from .paths import resolve_out_dir
 from .runner import CHECKPOINT_EVERY
 from .store import RunStore, StoreError
-from .train import COMPILE_ENV, COMPILE_MODES, resolve_device
 from .studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
+from .train import COMPILE_ENV, COMPILE_MODES, resolve_device
 
 INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
 
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", default=None, help="output folder (default: PLASTICITY_OUT, then outputs/)")
     run.add_argument("--executor", default="local", choices=EXECUTORS,
                      help="where runs train: local worker processes (default) or Ray tasks (pip install .[ray])")
-    run.add_argument("--ray-address", default=None, help="Ray cluster to use with --executor ray (default: a local one)")
+    run.add_argument("--ray-address", default=None,
+                     help="Ray cluster to use with --executor ray (default: a local one)")
     run.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="EPOCHS",
                      help=f"epochs between checkpoints that make killed runs resumable (default: {CHECKPOINT_EVERY})")
     run.add_argument("--compile", default=None, choices=COMPILE_MODES, metavar="MODE",

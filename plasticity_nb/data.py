@@ -174,7 +174,8 @@ def _check_arrays(where, dtype: np.dtype, shape: tuple[int, ...], labels: np.nda
     if dtype != np.uint8 or shape != (expected_rows, 32, 32, 3):
         raise DataError(f"{where}: images must be uint8 of shape ({expected_rows}, 32, 32, 3), got {dtype} {shape}.")
     if labels.shape != (expected_rows,) or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{where}: labels must be integers of shape ({expected_rows},), got {labels.dtype} {labels.shape}.")
+        raise DataError(f"{where}: labels must be integers of shape ({expected_rows},), "
+                        f"got {labels.dtype} {labels.shape}.")
     if labels.min() < 0 or labels.max() >= NUM_CLASSES:
         raise DataError(f"{where}: labels must lie in 0..{NUM_CLASSES - 1}, got {labels.min()}..{labels.max()}.")
 

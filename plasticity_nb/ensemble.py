@@ -8,14 +8,16 @@ when trained alone) and BatchNorm running statistics (stacked buffers, updated p
 
 On a GPU this turns S small kernels into one large one; on a CPU, which is already busy, it gains
 little (see benchmarks/ensemble_vs_sequential.py). Results match training each seed alone up to
-floating-point reassociation (tests/test_ensemble.py states the tolerance). Not supported: module
-resets, curvature probes and checkpoints (such runs train one by one).
+floating-point reassociation (tests/test_ensemble.py states the tolerance).
+
+Epochs, the evaluation schedule, history rows and the divergence rule are the single run's (loop.py).
+Not supported, so such runs train one by one: module resets, curvature probes and checkpoints (hooks,
+which act on a module of their own; a member is a slice of stacked tensors) and a target train accuracy
+(members would reach it at different epochs, yet they step together).
 """
 from __future__ import annotations
 
 import copy
-import math
-import time
 from typing import Any
 
 import torch
@@ -23,7 +25,10 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from .data import CIFAR10, augment
-from .train import (EVAL_BATCH, RunConfig, RunOutcome, Runtime, RunTensors, derived_seed, init_model, make_optimizer)
+from .loop import diverged, train_phase
+from .runconfig import RunConfig
+from .runstate import RunOutcome, RunState
+from .train import EVAL_BATCH, RunTensors, Runtime, derived_seed, init_model, make_optimizer
 
 
 class Float32BatchNorm2d(torch.nn.BatchNorm2d):
@@ -41,7 +46,7 @@ def ensemble_key(config: RunConfig) -> str:
 
 
 def can_ensemble(config: RunConfig) -> bool:
-    return config.probes is None and not any(p.reset_groups for p in config.phases)
+    return config.probes is None and not any(p.reset_groups or p.target_train_acc is not None for p in config.phases)
 
 
 def train_ensemble(configs: list[RunConfig], data: CIFAR10, device: str | torch.device | None = None,
@@ -50,95 +55,101 @@ def train_ensemble(configs: list[RunConfig], data: CIFAR10, device: str | torch.
 
     `runtime_options` go to `Runtime.for_config` (e.g. compile=True, compile_mode="reduce-overhead")."""
     if len({ensemble_key(c) for c in configs}) != 1 or not all(map(can_ensemble, configs)):
-        raise ValueError("an ensemble needs configs that differ only by seed, without resets or probes")
+        raise ValueError("an ensemble needs configs that differ only by seed, without resets, probes or targets")
     runtime = Runtime.for_config(configs[0], device, **runtime_options)
     runtime.channels_last = False  # vmap adds a member dimension; keep plain NCHW inside
     models = [init_model(c, runtime) for c in configs]
-    first_phase = 0
-    if starts is not None:
+    states = [RunState([], [], 0, 0, 0) for _ in configs]
+    if starts is not None:  # each the outcome of its config's prefix (a diverged one gets no more rows)
         for model, start in zip(models, starts):
             model.load_state_dict(start.state)
-        first_phase = starts[0].phases_done
-    histories = [list(s.history) if starts else [] for s in (starts or configs)]
-    params, buffers = stack_module_state(models)
-    template = copy.deepcopy(models[0]).to("meta")
-    for module in template.modules():
-        if type(module) is torch.nn.BatchNorm2d:
-            module.__class__ = Float32BatchNorm2d  # same parameters and buffers, float32 arithmetic
-    forward = runtime.training_forward(vmap(lambda p, b, x: functional_call(template, (p, b), (x,))))
+        states = [RunState(list(s.history), [], len(c.phases) - 1, 0, s.history[-1]["step"])
+                  for c, s in zip(configs, starts)]
+    stack = Stack(models, runtime)
     tensors = [RunTensors(c, data, runtime) for c in configs]
-    alive = [True] * len(configs)
-    for phase_index in range(first_phase, len(configs[0].phases)):
-        _train_phase(configs, phase_index, params, buffers, template, forward, tensors, runtime, histories, alive)
-    states = [{k: v[i].detach().cpu().clone() for k, v in {**params, **buffers}.items()} for i in range(len(configs))]
-    return [RunOutcome(h, [], s, "finished" if ok else "diverged",
-                       len(c.phases) if ok else max(r["phase"] for r in h))
-            for c, h, s, ok in zip(configs, histories, states, alive)]
+    while states[0].phase_index < len(configs[0].phases):
+        learner = EnsembleLearner(configs, states[0].phase_index, stack, tensors, runtime)
+        train_phase(learner, learner.phase, states)
+        states = [RunState(s.history, [], s.phase_index + 1, 0, s.step) for s in states]
+    return [RunOutcome(s.history, [], state, "diverged" if diverged(s) else "finished",
+                       s.history[-1]["phase"] if diverged(s) else len(c.phases))
+            for c, s, state in zip(configs, states, stack.member_states())]
 
 
-def _train_phase(configs, phase_index, params, buffers, template, forward, tensors, runtime, histories, alive):
-    config, members = configs[0], len(configs)
-    phase = config.phases[phase_index]
-    if phase.target_train_acc is not None:
-        raise ValueError("ensembles train fixed epoch budgets (members would stop at different epochs)")
-    template.train()
-    optimizer = make_optimizer(phase, config, list(params.values()), runtime)
-    generators = [torch.Generator().manual_seed(derived_seed(c.seed, phase_index, 0)) for c in configs]
-    first_epoch = [h[-1]["epoch"] if h else 0 for h in histories]
-    for epoch in range(phase.epochs):
-        started = time.perf_counter()
-        drawn = [t.epoch_batches(phase, epoch, config.batch_size, g) for t, g in zip(tensors, generators)]
-        batches = torch.stack([b for b, _ in drawn], dim=1).to(runtime.device)  # (steps, members, batch)
-        loss_sum = torch.zeros(members, device=runtime.device)
-        correct = torch.zeros(members, device=runtime.device, dtype=torch.long)
-        for step_batch in batches:
-            x = [t.train_x[b] for t, b in zip(tensors, step_batch)]
-            if config.augment:  # each member draws from its own generator, as when trained alone
-                x = [augment(xi, g) for xi, g in zip(x, generators)]
-            x = torch.stack(x)
-            y = torch.stack([t.train_y[b] for t, b in zip(tensors, step_batch)])
-            with runtime.autocast():
-                logits = forward(params, buffers, x)
-                losses = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none").view(members, -1).mean(1)
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()  # member i's gradient depends on member i's loss only
-            optimizer.step()
-            loss_sum += losses.detach() * y.shape[1]
-            correct += (logits.detach().argmax(-1) == y).sum(1)
-        seen = len(batches) * config.batch_size
-        scheduled = (epoch + 1) % phase.eval_every == 0 or epoch >= phase.epochs - phase.eval_tail
-        test = (_evaluate(params, buffers, template, tensors[0], runtime) if scheduled or epoch == phase.epochs - 1
-                else [(math.nan, math.nan)] * members)
-        for i in range(members):
-            if not alive[i]:
-                continue
-            train_loss = loss_sum[i].item() / seen
-            alive[i] = math.isfinite(train_loss)
-            test_loss, test_acc = test[i] if alive[i] else (math.nan, math.nan)
-            histories[i].append(dict(phase=phase_index + 1, pool=phase.pool, epoch=first_epoch[i] + epoch + 1,
-                                     phase_epoch=epoch + 1, step=(histories[i][-1]["step"] if histories[i] else 0)
-                                     + len(batches), lr=phase.lr, train_loss=train_loss,
-                                     train_acc=correct[i].item() / seen, test_loss=test_loss, test_acc=test_acc,
-                                     seconds=time.perf_counter() - started, **drawn[i][1]))
-        template.train()
+class Stack:
+    """The members' parameters and buffers stacked along a leading member dimension, and the module
+    (on the meta device) whose functional call runs one member."""
+
+    def __init__(self, models: list[torch.nn.Module], runtime: Runtime):
+        self.params, self.buffers = stack_module_state(models)
+        self.template = copy.deepcopy(models[0]).to("meta")
+        for module in self.template.modules():
+            if type(module) is torch.nn.BatchNorm2d:
+                module.__class__ = Float32BatchNorm2d  # same parameters and buffers, float32 arithmetic
+        self.training_forward = runtime.training_forward(vmap(self._call))
+        self.shared_input_forward = vmap(self._call, in_dims=(0, 0, None))  # one test batch for every member
+
+    def _call(self, params, buffers, x):
+        return functional_call(self.template, (params, buffers), (x,))
+
+    def member_states(self) -> list[dict[str, torch.Tensor]]:
+        tensors = {**self.params, **self.buffers}
+        members = next(iter(self.params.values())).shape[0]
+        return [{k: v[i].detach().cpu().clone() for k, v in tensors.items()} for i in range(members)]
 
 
-@torch.inference_mode()
-def _evaluate(params, buffers, template, tensors: RunTensors, runtime: Runtime) -> list[tuple[float, float]]:
-    """Every member on the (shared) test set, BatchNorm in eval mode: one batched forward per chunk."""
-    template.eval()
-    forward = vmap(lambda p, b, x: functional_call(template, (p, b), (x,)), in_dims=(0, 0, None))
-    members = next(iter(params.values())).shape[0]
-    loss_sum = torch.zeros(members, device=tensors.test_x.device)
-    correct = torch.zeros(members, device=tensors.test_x.device, dtype=torch.long)
-    for start in range(0, len(tensors.test_y), EVAL_BATCH):
-        x, y = tensors.test_x[start:start + EVAL_BATCH], tensors.test_y[start:start + EVAL_BATCH]
-        with runtime.autocast():
-            logits = forward(params, buffers, x).float()
-        loss_sum += F.cross_entropy(logits.flatten(0, 1), y.repeat(members), reduction="none").view(members, -1).sum(1)
-        correct += (logits.argmax(-1) == y).sum(1)
-    n = len(tensors.test_y)
-    return [(loss_sum[i].item() / n, correct[i].item() / n) for i in range(members)]
+class EnsembleLearner:
+    """The stacked members during one phase (a `loop.Learner`): one optimiser over the stacked tensors, each
+    member's own data order."""
+
+    model = None  # no module for hooks to act on (see the module docstring)
+
+    def __init__(self, configs: list[RunConfig], phase_index: int, stack: Stack, tensors: list[RunTensors],
+                 runtime: Runtime):
+        config = configs[0]
+        self.phase, self.members, self.batch_size = config.phases[phase_index], len(configs), config.batch_size
+        self.stack, self.tensors, self.runtime, self.augment = stack, tensors, runtime, config.augment
+        self.optimizer = make_optimizer(self.phase, config, list(stack.params.values()), runtime)
+        self.generators = [torch.Generator().manual_seed(derived_seed(c.seed, phase_index, 0)) for c in configs]
+        stack.template.train()
+
+    def epoch_batches(self, epoch: int) -> tuple[torch.Tensor, list[dict[str, float]]]:
+        drawn = [t.epoch_batches(self.phase, epoch, self.batch_size, g) for t, g in zip(self.tensors, self.generators)]
+        batches = torch.stack([b for b, _ in drawn], dim=1).to(self.runtime.device)  # (steps, members, batch)
+        return batches, [log for _, log in drawn]
+
+    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = [t.train_x[b] for t, b in zip(self.tensors, batch)]
+        if self.augment:  # each member draws from its own generator, as when trained alone
+            x = [augment(xi, g) for xi, g in zip(x, self.generators)]
+        x = torch.stack(x)
+        y = torch.stack([t.train_y[b] for t, b in zip(self.tensors, batch)])
+        with self.runtime.autocast():
+            logits = self.stack.training_forward(self.stack.params, self.stack.buffers, x)
+            losses = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
+            losses = losses.view(self.members, -1).mean(1)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()  # member i's gradient depends on member i's loss only
+        self.optimizer.step()
+        return losses.detach(), (logits.detach().argmax(-1) == y).sum(1)
+
+    @torch.inference_mode()
+    def evaluate(self) -> list[tuple[float, float]]:
+        """Every member on the (shared) test set, BatchNorm in eval mode: one batched forward per chunk."""
+        self.stack.template.eval()
+        test_x, test_y = self.tensors[0].test_x, self.tensors[0].test_y
+        loss_sum = torch.zeros(self.members, device=test_x.device)
+        correct = torch.zeros(self.members, device=test_x.device, dtype=torch.long)
+        for start in range(0, len(test_y), EVAL_BATCH):
+            x, y = test_x[start:start + EVAL_BATCH], test_y[start:start + EVAL_BATCH]
+            with self.runtime.autocast():
+                logits = self.stack.shared_input_forward(self.stack.params, self.stack.buffers, x).float()
+            losses = F.cross_entropy(logits.flatten(0, 1), y.repeat(self.members), reduction="none")
+            loss_sum += losses.view(self.members, -1).sum(1)
+            correct += (logits.argmax(-1) == y).sum(1)
+        self.stack.template.train()
+        n = len(test_y)
+        return [(loss_sum[i].item() / n, correct[i].item() / n) for i in range(self.members)]
 
 
 def members_of(configs: list[RunConfig]) -> dict[str, list[RunConfig]]:

@@ -11,7 +11,6 @@ import json
 import socket
 import statistics
 from collections import defaultdict
-from pathlib import Path
 
 from .runner import training_examples
 from .store import RunStore

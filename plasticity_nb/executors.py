@@ -1,41 +1,30 @@
 """Where a sweep's runs execute: local worker processes, or Ray tasks on a (local or remote) cluster.
 
-Both run `runner.run` on one config in a fresh process and write into the same run store, so results do
-not depend on the executor (with the same threads per run). Ray is imported only when asked for
-(`pip install .[ray]`). On a cluster every node needs the package, the data (`--data` or PLASTICITY_DATA
-at the same path) and the output folder on a shared filesystem.
+Both call the work function they are given (the runner's `execute_run`: one config) in a fresh process
+and write into the same run store, so results do not depend on the executor (with the same threads per
+run). Ray is imported only when asked for (`pip install .[ray]`). On a cluster every node needs the
+package, the data (`--data` or PLASTICITY_DATA at the same path) and the output folder on a shared
+filesystem.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Any
-
-import torch
+from typing import Any, Callable
 
 EXECUTORS = ("local", "ray")
 
 
-def execute_run(config: dict, out_dir: str, data_dir: str | None, device: str, checkpoint_every: int,
-                threads: int) -> str:
-    """One run in a worker: the unit of work every executor ships (picklable, imports on arrival)."""
-    from .runner import run
-    from .train import RunConfig
-
-    torch.set_num_threads(threads)
-    return run(RunConfig.from_dict(config), out_dir, None, data_dir, device, checkpoint_every=checkpoint_every).key
-
-
 class LocalExecutor:
-    """`workers` spawned processes (fork after torch's OpenMP threads start can hang)."""
+    """`workers` spawned processes (fork after torch's OpenMP threads start can hang) calling `work`."""
 
-    def __init__(self, workers: int, threads: int):
-        self.slots, self.threads = workers, threads
+    def __init__(self, workers: int, threads: int, work: Callable[..., str]):
+        self.slots, self.threads, self.work = workers, threads, work
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
     def submit(self, *args: Any) -> Future:
-        return self.pool.submit(execute_run, *args, self.threads)
+        return self.pool.submit(self.work, *args, self.threads)
 
     def wait_any(self, handles: list[Future]) -> list[Future]:
         return list(wait(handles, return_when=FIRST_COMPLETED)[0])
@@ -48,12 +37,12 @@ class LocalExecutor:
 
 
 class RayExecutor:
-    """Ray tasks, one GPU each when the cluster has GPUs, else `threads` CPUs each.
+    """Ray tasks calling `work`, one GPU each when the cluster has GPUs, else `threads` CPUs each.
 
     Without an address a local Ray cluster with `workers` CPUs is started (and stopped on close).
     """
 
-    def __init__(self, address: str | None, workers: int, threads: int, use_gpu: bool):
+    def __init__(self, address: str | None, workers: int, threads: int, use_gpu: bool, work: Callable[..., str]):
         try:
             import ray
         except ImportError:
@@ -67,7 +56,7 @@ class RayExecutor:
         self.threads = threads
         options = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": threads}
         self.slots = int(resources.get("GPU", 0)) if use_gpu else max(1, int(resources.get("CPU", 1)) // threads)
-        self.task = ray.remote(**options)(execute_run)
+        self.task = ray.remote(**options)(work)
 
     def submit(self, *args: Any):
         return self.task.remote(*args, self.threads)

@@ -12,37 +12,16 @@ so a run's training trajectory is identical with or without them.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from .config import Config, check_choice, check_positive
-from .curvature import BN_MODES, ProbeSet, hessian_eigenvalues, hessian_trace, probe_copy, weight_norm
+from .curvature import ProbeSet, hessian_eigenvalues, hessian_trace, probe_copy, weight_norm
 from .data import class_balanced_subset
 from .noise import per_example_noise
-
-
-BN_STATISTICS = ("running", "probe")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ProbeSettings(Config):
-    examples: int = 256  # probe set size: class-balanced examples of the run's training subset
-    batch_size: int = 128  # examples per Hessian-vector-product batch (memory only)
-    bn_mode: str = "eval"  # BatchNorm during curvature probes: eval (running stats) or train (batch stats)
-    eigen_iterations: int = 20  # power-iteration cap for the top eigenvalue
-    eigen_tol: float = 1e-3  # relative change that counts as converged
-    trace_samples: int = 20  # Rademacher probes of the Hutchinson trace
-    bn_statistics: str = "running"  # running: the model's own; probe: re-estimated on the probe set before measuring
-
-    def check(self) -> None:
-        check_choice("bn_mode", self.bn_mode, BN_MODES)
-        check_choice("bn_statistics", self.bn_statistics, BN_STATISTICS)
-        for name in ("examples", "batch_size", "eigen_iterations", "eigen_tol", "trace_samples"):
-            check_positive(name, getattr(self, name))
+from .probesettings import ProbeSettings  # re-exported: studies and notebooks import them from here
 
 
 def probe_set(train_x: torch.Tensor, train_y: torch.Tensor, settings: ProbeSettings) -> ProbeSet:

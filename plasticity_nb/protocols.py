@@ -16,10 +16,10 @@ import pandas as pd
 
 from .config import Config, ConfigError, check_choice, check_positive
 from .data import load_cifar10
+from .paths import default_out_dir
 from .premises import Premise, PremiseRule
 from .runner import run_many
 from .stats import Estimate, Test, difference_test, equivalence_test, paired_estimate
-from .paths import default_out_dir
 from .store import RunRecord, RunStore
 from .train import PRECISIONS, Phase, RunConfig, native_precision, resolve_device
 
@@ -151,7 +151,8 @@ class StudyConfig(Config):
     def warm(self, seed: int, data_id: str = "", pretrain_epochs: int = 1, pretrain: dict[str, Any] | None = None,
              tune: dict[str, Any] | None = None, **run: Any) -> RunConfig:
         """The same weights pretrained on the half, then (new optimiser) tuned on the full subset."""
-        phases = (self.tune(**{"pool": "half", "epochs": pretrain_epochs, **(pretrain or {})}), self.tune(**(tune or {})))
+        pretraining = self.tune(**{"pool": "half", "epochs": pretrain_epochs, **(pretrain or {})})
+        phases = (pretraining, self.tune(**(tune or {})))
         return self.run_config(seed, phases, data_id, **run)
 
     def plan(self, data_id: str = "") -> Plan:
@@ -267,9 +268,10 @@ def compare(records: list[RunRecord], labels: list[dict[str, Any]], last_k: int,
     """Tidy tables of the runs, and one row per condition: the gap's estimate beside each arm's accuracies
     and (given the preset's `rule`) whether the premise holds, so a gap between an under-trained and a
     fitted arm is never read alone."""
-    history = pd.concat([tidy_history(r, l) for r, l in zip(records, labels)], ignore_index=True)
-    probes = pd.concat([tidy(r, r.probes, l) for r, l in zip(records, labels)], ignore_index=True)
-    summary = pd.DataFrame([{**l, **final_metrics(r, last_k)} for r, l in zip(records, labels)])
+    runs = list(zip(records, labels))
+    history = pd.concat([tidy_history(record, label) for record, label in runs], ignore_index=True)
+    probes = pd.concat([tidy(record, record.probes, label) for record, label in runs], ignore_index=True)
+    summary = pd.DataFrame([{**label, **final_metrics(record, last_k)} for record, label in runs])
     result = StudyResult(history, probes, summary, paired_gaps(summary, conditions), pd.DataFrame(), conditions,
                          last_k)
     rows = []

@@ -46,8 +46,8 @@ def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame 
     lines += settle(claims) + departures(claims, preset)
     if results:
         lines += ["", "## Per condition", "",
-                  "Mean test accuracy and train accuracy (%, both over the metric window) of each arm beside every gap, "
-                  "and whether the premise holds there.",
+                  "Mean test accuracy and train accuracy (%, both over the metric window) of each arm beside every "
+                  "gap, and whether the premise holds there.",
                   ""]
         for stem, result in results.items():
             lines += [f"### {stem}", "", markdown_table(result.estimates.round(2)), ""]

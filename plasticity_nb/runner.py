@@ -26,7 +26,6 @@ from .provenance import collect
 from .store import RunRecord, RunStore
 from .train import RunConfig, resolve_device, train_run
 
-
 CHECKPOINT_EVERY = 5  # epochs between checkpoints of a running run (they make killed runs resumable)
 
 
@@ -62,7 +61,8 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR
                                                                if resume else {}))
         started = time.perf_counter()
         outcome = train_run(config, data, device, start, progress, resume,
-                            checkpoint=lambda state: store.save_checkpoint(config, state), checkpoint_every=checkpoint_every)
+                            checkpoint=lambda state: store.save_checkpoint(config, state),
+                            checkpoint_every=checkpoint_every)
         provenance = collect(device, time.perf_counter() - started, data.source)
         if resume:
             provenance["resumed_from"] = {"phase": resume.phase_index + 1, "epoch": resume.epoch}
@@ -108,10 +108,11 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
             bar.update()
     elif todo:
         threads = max(1, torch.get_num_threads() // workers)
-        pool = (LocalExecutor(workers, threads) if executor == "local"
-                else RayExecutor(ray_address, workers, threads, use_gpu=device.type == "cuda"))
+        pool = (LocalExecutor(workers, threads, execute_run) if executor == "local"
+                else RayExecutor(ray_address, workers, threads, device.type == "cuda", execute_run))
         try:
-            _run_dag(todo, pool, (str(out_dir), str(data_dir) if data_dir else None, str(device), checkpoint_every), bar)
+            args = (str(out_dir), str(data_dir) if data_dir else None, str(device), checkpoint_every)
+            _run_dag(todo, pool, args, bar)
         finally:
             pool.close()
     bar.close()
@@ -128,6 +129,13 @@ def missing_runs(configs: Iterable[RunConfig], store: RunStore) -> dict[str, Run
             if prefix.key() not in todo and not store.has(prefix):
                 todo[prefix.key()] = prefix
     return todo
+
+
+def execute_run(config: dict, out_dir: str, data_dir: str | None, device: str, checkpoint_every: int,
+                threads: int) -> str:
+    """One run in a worker: the unit of work every executor ships (picklable: a config as a dict)."""
+    torch.set_num_threads(threads)
+    return run(RunConfig.from_dict(config), out_dir, None, data_dir, device, checkpoint_every=checkpoint_every).key
 
 
 def run_together(configs: list[RunConfig], store: RunStore, data: CIFAR10, device: torch.device) -> None:

@@ -68,9 +68,11 @@ def multistage_split(labels: torch.Tensor, n_stages: int, uniform_ratio: float, 
         raise ValueError(f"uniform ratio r must lie in [0, 1], got {uniform_ratio}")
     labels = labels.cpu()
     generator = torch.Generator().manual_seed(seed)
-    groups = [g.sort().values.tolist() for g in torch.randperm(NUM_CLASSES, generator=generator).tensor_split(n_stages + 1)]
+    classes = torch.randperm(NUM_CLASSES, generator=generator)
+    groups = [g.sort().values.tolist() for g in classes.tensor_split(n_stages + 1)]
     if any(not g for g in groups):
-        raise ValueError(f"{n_stages} stages need {n_stages + 1} class groups but CIFAR-10 has only {NUM_CLASSES} classes")
+        raise ValueError(f"{n_stages} stages need {n_stages + 1} class groups "
+                         f"but CIFAR-10 has only {NUM_CLASSES} classes")
     # D_u: round(r * count) random examples of each class, each class's share cut into n+1 near-equal
     # pieces; piece i of class c goes to part (i + c) mod (n+1), so parts are stratified and balanced.
     pieces: list[list[torch.Tensor]] = [[] for _ in range(n_stages + 1)]

@@ -23,7 +23,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .train import RunConfig, RunOutcome, RunState
+from .runconfig import RunConfig
+from .runstate import RunOutcome, RunState
 
 FILES = ("config.json", "history.parquet", "probes.parquet", "metrics.json", "provenance.json", "model.pt")
 

@@ -4,15 +4,15 @@ A run is a sequence of phases (pretraining on the half, tuning on the full subse
 builds a new optimiser (the paper resets it at every switch), trains with a constant learning rate for
 a fixed epoch budget and/or until an epoch's train accuracy reaches a target, and evaluates on the full
 10,000-image test set. Precision, memory format and device are decided in one place (`Runtime`).
+The epoch loop is loop.py's, shared with seed ensembles; a single run adds its step (`SingleLearner`)
+and, as hooks, module resets, probes, checkpoints and the progress bar.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import dataclasses
-import math
 import os
-import time
 from typing import Any, Callable
 
 import numpy as np
@@ -21,130 +21,18 @@ import torch.nn.functional as F
 from torch.fx.experimental.optimization import fuse
 from tqdm.auto import tqdm
 
-from .config import Config, ConfigError, check_choice, check_positive
-from .data import CIFAR10, NUM_CLASSES, Split, augment, class_balanced_subset, normalise
-from .models import MODELS, build_model, reinitialise_groups
-from .probes import ProbeSettings, measure, probe_set
+from .config import ConfigError, check_choice
+from .data import CIFAR10, Split, augment, class_balanced_subset, normalise
+from .loop import Hook, diverged, train_phase
+from .models import build_model, reinitialise_groups
+from .probes import measure, probe_set
+from .runconfig import OPTIMIZERS, POOLS, PRECISIONS, Phase, RunConfig  # noqa: F401 (re-exported for users)
+from .runstate import RunOutcome, RunState
 from .sampling import BlendingSampler, multistage_split, shuffled_batches
 
-OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "rmsprop")
-# Training pools: the pretraining half of the subset, the whole subset, a blend that fades from the
-# half to the whole (Fig. 3), or one set of a multi-stage split (Fig. 4).
-POOLS = ("half", "full", "blend", "stage")
-PRECISIONS = ("bf16", "fp32")
 COMPILE_ENV = "PLASTICITY_COMPILE"  # execution only (how fast, not what): every run of this process tree compiles
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 EVAL_BATCH = 500  # test images per forward pass (fastest on a CPU; results do not depend on it)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Phase(Config):
-    pool: str = "full"  # training examples: half | full | blend | stage
-    epochs: int = 1  # epoch budget: passes over the pool (blend: steps of the full subset)
-    optimizer: str = "adam"  # adam | sgd | sgd_momentum | rmsprop; a new one at every phase
-    lr: float = 1e-3  # constant learning rate
-    target_train_acc: float | None = None  # stop once an epoch's train accuracy (fraction) reaches this
-    reset_groups: tuple[int, ...] = ()  # module groups (1-6) re-initialised before this phase
-    gamma: float | None = None  # blend only: p(full) = 1 - gamma^(blend_rate * step / steps of the phase)
-    blend_rate: float | None = None  # blend only: the paper's 50
-    stage: int | None = None  # stage only: which set D_i of the run's multi-stage split (1-based)
-    eval_every: int = 1  # test-set evaluation every this many epochs (and always at the phase's last)...
-    eval_tail: int = 0  # ...and at each of the phase's last eval_tail epochs (a metric window)
-    probe_epochs: tuple[int, ...] = ()  # curvature/noise probes after these epochs (0: before the first step)
-
-    def check(self) -> None:
-        check_choice("pool", self.pool, POOLS)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_positive("epochs", self.epochs)
-        check_positive("eval_every", self.eval_every)
-        check_positive("eval_tail", self.eval_tail, allow_zero=True)
-        if any(not 0 <= e <= self.epochs for e in self.probe_epochs):
-            raise ConfigError(f"probe_epochs {list(self.probe_epochs)} must lie in 0..epochs ({self.epochs})")
-        check_positive("lr", self.lr)
-        if self.target_train_acc is not None and not 0 < self.target_train_acc <= 1:
-            raise ConfigError(f"target_train_acc is a fraction in (0, 1], got {self.target_train_acc}")
-        bad_groups = [g for g in self.reset_groups if not 1 <= g <= 6]
-        if bad_groups:
-            raise ConfigError(f"reset_groups {bad_groups} outside the module groups 1-6")
-        # Pool-specific fields are set exactly when used, so equal runs always hash equally.
-        blend, stage = self.pool == "blend", self.pool == "stage"
-        if blend != (self.gamma is not None) or blend != (self.blend_rate is not None):
-            raise ConfigError("gamma and blend_rate are set for (and only for) pool 'blend'")
-        if blend and not 0 < self.gamma < 1:
-            raise ConfigError(f"gamma must lie in (0, 1), got {self.gamma}")
-        if blend:
-            check_positive("blend_rate", self.blend_rate)
-        if stage != (self.stage is not None):
-            raise ConfigError("stage is set for (and only for) pool 'stage'")
-        if stage:
-            check_positive("stage", self.stage)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class RunConfig(Config):
-    phases: tuple[Phase, ...]  # trained in order from one initialisation
-    seed: int = 0  # initial weights, subset and half draw, data order: paired arms share it
-    model: str = "resnet"  # resnet | mlp
-    depth: int = 2  # BasicBlocks per stage (resnet) or hidden layers (mlp); 2 = ResNet-18
-    width: int = 64  # base channels w (stages w, 2w, 4w, 8w) or hidden units (mlp)
-    train_subset: int = 50000  # training examples used (class-balanced); the half is half of these
-    test_subset: int | None = None  # test examples evaluated (class-balanced, the same for every run); None: all 10,000
-    batch_size: int = 128  # examples per step; the last partial batch of an epoch is dropped
-    augment: bool = False  # random crop + flip (the paper trains without)
-    weight_decay: float = 0.0  # L2 coefficient passed to the optimiser (the paper uses none)
-    momentum: float = 0.9  # for sgd_momentum only
-    precision: str = "bf16"  # bf16 autocast (fp32 master weights) or plain fp32; studies pick with `native_precision`
-    stages: int | None = None  # multi-stage runs only: pretraining stages n (the split has n+1 nested sets)
-    uniform_ratio: float | None = None  # multi-stage runs only: fraction r drawn uniformly over classes
-    probes: ProbeSettings | None = None  # how to probe; set for (and only for) runs with probe_epochs
-    data_id: str = ""  # fingerprint of the CIFAR-10 copy (set by the protocol from the loaded data)
-
-    def check(self) -> None:
-        if not self.phases:
-            raise ConfigError("a run needs at least one phase")
-        check_choice("model", self.model, MODELS)
-        check_choice("precision", self.precision, PRECISIONS)
-        for name in ("depth", "width", "train_subset", "test_subset", "batch_size"):
-            check_positive(name, getattr(self, name))
-        check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        check_positive("momentum", self.momentum, allow_zero=True)
-        if any(p.probe_epochs for p in self.phases) != (self.probes is not None):
-            raise ConfigError("probes (the settings) are set for (and only for) runs whose phases have probe_epochs")
-        multistage = any(p.pool == "stage" for p in self.phases)
-        if multistage != (self.stages is not None) or multistage != (self.uniform_ratio is not None):
-            raise ConfigError("stages and uniform_ratio are set for (and only for) runs with 'stage' phases")
-        if multistage:
-            check_positive("stages", self.stages)
-            if not 0 <= self.uniform_ratio <= 1:
-                raise ConfigError(f"uniform_ratio r must lie in [0, 1], got {self.uniform_ratio}")
-            if self.stages + 1 > NUM_CLASSES:
-                raise ConfigError(f"stages {self.stages} needs {self.stages + 1} class groups; CIFAR-10 has {NUM_CLASSES}")
-            bad = [p.stage for p in self.phases if p.pool == "stage" and p.stage > self.stages + 1]
-            if bad:
-                raise ConfigError(f"stage {bad[0]} does not exist: the split has stages 1..{self.stages + 1}")
-        smallest = min(self.pool_size_bound(p) for p in self.phases)
-        if smallest < self.batch_size:
-            raise ConfigError(f"batch_size {self.batch_size} exceeds the {smallest} examples of the smallest "
-                              f"training pool (train_subset={self.train_subset}): an epoch would have no step")
-
-    def pool_size_bound(self, phase: Phase) -> int:
-        """Examples in `phase`'s pool (a lower bound for multi-stage sets, whose class groups vary)."""
-        if phase.pool == "half":
-            return self.train_subset // 2
-        if phase.pool == "stage":
-            n, r = self.stages, self.uniform_ratio
-            smallest_group = NUM_CLASSES // (n + 1)
-            return int(self.train_subset * (r * phase.stage / (n + 1) + (1 - r) * smallest_group * phase.stage / NUM_CLASSES))
-        return self.train_subset
-
-    def truncated(self, phases: int) -> "RunConfig":
-        """The run made of the first `phases` phases: a run of its own, stored under its own hash."""
-        kept = self.phases[:phases]
-        return self.replace(phases=kept, probes=self.probes if any(p.probe_epochs for p in kept) else None)
-
-    def prefix(self) -> "RunConfig":
-        """The same run without its last phase: the run a warm start continues from."""
-        return self.truncated(len(self.phases) - 1)
 
 
 @dataclasses.dataclass
@@ -231,7 +119,8 @@ def make_optimizer(phase: Phase, config: RunConfig, params, runtime: Runtime) ->
 
 
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, runtime: Runtime) -> tuple[float, float]:
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             runtime: Runtime) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over all of `images` (BatchNorm in eval mode)."""
     was_training = model.training
     model.eval()
@@ -246,97 +135,6 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
     return loss_sum.item() / len(images), correct.item() / len(images)
-
-
-@dataclasses.dataclass
-class RunState:
-    """Everything needed to continue a run bit-identically: a checkpoint is one of these, saved."""
-
-    history: list[dict[str, Any]]  # one row per epoch, all phases so far
-    probes: list[dict[str, Any]]  # one row per curvature/noise probe so far
-    phase_index: int  # the phase being trained (0-based)
-    epoch: int  # epochs of that phase done
-    step: int  # optimiser steps of the whole run so far
-    optimizer: dict[str, Any] | None = None  # state of the phase's optimiser (None before the phase starts)
-    generator: torch.Tensor | None = None  # state of the phase's data-order generator
-    model: dict[str, torch.Tensor] | None = None  # weights and BatchNorm buffers, when saved
-
-
-def train_phase(model: torch.nn.Module, config: RunConfig, state: RunState, tensors: "RunTensors",
-                runtime: Runtime, progress: bool, checkpoint: Callable[[RunState], None] | None = None,
-                checkpoint_every: int = 0) -> bool:
-    """Train phase `state.phase_index` from `state.epoch` on, appending to `state`; True if it diverged.
-
-    `checkpoint(state)` is called every `checkpoint_every` epochs (not after the last), with the model,
-    optimiser and generator states filled in, so that a killed run can continue exactly.
-    """
-    phase_index, phase = state.phase_index, config.phases[state.phase_index]
-    first_epoch = state.history[-1]["epoch"] - state.epoch if state.history else 0  # run epochs before this phase
-    optimizer = make_optimizer(phase, config, model.parameters(), runtime)
-    generator = torch.Generator().manual_seed(derived_seed(config.seed, phase_index, 0))
-    if state.optimizer is None:  # a fresh phase, not a resumed one
-        if phase.reset_groups:
-            reinitialise_groups(model, phase.reset_groups, derived_seed(config.seed, phase_index, 1))
-    else:
-        optimizer.load_state_dict(state.optimizer)
-        generator.set_state(state.generator)
-
-    def probe(phase_epoch: int) -> None:
-        if phase_epoch in phase.probe_epochs:
-            row = measure(model, tensors.probes, config.probes, derived_seed(config.seed, phase_index, phase_epoch, 3))
-            state.probes.append(dict(phase=phase_index + 1, pool=phase.pool, epoch=first_epoch + phase_epoch,
-                                     phase_epoch=phase_epoch, step=state.step, **row))
-
-    if state.epoch == 0:
-        probe(0)
-    forward = runtime.training_forward(model)
-    model.train()
-    bar = tqdm(range(state.epoch, phase.epochs), desc=f"seed {config.seed} phase {phase_index + 1}/"
-               f"{len(config.phases)} ({phase.pool})", disable=not progress, leave=False)
-    for epoch in bar:
-        started = time.perf_counter()
-        batches, sampling_log = tensors.epoch_batches(phase, epoch, config.batch_size, generator)
-        batches = batches.to(runtime.device)
-        loss_sum = torch.zeros((), device=runtime.device)
-        correct = torch.zeros((), device=runtime.device, dtype=torch.long)
-        for batch in batches:
-            x, y = tensors.train_x[batch], tensors.train_y[batch]
-            if config.augment:
-                x = augment(x, generator)
-            with runtime.autocast():
-                logits = forward(x)
-                loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().float() * len(y)  # accumulated on the device: no host sync per step
-            correct += (logits.detach().argmax(1) == y).sum()
-        state.step += len(batches)
-        seen = len(batches) * config.batch_size
-        train_loss, train_acc = loss_sum.item() / seen, correct.item() / seen
-        diverged = not math.isfinite(train_loss)
-        last = epoch == phase.epochs - 1
-        reached = phase.target_train_acc is not None and train_acc >= phase.target_train_acc
-        test_loss = test_acc = math.nan
-        scheduled = (epoch + 1) % phase.eval_every == 0 or epoch >= phase.epochs - phase.eval_tail
-        if not diverged and (last or reached or scheduled):
-            test_loss, test_acc = evaluate(model, tensors.test_x, tensors.test_y, runtime)
-        state.history.append(dict(phase=phase_index + 1, pool=phase.pool, epoch=first_epoch + epoch + 1,
-                                  phase_epoch=epoch + 1, step=state.step, lr=phase.lr, train_loss=train_loss,
-                                  train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
-                                  seconds=time.perf_counter() - started, **sampling_log))
-        state.epoch = epoch + 1
-        bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
-        if diverged or reached:
-            return diverged
-        probe(epoch + 1)
-        model.train()
-        if checkpoint and checkpoint_every and state.epoch % checkpoint_every == 0 and not last:
-            checkpoint(dataclasses.replace(state, history=list(state.history), probes=list(state.probes),
-                                           optimizer=copy.deepcopy(optimizer.state_dict()),
-                                           generator=generator.get_state(), model=_cpu_state(model)))
-    bar.close()
-    return False
 
 
 class RunTensors:
@@ -381,13 +179,98 @@ class RunTensors:
         return batches, {"blend_p": scheduled, "blend_from_full": from_full.float().mean().item()}
 
 
-@dataclasses.dataclass
-class RunOutcome:
-    history: list[dict[str, Any]]  # one row per epoch, all phases
-    probes: list[dict[str, Any]]  # one row per curvature/noise probe, all phases
-    state: dict[str, torch.Tensor]  # final model weights and BatchNorm buffers, on the CPU
-    status: str  # "finished", or "diverged" (non-finite training loss; training stopped there)
-    phases_done: int  # phases trained (fewer than configured only when diverged)
+class SingleLearner:
+    """One model during one phase (a `loop.Learner` of one member): its optimiser, data order and step."""
+
+    members = 1
+
+    def __init__(self, model: torch.nn.Module, config: RunConfig, state: RunState, tensors: RunTensors,
+                 runtime: Runtime):
+        self.model, self.tensors, self.runtime = model, tensors, runtime
+        self.phase, self.batch_size, self.augment = config.phases[state.phase_index], config.batch_size, config.augment
+        self.optimizer = make_optimizer(self.phase, config, model.parameters(), runtime)
+        self.generator = torch.Generator().manual_seed(derived_seed(config.seed, state.phase_index, 0))
+        if state.optimizer is not None:  # resumed part-way through the phase
+            self.optimizer.load_state_dict(state.optimizer)
+            self.generator.set_state(state.generator)
+        self.forward = runtime.training_forward(model)
+        model.train()
+
+    def epoch_batches(self, epoch: int) -> tuple[torch.Tensor, list[dict[str, float]]]:
+        batches, log = self.tensors.epoch_batches(self.phase, epoch, self.batch_size, self.generator)
+        return batches.to(self.runtime.device), [log]
+
+    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.tensors.train_x[batch], self.tensors.train_y[batch]
+        if self.augment:
+            x = augment(x, self.generator)
+        with self.runtime.autocast():
+            logits = self.forward(x)
+            loss = F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
+
+    def evaluate(self) -> list[tuple[float, float]]:
+        return [evaluate(self.model, self.tensors.test_x, self.tensors.test_y, self.runtime)]
+
+
+class ResetGroups(Hook):
+    """Re-initialises module `groups` before the phase's first step (`seed`: one per run and phase)."""
+
+    def __init__(self, groups: tuple[int, ...], seed: int):
+        self.groups, self.seed = groups, seed
+
+    def on_phase_start(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, phase: Phase) -> None:
+        reinitialise_groups(model, self.groups, self.seed)
+
+
+class Probing(Hook):
+    """Curvature and noise probes after the phase's `probe_epochs` (0: before its first step), into `state`."""
+
+    def __init__(self, config: RunConfig, state: RunState, tensors: RunTensors):
+        self.config, self.state, self.tensors = config, state, tensors
+
+    def on_phase_start(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, phase: Phase) -> None:
+        run_epoch = self.state.history[-1]["epoch"] if self.state.history else 0
+        self.probe(model, dict(phase=self.state.phase_index + 1, pool=phase.pool, epoch=run_epoch, phase_epoch=0,
+                               step=self.state.step))
+
+    def on_epoch(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
+        self.probe(model, {k: row[k] for k in ("phase", "pool", "epoch", "phase_epoch", "step")})
+
+    def probe(self, model: torch.nn.Module, where: dict[str, Any]) -> None:
+        phase_index, phase_epoch = where["phase"] - 1, where["phase_epoch"]
+        if phase_epoch in self.config.phases[phase_index].probe_epochs:
+            seed = derived_seed(self.config.seed, phase_index, phase_epoch, 3)
+            self.state.probes.append({**where, **measure(model, self.tensors.probes, self.config.probes, seed)})
+
+
+class Checkpointing(Hook):
+    """Hands `save` a copy of the run's state every `every` epochs of a phase (not after its last), with the
+    model, optimiser and data-order generator filled in, so that a killed run can continue exactly."""
+
+    def __init__(self, save: Callable[[RunState], None], every: int, state: RunState, generator: torch.Generator,
+                 epochs: int):
+        self.save, self.every, self.state, self.generator, self.epochs = save, every, state, generator, epochs
+
+    def on_epoch(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
+        if row["phase_epoch"] % self.every == 0 and row["phase_epoch"] < self.epochs:
+            self.save(dataclasses.replace(self.state, history=list(self.state.history), probes=list(self.state.probes),
+                                          optimizer=copy.deepcopy(optimizer.state_dict()),
+                                          generator=self.generator.get_state(), model=_cpu_state(model)))
+
+
+class Progress(Hook):
+    """Shows each epoch's accuracies on a progress bar."""
+
+    def __init__(self, bar: tqdm):
+        self.bar = bar
+
+    def on_epoch(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
+        self.bar.update()
+        self.bar.set_postfix(train_acc=f"{row['train_acc']:.3f}", test_acc=f"{row['test_acc']:.3f}")
 
 
 def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | None = None,
@@ -417,10 +300,31 @@ def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | Non
         state = RunState([], [], 0, 0, 0)
     tensors = RunTensors(config, data, runtime)
     while state.phase_index < len(config.phases):
-        if train_phase(model, config, state, tensors, runtime, progress, checkpoint, checkpoint_every):
+        learner = SingleLearner(model, config, state, tensors, runtime)
+        description = f"seed {config.seed} phase {state.phase_index + 1}/{len(config.phases)} ({learner.phase.pool})"
+        with tqdm(total=learner.phase.epochs, initial=state.epoch, desc=description, disable=not progress,
+                  leave=False) as bar:
+            hooks = _phase_hooks(config, state, tensors, learner, bar, checkpoint, checkpoint_every)
+            train_phase(learner, learner.phase, [state], hooks)
+        if diverged(state):
             return RunOutcome(state.history, state.probes, _cpu_state(model), "diverged", state.phase_index + 1)
         state = RunState(state.history, state.probes, state.phase_index + 1, 0, state.step)
     return RunOutcome(state.history, state.probes, _cpu_state(model), "finished", len(config.phases))
+
+
+def _phase_hooks(config: RunConfig, state: RunState, tensors: RunTensors, learner: SingleLearner, bar: tqdm,
+                 checkpoint: Callable[[RunState], None] | None, checkpoint_every: int) -> list[Hook]:
+    """Resets and probes where the config asks for them, the progress bar, then checkpoints if asked for
+    (last, so that a checkpoint holds what the others did)."""
+    hooks: list[Hook] = []
+    if learner.phase.reset_groups:
+        hooks.append(ResetGroups(learner.phase.reset_groups, derived_seed(config.seed, state.phase_index, 1)))
+    if config.probes:
+        hooks.append(Probing(config, state, tensors))
+    hooks.append(Progress(bar))
+    if checkpoint and checkpoint_every:
+        hooks.append(Checkpointing(checkpoint, checkpoint_every, state, learner.generator, learner.phase.epochs))
+    return hooks
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

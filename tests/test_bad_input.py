@@ -4,8 +4,8 @@ exception: it is recorded with status `diverged` and the sweep goes on."""
 import json
 
 import nbformat
-import papermill
 import pandas as pd
+import papermill
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
@@ -110,7 +110,8 @@ def test_unwritable_output_folder(tmp_path, capsys):
 
 def test_bad_notebook_parameter_fails_in_the_config_cell_before_training(tmp_path):
     with pytest.raises(PapermillExecutionError) as failure:
-        papermill.execute_notebook(str(STUDIES["01"].path), str(tmp_path / "executed.ipynb"), kernel_name="plasticity-nb",
+        papermill.execute_notebook(str(STUDIES["01"].path), str(tmp_path / "executed.ipynb"),
+                                   kernel_name="plasticity-nb",
                                    parameters={"optimizer": "adamw", "out_dir": str(tmp_path / "out")},
                                    cwd=str(STUDIES["01"].path.parent), progress_bar=False)
     assert failure.value.ename == "ConfigError" and "optimizer is 'adamw'" in failure.value.evalue
@@ -131,7 +132,8 @@ def test_a_diverging_learning_rate_is_recorded_and_the_sweep_goes_on(tmp_path):
     out = tmp_path / "out"
     assert main(["run", "--preset", "smoke", "--only", "01", "--out", str(out), "--param", "optimizer=sgd",
                  "--param", "lr=1e12"]) == 0
-    statuses = {json.loads((p / "metrics.json").read_text())["status"] for p in (out / "runs").glob("[!.]*") if p.is_dir()}
+    statuses = {json.loads((p / "metrics.json").read_text())["status"]
+                for p in (out / "runs").glob("[!.]*") if p.is_dir()}
     assert statuses == {"diverged"}
     claim = pd.read_csv(out / "claims.csv").iloc[0]
     assert claim.n_seeds == 0 and claim.verdict == "premise not met"

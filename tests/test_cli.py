@@ -35,7 +35,8 @@ def test_smoke_batch_writes_notebook_figures_store_and_claims(tmp_path, capsys):
 
 def test_param_overrides_reach_the_notebook_and_the_stored_configs(tmp_path):
     args = ["run", "--preset", "smoke", "--only", "01", "--out", str(tmp_path),
-            "--param", "seeds=[5, 6]", "--param", "tune_epochs=1", "--param", "optimizer=sgd_momentum", "--param", "lr=0.01"]
+            "--param", "seeds=[5, 6]", "--param", "tune_epochs=1", "--param", "optimizer=sgd_momentum",
+            "--param", "lr=0.01"]
     assert main(args) == 0
     executed = nbformat.read(tmp_path / "notebooks" / "01_warm_start_gap.ipynb", as_version=4)
     assert executed.metadata.papermill.parameters["seeds"] == [5, 6]

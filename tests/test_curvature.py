@@ -4,8 +4,14 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from plasticity_nb.curvature import (HessianOperator, ProbeSet, hessian_eigenvalues, hessian_trace, probe_copy,
-                                     weight_norm)
+from plasticity_nb.curvature import (
+    HessianOperator,
+    ProbeSet,
+    hessian_eigenvalues,
+    hessian_trace,
+    probe_copy,
+    weight_norm,
+)
 
 
 class TinyNet(torch.nn.Module):

@@ -25,7 +25,8 @@ def test_each_member_matches_its_seed_trained_alone(cifar, optimizer):
     for config, member in zip(configs, together):
         alone = pd.DataFrame(train_run(config, cifar).history)
         joint = pd.DataFrame(member.history)
-        assert member.status == "finished" and list(joint.epoch) == list(alone.epoch) and list(joint.step) == list(alone.step)
+        assert member.status == "finished"
+        assert list(joint.epoch) == list(alone.epoch) and list(joint.step) == list(alone.step)
         assert joint.train_loss.values == pytest.approx(alone.train_loss.values, rel=LOSS_RTOL)
         assert joint.test_loss.values == pytest.approx(alone.test_loss.values, rel=TEST_LOSS_RTOL)
         assert joint.train_acc.values == pytest.approx(alone.train_acc.values, abs=ACC_ATOL)

@@ -7,9 +7,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from plasticity_nb.models import MLP, ResNet
-from plasticity_nb.plasticity_metrics import (dohare_dormant_fraction, dormant_fraction, effective_rank,
-                                              gradient_norms, mean_weight_magnitude, parameter_distance,
-                                              penultimate_features, srank, weight_norm)
+from plasticity_nb.plasticity_metrics import (
+    dohare_dormant_fraction,
+    dormant_fraction,
+    effective_rank,
+    gradient_norms,
+    mean_weight_magnitude,
+    parameter_distance,
+    penultimate_features,
+    srank,
+    weight_norm,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,8 +7,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from plasticity_nb.models import MLP, ResNet
-from plasticity_nb.remedies import (ContinualBackprop, dash_, dormant_scores, initial_parameters, l2_init_penalty,
-                                    redo_reset_, shrink_perturb_, unit_layers)
+from plasticity_nb.remedies import (
+    ContinualBackprop,
+    dash_,
+    dormant_scores,
+    initial_parameters,
+    l2_init_penalty,
+    redo_reset_,
+    shrink_perturb_,
+    unit_layers,
+)
 from plasticity_nb.remedies.activations import probe_activations, record_activations
 
 
@@ -65,11 +73,11 @@ def adam_step(model, x, y, lr=1e-2):
 def test_units_are_block_conv1_channels_and_hidden_features():
     resnet, mlp = tiny_resnet(), tiny_mlp()
     layers = unit_layers(resnet)
-    assert [l.name for l in layers] == ["stage1.0.conv1", "stage2.0.conv1", "stage3.0.conv1", "stage4.0.conv1"]
+    assert [layer.name for layer in layers] == ["stage1.0.conv1", "stage2.0.conv1", "stage3.0.conv1", "stage4.0.conv1"]
     assert layers[0].incoming is resnet.stage1[0].conv1 and layers[0].outgoing is resnet.stage1[0].conv2
     assert layers[0].norm is resnet.stage1[0].bn1 and layers[3].size == 16
     mlp_layers = unit_layers(mlp)
-    assert [l.outgoing for l in mlp_layers] == [mlp.hidden[1], mlp.head]
+    assert [layer.outgoing for layer in mlp_layers] == [mlp.hidden[1], mlp.head]
     with pytest.raises(TypeError):
         unit_layers(nn.Linear(2, 2))
 

@@ -18,7 +18,8 @@ def test_resuming_from_every_checkpoint_reproduces_the_uninterrupted_run(cifar, 
     for state in saved:
         store.save_checkpoint(config, state)  # through the file format a killed process leaves behind
         resumed = train_run(config, cifar, resume=store.load_checkpoint(config))
-        pd.testing.assert_frame_equal(pd.DataFrame(resumed.history)[DETERMINISTIC], pd.DataFrame(whole.history)[DETERMINISTIC])
+        pd.testing.assert_frame_equal(pd.DataFrame(resumed.history)[DETERMINISTIC],
+                                      pd.DataFrame(whole.history)[DETERMINISTIC])
         assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
 
 

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.weightstats import ttost_paired
 
-from plasticity_nb.claims import COLUMNS, ClaimResult, read_claims, record_claims, relation, CLAIMS
+from plasticity_nb.claims import CLAIMS, COLUMNS, ClaimResult, read_claims, record_claims, relation
 from plasticity_nb.premises import Premise
 from plasticity_nb.stats import (
     bound_test,
@@ -116,7 +116,8 @@ def test_claims_csv_keeps_one_row_per_claim_and_preset(tmp_path):
 
 
 def test_a_claim_about_every_condition_needs_every_condition():
-    good, unsure, bad = difference_test([2.0, 2.5, 3.0]), difference_test([-1.0, 2.0, 0.5]), difference_test([-2.0, -2.5, -3.0])
+    good, unsure = difference_test([2.0, 2.5, 3.0]), difference_test([-1.0, 2.0, 0.5])
+    bad = difference_test([-2.0, -2.5, -3.0])
     assert ClaimResult.every_condition("C3", [good, good], MET).verdict == "supported"
     mixed = ClaimResult.every_condition("C3", [good, unsure], MET)
     assert mixed.verdict == "inconclusive" and mixed.primary == unsure  # the weakest evidence is reported
@@ -124,7 +125,8 @@ def test_a_claim_about_every_condition_needs_every_condition():
 
 
 def test_a_failed_premise_replaces_the_verdict():
-    result = ClaimResult("C3", (difference_test([2.0, 2.5, 3.0]),), Premise(False, "optimizer=sgd: scratch arm fits only 89.0 %"))
+    failed = Premise(False, "optimizer=sgd: scratch arm fits only 89.0 %")
+    result = ClaimResult("C3", (difference_test([2.0, 2.5, 3.0]),), failed)
     assert result.verdict == "premise not met" and relation(CLAIMS["C3"], result.verdict) == "premise not met"
 
 

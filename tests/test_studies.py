@@ -2,7 +2,16 @@
 import pytest
 
 from plasticity_nb import ConfigError
-from plasticity_nb.studies import STUDIES, blending, capacity, multistage, optimisers, pretraining_duration, resets, tuning_lr
+from plasticity_nb.studies import (
+    STUDIES,
+    blending,
+    capacity,
+    multistage,
+    optimisers,
+    pretraining_duration,
+    resets,
+    tuning_lr,
+)
 
 
 @pytest.mark.parametrize("module,overrides,culprit", [
@@ -47,7 +56,8 @@ def test_every_preset_builds_a_paired_plan(study_id, preset):
 
 def test_quick_presets_share_runs_with_notebook_01():
     shared = {c.key() for _, c in STUDIES["01"].config.from_preset("quick").plan()}
-    scratch_01 = {c.key() for labels, c in STUDIES["01"].config.from_preset("quick").plan() if labels["arm"] == "scratch"}
+    scratch_01 = {c.key() for labels, c in STUDIES["01"].config.from_preset("quick").plan()
+                  if labels["arm"] == "scratch"}
     for study_id in ("02", "03", "06", "07"):  # 08 tunes longer at quick (Adam at 10x needs 40 epochs to fit)
         keys = {c.key() for _, c in STUDIES[study_id].config.from_preset("quick").replace(eval_every=1).plan()}
         assert shared <= keys or scratch_01 <= keys, study_id

@@ -10,16 +10,18 @@ SEED_NOISE = {0: 0.0, 1: 0.004, 2: -0.003}
 
 def build(config, test_acc, train_acc=lambda labels: [1.0, 1.0, 1.0]):
     records, labels = [], []
-    for labels_, run in config.plan():
-        records.append(record(run.key() + str(labels_), train_acc(labels_), test_acc(labels_) + SEED_NOISE[labels_["seed"]]))
-        labels.append(labels_)
+    for run_labels, run in config.plan():
+        accuracy = test_acc(run_labels) + SEED_NOISE[run_labels["seed"]]
+        records.append(record(run.key() + str(run_labels), train_acc(run_labels), accuracy))
+        labels.append(run_labels)
     return compare(records, labels, config.last_k, config.CONDITIONS, config.premise_rule())
 
 
 def test_c8a_compares_at_the_same_rate_and_c8b_warm_10x_against_scratch_1x():
     config = tuning_lr.Config.from_preset("quick", seeds=[0, 1, 2], lr_multipliers=[1, 10])
     accuracy = {(1, "scratch"): 0.60, (1, "warm"): 0.55, (10, "scratch"): 0.62, (10, "warm"): 0.61}
-    result = build(config, lambda l: accuracy[(l["lr_multiplier"], l["arm"])] + (0.001 * l["seed"] if l["arm"] == "warm" else 0))
+    spread = lambda labels: 0.001 * labels["seed"] if labels["arm"] == "warm" else 0
+    result = build(config, lambda labels: accuracy[(labels["lr_multiplier"], labels["arm"])] + spread(labels))
     c8a, c8b = tuning_lr.claims(result, config)
     assert c8a.primary.estimate.mean == pytest.approx(100 * (0.05 - 0.01), abs=0.2)  # gap(1x) 5 pp - gap(10x) 1 pp
     assert c8a.tests[1].estimate.mean == pytest.approx(1.0, abs=0.2)  # the remaining gap at 10x
@@ -29,10 +31,10 @@ def test_c8a_compares_at_the_same_rate_and_c8b_warm_10x_against_scratch_1x():
 
 def test_c7_recovery_is_an_equivalence_and_a_partial_reset_leaves_a_gap():
     config = resets.Config.from_preset("quick", seeds=[0, 1, 2])
-    def test_acc(l):
-        if l["arm"] == "scratch":
+    def test_acc(labels):
+        if labels["arm"] == "scratch":
             return 0.60
-        return (0.60 if l["reset_from_group"] <= 3 else 0.55) + 0.001 * l["seed"]
+        return (0.60 if labels["reset_from_group"] <= 3 else 0.55) + 0.001 * labels["seed"]
     result = build(config, test_acc)
     found = {c.claim: c for c in resets.claims(result, config)}
     assert found["C7a"].primary.kind == "equivalence" and found["C7a"].verdict == "equivalent"
@@ -42,6 +44,7 @@ def test_c7_recovery_is_an_equivalence_and_a_partial_reset_leaves_a_gap():
 
 def test_epochs_to_target_counts_a_run_that_never_gets_there_as_budget_plus_one():
     config = resets.Config.from_preset("smoke", seeds=[0, 1])
-    result = build(config, lambda l: 0.5, train_acc=lambda l: [0.5, 0.95] if l["arm"] == "scratch" else [0.5, 0.6])
+    fits = lambda labels: [0.5, 0.95] if labels["arm"] == "scratch" else [0.5, 0.6]
+    result = build(config, lambda labels: 0.5, train_acc=fits)
     epochs = resets.epochs_to_target(result, 90.0, budget=2)
     assert set(epochs[epochs.arm == "scratch"].epochs) == {2} and set(epochs[epochs.arm == "warm"].epochs) == {3}

@@ -9,7 +9,8 @@ from plasticity_nb.config import ConfigError
 from plasticity_nb.train import RunConfig, Runtime, make_optimizer, native_precision, train_run
 from tests.helpers import tiny_run
 
-DETERMINISTIC = ["phase", "pool", "epoch", "phase_epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
+DETERMINISTIC = ["phase", "pool", "epoch", "phase_epoch", "step", "lr", "train_loss", "train_acc", "test_loss",
+                 "test_acc"]
 
 
 def _history(outcome):

@@ -36,9 +36,10 @@ class ContinualBackprop:
         self.replacement_rate, self.maturity_threshold, self.decay = replacement_rate, maturity_threshold, decay
         self.generator = generator
         device = next(model.parameters()).device
-        self.utility = {l.name: torch.zeros(l.size, device=device) for l in self.layers}
-        self.age = {l.name: torch.zeros(l.size, dtype=torch.long, device=device) for l in self.layers}
-        self.to_replace = {l.name: torch.zeros((), dtype=torch.float64) for l in self.layers}  # fractional units owed
+        self.utility = {layer.name: torch.zeros(layer.size, device=device) for layer in self.layers}
+        self.age = {layer.name: torch.zeros(layer.size, dtype=torch.long, device=device) for layer in self.layers}
+        # fractional units owed per layer
+        self.to_replace = {layer.name: torch.zeros((), dtype=torch.float64) for layer in self.layers}
 
     def step(self, activations: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer | None = None
              ) -> dict[str, torch.Tensor]:

@@ -7,8 +7,17 @@ from pathlib import Path
 from types import ModuleType
 
 from ..paths import project_root
-from . import (blending, capacity, multistage, optimisers, pretraining_duration, resets, tuning_lr, two_phases,
-               warm_start_gap)
+from . import (
+    blending,
+    capacity,
+    multistage,
+    optimisers,
+    pretraining_duration,
+    resets,
+    tuning_lr,
+    two_phases,
+    warm_start_gap,
+)
 
 # Notebook parameters that choose where and how to run, not what is computed (never part of a config).
 EXECUTION_PARAMETERS = ("preset", "data_dir", "out_dir", "device", "workers", "executor", "ray_address", "progress")

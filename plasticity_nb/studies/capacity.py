@@ -47,4 +47,5 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     if max(config.widths) <= config.width:
         return []
     grid = [dict(depth=d, width=w) for d, w in itertools.product(config.depths, config.widths)]
-    return [ClaimResult.every_condition("C6", [result.gap_test(**c) for c in grid], result.premise(config.premise_rule()))]
+    tests = [result.gap_test(**c) for c in grid]
+    return [ClaimResult.every_condition("C6", tests, result.premise(config.premise_rule()))]

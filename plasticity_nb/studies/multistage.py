@@ -12,6 +12,7 @@ import dataclasses
 from ..claims import ClaimResult
 from ..config import ConfigError, check_positive
 from ..data import NUM_CLASSES
+from ..premises import Premise
 from ..protocols import (
     ARMS,
     QUICK_SWEEP,
@@ -21,7 +22,6 @@ from ..protocols import (
     check_sweep,
     presets,
 )
-from ..premises import Premise
 from ..stats import difference_test
 
 
@@ -69,7 +69,8 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     found, rule = [], config.premise_rule()
     if len(config.stages) > 1 and 1.0 in config.ratios:
         most, fewest = max(config.stages), min(config.stages)
-        growth = difference_test(result.gap_change("stages", most, fewest, ratio=1.0), f"ratio=1.0, {most} vs {fewest} stages")
+        growth = difference_test(result.gap_change("stages", most, fewest, ratio=1.0),
+                                 f"ratio=1.0, {most} vs {fewest} stages")
         premise = Premise.all_of([result.premise(rule, stages=n, ratio=1.0) for n in (most, fewest)])
         found.append(ClaimResult("C5a", (growth,), premise))
     if len(config.ratios) > 1:

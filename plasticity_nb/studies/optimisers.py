@@ -12,6 +12,7 @@ import dataclasses
 
 from ..claims import ClaimResult
 from ..config import ConfigError
+from ..premises import Premise
 from ..protocols import (
     ARMS,
     QUICK_SWEEP,
@@ -21,7 +22,6 @@ from ..protocols import (
     check_sweep,
     presets,
 )
-from ..premises import Premise
 from ..train import OPTIMIZERS
 
 OPTIMISERS = ["adam", "rmsprop", "sgd", "sgd_momentum"]
@@ -37,8 +37,8 @@ class Config(WarmStartConfig):
 
     CONDITIONS = ("optimizer", "pretrain_epochs")
     PRESETS = presets(
-        smoke=dict(pretrain_epochs=2, optimizers=["adam", "sgd"], optimizer_lrs=[1e-3, 0.1], optimizer_tune_epochs=[2, 2],
-                   pretrain_epochs_sweep=[1, 2]),
+        smoke=dict(pretrain_epochs=2, optimizers=["adam", "sgd"], optimizer_lrs=[1e-3, 0.1],
+                   optimizer_tune_epochs=[2, 2], pretrain_epochs_sweep=[1, 2]),
         # quick budgets: the epochs each optimiser's scratch arm needs to fit 5,000 images (benchmarks/premise_pilot.py,
         # train accuracy only: 25 for each of the four), pretraining swept at 3 and 10 epochs.
         quick=dict(**QUICK_SWEEP, pretrain_epochs=10, optimizers=OPTIMISERS, optimizer_lrs=LRS,
@@ -71,9 +71,10 @@ class Config(WarmStartConfig):
             for e in self.pretrain_epochs_sweep:
                 for s in self.seeds:
                     labels = dict(optimizer=optimizer, pretrain_epochs=e, seed=s)
-                    warm = self.warm(s, data_id, pretrain_epochs=e, pretrain=phase, tune=dict(**phase, epochs=epochs))
+                    tune = dict(**phase, epochs=epochs)
+                    warm = self.warm(s, data_id, pretrain_epochs=e, pretrain=phase, tune=tune)
                     plan.append(({**labels, "arm": ARMS[0]}, warm))
-                    plan.append(({**labels, "arm": ARMS[1]}, self.scratch(s, data_id, tune=dict(**phase, epochs=epochs))))
+                    plan.append(({**labels, "arm": ARMS[1]}, self.scratch(s, data_id, tune=tune)))
         return plan
 
 

@@ -59,8 +59,11 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
             difference_test(gap_high, f"remaining gap at {high:g}x"))
     premise_ours = Premise.all_of([result.premise(rule, **at_low), result.premise(rule, **at_high)])
     papers_gap = result.arm_series("scratch", **at_low) - result.arm_series("warm", **at_high)
-    papers = (difference_test(gap_low - papers_gap, f"reduction, gap({low:g}x) - [scratch({low:g}x) - warm({high:g}x)]"),
+    papers = (difference_test(gap_low - papers_gap,
+                              f"reduction, gap({low:g}x) - [scratch({low:g}x) - warm({high:g}x)]"),
               difference_test(papers_gap, f"remaining scratch({low:g}x) - warm({high:g}x)"))
-    fits = {f"warm at {high:g}x": result.fit("warm", **at_high), f"scratch at {low:g}x": result.fit("scratch", **at_low)}
-    premise_papers = Premise.all_of([result.premise(rule, **at_low), rule.check(fits, f"warm {high:g}x vs scratch {low:g}x")])
+    fits = {f"warm at {high:g}x": result.fit("warm", **at_high),
+            f"scratch at {low:g}x": result.fit("scratch", **at_low)}
+    premise_papers = Premise.all_of([result.premise(rule, **at_low),
+                                     rule.check(fits, f"warm {high:g}x vs scratch {low:g}x")])
     return [ClaimResult("C8a", ours, premise_ours), ClaimResult("C8b", papers, premise_papers)]

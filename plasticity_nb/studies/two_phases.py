@@ -50,7 +50,8 @@ class Config(WarmStartConfig):
     PROBES = dict(probe_bn_mode="eval", probe_bn_statistics="probe", eigen_iterations=10, trace_samples=10)
     PRESETS = presets(
         smoke=dict(pretrain_epochs=2, lr_multipliers=[1], probe_epochs=[0, 2], early_epochs=0, probe_examples=32,
-                   probe_bn_mode="eval", probe_bn_statistics="probe", eigen_iterations=3, trace_samples=2, loss_match=10.0),
+                   probe_bn_mode="eval", probe_bn_statistics="probe", eigen_iterations=3, trace_samples=2,
+                   loss_match=10.0),
         # Quick: 25 tuning epochs, the base budget in which both arms fit at 1x lr (C9's premise; 12 epochs ended at
         # 93-95 % train accuracy), and the test set only in the 3-epoch metric window, since 09's claims read probes.
         quick=dict(tune_epochs=25, last_k=3, eval_every=25, pretrain_epochs=10, lr_multipliers=[1, 10],
@@ -110,8 +111,10 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     probes = probe_table(result)
     probes = probes[probes.lr_multiplier == low["lr_multiplier"]]
     end, early = [config.tune_epochs], [e for e in config.probe_epochs if e <= config.early_epochs]
-    sharper = [difference_test(relative_difference(probes, m, end, "warm", "scratch"), m) for m in ("lambda_max", "trace")]
-    fitted = Premise.all_of([result.premise(config.premise_rule(), **low), matched_loss(probes, end, config.loss_match)])
+    sharper = [difference_test(relative_difference(probes, m, end, "warm", "scratch"), m)
+               for m in ("lambda_max", "trace")]
+    fitted = Premise.all_of([result.premise(config.premise_rule(), **low),
+                             matched_loss(probes, end, config.loss_match)])
     quieter = [difference_test(-relative_difference(probes, m, early, "warm", "scratch"), m)  # 100 (1 - warm/scratch)
                for m in ("noise_scale", "noise_trace")]
     return [ClaimResult.every_condition("C9", sharper, fitted),

@@ -1,0 +1,31 @@
+"""What a run carries from epoch to epoch (`RunState`, saved as its checkpoint) and what it leaves behind
+(`RunOutcome`, saved in the store)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+
+@dataclasses.dataclass
+class RunState:
+    """Everything needed to continue a run bit-identically: a checkpoint is one of these, saved."""
+
+    history: list[dict[str, Any]]  # one row per epoch, all phases so far
+    probes: list[dict[str, Any]]  # one row per curvature/noise probe so far
+    phase_index: int  # the phase being trained (0-based)
+    epoch: int  # epochs of that phase done
+    step: int  # optimiser steps of the whole run so far
+    optimizer: dict[str, Any] | None = None  # state of the phase's optimiser (None before the phase starts)
+    generator: torch.Tensor | None = None  # state of the phase's data-order generator
+    model: dict[str, torch.Tensor] | None = None  # weights and BatchNorm buffers, when saved
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    history: list[dict[str, Any]]  # one row per epoch, all phases
+    probes: list[dict[str, Any]]  # one row per curvature/noise probe, all phases
+    state: dict[str, torch.Tensor]  # final model weights and BatchNorm buffers, on the CPU
+    status: str  # "finished", or "diverged" (non-finite training loss; training stopped there)
+    phases_done: int  # phases trained (fewer than configured only when diverged)
