@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from .curvature import ProbeSet, hessian_eigenvalues, hessian_trace, probe_copy, weight_norm
 from .data import class_balanced_subset
 from .noise import per_example_noise
-from .probesettings import ProbeSettings  # re-exported: studies and notebooks import them from here
+from .probesettings import ProbeSettings  # re-exported: studies and notebooks import it from here
 
 
 def probe_set(train_x: torch.Tensor, train_y: torch.Tensor, settings: ProbeSettings) -> ProbeSet:

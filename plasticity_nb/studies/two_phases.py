@@ -26,7 +26,8 @@ from ..claims import ClaimResult
 from ..config import ConfigError
 from ..curvature import BN_MODES
 from ..premises import Premise
-from ..probes import BN_STATISTICS, ProbeSettings
+from ..probes import ProbeSettings
+from ..probesettings import BN_STATISTICS
 from ..protocols import Plan, StudyResult, WarmStartConfig, check_sweep, presets
 from ..stats import difference_test
 
