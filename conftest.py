@@ -20,3 +20,14 @@ def cifar():
     from plasticity_nb import load_cifar10
 
     return load_cifar10()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one thread avoids oversubscribing a busy machine (8 s per tiny ResNet step, not 0.05 s)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -57,7 +57,7 @@ CLAIMS = {c.id: c for c in [
           "gap(most stages) - gap(fewest stages) at r = 1 (class-balanced stages: stage count alone); difference test"),
     Claim("C5b", "05_multistage", "the gap grows with the class shift between stages",
           "A larger difference between stages (smaller uniform fraction r) gives a larger gap (Fig. 4).",
-          "gap(smallest r) - gap(largest r) at a fixed stage count (`fixed_stages`); difference test"),
+          "gap(smallest r) - gap(largest r) at a fixed stage count (`shift_stages`); difference test"),
     Claim("C6", "06_capacity", "the gap survives every depth and width tried, including wider than the base",
           "The gap survives every depth and width tried; bigger models do not fix it (Fig. 5).",
           "gap per (depth, width), the grid including a width above the base width; one difference test per "

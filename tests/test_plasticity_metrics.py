@@ -19,14 +19,7 @@ from plasticity_nb.plasticity_metrics import (
     weight_norm,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids oversubscribing a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def with_spectrum(singular_values, rows=12, cols=9, seed=0):

@@ -19,14 +19,7 @@ from plasticity_nb.remedies import (
 )
 from plasticity_nb.remedies.activations import probe_activations, record_activations
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids oversubscribing a busy machine (8 s per ResNet step, not 0.05 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def assert_close(actual, expected, rtol=1.3e-6, atol=1e-5):
