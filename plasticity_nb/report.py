@@ -118,4 +118,4 @@ def departures(claims: pd.DataFrame, preset: str) -> list[str]:
 def seeds(value: float) -> str:
     if not isinstance(value, (int, float)) or math.isnan(value):
         return "–"
-    return "not reachable (effect beyond the margin)" if math.isinf(value) else f"{value:.0f}"
+    return "> 1,000, or never (an effect at or beyond the margin)" if math.isinf(value) else f"{value:.0f}"

@@ -85,7 +85,7 @@ class Test:
     p_value: float  # difference: two-sided p of mean = 0; equivalence: TOST p; bound: one-sided p of mean >= margin
     margin: float | None = None  # equivalence: +/- margin; bound: the bound
     mde: float = math.nan  # effect (or margin distance) detectable with 80 % power at these seeds and this SD
-    seeds_needed: float = math.nan  # seeds for 80 % power at the observed mean and SD (inf: not reachable)
+    seeds_needed: float = math.nan  # seeds for 80 % power at the observed mean and SD (inf: > 1,000 or never)
     label: str = ""  # what this test compares, e.g. the condition or "remaining gap"
 
     def describe(self, unit: str = "pp") -> str:
@@ -172,21 +172,23 @@ def seeds_for(effect: float, sd: float, alternative: str) -> float:
         return math.nan
     if effect <= 0:
         return math.inf
-    import warnings
-
     from statsmodels.stats.power import TTestPower
 
     power = TTestPower()
-    if power.power(effect / sd, nobs=2, alpha=ALPHA, alternative=alternative) >= POWER:
-        return 2.0  # the fewest pairs with a t interval; the root finder fails below it
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # non-convergence comes back as NaN, handled below
-        try:
-            n = power.solve_power(effect_size=effect / sd, nobs=None, alpha=ALPHA, power=POWER, alternative=alternative)
-        except (ValueError, RuntimeError):
-            return math.inf
-    n = float(np.squeeze(n))
-    return float(math.ceil(n)) if math.isfinite(n) else math.inf
+
+    def at(n: int) -> float:
+        value = power.power(effect / sd, nobs=n, alpha=ALPHA, alternative=alternative)
+        if math.isnan(value) and alternative == "two-sided":
+            # scipy's noncentral t underflows to NaN in the far tail of a large effect; that tail is ~0, so the
+            # power is the near tail alone: the one-sided test at alpha / 2.
+            value = power.power(effect / sd, nobs=n, alpha=ALPHA / 2, alternative="larger")
+        return value
+
+    # Counting up never fails, where statsmodels' root finder (solve_power) returns NaN for large effects.
+    for n in range(2, 1001):
+        if at(n) >= POWER:
+            return float(n)
+    return math.inf  # more than 1,000 seeds: not a practical experiment
 
 
 def combine(tests: Sequence[Test]) -> str:

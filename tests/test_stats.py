@@ -146,3 +146,7 @@ def test_identical_differences_are_certain():
     assert equivalence_test([0.2, 0.2, 0.2], 1.0).verdict == "equivalent"
     assert equivalence_test([2.0, 2.0], 1.0).verdict == "not equivalent"
     assert difference_test([0.5, 0.5, 0.5]).p_value == 0.0
+
+
+def test_a_large_effect_needs_few_seeds():
+    assert seeds_for(13.65, 2.18, "two-sided") == 3  # statsmodels' solver gives up here (NaN)
