@@ -78,6 +78,11 @@ class Config(WarmStartConfig):
         return plan
 
 
+def history_at_claim(result: StudyResult, config: Config):
+    """The learning curves C3 is read from: every optimiser at `pretrain_epochs`."""
+    return result.history[result.history.pretrain_epochs == config.pretrain_epochs]
+
+
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     """C3 at `pretrain_epochs`: one difference test per optimiser, each condition's premise checked."""
     conditions = [dict(optimizer=o, pretrain_epochs=config.pretrain_epochs) for o in config.optimizers]
