@@ -11,21 +11,21 @@ little (see benchmarks/ensemble_vs_sequential.py). Results match training each s
 floating-point reassociation (tests/test_ensemble.py states the tolerance).
 
 Epochs, the evaluation schedule, history rows and the divergence rule are the single run's (loop.py).
-Not supported, so such runs train one by one: module resets, curvature probes and checkpoints (hooks,
-which act on a module of their own; a member is a slice of stacked tensors) and a target train accuracy
-(members would reach it at different epochs, yet they step together).
+Not supported, so such runs train one by one: module resets, remedies, curvature probes, plasticity metrics
+and checkpoints (hooks, which act on a module of their own; a member is a slice of stacked tensors) and a
+target train accuracy (members would reach it at different epochs, yet they step together).
 """
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from .data import CIFAR10, augment
-from .loop import diverged, train_phase
+from .loop import Hook, diverged, train_phase
 from .runconfig import RunConfig
 from .runstate import RunOutcome, RunState
 from .train import EVAL_BATCH, RunTensors, Runtime, derived_seed, init_model, make_optimizer
@@ -46,7 +46,17 @@ def ensemble_key(config: RunConfig) -> str:
 
 
 def can_ensemble(config: RunConfig) -> bool:
-    return config.probes is None and not any(p.reset_groups or p.target_train_acc is not None for p in config.phases)
+    return not refusal(config)
+
+
+def refusal(config: RunConfig) -> str:
+    """Why an ensemble cannot train `config` ("" if it can): what needs a module of its own (see `loop.Hook`)."""
+    reasons = ["curvature probes"] * bool(config.probes) + ["plasticity metrics"] * bool(config.metrics)
+    for i, phase in enumerate(config.phases, 1):
+        needs = [*phase.remedies, *["reset_groups"] * bool(phase.reset_groups),
+                 *["target_train_acc"] * (phase.target_train_acc is not None)]
+        reasons += [f"phase {i}: {what}" for what in needs]
+    return ", ".join(reasons)
 
 
 def train_ensemble(configs: list[RunConfig], data: CIFAR10, device: str | torch.device | None = None,
@@ -54,8 +64,12 @@ def train_ensemble(configs: list[RunConfig], data: CIFAR10, device: str | torch.
     """Train the last phase of every config (all phases when `starts` is None) as one vmapped model.
 
     `runtime_options` go to `Runtime.for_config` (e.g. compile=True, compile_mode="reduce-overhead")."""
-    if len({ensemble_key(c) for c in configs}) != 1 or not all(map(can_ensemble, configs)):
-        raise ValueError("an ensemble needs configs that differ only by seed, without resets, probes or targets")
+    if len({ensemble_key(c) for c in configs}) != 1:
+        raise ValueError("an ensemble needs configs that differ only by seed")
+    for config in configs:
+        if why := refusal(config):
+            raise ValueError(f"an ensemble cannot train seed {config.seed}'s run: it needs a model of its own for "
+                             f"{why}; train it alone (run_many without ensemble=True)")
     runtime = Runtime.for_config(configs[0], device, **runtime_options)
     runtime.channels_last = False  # vmap adds a member dimension; keep plain NCHW inside
     models = [init_model(c, runtime) for c in configs]
@@ -118,7 +132,7 @@ class EnsembleLearner:
         batches = torch.stack([b for b, _ in drawn], dim=1).to(self.runtime.device)  # (steps, members, batch)
         return batches, [log for _, log in drawn]
 
-    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, batch: torch.Tensor, hooks: Sequence[Hook] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         x = [t.train_x[b] for t, b in zip(self.tensors, batch)]
         if self.augment:  # each member draws from its own generator, as when trained alone
             x = [augment(xi, g) for xi, g in zip(x, self.generators)]

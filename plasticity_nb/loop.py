@@ -4,13 +4,14 @@ A phase is epochs of steps. What one step does belongs to a `Learner` (one model
 into one); this module owns what every run must do alike: when the test set is evaluated, what a
 history row holds, and when a run stops (a non-finite training loss ends the run, reaching the phase's
 target train accuracy ends the phase). `Hook`s are where code that changes training plugs in, at the
-start of a phase, after each step and after each epoch.
+start of a phase, around each step's forward pass and in its loss, after each step and after each epoch.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from typing import Any, Protocol, Sequence
+from typing import Any, ContextManager, Protocol, Sequence
 
 import torch
 
@@ -31,12 +32,20 @@ class Hook:
         """Before the phase's first step (not when a checkpoint resumes the phase part-way: the checkpointed
         weights already hold what the hook did)."""
 
+    def around_forward(self, model: torch.nn.Module) -> ContextManager:
+        """Entered around each training step's forward pass (e.g. to record activations)."""
+        return contextlib.nullcontext()
+
+    def penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
+        """A term added to the step's loss before backward; the logged train loss stays the data loss."""
+        return None
+
     def on_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
         """After optimiser step `step` (counted over the whole run)."""
 
     def on_epoch(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
-        """After an epoch's history `row`, unless that epoch ended the phase early (divergence or target):
-        then there is nothing left to act on."""
+        """After an epoch's history `row` (the row in the history: a hook may add measurements to it), unless
+        that epoch ended the phase early (divergence or target): then there is nothing left to act on."""
 
 
 class Learner(Protocol):
@@ -50,8 +59,9 @@ class Learner(Protocol):
     def epoch_batches(self, epoch: int) -> tuple[torch.Tensor, list[dict[str, float]]]:
         """The epoch's batches on the device, one per step, and what to log about how each member's were drawn."""
 
-    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimiser step on `batch`: each member's mean loss and correct predictions, (members,) on the device."""
+    def step(self, batch: torch.Tensor, hooks: Sequence[Hook] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on `batch` (with the hooks' `around_forward` and `penalty`): each member's mean
+        data loss and correct predictions, (members,) on the device."""
 
     def evaluate(self) -> list[tuple[float, float]]:
         """Each member's test-set loss and accuracy."""
@@ -98,7 +108,7 @@ def _train_epoch(learner: Learner, batches: torch.Tensor, step: int,
     loss_sum = torch.zeros(learner.members, device=batches.device)
     correct = torch.zeros(learner.members, device=batches.device, dtype=torch.long)
     for batch in batches:
-        loss, right = learner.step(batch)
+        loss, right = learner.step(batch, hooks)
         loss_sum += loss * learner.batch_size
         correct += right
         step += 1

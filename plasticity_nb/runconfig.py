@@ -11,12 +11,14 @@ from .config import Config, ConfigError, check_choice, check_positive
 from .data import NUM_CLASSES
 from .models import MODELS
 from .probesettings import ProbeSettings
+from .remedysettings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
 
 OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "rmsprop")
 # Training pools: the pretraining half of the subset, the whole subset, a blend that fades from the
 # half to the whole (Fig. 3), or one set of a multi-stage split (Fig. 4).
 POOLS = ("half", "full", "blend", "stage")
 PRECISIONS = ("bf16", "fp32")
+REMEDIES = ("shrink_perturb", "dash", "l2_init", "redo", "cbp")  # Phase fields, in the order they act
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -33,6 +35,18 @@ class Phase(Config):
     eval_every: int = 1  # test-set evaluation every this many epochs (and always at the phase's last)...
     eval_tail: int = 0  # ...and at each of the phase's last eval_tail epochs (a metric window)
     probe_epochs: tuple[int, ...] = ()  # curvature/noise probes after these epochs (0: before the first step)
+    # Remedies (remedysettings.py; None: off). At the phase start, after any reset_groups:
+    shrink_perturb: ShrinkPerturb | None = None  # Ash & Adams: theta <- shrink theta + perturb theta_fresh
+    dash: Dash | None = None  # Shin et al.: direction-aware shrinking over the data of the earlier phases
+    # During the phase:
+    l2_init: L2Init | None = None  # Kumar et al.: loss + coefficient sum ||theta - theta_0||^2
+    redo: ReDo | None = None  # Sokar et al.: re-initialise dormant units every `every` steps
+    cbp: ContinualBackpropSettings | None = None  # Dohare et al.: replace low-utility mature units each step
+
+    @property
+    def remedies(self) -> tuple[str, ...]:
+        """Names of the remedies this phase applies."""
+        return tuple(name for name in REMEDIES if getattr(self, name) is not None)
 
     def check(self) -> None:
         check_choice("pool", self.pool, POOLS)
@@ -79,6 +93,7 @@ class RunConfig(Config):
     stages: int | None = None  # multi-stage runs only: pretraining stages n (the split has n+1 nested sets)
     uniform_ratio: float | None = None  # multi-stage runs only: fraction r drawn uniformly over classes
     probes: ProbeSettings | None = None  # how to probe; set for (and only for) runs with probe_epochs
+    metrics: MetricSettings | None = None  # plasticity metrics in the history at each evaluation (None: none)
     data_id: str = ""  # fingerprint of the CIFAR-10 copy (set by the protocol from the loaded data)
 
     def check(self) -> None:
@@ -105,6 +120,13 @@ class RunConfig(Config):
             bad = [p.stage for p in self.phases if p.pool == "stage" and p.stage > self.stages + 1]
             if bad:
                 raise ConfigError(f"stage {bad[0]} does not exist: the split has stages 1..{self.stages + 1}")
+        if self.phases[0].dash is not None:
+            raise ConfigError("dash shrinks along the gradient of the data seen before its phase: the first phase "
+                              "has seen none (set it on a later phase)")
+        cbp = {p.cbp for p in self.phases if p.cbp is not None}
+        if len(cbp) > 1:
+            raise ConfigError("cbp settings differ between phases: a run's units keep one utility and age "
+                              "throughout, so every phase with cbp needs the same settings")
         smallest = min(self.pool_size_bound(p) for p in self.phases)
         if smallest < self.batch_size:
             raise ConfigError(f"batch_size {self.batch_size} exceeds the {smallest} examples of the smallest "

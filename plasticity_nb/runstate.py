@@ -20,6 +20,7 @@ class RunState:
     optimizer: dict[str, Any] | None = None  # state of the phase's optimiser (None before the phase starts)
     generator: torch.Tensor | None = None  # state of the phase's data-order generator
     model: dict[str, torch.Tensor] | None = None  # weights and BatchNorm buffers, when saved
+    remedies: dict[str, torch.Tensor] | None = None  # what remedies carry on (remedy_hooks.RunRemedies), when saved
 
 
 @dataclasses.dataclass
@@ -29,3 +30,4 @@ class RunOutcome:
     state: dict[str, torch.Tensor]  # final model weights and BatchNorm buffers, on the CPU
     status: str  # "finished", or "diverged" (non-finite training loss; training stopped there)
     phases_done: int  # phases trained (fewer than configured only when diverged)
+    remedies: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # RunRemedies' state at the end

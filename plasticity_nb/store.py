@@ -2,8 +2,9 @@
 
 Each run folder holds `config.json` (the full RunConfig), `history.parquet` (one row per epoch),
 `probes.parquet` (curvature and noise probes, if any), `metrics.json` (status and final values),
-`provenance.json` (versions, device, git commit, wall time) and `model.pt` (final weights, for warm
-starts and later analysis). A run is written into a temporary folder and renamed into place in one
+`provenance.json` (versions, device, git commit, wall time), `model.pt` (final weights, for warm
+starts and later analysis) and, for runs with remedies that carry state, `remedies.pt` (what a run
+continuing this one needs: continual backprop's utilities and ages, generators). A run is written into a temporary folder and renamed into place in one
 step, so a run folder either is complete or does not exist: an interrupted run never leaves a result
 that loads.
 """
@@ -27,6 +28,7 @@ from .runconfig import RunConfig
 from .runstate import RunOutcome, RunState
 
 FILES = ("config.json", "history.parquet", "probes.parquet", "metrics.json", "provenance.json", "model.pt")
+REMEDY_FILE = "remedies.pt"  # only where the run's remedies carry state
 
 
 class StoreError(RuntimeError):
@@ -55,8 +57,10 @@ class RunRecord:
 
     def outcome(self) -> RunOutcome:
         """This run as a starting point for a longer run (a warm start)."""
+        remedies = self.path / REMEDY_FILE
         return RunOutcome(self.history.to_dict("records"), self.probes.to_dict("records"), self.state(), self.status,
-                          self.metrics["phases_done"])
+                          self.metrics["phases_done"],
+                          torch.load(remedies, map_location="cpu", weights_only=True) if remedies.exists() else {})
 
 
 class RunStore:
@@ -100,6 +104,8 @@ class RunStore:
             pd.DataFrame(outcome.probes).to_parquet(tmp / "probes.parquet", index=False)
             (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1))
             torch.save(outcome.state, tmp / "model.pt")
+            if outcome.remedies:
+                torch.save(outcome.remedies, tmp / REMEDY_FILE)
             (tmp / "metrics.json").write_text(json.dumps(summarise(outcome), indent=1))
             try:
                 os.rename(tmp, final)  # atomic: the folder appears complete or not at all

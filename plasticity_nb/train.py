@@ -5,7 +5,8 @@ builds a new optimiser (the paper resets it at every switch), trains with a cons
 a fixed epoch budget and/or until an epoch's train accuracy reaches a target, and evaluates on the full
 10,000-image test set. Precision, memory format and device are decided in one place (`Runtime`).
 The epoch loop is loop.py's, shared with seed ensembles; a single run adds its step (`SingleLearner`)
-and, as hooks, module resets, probes, checkpoints and the progress bar.
+and, as hooks, module resets, remedies and plasticity metrics (remedy_hooks.py), probes, checkpoints and
+the progress bar.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import contextlib
 import copy
 import dataclasses
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +27,16 @@ from .data import CIFAR10, Split, augment, class_balanced_subset, normalise
 from .loop import Hook, diverged, train_phase
 from .models import build_model, reinitialise_groups
 from .probes import measure, probe_set
+from .remedy_hooks import (
+    ContinualBackpropHook,
+    DashHook,
+    L2InitHook,
+    Metrics,
+    ReDoHook,
+    RunRemedies,
+    ShrinkPerturbHook,
+    metric_examples,
+)
 from .runconfig import OPTIMIZERS, POOLS, PRECISIONS, Phase, RunConfig  # noqa: F401 (re-exported for users)
 from .runstate import RunOutcome, RunState
 from .sampling import BlendingSampler, multistage_split, shuffled_batches
@@ -167,6 +178,25 @@ class RunTensors:
             return self.stages[phase.stage - 1]
         return self.half if phase.pool == "half" else self.full
 
+    def seen_batches(self, config: RunConfig, phase_index: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The examples of every phase before `phase_index`, in seeded random batches of the run's batch size
+        (DASH's "data seen so far")."""
+        seen = torch.unique(torch.cat([self.pool(p) for p in config.phases[:phase_index]]))
+        generator = torch.Generator().manual_seed(derived_seed(config.seed, phase_index, 8))
+        order = seen[torch.randperm(len(seen), generator=generator)].to(self.train_x.device)
+        return [(self.train_x[b], self.train_y[b]) for b in order.split(config.batch_size)]
+
+    def metrics_hook(self, config: RunConfig, remedies: RunRemedies) -> Metrics:
+        """The run's plasticity metrics: a fixed probe batch of the subset (seed 0, as the curvature probes: warm
+        and scratch of a seed are measured on the same examples), and as many of the half and of the rest."""
+        size = config.metrics.examples
+        half = torch.zeros(len(self.full), dtype=torch.bool)
+        half[self.half] = True
+        halves = {"half": metric_examples(self.train_x, self.train_y, self.half, size, 0),
+                  "new": metric_examples(self.train_x, self.train_y, self.full[~half], size, 0)}
+        return Metrics(config.metrics, metric_examples(self.train_x, self.train_y, self.full, size, 0), halves,
+                       remedies.initial)
+
     def epoch_batches(self, phase: Phase, epoch: int, batch_size: int,
                       generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         """(steps, batch_size) positions for one epoch of `phase`, and what to log about how they were drawn."""
@@ -200,15 +230,18 @@ class SingleLearner:
         batches, log = self.tensors.epoch_batches(self.phase, epoch, self.batch_size, self.generator)
         return batches.to(self.runtime.device), [log]
 
-    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, batch: torch.Tensor, hooks: Sequence[Hook] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.tensors.train_x[batch], self.tensors.train_y[batch]
         if self.augment:
             x = augment(x, self.generator)
-        with self.runtime.autocast():
+        with self.runtime.autocast(), contextlib.ExitStack() as recording:
+            for hook in hooks:
+                recording.enter_context(hook.around_forward(self.model))
             logits = self.forward(x)
             loss = F.cross_entropy(logits, y)
+        penalties = [p for p in (hook.penalty(self.model) for hook in hooks) if p is not None]
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + sum(penalties) if penalties else loss).backward()
         self.optimizer.step()
         return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
 
@@ -252,14 +285,16 @@ class Checkpointing(Hook):
     model, optimiser and data-order generator filled in, so that a killed run can continue exactly."""
 
     def __init__(self, save: Callable[[RunState], None], every: int, state: RunState, generator: torch.Generator,
-                 epochs: int):
+                 epochs: int, remedies: RunRemedies):
         self.save, self.every, self.state, self.generator, self.epochs = save, every, state, generator, epochs
+        self.remedies = remedies
 
     def on_epoch(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
         if row["phase_epoch"] % self.every == 0 and row["phase_epoch"] < self.epochs:
             self.save(dataclasses.replace(self.state, history=list(self.state.history), probes=list(self.state.probes),
                                           optimizer=copy.deepcopy(optimizer.state_dict()),
-                                          generator=self.generator.get_state(), model=_cpu_state(model)))
+                                          generator=self.generator.get_state(), model=_cpu_state(model),
+                                          remedies=self.remedies.state_dict()))
 
 
 class Progress(Hook):
@@ -290,11 +325,14 @@ def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | Non
     if start is not None and start.phases_done != len(config.phases) - 1:
         raise ValueError("`start` must be the outcome of config.prefix()")
     model = init_model(config, runtime)
+    remedies = RunRemedies(config, model, lambda tag: derived_seed(config.seed, tag))  # theta_0 before loading
     if resume is not None:
         model.load_state_dict(resume.model)
-        state = dataclasses.replace(resume, model=None)
+        remedies.load_state_dict(resume.remedies or {})
+        state = dataclasses.replace(resume, model=None, remedies=None)
     elif start is not None:
         model.load_state_dict(start.state)
+        remedies.load_state_dict(start.remedies)
         state = RunState(list(start.history), list(start.probes), start.phases_done, 0, start.history[-1]["step"])
     else:
         state = RunState([], [], 0, 0, 0)
@@ -304,26 +342,53 @@ def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | Non
         description = f"seed {config.seed} phase {state.phase_index + 1}/{len(config.phases)} ({learner.phase.pool})"
         with tqdm(total=learner.phase.epochs, initial=state.epoch, desc=description, disable=not progress,
                   leave=False) as bar:
-            hooks = _phase_hooks(config, state, tensors, learner, bar, checkpoint, checkpoint_every)
+            hooks = [*_remedy_hooks(config, state, tensors, runtime, remedies),
+                     *_phase_hooks(config, state, tensors, learner, bar, checkpoint, checkpoint_every, remedies)]
             train_phase(learner, learner.phase, [state], hooks)
         if diverged(state):
-            return RunOutcome(state.history, state.probes, _cpu_state(model), "diverged", state.phase_index + 1)
+            return RunOutcome(state.history, state.probes, _cpu_state(model), "diverged", state.phase_index + 1,
+                              remedies.state_dict())
         state = RunState(state.history, state.probes, state.phase_index + 1, 0, state.step)
-    return RunOutcome(state.history, state.probes, _cpu_state(model), "finished", len(config.phases))
+    return RunOutcome(state.history, state.probes, _cpu_state(model), "finished", len(config.phases),
+                      remedies.state_dict())
+
+
+def _remedy_hooks(config: RunConfig, state: RunState, tensors: RunTensors, runtime: Runtime,
+                  remedies: RunRemedies) -> list[Hook]:
+    """The phase's group reset and remedies, in the order they act, then the metrics (which see their effect)."""
+    phase, index = config.phases[state.phase_index], state.phase_index
+    hooks: list[Hook] = []
+    if phase.reset_groups:
+        hooks.append(ResetGroups(phase.reset_groups, derived_seed(config.seed, index, 1)))
+    if phase.shrink_perturb:
+        fresh = config.replace(seed=derived_seed(config.seed, index, 7) % 2**31)
+        hooks.append(ShrinkPerturbHook(phase.shrink_perturb, lambda: init_model(fresh, runtime)))
+    if phase.dash:
+        hooks.append(DashHook(phase.dash, lambda: tensors.seen_batches(config, index)))
+    if phase.l2_init:
+        hooks.append(L2InitHook(phase.l2_init, remedies.initial))
+    if phase.redo:
+        pool = tensors.pool(phase)
+        hooks.append(ReDoHook(phase.redo, (tensors.train_x[pool], tensors.train_y[pool]), remedies.redo_generator))
+    if phase.cbp:
+        hooks.append(ContinualBackpropHook(remedies.cbp))
+    if config.metrics:
+        hooks.append(tensors.metrics_hook(config, remedies))
+    return hooks
 
 
 def _phase_hooks(config: RunConfig, state: RunState, tensors: RunTensors, learner: SingleLearner, bar: tqdm,
-                 checkpoint: Callable[[RunState], None] | None, checkpoint_every: int) -> list[Hook]:
-    """Resets and probes where the config asks for them, the progress bar, then checkpoints if asked for
-    (last, so that a checkpoint holds what the others did)."""
+                 checkpoint: Callable[[RunState], None] | None, checkpoint_every: int,
+                 remedies: RunRemedies) -> list[Hook]:
+    """Probes where the config asks for them, the progress bar, then checkpoints if asked for (last, so that a
+    checkpoint holds what the others did)."""
     hooks: list[Hook] = []
-    if learner.phase.reset_groups:
-        hooks.append(ResetGroups(learner.phase.reset_groups, derived_seed(config.seed, state.phase_index, 1)))
     if config.probes:
         hooks.append(Probing(config, state, tensors))
     hooks.append(Progress(bar))
     if checkpoint and checkpoint_every:
-        hooks.append(Checkpointing(checkpoint, checkpoint_every, state, learner.generator, learner.phase.epochs))
+        hooks.append(Checkpointing(checkpoint, checkpoint_every, state, learner.generator, learner.phase.epochs,
+                                   remedies))
     return hooks
 
 

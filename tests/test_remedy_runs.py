@@ -1,0 +1,101 @@
+"""Remedies and plasticity metrics as options of a run: wired into the loop, stored, resumable, refused by
+ensembles, identities where the maths says so. (The maths itself: test_remedies.py, test_plasticity_metrics.py.)"""
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from plasticity_nb import Phase, RunStore
+from plasticity_nb.config import ConfigError
+from plasticity_nb.ensemble import members_of, train_ensemble
+from plasticity_nb.remedysettings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
+from plasticity_nb.train import train_run
+from tests.helpers import tiny_run
+
+DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
+CBP = ContinualBackpropSettings(replacement_rate=0.05, maturity_threshold=2)  # replaces units within a tiny run
+REDO = ReDo(tau=0.5, every=3, examples=64)  # tau 0.5: some units of a tiny net are always below it
+
+
+def remedied(**tune):
+    """Warm start with continual backprop and ReDo throughout, and `tune` on the tuning phase."""
+    return tiny_run(phases=(Phase(pool="half", epochs=2, cbp=CBP, redo=REDO),
+                            Phase(pool="full", epochs=3, cbp=CBP, redo=REDO, **tune)),
+                    metrics=MetricSettings(examples=64))
+
+
+def history(outcome):
+    return pd.DataFrame(outcome.history).drop(columns="seconds")  # wall time: the one column that may differ
+
+
+def test_remedies_off_keep_every_stored_key():
+    plain = tiny_run()
+    assert plain.key() == tiny_run(phases=(Phase(pool="half", epochs=1, shrink_perturb=None),
+                                           Phase(pool="full", epochs=1, l2_init=None))).key()
+    assert plain.key() != tiny_run(phases=(Phase(pool="half", epochs=1),
+                                           Phase(pool="full", epochs=1, l2_init=L2Init()))).key()
+
+
+def test_identity_settings_train_exactly_like_the_plain_warm_start(cifar, one_thread):
+    plain = history(train_run(tiny_run(), cifar))
+    identity = tiny_run(phases=(Phase(pool="half", epochs=1, cbp=ContinualBackpropSettings(replacement_rate=0)),
+                                Phase(pool="full", epochs=1, dash=Dash(shrink_floor=1.0),
+                                      shrink_perturb=ShrinkPerturb(shrink=1.0, perturb=0.0, bn_statistics="keep"),
+                                      cbp=ContinualBackpropSettings(replacement_rate=0))))
+    pd.testing.assert_frame_equal(history(train_run(identity, cifar))[DETERMINISTIC], plain[DETERMINISTIC])
+
+
+def test_a_fresh_shrink_perturb_is_a_different_run_from_the_same_start(cifar, one_thread):
+    plain = history(train_run(tiny_run(), cifar))
+    fresh = tiny_run(phases=(Phase(pool="half", epochs=1),
+                             Phase(pool="full", epochs=1, shrink_perturb=ShrinkPerturb(shrink=0.0, perturb=1.0))))
+    assert not history(train_run(fresh, cifar)).train_loss.equals(plain.train_loss)
+
+
+def test_metrics_fill_evaluated_rows_and_the_start_of_each_phase(cifar, one_thread):
+    rows = history(train_run(remedied(l2_init=L2Init(coefficient=1e-3)), cifar))
+    metrics = ["dormant_redo", "dormant_dohare", "effective_rank", "srank", "weight_norm", "init_distance"]
+    assert rows[metrics].notna().all().all()  # every epoch of a tiny run is evaluated
+    first = rows.groupby("phase").head(1)
+    assert first.grad_norm_half.gt(0).all() and first.grad_norm_new.gt(0).all()
+    assert rows.groupby("phase").grad_ratio.count().eq(1).all()  # only in each phase's first row
+    assert first.start_init_distance.iloc[0] == 0  # before the first step: at the initial weights
+    assert rows.units_reset.sum() > 0  # continual backprop and ReDo replaced units
+    assert rows.effective_rank.between(1, 64 * 4).all() and rows.dormant_redo.between(0, 1).all()
+    assert math.isfinite(rows.train_loss.iloc[-1])
+
+
+def test_a_remedy_run_resumes_and_continues_its_prefix_bit_identically(cifar, one_thread, tmp_path):
+    config = remedied(dash=Dash(), shrink_perturb=ShrinkPerturb())
+    saved = []
+    whole = train_run(config, cifar, checkpoint=saved.append, checkpoint_every=1)
+    assert any(s.remedies for s in saved)
+    store = RunStore(tmp_path)
+    for state in saved:
+        store.save_checkpoint(config, state)  # through the file format a killed process leaves behind
+        resumed = train_run(config, cifar, resume=store.load_checkpoint(config))
+        pd.testing.assert_frame_equal(history(resumed), history(whole))
+        assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
+    prefix = store.save(config.prefix(), train_run(config.prefix(), cifar), {})
+    continued = train_run(config, cifar, start=prefix.outcome())
+    pd.testing.assert_frame_equal(history(continued), history(whole))
+    assert all(torch.equal(continued.state[k], whole.state[k]) for k in whole.state)
+
+
+def test_ensembles_refuse_remedies_by_name(cifar):
+    configs = [remedied().replace(seed=s) for s in (0, 1)]
+    with pytest.raises(ValueError, match="phase 1: redo, cbp.*plasticity metrics|plasticity metrics.*phase 1: redo"):
+        train_ensemble(configs, cifar)
+    assert sorted(map(len, members_of(configs).values())) == [1, 1]  # the runner trains them one by one
+
+
+def test_bad_remedy_settings_are_named():
+    with pytest.raises(ConfigError, match="first phase has seen none"):
+        tiny_run(phases=(Phase(pool="full", dash=Dash()),))
+    with pytest.raises(ConfigError, match="cbp settings differ"):
+        tiny_run(phases=(Phase(pool="half", cbp=CBP), Phase(cbp=ContinualBackpropSettings())))
+    with pytest.raises(ConfigError, match="shrink_floor"):
+        Dash(shrink_floor=0.0)
+    with pytest.raises(ConfigError, match="bn_statistics"):
+        ShrinkPerturb(bn_statistics="re-estimate")
