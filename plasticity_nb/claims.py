@@ -24,6 +24,8 @@ COLUMNS = ["claim", "notebook", "statement", "preset", "test", "unit", "n_seeds"
            "ci_level", "sd", "margin", "p_value", "mde_80", "seeds_for_80", "verdict", "vs_paper", "premise",
            "other_tests", "condition"]
 PAPER, EXTENSION = "paper", "extension"
+# Sources of the remedy claims (notebook 10): their verdicts agree or depart from these, as C1-C8 from the paper's.
+ASH_ADAMS, SHIN, LEE, RESCIENCE = "Ash & Adams 2020", "Shin et al. 2024", "Lee et al. 2024", "Kireev 2021"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Claim:
     statement: str  # what a positive verdict means
     paper: str  # what the source found (direction only: Berariu et al.'s exact numbers are not known to us)
     effect: str  # what the primary test's effect measures
-    source: str = PAPER  # paper: a statement of Berariu et al.; extension: one they did not make
+    source: str = PAPER  # paper: a statement of Berariu et al.; a citation: that source's; extension: nobody's
     unit: str = "pp"  # unit of the effect
 
 
@@ -93,6 +95,43 @@ CLAIMS = {c.id: c for c in [
           "exploration at the start of tuning.",
           "100 (1 - warm / scratch) of the gradient noise scale tr(Sigma)/|G|^2 over the early tuning probes "
           "(primary, scale-free), with tr(Sigma) reported beside it; difference test", source=EXTENSION, unit="%"),
+    Claim("C11", "10_remedies", "shrink-and-perturb before tuning closes the warm-start gap",
+          "Shrink-and-perturb (lambda 0.6, sigma 0.01 at its sweet spot) recovers from-scratch generalisation while "
+          "keeping most of warm-starting's speed (Ash & Adams 2020, Fig. 8; their Table 1 gap: 78.0 scratch vs 74.4 "
+          "warm, ResNet-18 + Adam, CIFAR-10 at full scale).",
+          "remaining gap = scratch - warm with shrink-and-perturb at the start of tuning; equivalence (TOST) within "
+          "+/- the preset's margin", source=ASH_ADAMS),
+    Claim("C12", "10_remedies", "DASH before tuning closes the warm-start gap",
+          "DASH beats warm start, shrink-and-perturb and cold start in test accuracy (Shin et al. 2024, Table 1; "
+          "numbers not quoted: we cannot read them in our sources).",
+          "remaining gap = scratch - warm with DASH at the start of tuning; equivalence (TOST) within +/- the margin",
+          source=SHIN),
+    Claim("C13a", "10_remedies", "L2 Init does not close the warm-start gap",
+          "Methods that keep a network trainable (L2 Init among them) do little for generalisation after a warm start "
+          "(Lee et al. 2024).", "remaining gap = scratch - warm with L2 Init in both phases; difference test",
+          source=LEE),
+    Claim("C13b", "10_remedies", "ReDo does not close the warm-start gap",
+          "Methods that keep a network trainable (ReDo among them) do little for generalisation after a warm start "
+          "(Lee et al. 2024).", "remaining gap = scratch - warm with ReDo in both phases; difference test",
+          source=LEE),
+    Claim("C13c", "10_remedies", "continual backprop does not close the warm-start gap",
+          "Methods that keep a network trainable (continual backprop among them) do little for generalisation after "
+          "a warm start (Lee et al. 2024).",
+          "remaining gap = scratch - warm with continual backprop in both phases; difference test", source=LEE),
+    Claim("C14a", "10_remedies", "data augmentation shrinks the warm-start gap",
+          "With standard augmentation the warm-start gap shrinks (ReScience reproduction of Ash & Adams, Kireev "
+          "2021); re-initialisation helps little once augmentation is used (Zaidi et al. 2022).",
+          "gap(no augmentation) - gap(augmentation, both arms augmented); difference test", source=RESCIENCE),
+    Claim("C14b", "10_remedies", "weight decay does not close the warm-start gap",
+          "No ordinary knob, L2 regularisation included, closes the gap (Ash & Adams 2020).",
+          "gap with weight decay in both arms; difference test", source=ASH_ADAMS),
+    Claim("C15", "10_remedies", "the gradient imbalance at the start of tuning predicts the gap",
+          "Not tested by a source: Ash & Adams explain the gap by the imbalance of gradients between fitted and new "
+          "data; Lyle et al. (2023) warn that such metrics are correlates, not causes.",
+          "Pearson r across warm-started runs (plain and remedied, conditions whose premise holds) between "
+          "|grad on the new half| / |grad on the pretraining half| at the start of tuning and the run's gap; Fisher-z "
+          "95 % CI; other start-of-tuning metrics beside it; runs share seeds, so the interval is optimistic",
+          source=EXTENSION, unit="r"),
 ]}
 
 

@@ -159,6 +159,23 @@ def probe_curves(probes: pd.DataFrame, metrics: list[str], title: str = "") -> s
     return grid
 
 
+def metric_curves(curves: pd.DataFrame, title: str = "") -> sns.FacetGrid:
+    """Plasticity metrics over the run (tuning epoch <= 0: pretraining), one panel per metric, one line per
+    warm-started condition (mean over seeds, band +/- 1 sd) and plain scratch dashed."""
+    set_style()
+    warm = curves[curves.arm == "warm"]
+    scratch = curves[(curves.arm == "scratch") & (curves.remedy == "none")].assign(remedy="scratch")
+    long = pd.concat([warm, scratch], ignore_index=True)
+    dashes = {r: (2, 2) if r == "scratch" else "" for r in long.remedy.unique()}
+    grid = sns.relplot(data=long, x="tune_epoch", y="value", hue="remedy", style="remedy", dashes=dashes,
+                       col="metric", col_wrap=3, kind="line", errorbar="sd", facet_kws={"sharey": False},
+                       height=2.8, aspect=1.2)
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("tuning epoch (<= 0: pretraining)", "")
+    grid.figure.suptitle(f"{title} ({curves.seed.nunique()} seeds)".strip(), y=1.03)
+    return grid
+
+
 def save_figure(figure: plt.Figure | sns.FacetGrid, out_dir: str | os.PathLike, name: str) -> list[Path]:
     """Save as PNG (for reports) and PDF (for papers) under `<out>/figures/`; returns the paths."""
     figure = getattr(figure, "figure", figure)

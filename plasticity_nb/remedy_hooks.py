@@ -193,8 +193,10 @@ class Metrics(Hook):
 
 def metric_examples(train_x: torch.Tensor, train_y: torch.Tensor, positions: torch.Tensor, size: int,
                     seed: int) -> Examples:
-    """`size` class-balanced examples among `positions` of the subset (the same for every evaluation)."""
-    pick = positions[class_balanced_subset(train_y.cpu()[positions], min(size, len(positions)),
-                                           torch.Generator().manual_seed(seed))]
+    """`size` class-balanced examples among `positions` of the subset (the same for every evaluation); all of
+    them when there are no more than `size`."""
+    pick = positions
+    if size < len(positions):
+        pick = positions[class_balanced_subset(train_y.cpu()[positions], size, torch.Generator().manual_seed(seed))]
     pick = pick.to(train_x.device)
     return train_x[pick], train_y[pick]

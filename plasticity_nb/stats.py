@@ -6,6 +6,8 @@
   margin +/- m; equivalent when the 90 % interval lies inside (-m, m) (TOST at alpha = 0.05). A 95 % CI
   that merely includes 0 is absence of evidence, never equivalence.
 - A *bound* ("X does not speed up training by more than m"): one-sided t test of mean < m.
+- A *correlation* ("a metric predicts the gap"): Pearson's r across runs with its Fisher-z 95 % interval;
+  supported when the interval lies above 0 (power from the same Fisher-z approximation).
 
 Power comes from statsmodels' `TTestPower` (a paired test is a one-sample test on the differences): the
 minimum detectable effect at 80 % power for the seeds used, and the seeds needed for 80 % power at the
@@ -28,7 +30,7 @@ POSITIVE = (SUPPORTED, EQUIVALENT)  # verdicts that say the statement holds
 NEGATIVE = (NOT_SUPPORTED, NOT_EQUIVALENT)  # verdicts that say it does not
 ALPHA = 0.05  # every test's level
 POWER = 0.8  # the power that "minimum detectable effect" and "seeds needed" refer to
-TESTS = ("difference", "equivalence", "bound")
+TESTS = ("difference", "equivalence", "bound", "correlation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,20 +81,20 @@ def finite(values: Sequence[float]) -> np.ndarray:
 class Test:
     """One statistical test of a statement about paired differences, with its power."""
 
-    kind: str  # difference | equivalence | bound (see the module docstring)
+    kind: str  # difference | equivalence | bound | correlation (see the module docstring)
     estimate: Estimate  # mean and interval (95 % for a difference, 90 % for equivalence and bounds)
     verdict: str
     p_value: float  # difference: two-sided p of mean = 0; equivalence: TOST p; bound: one-sided p of mean >= margin
     margin: float | None = None  # equivalence: +/- margin; bound: the bound
     mde: float = math.nan  # effect (or margin distance) detectable with 80 % power at these seeds and this SD
-    seeds_needed: float = math.nan  # seeds for 80 % power at the observed mean and SD (inf: > 1,000 or never)
+    seeds_needed: float = math.nan  # seeds (correlation: runs) for 80 % power at the observed effect (inf: > 1,000)
     label: str = ""  # what this test compares, e.g. the condition or "remaining gap"
 
     def describe(self, unit: str = "pp") -> str:
         e = self.estimate
         ci = f"{round(100 * e.confidence)} % CI {e.ci_low:+.2f} to {e.ci_high:+.2f}"
-        rule = {"difference": "above 0?", "equivalence": "within +/-{margin:g}?", "bound": "below {margin:+g}?"}[
-            self.kind].format(margin=self.margin)
+        rule = {"difference": "above 0?", "equivalence": "within +/-{margin:g}?", "bound": "below {margin:+g}?",
+                "correlation": "r above 0?"}[self.kind].format(margin=self.margin)
         head = f"{self.label}: " if self.label else ""
         return f"{head}{e.mean:+.2f} {unit} ({ci}, {rule} p = {self.p_value:.3f}) -> {self.verdict}"
 
@@ -137,6 +139,28 @@ def bound_test(differences: Sequence[float], bound: float, label: str = "") -> T
     room = bound - estimate.mean
     return Test("bound", estimate, verdict, p, bound, detectable(estimate, "larger"),
                 seeds_for(room, estimate.sd, "larger") if room > 0 else math.inf, label)
+
+
+def correlation_test(x: Sequence[float], y: Sequence[float], label: str = "") -> Test:
+    """Does `x` predict `y` across runs? Pearson's r with the Fisher-z 95 % interval (scipy); supported when the
+    interval lies above 0. The estimate's n counts pairs (runs), its sd is not defined (NaN)."""
+    from scipy.stats import norm, pearsonr
+
+    pairs = np.column_stack([np.asarray(x, dtype=float), np.asarray(y, dtype=float)])
+    pairs = pairs[np.isfinite(pairs).all(axis=1)]
+    n = len(pairs)
+    if n < 4 or not (pairs.std(axis=0) > 0).all():  # Fisher z needs n > 3 and spread in both
+        estimate = Estimate(math.nan, -math.inf, math.inf, n, math.nan)
+        return Test("correlation", estimate, INCONCLUSIVE, math.nan, label=label)
+    result = pearsonr(pairs[:, 0], pairs[:, 1])
+    ci = result.confidence_interval(0.95)
+    estimate = Estimate(float(result.statistic), float(ci.low), float(ci.high), n, math.nan)
+    z = norm.ppf(1 - ALPHA / 2) + norm.ppf(POWER)  # Fisher z: atanh(r) ~ N(atanh(rho), 1 / (n - 3))
+    mde = math.tanh(z / math.sqrt(n - 3))
+    r = abs(estimate.mean)
+    needed = math.ceil((z / math.atanh(r)) ** 2 + 3) if 0 < r < 1 else math.inf
+    return Test("correlation", estimate, estimate.verdict, float(result.pvalue), None, mde,
+                float(needed) if needed <= 1000 else math.inf, label)
 
 
 def t_test(d: np.ndarray, p_value, certain: bool) -> float:

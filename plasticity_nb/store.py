@@ -4,9 +4,9 @@ Each run folder holds `config.json` (the full RunConfig), `history.parquet` (one
 `probes.parquet` (curvature and noise probes, if any), `metrics.json` (status and final values),
 `provenance.json` (versions, device, git commit, wall time), `model.pt` (final weights, for warm
 starts and later analysis) and, for runs with remedies that carry state, `remedies.pt` (what a run
-continuing this one needs: continual backprop's utilities and ages, generators). A run is written into a temporary folder and renamed into place in one
-step, so a run folder either is complete or does not exist: an interrupted run never leaves a result
-that loads.
+continuing this one needs: continual backprop's utilities and ages, generators). A run is written into
+a temporary folder and renamed into place in one step, so a run folder either is complete or does not
+exist: an interrupted run never leaves a result that loads.
 """
 from __future__ import annotations
 

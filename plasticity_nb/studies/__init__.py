@@ -13,6 +13,7 @@ from . import (
     multistage,
     optimisers,
     pretraining_duration,
+    remedies,
     resets,
     tuning_lr,
     two_phases,
@@ -53,6 +54,7 @@ STUDIES = {s.id: s for s in [
     Study("07", "07_resets.ipynb", resets),
     Study("08", "08_tuning_lr.ipynb", tuning_lr),
     Study("09", "09_two_phases.ipynb", two_phases),
+    Study("10", "10_remedies.ipynb", remedies),
 ]}
 
 

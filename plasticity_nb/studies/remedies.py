@@ -1,0 +1,193 @@
+"""10 · Remedies and plasticity metrics, side by side on the warm-start gap. Claims C11-C15.
+
+Each condition `remedy` pairs, per seed, a warm-started run with a scratch run:
+- "none": the plain warm start of notebook 01 against plain scratch;
+- shrink_perturb, dash: applied once, at the start of tuning, to the warm run (Ash & Adams 2020; Shin et al.
+  2024); compared with plain scratch ("does it recover from-scratch accuracy?");
+- l2_init, redo, cbp: the trainability remedies, on in both phases of the warm run (they are meant to keep the
+  network trainable while it learns, Kumar et al. 2023, Sokar et al. 2023, Dohare et al. 2024); compared with
+  plain scratch;
+- augment, weight_decay: standard regularisation changes the training setup, so both arms get it: warm with it
+  against scratch with it.
+Every run records the plasticity metrics (remedysettings.MetricSettings) at each evaluation, and at the start
+of each phase the gradient norms on the pretraining half and on the new half (Ash & Adams' imbalance).
+
+Hyperparameters are the sources' own where they give them; ReDo's period and continual backprop's rate and
+maturity are scaled to the quick budget (~1,200 steps), fixed before any result (study-protocols.md §12).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pandas as pd
+
+from ..claims import ClaimResult
+from ..config import ConfigError, check_positive
+from ..premises import Premise
+from ..protocols import QUICK_SWEEP, Plan, StudyResult, WarmStartConfig, check_sweep, presets
+from ..remedysettings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
+from ..stats import correlation_test, difference_test
+
+NONE = "none"
+AT_TUNING_START = ("shrink_perturb", "dash")  # applied once to the warm run, before tuning
+TRAINABILITY = ("l2_init", "redo", "cbp")  # on in both phases of the warm run
+REGULARISERS = ("augment", "weight_decay")  # both arms train with them
+REMEDIES = (*AT_TUNING_START, *TRAINABILITY, *REGULARISERS)
+# The start-of-tuning metrics C15 correlates with the gap; the first is its pre-stated primary predictor.
+PREDICTORS = ("grad_ratio", "start_effective_rank", "start_dormant_redo", "start_weight_norm")
+# The sources' own values, at every preset; weight decay 5e-4 is the usual ResNet/CIFAR value.
+SOURCE_VALUES = dict(sp_shrink=0.6, sp_perturb=0.01, dash_alpha=0.3, dash_shrink_floor=0.3, l2_init_coefficient=1e-2,
+                     redo_tau=0.1, regulariser_weight_decay=5e-4)
+METRICS = ("dormant_redo", "dormant_dohare", "effective_rank", "srank", "weight_norm", "init_distance")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(WarmStartConfig):
+    remedies: tuple[str, ...]  # conditions besides "none": any of REMEDIES
+    sp_shrink: float  # shrink-and-perturb lambda (Ash & Adams Fig. 8: 0.6)
+    sp_perturb: float  # shrink-and-perturb sigma (Fig. 8: 0.01)
+    dash_alpha: float  # DASH moving-average weight (Shin et al.: 0.3)
+    dash_shrink_floor: float  # DASH lambda, the smallest shrink factor (Shin et al.: 0.3)
+    l2_init_coefficient: float  # L2 Init lambda (Kumar et al.: 1e-2 best)
+    redo_tau: float  # ReDo dormancy threshold (Sokar et al.: 0.1)
+    redo_every: int  # steps between ReDo resets
+    cbp_replacement_rate: float  # continual backprop rho: units replaced per mature unit and step
+    cbp_maturity: int  # continual backprop m: steps before a unit may be replaced
+    regulariser_weight_decay: float  # the weight_decay condition's L2 coefficient (both arms)
+    speed_target_acc: float  # train accuracy (%) whose first tuning step is reported per arm
+
+    CONDITIONS = ("remedy",)
+    PRESETS = presets(
+        # smoke: one remedy of each kind (the test suite runs it; tests/test_remedy_runs.py covers every remedy)
+        smoke=dict(pretrain_epochs=2, remedies=["shrink_perturb", "l2_init", "augment"], **SOURCE_VALUES,
+                   redo_every=5, cbp_replacement_rate=1e-3, cbp_maturity=5, speed_target_acc=20.0),
+        # quick: ~195 pretraining + 975 tuning steps; ReDo every 200 steps (~5 tuning epochs), continual backprop
+        # at rho 1e-4, m 100 (the sources' ranges: rho 1e-6..1e-4, m 100..10k).
+        quick=dict(**QUICK_SWEEP, pretrain_epochs=10, remedies=list(REMEDIES), **SOURCE_VALUES, redo_every=200,
+                   cbp_replacement_rate=1e-4, cbp_maturity=100, speed_target_acc=90.0),
+        paper=dict(pretrain_epochs=350, remedies=list(REMEDIES), **SOURCE_VALUES, redo_every=1000,
+                   cbp_replacement_rate=1e-5, cbp_maturity=1000, speed_target_acc=99.0))
+
+    def check_sweep(self) -> None:
+        super().check_sweep()
+        check_sweep("remedies", self.remedies, lambda r: r in REMEDIES, f"known remedies: {', '.join(REMEDIES)}")
+        check_positive("speed_target_acc", self.speed_target_acc)
+        check_positive("regulariser_weight_decay", self.regulariser_weight_decay)
+        if self.speed_target_acc > 100:
+            raise ConfigError(f"speed_target_acc is a train accuracy in %, got {self.speed_target_acc!r}")
+
+    def plan(self, data_id: str = "") -> Plan:
+        plan = []
+        for remedy in (NONE, *self.remedies):
+            warm, scratch = self.arms(remedy)
+            for s in self.seeds:
+                plan.append((dict(remedy=remedy, seed=s, arm="warm"), self.warm(s, data_id, **warm)))
+                plan.append((dict(remedy=remedy, seed=s, arm="scratch"), self.scratch(s, data_id, **scratch)))
+        return plan
+
+    def arms(self, remedy: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The changes `remedy` makes to the warm and to the scratch run (`warm()`/`scratch()` keywords)."""
+        run = dict(metrics=MetricSettings())
+        settings = self.settings(remedy)
+        if remedy in AT_TUNING_START:
+            return dict(tune={remedy: settings}, **run), run
+        if remedy in TRAINABILITY:
+            return dict(pretrain={remedy: settings}, tune={remedy: settings}, **run), run
+        if remedy in REGULARISERS:
+            run = {**run, **settings}
+        return run, run
+
+    def settings(self, remedy: str) -> Any:
+        """The remedy's settings from this config's hyperparameters (a run-field dict for the regularisers)."""
+        return {
+            "shrink_perturb": lambda: ShrinkPerturb(shrink=self.sp_shrink, perturb=self.sp_perturb),
+            "dash": lambda: Dash(alpha=self.dash_alpha, shrink_floor=self.dash_shrink_floor),
+            "l2_init": lambda: L2Init(coefficient=self.l2_init_coefficient),
+            "redo": lambda: ReDo(tau=self.redo_tau, every=self.redo_every),
+            "cbp": lambda: ContinualBackpropSettings(replacement_rate=self.cbp_replacement_rate,
+                                                     maturity_threshold=self.cbp_maturity),
+            "augment": lambda: dict(augment=True),
+            "weight_decay": lambda: dict(weight_decay=self.regulariser_weight_decay),
+            NONE: lambda: {},
+        }[remedy]()
+
+
+def tuned(result: StudyResult) -> pd.DataFrame:
+    """History rows of the tuning phase, with `tune_step`: steps since tuning began (scratch: since step 0)."""
+    keys = ["remedy", "seed", "arm"]
+    h = result.history
+    began = h[h.tune_epoch <= 0].groupby(keys).step.max().rename("tuning_from").reset_index()
+    rows = h[h.tune_epoch >= 1].merge(began, on=keys, how="left").fillna({"tuning_from": 0})
+    return rows.assign(tune_step=rows.step - rows.tuning_from)
+
+
+def remedy_table(result: StudyResult, config: Config) -> pd.DataFrame:
+    """Per condition: the gap to scratch with its CI and equivalence verdict, each arm's fit, the tuning wall
+    time relative to the plain warm start, and tuning steps until the train accuracy reaches the target."""
+    rows = tuned(result)
+    seconds = rows.groupby(["remedy", "arm", "seed"]).seconds.sum().groupby(["remedy", "arm"]).mean()
+    reached = rows[rows.train_acc >= config.speed_target_acc].groupby(["remedy", "arm", "seed"]).tune_step.min()
+    table = []
+    for remedy in (NONE, *config.remedies):
+        gap = result.gap_test(remedy=remedy)
+        same = result.gap_equivalence(config.equivalence_margin, remedy=remedy)
+        steps = reached.get(remedy, pd.Series(dtype=float))
+        table.append(dict(remedy=remedy, gap_pp=gap.estimate.mean, ci_low=gap.estimate.ci_low,
+                          ci_high=gap.estimate.ci_high, equivalence=same.verdict,
+                          warm_train_acc=result.fit("warm", remedy=remedy),
+                          scratch_train_acc=result.fit("scratch", remedy=remedy),
+                          premise="met" if result.premise(config.premise_rule(), remedy=remedy).met else "NOT MET",
+                          overhead_pct=100 * (seconds[(remedy, "warm")] / seconds[(NONE, "warm")] - 1),
+                          warm_steps_to_target=steps.get("warm", pd.Series(dtype=float)).mean(),
+                          seeds_reaching=int(steps.get("warm", pd.Series(dtype=float)).count())))
+    return pd.DataFrame(table)
+
+
+def metric_curves(result: StudyResult) -> pd.DataFrame:
+    """Long table of the plasticity metrics at each evaluation: remedy, arm, seed, tune_epoch, metric, value."""
+    h = result.history.dropna(subset=["effective_rank"])
+    return h.melt(id_vars=["remedy", "arm", "seed", "tune_epoch"], value_vars=list(METRICS), var_name="metric")
+
+
+def start_of_tuning(result: StudyResult) -> pd.DataFrame:
+    """Per warm-started run: the start-of-tuning metrics and the run's gap to its scratch pair (pp)."""
+    h = result.history
+    first = h[(h.arm == "warm") & (h.tune_epoch == 1)].set_index(["remedy", "seed"])[list(PREDICTORS)]
+    gaps = result.gaps.set_index(["remedy", "seed"]).gap_pp
+    return first.join(gaps).reset_index()
+
+
+def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
+    """C11-C14 for each remedy in the sweep; C15 across every warm-started run."""
+    rule, found = config.premise_rule(), []
+
+    def premise(*remedies: str) -> Premise:
+        return Premise.all_of([result.premise(rule, remedy=r) for r in remedies])
+
+    margin = config.equivalence_margin
+    for remedy, claim in (("shrink_perturb", "C11"), ("dash", "C12")):
+        if remedy in config.remedies:
+            closes = result.gap_equivalence(margin, remedy=remedy)
+            found.append(ClaimResult(claim, (closes,), premise(remedy), (result.gap_test(remedy=remedy),)))
+    for remedy, claim in zip(TRAINABILITY, ("C13a", "C13b", "C13c")):
+        if remedy in config.remedies:
+            remains = result.gap_test(remedy=remedy)
+            found.append(ClaimResult(claim, (remains,), premise(remedy),
+                                     (result.gap_equivalence(margin, remedy=remedy),)))
+    if "augment" in config.remedies:
+        shrinks = difference_test(result.gap_change("remedy", NONE, "augment"), "gap(none) - gap(augment)")
+        found.append(ClaimResult("C14a", (shrinks,), premise(NONE, "augment"),
+                                 (result.gap_equivalence(margin, remedy="augment"),)))
+    if "weight_decay" in config.remedies:
+        found.append(ClaimResult("C14b", (result.gap_test(remedy="weight_decay"),), premise("weight_decay")))
+    # C15 pools the conditions whose arms fit (a gap between unfitted arms is a budget artefact, not a prediction
+    # target); it needs the plain warm start among them.
+    fitted = [r for r in (NONE, *config.remedies) if result.premise(rule, remedy=r).met]
+    start = start_of_tuning(result)
+    start = start[start.remedy.isin(fitted)]
+    left_out = sorted(set(config.remedies) - set(fitted))
+    where = f"{len(start)} warm runs" + (f", premise not met so left out: {', '.join(left_out)}" if left_out else "")
+    tests = [correlation_test(start[m], start.gap_pp, f"r({m}, gap) over {where}") for m in PREDICTORS]
+    found.append(ClaimResult("C15", (tests[0],), premise(NONE), tuple(tests[1:])))
+    return found
