@@ -20,6 +20,9 @@ class RunState:
     optimizer: dict[str, Any] | None = None  # state of the phase's optimiser (None before the phase starts)
     generator: torch.Tensor | None = None  # state of the phase's data-order generator
     model: dict[str, torch.Tensor] | None = None  # weights and BatchNorm buffers, when saved
+    # The run's execution setting, "off" (eager) or a torch.compile mode: a resumed run continues with the one it
+    # started with (compiled and eager steps round differently); None in checkpoints written before it was kept.
+    compile: str | None = None
 
 
 @dataclasses.dataclass
@@ -29,3 +32,4 @@ class RunOutcome:
     state: dict[str, torch.Tensor]  # final model weights and BatchNorm buffers, on the CPU
     status: str  # "finished", or "diverged" (non-finite training loss; training stopped there)
     phases_done: int  # phases trained (fewer than configured only when diverged)
+    compile: str | None = None  # how its last phase executed ("off" or a torch.compile mode), for its provenance
