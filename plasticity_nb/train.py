@@ -91,7 +91,10 @@ class Runtime:
 
 
 def default_compile(config: RunConfig, device: torch.device) -> str:
-    """The compile setting when PLASTICITY_COMPILE does not name one: eager."""
+    """The compile setting when PLASTICITY_COMPILE does not name one: eager. On a CPU, compiling a quick run saved
+    9-12 % of its training steps' CPU time but nothing of its evaluations (a quarter of it), and an empty cache
+    costs each worker ~50 s of CPU time: notebook 01 from an empty output folder ~4 % slower, later batches ~7 %
+    faster (benchmarks/RESULTS.md, 2026-11-26). On a GPU, ask for reduce-overhead."""
     return COMPILE_OFF
 
 
