@@ -13,6 +13,12 @@ in the whole process's), the time spent evaluating (not compiled), the first epo
 median of that phase's other epochs (the first holds the compilation), and how many graphs dynamo compiled
 and recompiled. Ratios are to the eager run of the same repeat. Fewer epochs than the preset's (e.g.
 --pretrain-epochs 3 --tune-epochs 5) give per-epoch times to extrapolate from.
+
+    python -m benchmarks.cpu_compile --interleaved 5 [--data DIR]
+
+The steady state alone, in one single-threaded process: an eager and a compiled learner (quick scratch run,
+5,000 images) train alternate epochs (eager, compiled, eager, ...; no evaluation), after a few untimed steps
+that compile; then one evaluation of the 10,000 test images. Median wall and CPU seconds per epoch.
 """
 import argparse
 import dataclasses
@@ -71,6 +77,47 @@ def child(args: argparse.Namespace) -> None:
                       "precision": config.precision, "final_test_acc": outcome.history[-1]["test_acc"]}))
 
 
+def interleaved(args: argparse.Namespace) -> None:
+    """Eager and compiled training epochs, alternating in this process."""
+    torch.set_num_threads(1)
+    from plasticity_nb import load_cifar10
+    from plasticity_nb.runstate import RunState
+    from plasticity_nb.studies.warm_start_gap import Config
+    from plasticity_nb.train import RunTensors, Runtime, SingleLearner, evaluate, init_model
+
+    data = load_cifar10(args.data, "cpu").decode()
+    config = Config.from_preset("quick").scratch(0, data.data_id)
+    learners = {}
+    for name, compile in (("eager", False), ("compiled", True)):
+        runtime = Runtime.for_config(config, "cpu", compile=compile)
+        learner = SingleLearner(init_model(config, runtime), config, RunState([], [], 0, 0, 0),
+                                RunTensors(config, data, runtime), runtime)
+        for batch in learner.epoch_batches(0)[0][:3]:
+            learner.step(batch)  # compiles (untimed)
+        learners[name] = learner
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in learners}
+    for epoch in range(1, args.interleaved + 1):
+        for name, learner in learners.items():
+            batches = learner.epoch_batches(epoch)[0]
+            wall, cpu = time.perf_counter(), time.process_time()
+            for batch in batches:
+                learner.step(batch)
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    eager = [statistics.median(t[i] for t in times["eager"]) for i in (0, 1)]
+    print(f"# {describe_machine(torch.device('cpu'))}; {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}; 1 thread; "
+          f"{args.interleaved} alternating epochs of {len(batches)} steps ({config.precision})")
+    for name, t in times.items():
+        wall, cpu = (statistics.median(x[i] for x in t) for i in (0, 1))
+        print(f"{name:<8}: median per epoch {wall:5.2f} s wall, {cpu:5.2f} s CPU; ratio to eager "
+              f"{wall / eager[0]:4.2f} wall, {cpu / eager[1]:4.2f} CPU; each {[round(x[1], 2) for x in t]} s CPU")
+    learner = learners["eager"]
+    wall, cpu = time.perf_counter(), time.process_time()
+    evaluate(learner.model, learner.tensors.test_x, learner.tensors.test_y, learner.runtime)
+    print(f"one evaluation of {len(learner.tensors.test_y):,} test images (eager, BatchNorm fused): "
+          f"{time.perf_counter() - wall:5.2f} s wall, {time.process_time() - cpu:5.2f} s CPU")
+
+
 def measure(variant: str, cache: str, args: argparse.Namespace) -> dict:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
     env.pop("PLASTICITY_COMPILE", None)
@@ -93,10 +140,14 @@ def main() -> None:
     parser.add_argument("--tune-epochs", type=int, default=25, help="epochs on the whole subset (quick: 25)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--data", default=None, help="CIFAR-10 folder (default: PLASTICITY_DATA, then data/)")
+    parser.add_argument("--interleaved", type=int, default=0, metavar="EPOCHS",
+                        help="only compare training epochs, eager and compiled alternating in one process")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
+    if args.interleaved:
+        return interleaved(args)
     cpu = "AVX-512" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "AVX2 (no native bf16)"
     print(f"# {describe_machine(torch.device('cpu'))}; {cpu}; {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}; 1 thread per process; warm run of notebook 01 at quick with "
