@@ -12,6 +12,10 @@ import pytest
 def pytest_configure(config):
     os.environ.setdefault("PLASTICITY_OUT", tempfile.mkdtemp(prefix="plasticity-test-out-"))
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # Eager in every test, kernel and worker even when the developer's shell exports PLASTICITY_COMPILE: the
+    # histories tests compare bitwise were recorded eagerly (compiled steps round differently), and compiling tiny
+    # runs only costs time. Tests of the setting set it themselves.
+    os.environ["PLASTICITY_COMPILE"] = "off"
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from .paths import resolve_out_dir
 from .runner import CHECKPOINT_EVERY
 from .store import RunStore, StoreError
 from .studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
-from .train import COMPILE_ENV, COMPILE_MODES, resolve_device
+from .train import COMPILE_CHOICES, COMPILE_ENV, resolve_device
 
 INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
 
@@ -61,9 +61,11 @@ def main(argv: list[str] | None = None) -> int:
                      help="Ray cluster to use with --executor ray (default: a local one)")
     run.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="EPOCHS",
                      help=f"epochs between checkpoints that make killed runs resumable (default: {CHECKPOINT_EVERY})")
-    run.add_argument("--compile", default=None, choices=COMPILE_MODES, metavar="MODE",
-                     help="torch.compile every run in this mode: reduce-overhead (CUDA graphs) is the fast one on a "
-                          f"GPU (benchmarks/RESULTS.md); one of {', '.join(COMPILE_MODES)} (default: eager)")
+    run.add_argument("--compile", default=None, choices=COMPILE_CHOICES, metavar="MODE",
+                     help="torch.compile every run in this mode, or 'off' for eager: reduce-overhead (CUDA graphs) "
+                          "is the fast one on a GPU (benchmarks/RESULTS.md); one of "
+                          f"{', '.join(COMPILE_CHOICES)} (default: eager). Compiled code is cached in "
+                          "OUT/compile-cache")
     args = parser.parse_args(argv)
     if args.compile:
         os.environ[COMPILE_ENV] = args.compile  # read by Runtime.for_config here and in spawned workers

@@ -24,7 +24,7 @@ from .executors import EXECUTORS, LocalExecutor, RayExecutor
 from .paths import default_out_dir
 from .provenance import collect
 from .store import RunRecord, RunStore
-from .train import RunConfig, resolve_device, train_run
+from .train import RunConfig, resolve_device, share_compile_cache, train_run
 
 CHECKPOINT_EVERY = 5  # epochs between checkpoints of a running run (they make killed runs resumable)
 
@@ -59,11 +59,12 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR
         resume = store.load_checkpoint(config)
         store.log("resume" if resume else "start", config, **({"phase": resume.phase_index + 1, "epoch": resume.epoch}
                                                                if resume else {}))
+        share_compile_cache(store.root.parent)
         started = time.perf_counter()
         outcome = train_run(config, data, device, start, progress, resume,
                             checkpoint=lambda state: store.save_checkpoint(config, state),
                             checkpoint_every=checkpoint_every)
-        provenance = collect(device, time.perf_counter() - started, data.source)
+        provenance = {**collect(device, time.perf_counter() - started, data.source), "compile": outcome.compile}
         if resume:
             provenance["resumed_from"] = {"phase": resume.phase_index + 1, "epoch": resume.epoch}
         record = store.save(config, outcome, provenance)  # discards the checkpoint
@@ -147,6 +148,7 @@ def run_together(configs: list[RunConfig], store: RunStore, data: CIFAR10, devic
     with contextlib.ExitStack() as locks:
         for config in configs:
             locks.enter_context(store.lock(config))
+        share_compile_cache(store.root.parent)
         started = time.perf_counter()
         outcomes = train_ensemble(configs, data, device, starts)
         seconds = time.perf_counter() - started

@@ -21,6 +21,9 @@ class RunState:
     generator: torch.Tensor | None = None  # state of the phase's data-order generator
     model: dict[str, torch.Tensor] | None = None  # weights and BatchNorm buffers, when saved
     remedies: dict[str, torch.Tensor] | None = None  # what remedies carry on (remedy_hooks.RunRemedies), when saved
+    # The run's execution setting, "off" (eager) or a torch.compile mode: a resumed run continues with the one it
+    # started with (compiled and eager steps round differently); None in checkpoints written before it was kept.
+    compile: str | None = None
 
 
 @dataclasses.dataclass
@@ -31,3 +34,4 @@ class RunOutcome:
     status: str  # "finished", or "diverged" (non-finite training loss; training stopped there)
     phases_done: int  # phases trained (fewer than configured only when diverged)
     remedies: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # RunRemedies' state at the end
+    compile: str | None = None  # how its last phase executed ("off" or a torch.compile mode), for its provenance

@@ -14,6 +14,7 @@ import contextlib
 import copy
 import dataclasses
 import os
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -41,8 +42,12 @@ from .runconfig import OPTIMIZERS, POOLS, PRECISIONS, Phase, RunConfig  # noqa: 
 from .runstate import RunOutcome, RunState
 from .sampling import BlendingSampler, multistage_split, shuffled_batches
 
-COMPILE_ENV = "PLASTICITY_COMPILE"  # execution only (how fast, not what): every run of this process tree compiles
+COMPILE_ENV = "PLASTICITY_COMPILE"  # execution only (how fast, not what): the compile setting of this process tree
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_OFF = "off"  # PLASTICITY_COMPILE=off / `run --compile off`: eager, also where compiling is the default
+COMPILE_CHOICES = (COMPILE_OFF, *COMPILE_MODES)
+CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"  # where inductor keeps compiled code (its FX graph and AOTAutograd caches)
+_OWN_CACHE_ENV = "PLASTICITY_COMPILE_CACHE"  # the cache folder this package chose (inherited by spawned workers)
 EVAL_BATCH = 500  # test images per forward pass (fastest on a CPU; results do not depend on it)
 
 
@@ -65,16 +70,25 @@ class Runtime:
     def for_config(cls, config: RunConfig, device: str | torch.device | None = None, **options: Any) -> "Runtime":
         """Defaults: channels_last for convolutional nets (on a CPU, widths that are multiples of 8), and
         torch.compile in the mode PLASTICITY_COMPILE names (set by `run --compile MODE`; e.g. reduce-overhead
-        on a GPU); `options` override."""
+        on a GPU; "off": eager), else as `default_compile` decides; `options` override."""
         device = resolve_device(device)
         # On a CPU, oneDNN's NHWC kernels vectorise over 8 channels: a width-4 ResNet in channels_last fell to a
         # reference path on an AVX2 CPU (> 40 s for one fp32 step that takes 0.07 s in NCHW).
         channels_last = config.model == "resnet" and (device.type == "cuda" or config.width % 8 == 0)
-        defaults: dict[str, Any] = {"channels_last": channels_last}
-        if mode := os.environ.get(COMPILE_ENV):
-            check_choice(COMPILE_ENV, mode, COMPILE_MODES)
-            defaults.update(compile=True, compile_mode=mode)
+        setting = os.environ.get(COMPILE_ENV) or default_compile(config, device)
+        check_choice(COMPILE_ENV, setting, COMPILE_CHOICES)
+        defaults: dict[str, Any] = {"channels_last": channels_last, **cls.compile_options(setting)}
         return cls(device, config.precision, **{**defaults, **options})
+
+    @staticmethod
+    def compile_options(setting: str) -> dict[str, Any]:
+        """The fields of a compile setting: "off" (eager) or a torch.compile mode."""
+        return {"compile": False} if setting == COMPILE_OFF else {"compile": True, "compile_mode": setting}
+
+    @property
+    def compile_setting(self) -> str:
+        """"off" or the torch.compile mode: a checkpoint records it, so that a resumed run continues as it began."""
+        return self.compile_mode if self.compile else COMPILE_OFF
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "bf16":
@@ -85,6 +99,24 @@ class Runtime:
         """The callable a training step uses: the model (which keeps its state-dict keys) or, for ensembles,
         the vmapped functional call; compiled when `compile` is set."""
         return torch.compile(forward, mode=self.compile_mode) if self.compile else forward
+
+
+def default_compile(config: RunConfig, device: torch.device) -> str:
+    """The compile setting when PLASTICITY_COMPILE does not name one: eager. On a CPU, compiling a quick run saved
+    9-12 % of its training steps' CPU time but nothing of its evaluations (a quarter of it), and an empty cache
+    costs each worker ~50 s of CPU time: notebook 01 from an empty output folder ~4 % slower, later batches ~7 %
+    faster (benchmarks/RESULTS.md, 2026-11-26). On a GPU, ask for reduce-overhead."""
+    return COMPILE_OFF
+
+
+def share_compile_cache(out_dir: str | os.PathLike) -> None:
+    """Keep inductor's compiled code in `out_dir`/compile-cache, so that every worker process of a batch (and
+    every Ray task, the output folder being shared) after the first loads it instead of compiling again; a
+    TORCHINDUCTOR_CACHE_DIR the user set wins. Execution only: a run's key and results do not depend on it."""
+    current = os.environ.get(CACHE_ENV)
+    if current is not None and current != os.environ.get(_OWN_CACHE_ENV):
+        return
+    os.environ[CACHE_ENV] = os.environ[_OWN_CACHE_ENV] = str(Path(out_dir).expanduser().resolve() / "compile-cache")
 
 
 def native_precision() -> str:
@@ -315,11 +347,14 @@ def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | Non
     """Train every phase of `config`; or, given `start` (the outcome of `config.prefix()`), only the last.
 
     `resume` continues from a checkpoint that `checkpoint` saved (every `checkpoint_every` epochs);
-    `runtime` overrides how it executes (default: `Runtime.for_config(config, device)`).
-    Seeded and deterministic on CPU: the same config and thread count give a bitwise-identical history,
-    whether the run went in one go, continued a stored prefix, or resumed from a checkpoint.
+    `runtime` overrides how it executes (default: `Runtime.for_config(config, device)`, compiled or not as the
+    resumed run was). Seeded and deterministic on CPU: the same config, thread count and compile setting give a
+    bitwise-identical history, whether the run went in one go, continued a stored prefix, or resumed from a
+    checkpoint.
     """
-    runtime = runtime or Runtime.for_config(config, device)
+    if runtime is None:
+        started_as = Runtime.compile_options(resume.compile) if resume is not None and resume.compile else {}
+        runtime = Runtime.for_config(config, device, **started_as)
     if start is not None and start.status == "diverged":
         return start  # a diverged prefix has no weights worth continuing from
     if start is not None and start.phases_done != len(config.phases) - 1:
@@ -329,13 +364,14 @@ def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | Non
     if resume is not None:
         model.load_state_dict(resume.model)
         remedies.load_state_dict(resume.remedies or {})
-        state = dataclasses.replace(resume, model=None, remedies=None)
+        state = dataclasses.replace(resume, model=None, remedies=None, compile=runtime.compile_setting)
     elif start is not None:
         model.load_state_dict(start.state)
         remedies.load_state_dict(start.remedies)
-        state = RunState(list(start.history), list(start.probes), start.phases_done, 0, start.history[-1]["step"])
+        state = RunState(list(start.history), list(start.probes), start.phases_done, 0, start.history[-1]["step"],
+                         compile=runtime.compile_setting)
     else:
-        state = RunState([], [], 0, 0, 0)
+        state = RunState([], [], 0, 0, 0, compile=runtime.compile_setting)
     tensors = RunTensors(config, data, runtime)
     while state.phase_index < len(config.phases):
         learner = SingleLearner(model, config, state, tensors, runtime)
@@ -347,10 +383,10 @@ def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | Non
             train_phase(learner, learner.phase, [state], hooks)
         if diverged(state):
             return RunOutcome(state.history, state.probes, _cpu_state(model), "diverged", state.phase_index + 1,
-                              remedies.state_dict())
-        state = RunState(state.history, state.probes, state.phase_index + 1, 0, state.step)
+                              remedies.state_dict(), state.compile)
+        state = RunState(state.history, state.probes, state.phase_index + 1, 0, state.step, compile=state.compile)
     return RunOutcome(state.history, state.probes, _cpu_state(model), "finished", len(config.phases),
-                      remedies.state_dict())
+                      remedies.state_dict(), state.compile)
 
 
 def _remedy_hooks(config: RunConfig, state: RunState, tensors: RunTensors, runtime: Runtime,

@@ -1,5 +1,6 @@
 """Resumable runs: a run continued from any checkpoint ends exactly like an uninterrupted one."""
 import pandas as pd
+import pytest
 import torch
 
 from plasticity_nb import Phase, RunStore
@@ -21,6 +22,22 @@ def test_resuming_from_every_checkpoint_reproduces_the_uninterrupted_run(cifar, 
         pd.testing.assert_frame_equal(pd.DataFrame(resumed.history)[DETERMINISTIC],
                                       pd.DataFrame(whole.history)[DETERMINISTIC])
         assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
+
+
+def test_a_resumed_run_keeps_the_compile_setting_it_started_with(cifar, tmp_path, monkeypatch):
+    config = tiny_run(phases=(Phase(epochs=3),))
+    saved = []
+    monkeypatch.setenv("PLASTICITY_COMPILE", "off")
+    whole = train_run(config, cifar, checkpoint=saved.append, checkpoint_every=1)
+    assert whole.compile == "off" and {s.compile for s in saved} == {"off"}
+    store = RunStore(tmp_path)
+    store.save_checkpoint(config, saved[0])
+    monkeypatch.setenv("PLASTICITY_COMPILE", "default")  # the batch that resumes it asks for compilation
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("a run begun eager was resumed compiled"))
+    resumed = train_run(config, cifar, resume=store.load_checkpoint(config))
+    assert resumed.compile == "off"
+    pd.testing.assert_frame_equal(pd.DataFrame(resumed.history)[DETERMINISTIC],
+                                  pd.DataFrame(whole.history)[DETERMINISTIC])
 
 
 def test_a_checkpoint_is_replaced_atomically_and_discarded(tmp_path):

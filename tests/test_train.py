@@ -1,4 +1,5 @@
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -78,9 +79,32 @@ def test_compile_mode_comes_from_the_environment_and_is_checked(monkeypatch):
     runtime = Runtime.for_config(config, "cpu")
     assert runtime.compile and runtime.compile_mode == "reduce-overhead"
     assert not Runtime.for_config(config, "cpu", compile=False).compile  # explicit options win
+    monkeypatch.setenv("PLASTICITY_COMPILE", "off")
+    assert not Runtime.for_config(config, "cpu").compile
+    assert Runtime.for_config(config, "cpu").compile_setting == "off"
     monkeypatch.setenv("PLASTICITY_COMPILE", "fastest")
     with pytest.raises(ConfigError, match="PLASTICITY_COMPILE"):
         Runtime.for_config(config, "cpu")
+
+
+def test_compilation_is_an_execution_setting_outside_the_run_key(monkeypatch, tmp_path):
+    from plasticity_nb.protocols import WarmStartConfig
+    from plasticity_nb.train import share_compile_cache
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("PLASTICITY_COMPILE_CACHE", raising=False)
+    keys = []
+    for setting in ("off", "default", None):
+        if setting is None:
+            monkeypatch.delenv("PLASTICITY_COMPILE", raising=False)
+        else:
+            monkeypatch.setenv("PLASTICITY_COMPILE", setting)
+        share_compile_cache(tmp_path / setting if setting else tmp_path)
+        keys.append([c.key() for _, c in WarmStartConfig.from_preset("quick").plan()])
+    assert keys[0] == keys[1] == keys[2]
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path.resolve() / "compile-cache")  # ours: follows --out
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    share_compile_cache(tmp_path / "other")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")  # the user's own choice wins
 
 
 def test_studies_resolve_auto_precision_to_what_this_machine_runs_natively():
