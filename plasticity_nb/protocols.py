@@ -226,6 +226,14 @@ class StudyResult:
         keys = self.gaps[list(self.conditions)].drop_duplicates().to_dict("records")
         return Premise.all_of([self.premise(rule, **key) for key in keys])
 
+    def where(self, column: str, values: list[Any]) -> StudyResult:
+        """The result of only the runs whose `column` is one of `values` (e.g. some of a sweep's conditions)."""
+        def keep(table: pd.DataFrame) -> pd.DataFrame:
+            return table[table[column].isin(values)] if column in table else table  # probes may be empty
+
+        return dataclasses.replace(self, **{name: keep(getattr(self, name))
+                                            for name in ("history", "probes", "summary", "gaps", "estimates")})
+
     @property
     def estimate(self) -> Estimate:
         if self.conditions:

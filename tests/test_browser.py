@@ -1,6 +1,7 @@
 """The explorer in a real browser: JupyterLab on 127.0.0.1 with a token, driven by Playwright in headless
 Chromium (the first found by `tests/browser.py`: on PATH, Playwright's own, Debian's package when root;
-skipped when there is none). Runs the explorer notebook, changes a widget and checks that the plot changes.
+skipped when there is none). Runs the explorer notebook, changes a widget and checks that the plot changes;
+then, when study 10 is stored, unpicks its remedies and checks that the plot and the gap table change.
 
 By default on a fresh smoke store; `PLASTICITY_EXPLORER_STORE=outputs PLASTICITY_SCREENSHOT=docs/explorer.png
 pytest tests/test_browser.py` runs it on an existing store (e.g. quick results) and makes the README's picture."""
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+import plasticity_nb as pnb
 from plasticity_nb.cli import main
 from plasticity_nb.paths import project_root
+from plasticity_nb.studies import remedies
 from tests.browser import find_browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -42,12 +45,14 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A run store with two studies' runs (smoke unless given), and JupyterLab serving the project with it."""
+    """A run store with three studies' runs (smoke unless given), and JupyterLab serving the project with it."""
     if os.environ.get("PLASTICITY_EXPLORER_STORE"):
         out = Path(os.environ["PLASTICITY_EXPLORER_STORE"]).resolve()
     else:
         out = tmp_path_factory.mktemp("explorer-store")
         assert main(["run", "--preset", "smoke", "--only", "01,08", "--out", str(out)]) == 0
+        # Study 10 with one remedy (8 runs, not the preset's 16): enough to pick it away.
+        pnb.run_study(remedies.Config.from_preset("smoke", remedies=["shrink_perturb"]), out_dir=out, progress=False)
     port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | {"PLASTICITY_OUT": str(out)}
     server = subprocess.Popen(
@@ -76,8 +81,15 @@ def plot_source(page) -> str:
     return image.get_attribute("src")
 
 
+def next_plot(page, previous: str) -> str:
+    """The src of the next figure, once it differs from `previous`."""
+    page.wait_for_function("previous => { const img = document.querySelector('.widget-output img');"
+                           " return img && img.src !== previous; }", arg=previous, timeout=120_000)
+    return plot_source(page)
+
+
 def test_explorer_runs_in_a_real_browser_and_reacts_to_its_widgets(chromium, lab):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     base, token = lab
     with sync_playwright() as p:
@@ -99,11 +111,18 @@ def test_explorer_runs_in_a_real_browser_and_reacts_to_its_widgets(chromium, lab
         options = study.locator("option").all_inner_texts()
         assert len(options) >= 2, options  # both studies' runs are in the store
         study.select_option(label=options[1])
-        page.wait_for_function("previous => { const img = document.querySelector('.widget-output img');"
-                               " return img && img.src !== previous; }", arg=before, timeout=120_000)
-        after = plot_source(page)
+        after = next_plot(page, before)
         assert after != before
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
+        if "10_remedies" in options or not os.environ.get("PLASTICITY_EXPLORER_STORE"):  # a given store may lack it
+            study.select_option(label="10_remedies")
+            picked = next_plot(page, after)
+            table = page.locator(".widget-output").nth(1)  # the second output widget holds the gap table
+            expect(table).to_contain_text("shrink_perturb", timeout=120_000)
+            page.locator(".widget-select-multiple select").select_option([])  # unpick every remedy
+            next_plot(page, picked)
+            expect(table).not_to_contain_text("shrink_perturb", timeout=120_000)
+            expect(table).to_contain_text("none")  # the plain warm start stays, as the reference
         browser.close()
     assert SCREENSHOT.stat().st_size > 20_000
