@@ -106,6 +106,10 @@ CLAIMS = {c.id: c for c in [
           "numbers not quoted: we cannot read them in our sources).",
           "remaining gap = scratch - warm with DASH at the start of tuning; equivalence (TOST) within +/- the margin",
           source=SHIN),
+    Claim("C12b", "10_remedies", "DASH before tuning generalises better than training from scratch",
+          "DASH beats warm start, shrink-and-perturb and cold start in test accuracy (Shin et al. 2024, Table 1). "
+          "Added after seeing C12's result (DASH above scratch, so 'not equivalent'): this is their own statement.",
+          "warm with DASH - scratch test accuracy (the negative remaining gap); difference test", source=SHIN),
     Claim("C13a", "10_remedies", "L2 Init does not close the warm-start gap",
           "Methods that keep a network trainable (L2 Init among them) do little for generalisation after a warm start "
           "(Lee et al. 2024).", "remaining gap = scratch - warm with L2 Init in both phases; difference test",

@@ -48,3 +48,31 @@ def test_epochs_to_target_counts_a_run_that_never_gets_there_as_budget_plus_one(
     result = build(config, lambda labels: 0.5, train_acc=fits)
     epochs = resets.epochs_to_target(result, 90.0, budget=2)
     assert set(epochs[epochs.arm == "scratch"].epochs) == {2} and set(epochs[epochs.arm == "warm"].epochs) == {3}
+
+
+def test_remedy_claims_test_what_each_source_states():
+    from plasticity_nb.studies import remedies
+
+    config = remedies.Config.from_preset("quick", seeds=[0, 1, 2])
+    scratch = {"none": 0.60, "augment": 0.70}
+    warm = {"none": 0.55, "shrink_perturb": 0.60, "dash": 0.65, "l2_init": 0.52, "redo": 0.55, "cbp": 0.56,
+            "augment": 0.70, "weight_decay": 0.55}
+    def test_acc(labels):
+        remedy = labels["remedy"]
+        if labels["arm"] == "scratch":
+            return scratch.get(remedy, 0.60)
+        return warm[remedy] + 0.001 * labels["seed"]
+    result = build(config, test_acc)
+    # the start-of-tuning metrics, as the runs record them in their first tuning epoch: here the imbalance
+    # grows with the gap, so C15 must find a positive correlation
+    first = result.history.tune_epoch == 1
+    gap = result.history.remedy.map(lambda r: scratch.get(r, 0.60) - warm[r])
+    for column in remedies.PREDICTORS:
+        result.history[column] = (1 + 10 * gap).where(first)
+    found = {c.claim: c for c in remedies.claims(result, config)}
+    assert found["C11"].primary.kind == "equivalence" and found["C11"].verdict == "equivalent"
+    assert found["C12"].verdict == "not equivalent" and found["C12b"].verdict == "supported"  # DASH beats scratch
+    assert found["C13a"].verdict == "supported" and found["C13a"].primary.kind == "difference"  # the gap remains
+    assert found["C14a"].primary.estimate.mean == pytest.approx(5.0, abs=0.3)  # gap(none) 5 pp - gap(augment) 0
+    assert found["C15"].primary.kind == "correlation" and found["C15"].verdict == "supported"
+    assert found["C15"].primary.estimate.n == 3 * (1 + len(config.remedies))  # every warm run, all premises met

@@ -1,4 +1,5 @@
-"""10 · Remedies and plasticity metrics, side by side on the warm-start gap. Claims C11-C15.
+"""10 · Remedies and plasticity metrics, side by side on the warm-start gap. Claims C11-C15 (C12b added after
+seeing C12's result: DASH beat scratch, which an equivalence test calls "not equivalent"; see claims.py).
 
 Each condition `remedy` pairs, per seed, a warm-started run with a scratch run:
 - "none": the plain warm start of notebook 01 against plain scratch;
@@ -173,6 +174,9 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
         if remedy in config.remedies:
             closes = result.gap_equivalence(margin, remedy=remedy)
             found.append(ClaimResult(claim, (closes,), premise(remedy), (result.gap_test(remedy=remedy),)))
+    if "dash" in config.remedies:  # C12b: Shin et al.'s own statement, added after C12's result (claims.py)
+        beats = difference_test(-result.gap_series(remedy="dash"), "warm with DASH - scratch")
+        found.append(ClaimResult("C12b", (beats,), premise("dash")))
     for remedy, claim in zip(TRAINABILITY, ("C13a", "C13b", "C13c")):
         if remedy in config.remedies:
             remains = result.gap_test(remedy=remedy)
