@@ -39,6 +39,14 @@ class Claim:
     unit: str = "pp"  # unit of the effect
 
 
+def trainability_claim(claim: str, name: str) -> "Claim":
+    """Lee et al.'s statement about one remedy that keeps a network trainable (C13a-c)."""
+    return Claim(claim, "10_remedies", f"{name} does not close the warm-start gap",
+                 f"Methods that keep a network trainable ({name} among them) do little for generalisation after a "
+                 "warm start (Lee et al. 2024).",
+                 f"remaining gap = scratch - warm with {name} in both phases; difference test", source=LEE)
+
+
 CLAIMS = {c.id: c for c in [
     Claim("C1", "01_warm_start_gap", "warm-started training generalises worse than training from scratch",
           "Both arms reach 100% train accuracy; the warm-started model's test accuracy plateaus lower (Fig. 1).",
@@ -110,18 +118,8 @@ CLAIMS = {c.id: c for c in [
           "DASH beats warm start, shrink-and-perturb and cold start in test accuracy (Shin et al. 2024, Table 1). "
           "Added after seeing C12's result (DASH above scratch, so 'not equivalent'): this is their own statement.",
           "warm with DASH - scratch test accuracy (the negative remaining gap); difference test", source=SHIN),
-    Claim("C13a", "10_remedies", "L2 Init does not close the warm-start gap",
-          "Methods that keep a network trainable (L2 Init among them) do little for generalisation after a warm start "
-          "(Lee et al. 2024).", "remaining gap = scratch - warm with L2 Init in both phases; difference test",
-          source=LEE),
-    Claim("C13b", "10_remedies", "ReDo does not close the warm-start gap",
-          "Methods that keep a network trainable (ReDo among them) do little for generalisation after a warm start "
-          "(Lee et al. 2024).", "remaining gap = scratch - warm with ReDo in both phases; difference test",
-          source=LEE),
-    Claim("C13c", "10_remedies", "continual backprop does not close the warm-start gap",
-          "Methods that keep a network trainable (continual backprop among them) do little for generalisation after "
-          "a warm start (Lee et al. 2024).",
-          "remaining gap = scratch - warm with continual backprop in both phases; difference test", source=LEE),
+    *(trainability_claim(claim, name) for claim, name in (("C13a", "L2 Init"), ("C13b", "ReDo"),
+                                                           ("C13c", "continual backprop"))),
     Claim("C14a", "10_remedies", "data augmentation shrinks the warm-start gap",
           "With standard augmentation the warm-start gap shrinks (ReScience reproduction of Ash & Adams, Kireev "
           "2021); re-initialisation helps little once augmentation is used (Zaidi et al. 2022).",
