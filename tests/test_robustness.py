@@ -21,8 +21,8 @@ BATCH = ["run", "--preset", "smoke", "--only", "01,10", "--checkpoint-every", "1
          "--param", "tune_epochs=5", "--param", "remedies=['cbp']"]
 
 
-# Two batches on one folder: smoke notebooks 01 and 02. With notebook 10 in it, one of six tries (a fresh-clone CI
-# run) ended with a notebook failing in one of the two batches, not reproduced since: an open problem (issue note).
+# Two batches on one folder: smoke notebooks 01 and 02 (notebook 10 under two concurrent batches is an open
+# problem, named in issue 12's note).
 SHARED = ["run", "--preset", "smoke", "--only", "01,02", "--param", "pretrain_epochs=3", "--param", "tune_epochs=5",
           "--param", "pretrain_epochs_sweep=[1,3]", "--param", "few_epochs=1"]
 
