@@ -74,6 +74,14 @@ def run_batch(jobs: list[Job], preset: str, data_id: str, settings: Settings) ->
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def train_all(jobs: list[Job], settings: Settings) -> None:
+    """Train every job's missing runs, notebook by notebook, and execute nothing (`--train-only`)."""
+    store = RunStore(settings.out_dir)
+    print_plan(jobs, store, settings)
+    for position, job in enumerate(jobs):
+        train(job, store, settings, jobs[position + 1:])
+
+
 def to_train(jobs: list[Job], store: RunStore) -> list[RunConfig]:
     return list(missing_runs([c for job in jobs for c in job.configs], store).values())
 

@@ -1,7 +1,7 @@
 """Batch CLI: execute the study notebooks headless with papermill and collect their claims.
 
     python -m plasticity_nb run [--preset smoke|quick|paper] [--only 01,...] [--param name=value ...]
-                                [--seeds N] [--force] [--data DIR] [--out DIR]
+                                [--seeds N] [--force] [--train-only] [--data DIR] [--out DIR]
 
 Every `--param` is checked (known name, right type and value) and the data is found before any notebook
 starts, so bad input fails in a second with one message naming the culprit, and nothing is written.
@@ -10,6 +10,8 @@ while the next one's runs train, and an unchanged notebook reuses its previous e
 re-executes). Executed notebooks land in `<out>/notebooks/` only when they finish; a failing notebook is
 kept in a temporary folder, its failing cell is printed and the exit status is non-zero. Ctrl-C stops with
 exit status 130: stored runs stay, the run in progress resumes from its last checkpoint next time.
+`--train-only` trains the runs and executes nothing, for a GPU box or cluster node without Jupyter: copy the
+run store back and the same command without it executes the notebooks from the stored runs.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .batch import Job, Settings, ensure_kernel, run_batch
+from .batch import Job, Settings, ensure_kernel, run_batch, train_all
 from .claims import read_claims
 from .config import ConfigError
 from .data import DataError, load_cifar10
@@ -53,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="shortcut for --param seeds=[0,...,N-1] in every selected notebook (N >= 2)")
     run.add_argument("--force", action="store_true",
                      help="re-execute every notebook, even one whose cached execution is still valid")
+    run.add_argument("--train-only", action="store_true",
+                     help="train the selected notebooks' runs into the run store and execute no notebook (for a "
+                          "machine without Jupyter); the same command without it then executes them")
     run.add_argument("--data", default=None, help="CIFAR-10 folder (default: PLASTICITY_DATA, then data/)")
     run.add_argument("--out", default=None, help="output folder (default: PLASTICITY_OUT, then outputs/)")
     run.add_argument("--executor", default="local", choices=EXECUTORS,
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[COMPILE_ENV] = args.compile  # read by Runtime.for_config here and in spawned workers
     try:
         return run_notebooks(args.preset, args.only, args.param, args.data, args.out, args.executor,
-                             args.ray_address, args.checkpoint_every, args.seeds, args.force)
+                             args.ray_address, args.checkpoint_every, args.seeds, args.force, args.train_only)
     except (UsageError, ConfigError, DataError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -84,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: str | None, out: str | None,
                   executor: str = "local", ray_address: str | None = None,
-                  checkpoint_every: int = CHECKPOINT_EVERY, seeds: str | None = None, force: bool = False) -> int:
+                  checkpoint_every: int = CHECKPOINT_EVERY, seeds: str | None = None, force: bool = False,
+                  train_only: bool = False) -> int:
     if checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1 epoch, got {checkpoint_every}")
     studies = select_studies(only)
@@ -101,9 +107,14 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
         cache.remember_parameter_names(study.path, names[study.id])
     jobs = [job_for(s, preset, per_study[s.id], out_dir, data_dir, executor, ray_address, cifar.data_id, force)
             for s in studies]
+    settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every)
+    if train_only:
+        train_all(jobs, settings)
+        print(f"\ntrained every run into {out_dir / 'runs'}; to execute the notebooks from them, run the same "
+              "command without --train-only where Jupyter is installed (with that run store as --out)")
+        return 0
     if not all(job.reuse for job in jobs):
         ensure_kernel()
-    settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every)
     failures = run_batch(jobs, preset, cifar.data_id, settings)
     print(f"\nreport: {out_dir / 'report.md'}")
     table = read_claims(out_dir)
