@@ -28,7 +28,7 @@ from .claims import read_claims
 from .config import ConfigError
 from .data import DataError, load_cifar10
 from .executors import EXECUTORS
-from .notebook_cache import NotebookCache, execution_key
+from .notebook_cache import NotebookCache, execution_key, parameter_names
 from .paths import resolve_out_dir
 from .runner import CHECKPOINT_EVERY
 from .store import RunStore, StoreError
@@ -96,15 +96,12 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     studies = select_studies(only)
     params = {**parse_params(raw_params), **seeds_param(seeds, raw_params)}
     out_dir = resolve_out_dir(out)
-    cache = NotebookCache(out_dir)
-    names = {s.id: cache.parameter_names(s.path) for s in studies}
+    names = {s.id: parameter_names(s.path) for s in studies}
     per_study = validate_params(studies, preset, params, names)
     data_dir = str(Path(data).expanduser().resolve()) if data else None
     device = resolve_device(params.get("device"))
     cifar = load_cifar10(data_dir, device)  # the data is found and checked before anything runs
     RunStore(out_dir).ensure_writable()
-    for study in studies:
-        cache.remember_parameter_names(study.path, names[study.id])
     jobs = [job_for(s, preset, per_study[s.id], out_dir, data_dir, executor, ray_address, cifar.data_id, force)
             for s in studies]
     settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every)

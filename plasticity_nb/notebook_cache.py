@@ -9,6 +9,7 @@ of claims.csv and its figures), so that a hit restores all of that without start
 """
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -24,7 +25,20 @@ from .claims import claims_path, read_claims, replace_rows
 FOLDER = "notebook-cache"
 NOTEBOOK = "notebook.ipynb"
 FIGURES = "figures"
-PARAMETERS = "parameters"  # <hash of a notebook file>.json: the names of its parameters
+
+
+def parameter_names(notebook: Path) -> set[str]:
+    """The names assigned in the notebook's cell tagged `parameters` (papermill's convention), read with
+    `ast`: papermill's own inspection gives the same names (tested) but imports Jupyter's stack (~1-4 s),
+    which a `--train-only` machine may not have."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return set()
+    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    targets = [t for node in ast.parse(source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    return {t.id for t in targets if isinstance(t, ast.Name)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,25 +72,6 @@ class NotebookCache:
 
     def has(self, key: str) -> bool:
         return (self.entry(key) / NOTEBOOK).exists()  # written last: an entry with it is complete
-
-    def parameter_names(self, notebook: Path) -> set[str]:
-        """The names in the notebook's `parameters` cell. papermill's inspection imports nbformat's schema
-        validator (~1-4 s); its answer depends on the file only, so it is remembered per file hash."""
-        memo = self.root / PARAMETERS / f"{file_hash(notebook)}.json"
-        if memo.exists():
-            return set(json.loads(memo.read_text()))
-        import papermill
-
-        return set(papermill.inspect_notebook(str(notebook)))
-
-    def remember_parameter_names(self, notebook: Path, names: set[str]) -> None:
-        """Called once the batch's input is valid (bad input writes nothing)."""
-        memo = self.root / PARAMETERS / f"{file_hash(notebook)}.json"
-        if not memo.exists():
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(sorted(names)))
-            os.replace(tmp, memo)
 
     def save(self, key: str, executed: Path, stem: str, preset: str, figures: list[Path]) -> None:
         """Keep an execution: its notebook, its claims rows at this preset and the figures it wrote."""

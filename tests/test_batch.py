@@ -1,6 +1,7 @@
 """The batch's sweep at the smoke preset with the real data: notebooks as their runs are stored, the plan and
-its estimate, the execution cache, Ctrl-C, and --seeds adding only the new runs."""
+its estimate, the execution cache, Ctrl-C, --seeds adding only the new runs, and --train-only."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from plasticity_nb import batch, notebook_cache
 from plasticity_nb.cli import main
 from plasticity_nb.store import RunStore
+from plasticity_nb.studies import STUDIES
 from tests.helpers import run_folders
 
 pytestmark = pytest.mark.slow
@@ -146,3 +148,40 @@ def test_more_seeds_train_only_the_new_runs(stored_01, tmp_path, capsys):
     executed = nbformat.read(out / "notebooks" / "01_warm_start_gap.ipynb", as_version=4)
     assert executed.metadata.papermill.parameters["seeds"] == [0, 1, 2]
     assert pd.read_csv(out / "claims.csv").n_seeds.tolist() == [3]
+
+
+JUPYTER = ("papermill", "nbformat", "nbclient", "ipykernel", "IPython", "jupyter_client", "ipywidgets")
+
+
+def test_train_only_needs_no_jupyter_and_the_copied_store_executes_the_notebooks(tmp_path):
+    """A GPU box without Jupyter trains; the store copied elsewhere executes the notebook with nothing to train."""
+    blocker = tmp_path / "no-jupyter"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class NoJupyter:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.split('.')[0] in {JUPYTER!r}:\n"
+        "            raise ImportError(f'{name} is not installed on this machine')\n"
+        "sys.meta_path.insert(0, NoJupyter())\n")
+    box = tmp_path / "gpu-box"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    trained = subprocess.run([sys.executable, "-m", "plasticity_nb", *SMOKE_01, "--train-only", "--out", str(box)],
+                             env=env, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    assert "without --train-only" in trained.stdout
+    assert len(run_folders(box)) == 6 and not (box / "notebooks").exists() and not (box / "claims.csv").exists()
+
+    here = tmp_path / "laptop"
+    shutil.copytree(box / "runs", here / "runs", ignore=shutil.ignore_patterns("model.pt"))  # histories suffice
+    started = len(events(here, "start"))  # the log travelled with the runs
+    assert main([*SMOKE_01, "--out", str(here)]) == 0
+    assert len(events(here, "start")) == started  # nothing trained here
+    assert pd.read_csv(here / "claims.csv").claim.tolist() == ["C1"]
+
+
+def test_parameter_names_are_papermills():
+    import papermill
+
+    for study in STUDIES.values():
+        assert notebook_cache.parameter_names(study.path) == set(papermill.inspect_notebook(str(study.path)))
