@@ -185,11 +185,21 @@ def training_examples(config: RunConfig) -> int:
 MIN_EXAMPLES_FOR_WORKERS = 200_000
 
 
+# Widths up to this are bound by kernel launches on a GPU: one process leaves it mostly idle.
+NARROW_ON_GPU = 16
+
+
 def auto_workers(device: torch.device, todo: list[RunConfig]) -> int:
-    """On a CPU, one single-threaded process per core (no more than runs); one process per GPU.
+    """On a CPU, one single-threaded process per core (no more than runs). On a GPU, one process for wide
+    nets; for narrow ones, processes on three quarters of the cores share the GPU (12 of 16 trained the quick
+    study on an H200, benchmarks/RESULTS.md), the rest feed them.
 
     Single-threaded processes train narrow nets faster in total than one multi-threaded process.
     """
-    if device.type == "cuda" or sum(map(training_examples, todo)) < MIN_EXAMPLES_FOR_WORKERS:
+    if sum(map(training_examples, todo)) < MIN_EXAMPLES_FOR_WORKERS:
         return 1
+    if device.type == "cuda":
+        if max(c.width for c in todo) > NARROW_ON_GPU:
+            return 1
+        return max(1, min((os.cpu_count() or 1) * 3 // 4, len(todo)))
     return max(1, min(torch.get_num_threads(), len(todo)))

@@ -1,8 +1,9 @@
 """Executors write the same results: local worker processes, a local Ray cluster, seed ensembles."""
 import pandas as pd
 import pytest
+import torch
 
-from plasticity_nb import WarmStartConfig, run_many
+from plasticity_nb import WarmStartConfig, run_many, runner
 
 pytestmark = pytest.mark.slow
 DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
@@ -34,3 +35,15 @@ def test_seed_ensembles_store_every_member_as_its_own_run(cifar, tmp_path):
     assert {r.provenance.get("ensemble_members") for r in together} == {2}  # the 2 smoke seeds, at every level
     for a, b in zip(alone, together):  # tolerance as in test_ensemble.py
         assert b.history.train_loss.values == pytest.approx(a.history.train_loss.values, rel=5e-3)
+
+
+def test_automatic_workers_share_a_gpu_among_narrow_nets_only(monkeypatch):
+    """Decided without a GPU: the rule reads the device type, the widths and the cores."""
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 16)
+    quick = [c for _, c in WarmStartConfig.from_preset("quick").plan("data")]  # width 8, 9 runs
+    wide = [c for _, c in WarmStartConfig.from_preset("quick", width=64).plan("data")]
+    cuda = torch.device("cuda")
+    assert runner.auto_workers(cuda, quick * 2) == 12  # 3/4 of 16 cores, fewer than the 18 runs
+    assert runner.auto_workers(cuda, quick) == len(quick)
+    assert runner.auto_workers(cuda, wide) == 1
+    assert runner.auto_workers(cuda, quick[:1]) == 1  # too little work to start processes for
