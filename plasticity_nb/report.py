@@ -114,10 +114,11 @@ def departures(claims: pd.DataFrame, preset: str) -> list[str]:
                      f"{row.n_seeds} seeds) where {'the paper' if source == 'paper' else source} reports: "
                      f"{CLAIMS[row.claim].paper}")
     if preset != "paper":
-        lines += ["", f"The `{preset}` preset trains narrow ResNets on a CIFAR-10 subset for tens of epochs on a CPU, "
-                  "far from the paper's 850 epochs of ResNet-18 on all 50,000 images (and from Ash & Adams' ResNet-18 "
-                  "on 2/3 of the training set, tested on the other third); a departure here is a finding about that "
-                  "scale, not a verdict on the source. The `paper` preset runs the paper's setting."]
+        lines += ["", f"The `{preset}` preset trains narrow ResNets on a CIFAR-10 subset for tens of epochs "
+                  "(sized for a CPU), far from the paper's 850 epochs of ResNet-18 on all 50,000 images (and from "
+                  "Ash & Adams' ResNet-18 on 2/3 of the training set, tested on the other third); a departure here "
+                  "is a finding about that scale, not a verdict on the source. The `paper` preset runs the paper's "
+                  "setting."]
     return lines
 
 
