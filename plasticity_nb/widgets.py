@@ -11,6 +11,7 @@ default view is rendered once, statically.
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import json
 import os
@@ -50,6 +51,9 @@ class StoreIndex:
         ids = (json.loads((self.store.root / k / "config.json").read_text())["data_id"] for k in keys)
         self.data_ids = [d for d, _ in collections.Counter(ids).most_common()]
         self._results: dict[tuple[str, str], StudyResult | None] = {}
+        # Both depend only on the keys read above, and every widget callback asks for them again.
+        self.config = functools.cache(self.config)
+        self.coverage = functools.cache(self.coverage)
 
     def config(self, study_id: str, preset: str, data_id: str | None = None):
         """The study's config at this preset's defaults; study 10's narrowed to the remedies whose runs are all
