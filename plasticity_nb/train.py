@@ -44,7 +44,9 @@ from .sampling import BlendingSampler, multistage_split, shuffled_batches
 
 COMPILE_ENV = "PLASTICITY_COMPILE"  # execution only (how fast, not what): the compile setting of this process tree
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-COMPILE_OFF = "off"  # PLASTICITY_COMPILE=off / `run --compile off`: eager, also where compiling is the default
+# The default, PLASTICITY_COMPILE=off or `run --compile off`. On a CPU compiling does not pay for a whole quick run
+# once each worker's cold compile is counted (benchmarks/RESULTS.md, 2026-11-26); on a GPU ask for reduce-overhead.
+COMPILE_OFF = "off"
 COMPILE_CHOICES = (COMPILE_OFF, *COMPILE_MODES)
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"  # where inductor keeps compiled code (its FX graph and AOTAutograd caches)
 _OWN_CACHE_ENV = "PLASTICITY_COMPILE_CACHE"  # the cache folder this package chose (inherited by spawned workers)
@@ -70,12 +72,12 @@ class Runtime:
     def for_config(cls, config: RunConfig, device: str | torch.device | None = None, **options: Any) -> "Runtime":
         """Defaults: channels_last for convolutional nets (on a CPU, widths that are multiples of 8), and
         torch.compile in the mode PLASTICITY_COMPILE names (set by `run --compile MODE`; e.g. reduce-overhead
-        on a GPU; "off": eager), else as `default_compile` decides; `options` override."""
+        on a GPU; "off": eager), else eager; `options` override."""
         device = resolve_device(device)
         # On a CPU, oneDNN's NHWC kernels vectorise over 8 channels: a width-4 ResNet in channels_last fell to a
         # reference path on an AVX2 CPU (> 40 s for one fp32 step that takes 0.07 s in NCHW).
         channels_last = config.model == "resnet" and (device.type == "cuda" or config.width % 8 == 0)
-        setting = os.environ.get(COMPILE_ENV) or default_compile(config, device)
+        setting = os.environ.get(COMPILE_ENV) or COMPILE_OFF
         check_choice(COMPILE_ENV, setting, COMPILE_CHOICES)
         defaults: dict[str, Any] = {"channels_last": channels_last, **cls.compile_options(setting)}
         return cls(device, config.precision, **{**defaults, **options})
@@ -99,14 +101,6 @@ class Runtime:
         """The callable a training step uses: the model (which keeps its state-dict keys) or, for ensembles,
         the vmapped functional call; compiled when `compile` is set."""
         return torch.compile(forward, mode=self.compile_mode) if self.compile else forward
-
-
-def default_compile(config: RunConfig, device: torch.device) -> str:
-    """The compile setting when PLASTICITY_COMPILE does not name one: eager. On a CPU, compiling a quick run saved
-    9-12 % of its training steps' CPU time but nothing of its evaluations (a quarter of it), and an empty cache
-    costs each worker ~50 s of CPU time: notebook 01 from an empty output folder ~4 % slower, later batches ~7 %
-    faster (benchmarks/RESULTS.md, 2026-11-26). On a GPU, ask for reduce-overhead."""
-    return COMPILE_OFF
 
 
 def share_compile_cache(out_dir: str | os.PathLike) -> None:
