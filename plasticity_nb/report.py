@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import CLAIMS, read_claims
+from .claims import CLAIMS, PAPER, read_claims
 from .protocols import StudyResult
 from .provenance import git_commit
 from .stats import ALPHA, POWER
@@ -111,7 +111,7 @@ def departures(claims: pd.DataFrame, preset: str) -> list[str]:
         source = CLAIMS[row.claim].source
         lines.append(f"- **{row.claim}** ({row.notebook}): {row.verdict} at the `{preset}` preset "
                      f"({row.effect:+.2f} {row.unit}, interval {row.ci_low:+.2f} to {row.ci_high:+.2f}, "
-                     f"{row.n_seeds} seeds) where {'the paper' if source == 'paper' else source} reports: "
+                     f"{row.n_seeds} seeds) where {'the paper' if source == PAPER else source} reports: "
                      f"{CLAIMS[row.claim].paper}")
     if preset != "paper":
         lines += ["", f"The `{preset}` preset trains narrow ResNets on a CIFAR-10 subset for tens of epochs "
