@@ -1,5 +1,7 @@
-"""Shared by the benchmark scripts: the machine they ran on, printed with every result."""
+"""Shared by the benchmark scripts: the machine they ran on, printed with every result, and the CPU time of
+the processes they waited for (which a busy machine does not inflate, unlike wall time)."""
 import platform
+import resource
 
 import torch
 
@@ -9,3 +11,9 @@ from plasticity_nb.provenance import device_name, git_commit
 def describe_machine(device: torch.device) -> str:
     return (f"{device_name(device)}; torch {torch.__version__}; python {platform.python_version()}; "
             f"commit {git_commit()}")
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every child process this one has waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

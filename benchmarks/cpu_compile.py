@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import time
 
 import torch
 
-from benchmarks.common import describe_machine
+from benchmarks.common import children_cpu, describe_machine
 
 VARIANTS = ("eager", "cold", "warm")
 
@@ -127,11 +126,6 @@ def measure(variant: str, cache: str, args: argparse.Namespace) -> dict:
     before = children_cpu()
     lines = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout.splitlines()
     return {**json.loads(lines[-1]), "process_cpu": children_cpu() - before}
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ A given --out is kept, so a second measurement skips the training.
 """
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import describe_machine
+from benchmarks.common import children_cpu, describe_machine
 
 
 def batch(out: Path, preset: str, only: str, *extra: str) -> tuple[float, float]:
@@ -29,11 +28,6 @@ def batch(out: Path, preset: str, only: str, *extra: str) -> tuple[float, float]
     subprocess.run([sys.executable, "-m", "plasticity_nb", "run", "--preset", preset, "--only", only, "--out",
                     str(out), *extra], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started, children_cpu() - cpu
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def summary(name: str, times: list[tuple[float, float]]) -> tuple[float, float]:
