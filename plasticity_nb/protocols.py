@@ -31,10 +31,10 @@ Plan = list[tuple[dict[str, Any], RunConfig]]
 # on a 2-core CPU with real CIFAR-10, showing the real effect (README); 25 tuning epochs because scratch
 # Adam needs them to fit 5,000 images (window 21-25 at 98.9 %, 11-15 at 93.2 %: benchmarks/premise_pilot.py,
 # train accuracy only). paper: the paper's setting (App. A.4): ResNet-18 w64, Adam 1e-3 constant, batch 128,
-# 500 tuning epochs, metric over the last 100.
-# The quick sweeps (02-08) evaluate the test set every 5 epochs outside the metric window: evaluation
-# is about a third of a CPU run's time, and only the window enters the metric.
-QUICK_SWEEP = dict(eval_every=5)
+# 500 tuning epochs, metric over the last 100. quick evaluates the test set every 5 epochs outside the metric
+# window: evaluation is about a third of a CPU run's time, only the window enters the metric, and training
+# does not depend on when it is evaluated (the same steps, bit for bit), so notebook 01 shares its runs
+# with the sweeps; a study that must see every epoch sets eval_every=1.
 # Claim rules: the premise floor (the paper's "100 %" is >= 99.5 % at paper scale; quick allows Adam's loss
 # spikes, single epochs at 88-93 %, over its 5-epoch window; smoke is plumbing, so its gate is open), the bound
 # on the arms' difference, and the equivalence margin of "recovers"/"closes". All were fixed before any result,
@@ -48,7 +48,7 @@ BASE_PRESETS = {
     "smoke": dict(seeds=[0, 1], model="resnet", depth=1, width=4, optimizer="adam", lr=1e-3, batch_size=64,
                   train_subset=512, test_subset=1000, tune_epochs=2, last_k=1, precision="fp32", **RULES["smoke"]),
     "quick": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=8, optimizer="adam", lr=1e-3, batch_size=128,
-                  train_subset=5000, tune_epochs=25, last_k=5, **RULES["quick"]),
+                  train_subset=5000, tune_epochs=25, last_k=5, eval_every=5, **RULES["quick"]),
     "paper": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=64, optimizer="adam", lr=1e-3, batch_size=128,
                   train_subset=50000, tune_epochs=500, last_k=100, augment=False, precision="bf16", **RULES["paper"]),
 }

@@ -35,6 +35,18 @@ def test_continuing_a_stored_prefix_equals_training_in_one_go(cifar):
     pd.testing.assert_frame_equal(_history(whole), _history(resumed))
 
 
+def test_evaluating_less_often_trains_the_same_steps_and_tests_the_same_epochs_alike(cifar):
+    """Why quick evaluates every 5 epochs and notebook 01 shares its runs with the sweeps: when the test set
+    is evaluated changes neither training nor the evaluations that remain."""
+    every = (Phase(pool="half", epochs=2), Phase(pool="full", epochs=4))
+    sparse = (Phase(pool="half", epochs=2, eval_every=2), Phase(pool="full", epochs=4, eval_every=3, eval_tail=1))
+    a, b = _history(train_run(tiny_run(phases=every), cifar)), _history(train_run(tiny_run(phases=sparse), cifar))
+    tested = b.test_acc.notna()
+    assert tested.tolist() == [False, True, False, False, True, True]
+    pd.testing.assert_frame_equal(a.drop(columns=["test_loss", "test_acc"]), b.drop(columns=["test_loss", "test_acc"]))
+    pd.testing.assert_frame_equal(a[tested], b[tested])
+
+
 def test_history_has_one_row_per_epoch_and_the_full_test_set_by_default(cifar):
     config = tiny_run(phases=(Phase(pool="half", epochs=2), Phase(pool="full", epochs=3)), test_subset=None,
                       train_subset=128)

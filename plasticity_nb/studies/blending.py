@@ -11,7 +11,6 @@ import dataclasses
 from ..claims import ClaimResult
 from ..config import check_positive
 from ..protocols import (
-    QUICK_SWEEP,
     Plan,
     StudyConfig,
     StudyResult,
@@ -26,7 +25,7 @@ class Config(StudyConfig):
     blend_rate: float = 50.0  # the paper's 50: p = 1 - gamma after 1/50 of the run
 
     CONDITIONS = ("gamma",)
-    PRESETS = presets(smoke=dict(gammas=[0.5, 0.9]), quick=dict(**QUICK_SWEEP, gammas=[0.1, 0.5, 0.9]),
+    PRESETS = presets(smoke=dict(gammas=[0.5, 0.9]), quick=dict(gammas=[0.1, 0.5, 0.9]),
                       paper=dict(gammas=[0.1, 0.3, 0.5, 0.7, 0.9]))
 
     def check_sweep(self) -> None:

@@ -11,7 +11,6 @@ import itertools
 from ..claims import ClaimResult
 from ..protocols import (
     ARMS,
-    QUICK_SWEEP,
     Plan,
     StudyResult,
     WarmStartConfig,
@@ -28,7 +27,7 @@ class Config(WarmStartConfig):
     CONDITIONS = ("depth", "width")
     # Each grid has a width above the base `width` (smoke 4, quick 8), so "bigger models do not fix it" is tested.
     PRESETS = presets(smoke=dict(pretrain_epochs=2, depths=[1, 2], widths=[4, 8]),
-                      quick=dict(**QUICK_SWEEP, pretrain_epochs=10, depths=[1, 2], widths=[8, 16]),
+                      quick=dict(pretrain_epochs=10, depths=[1, 2], widths=[8, 16]),
                       paper=dict(pretrain_epochs=350, depths=[1, 2, 3, 4], widths=[16, 32, 64, 128]))
 
     def check_sweep(self) -> None:

@@ -15,7 +15,6 @@ from ..data import NUM_CLASSES
 from ..premises import Premise
 from ..protocols import (
     ARMS,
-    QUICK_SWEEP,
     Plan,
     StudyConfig,
     StudyResult,
@@ -36,7 +35,7 @@ class Config(StudyConfig):
     CONDITIONS = ("stages", "ratio")
     PRESETS = presets(
         smoke=dict(stages=[1, 2], ratios=[0.0, 1.0], stage_epochs=1, stage_target_acc=0.99, shift_stages=2),
-        quick=dict(**QUICK_SWEEP, stages=[1, 4], ratios=[0.0, 1.0], stage_epochs=10, stage_target_acc=0.99,
+        quick=dict(stages=[1, 4], ratios=[0.0, 1.0], stage_epochs=10, stage_target_acc=0.99,
                    shift_stages=4),
         paper=dict(stages=[1, 2, 4, 9], ratios=[0.0, 0.25, 0.5, 0.75, 1.0], stage_epochs=350, stage_target_acc=0.999,
                    shift_stages=4),

@@ -15,7 +15,6 @@ from ..config import ConfigError
 from ..premises import Premise
 from ..protocols import (
     ARMS,
-    QUICK_SWEEP,
     Plan,
     StudyResult,
     WarmStartConfig,
@@ -41,7 +40,7 @@ class Config(WarmStartConfig):
                    optimizer_tune_epochs=[2, 2], pretrain_epochs_sweep=[1, 2]),
         # quick budgets: the epochs each optimiser's scratch arm needs to fit 5,000 images (benchmarks/premise_pilot.py,
         # train accuracy only: 25 for each of the four), pretraining swept at 3 and 10 epochs.
-        quick=dict(**QUICK_SWEEP, pretrain_epochs=10, optimizers=OPTIMISERS, optimizer_lrs=LRS,
+        quick=dict(pretrain_epochs=10, optimizers=OPTIMISERS, optimizer_lrs=LRS,
                    optimizer_tune_epochs=[25, 25, 25, 25], pretrain_epochs_sweep=[3, 10]),
         paper=dict(pretrain_epochs=350, optimizers=OPTIMISERS, optimizer_lrs=LRS, optimizer_tune_epochs=[500] * 4,
                    pretrain_epochs_sweep=[1, 2, 5, 10, 20, 50, 100, 200, 350]),

@@ -14,7 +14,6 @@ from ..claims import ClaimResult
 from ..config import ConfigError
 from ..protocols import (
     ARMS,
-    QUICK_SWEEP,
     Plan,
     StudyConfig,
     StudyResult,
@@ -31,7 +30,7 @@ class Config(StudyConfig):
     CONDITIONS = ("pretrain_epochs",)
     PRESETS = presets(
         smoke=dict(pretrain_epochs_sweep=[1, 2], few_epochs=1),
-        quick=dict(**QUICK_SWEEP, pretrain_epochs_sweep=[1, 3, 5, 10], few_epochs=5),
+        quick=dict(pretrain_epochs_sweep=[1, 3, 5, 10], few_epochs=5),
         paper=dict(pretrain_epochs_sweep=[1, 2, 5, 10, 20, 50, 100, 200, 350], few_epochs=5),
     )
 

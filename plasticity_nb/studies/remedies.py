@@ -26,7 +26,7 @@ import pandas as pd
 from ..claims import ClaimResult
 from ..config import ConfigError, check_positive
 from ..premises import Premise
-from ..protocols import QUICK_SWEEP, Plan, StudyResult, WarmStartConfig, check_sweep, presets
+from ..protocols import Plan, StudyResult, WarmStartConfig, check_sweep, presets
 from ..remedysettings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
 from ..stats import correlation_test, difference_test
 
@@ -65,7 +65,7 @@ class Config(WarmStartConfig):
                    redo_every=5, cbp_replacement_rate=1e-3, cbp_maturity=5, speed_target_acc=20.0),
         # quick: ~195 pretraining + 975 tuning steps; ReDo every 200 steps (~5 tuning epochs), continual backprop
         # at rho 1e-4, m 100 (the sources' ranges: rho 1e-6..1e-4, m 100..10k).
-        quick=dict(**QUICK_SWEEP, pretrain_epochs=10, remedies=list(REMEDIES), **SOURCE_VALUES, redo_every=200,
+        quick=dict(pretrain_epochs=10, remedies=list(REMEDIES), **SOURCE_VALUES, redo_every=200,
                    cbp_replacement_rate=1e-4, cbp_maturity=100, speed_target_acc=90.0),
         paper=dict(pretrain_epochs=350, remedies=list(REMEDIES), **SOURCE_VALUES, redo_every=1000,
                    cbp_replacement_rate=1e-5, cbp_maturity=1000, speed_target_acc=99.0))

@@ -18,7 +18,6 @@ from ..claims import ClaimResult
 from ..config import check_positive
 from ..premises import Premise
 from ..protocols import (
-    QUICK_SWEEP,
     Plan,
     StudyResult,
     WarmStartConfig,
@@ -41,7 +40,7 @@ class Config(WarmStartConfig):
     CONDITIONS = ("reset_from_group",)
     PRESETS = presets(smoke=dict(pretrain_epochs=2, reset_from_groups=[2, 3, 5, 6], speed_target_acc=20.0,
                                  speed_margin=1.0),
-                      quick=dict(**QUICK_SWEEP, pretrain_epochs=10, reset_from_groups=[1, 2, 3, 4, 5, 6],
+                      quick=dict(pretrain_epochs=10, reset_from_groups=[1, 2, 3, 4, 5, 6],
                                  speed_target_acc=90.0, speed_margin=1.0),
                       paper=dict(pretrain_epochs=350, reset_from_groups=[1, 2, 3, 4, 5, 6], speed_target_acc=99.0,
                                  speed_margin=10.0))
