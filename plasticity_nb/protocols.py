@@ -32,9 +32,9 @@ Plan = list[tuple[dict[str, Any], RunConfig]]
 # Adam needs them to fit 5,000 images (window 21-25 at 98.9 %, 11-15 at 93.2 %: benchmarks/premise_pilot.py,
 # train accuracy only). paper: the paper's setting (App. A.4): ResNet-18 w64, Adam 1e-3 constant, batch 128,
 # 500 tuning epochs, metric over the last 100. quick evaluates the test set every 5 epochs outside the metric
-# window: evaluation is about a third of a CPU run's time, only the window enters the metric, and training
-# does not depend on when it is evaluated (the same steps, bit for bit), so notebook 01 shares its runs
-# with the sweeps; a study that must see every epoch sets eval_every=1.
+# window: evaluating every epoch was 18 % of notebook 01's CPU time (AVX-512, benchmarks/RESULTS.md), only the
+# window enters the metric, and training does not depend on when it is evaluated (the same steps, bit for bit
+# on a CPU), so notebook 01 shares its runs with the sweeps; a study that must see every epoch sets eval_every=1.
 # Claim rules: the premise floor (the paper's "100 %" is >= 99.5 % at paper scale; quick allows Adam's loss
 # spikes, single epochs at 88-93 %, over its 5-epoch window; smoke is plumbing, so its gate is open), the bound
 # on the arms' difference, and the equivalence margin of "recovers"/"closes". All were fixed before any result,
