@@ -15,7 +15,7 @@ import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -58,14 +58,11 @@ class Settings:
 
 def run_batch(jobs: list[Job], preset: str, data_id: str, settings: Settings) -> list[str]:
     """Train and execute every job; return the failure messages (empty when all notebooks ran)."""
-    store = RunStore(settings.out_dir)
-    print_plan(jobs, store, settings)
     finisher = Finisher(jobs, preset, data_id, settings.out_dir)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notebooks")
     futures: list[Future] = []
     try:
-        for position, job in enumerate(jobs):
-            train(job, store, settings, jobs[position + 1:])
+        for job in trained_in_order(jobs, settings):
             futures.append(pool.submit(finisher.finish, job))
         return [failure for future in futures if (failure := future.result())]
     finally:
@@ -75,11 +72,19 @@ def run_batch(jobs: list[Job], preset: str, data_id: str, settings: Settings) ->
 
 
 def train_all(jobs: list[Job], settings: Settings) -> None:
-    """Train every job's missing runs, notebook by notebook, and execute nothing (`--train-only`)."""
+    """Train every job's missing runs and execute nothing (`--train-only`)."""
+    for _ in trained_in_order(jobs, settings):
+        pass
+
+
+def trained_in_order(jobs: list[Job], settings: Settings) -> Iterator[Job]:
+    """Print the plan, then train the jobs' missing runs notebook by notebook, yielding each job once its runs
+    are stored."""
     store = RunStore(settings.out_dir)
     print_plan(jobs, store, settings)
     for position, job in enumerate(jobs):
         train(job, store, settings, jobs[position + 1:])
+        yield job
 
 
 def to_train(jobs: list[Job], store: RunStore) -> list[RunConfig]:
