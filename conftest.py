@@ -18,6 +18,21 @@ def pytest_configure(config):
     os.environ["PLASTICITY_COMPILE"] = "off"
 
 
+def pytest_report_header(config):
+    """Which comparison the loop-compatibility test runs on this machine (tests/test_loop_compat.py)."""
+    from plasticity_nb.provenance import identity_name, machine_identity
+    from tests.loop_compat import recording_for
+
+    identity = machine_identity()
+    found = recording_for(identity)
+    flags = ", ".join(identity["flags"]) if identity["flags"] is not None else "flags unknown"
+    machine = f"{identity['model']} ({flags}; torch {identity['torch']}, ATen {identity['aten_cpu_capability']})"
+    if found:
+        return f"loop compat: bitwise against recording {found[0]}, made on this machine: {machine}"
+    return (f"loop compat: structural only (no recording for this machine, {identity_name(identity)}: {machine}); "
+            "`python -m tests.loop_compat` adds one")
+
+
 @pytest.fixture(scope="session")
 def cifar():
     """The real CIFAR-10 (PLASTICITY_DATA or data/); the suite needs it, as CI provides it."""

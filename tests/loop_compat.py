@@ -1,15 +1,23 @@
 """Smoke-sized runs whose keys and histories the training loop must keep (tests/test_loop_compat.py).
 
-`python -m tests.loop_compat` trains every case and writes tests/data/loop_compat.json. The file was
-written by the loop as it was before its redesign into one step plus hooks, so that the new loop is held
-to the old one's results: stored runs stay valid only if the same config gives the same key and history.
-Single-threaded, on the CPU: the project's bitwise determinism holds for one thread count and one CPU
-kind, so the file names the CPU capability and torch version it was recorded with.
+Stored runs stay valid only if the same config gives the same key and history. Floats repeat bit for bit only
+on one machine identity (CPU vendor, model, kernel-selecting ISA flags, torch version and ATen capability:
+`provenance.machine_identity`; single-threaded), so tests/data/loop_compat/ keeps one recording per identity
+seen, each naming its identity, and the test compares bitwise where this machine's identity has a recording and
+structurally (keys, rows, epochs, steps, evaluated epochs, status) elsewhere. The first recording was made by the
+loop as it was before its redesign into one step plus hooks (an Intel Xeon, whose identity was then kept only
+in part); the others by a loop that reproduced it bit for bit there.
+
+`python -m tests.loop_compat` trains every case and adds this machine's recording, after checking the results
+structurally against the existing ones. Record only with a loop that still passes bitwise on a machine that has
+a recording: a recording states what the loop trained before, not what it trains now.
 """
 from __future__ import annotations
 
 import json
 import math
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +25,10 @@ import torch
 
 from plasticity_nb import Phase, RunConfig
 from plasticity_nb.probes import ProbeSettings
+from plasticity_nb.provenance import git_commit, identity_name, machine_identity
 
-RECORDED = Path(__file__).parent / "data" / "loop_compat.json"
+RECORDINGS = Path(__file__).parent / "data" / "loop_compat"  # <identity_name>.json: {"machine", "cases", ...}
+STRUCTURE = ("phase", "pool", "epoch", "phase_epoch", "step")  # what a history row is made of, floats aside
 UNTIMED = ("seconds", "probe_seconds")  # wall times: the only columns allowed to differ
 
 
@@ -53,8 +63,42 @@ CASES: dict[str, RunConfig | list[RunConfig]] = {
 }
 
 
-def platform() -> dict[str, str]:
-    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+def recordings() -> dict[str, dict[str, Any]]:
+    """Every recording, by file name (oldest first: the pre-redesign loop's)."""
+    found = {p.stem: json.loads(p.read_text()) for p in RECORDINGS.glob("*.json")}
+    return dict(sorted(found.items(), key=lambda item: item[1]["recorded"]))
+
+
+def recording_for(identity: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(name, recording) made on exactly this machine identity, or None."""
+    return next(((name, r) for name, r in recordings().items() if r["machine"] == identity), None)
+
+
+def structure(result: dict[str, Any], config: RunConfig) -> dict[str, Any]:
+    """A comparable result without its float values: key, status, rows with their epochs and steps, and which
+    epochs were evaluated; up to the first phase that stops at a train-accuracy target, since when it stops
+    depends on the floats (`stops_at_its_target` checks that phase instead)."""
+    first_target = next((i + 1 for i, p in enumerate(config.phases) if p.target_train_acc is not None), None)
+    before = lambda r: first_target is None or r["phase"] < first_target
+    rows = lambda table: [{**{k: r[k] for k in STRUCTURE}, "evaluated": r.get("test_acc") != "NaN"}
+                          for r in table if before(r)]
+    return {**result, "history": rows(result["history"]), "probes": rows(result["probes"])}
+
+
+def stops_at_its_target(result: dict[str, Any], config: RunConfig) -> bool:
+    """Each phase with a train-accuracy target ended at the first epoch that reached it, or at its budget."""
+    for number, phase in enumerate(config.phases, start=1):
+        if phase.target_train_acc is None:
+            continue
+        accuracies = [r["train_acc"] for r in result["history"] if r["phase"] == number]
+        reached = [i for i, acc in enumerate(accuracies, start=1) if acc >= phase.target_train_acc]
+        if len(accuracies) != (reached[0] if reached else phase.epochs):
+            return False
+    return True
+
+
+def configs_of(case: RunConfig | list[RunConfig]) -> list[RunConfig]:
+    return case if isinstance(case, list) else [case]
 
 
 def _rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -95,13 +139,26 @@ def comparable(value: Any) -> Any:
 def main() -> None:
     from plasticity_nb import load_cifar10
 
+    identity = machine_identity()
+    name = identity_name(identity)
     data = load_cifar10(device="cpu")
     results = {}
-    for name, case in CASES.items():
-        results[name] = train_case(case, data)
-        print(name, [(r["status"], len(r["history"])) for r in results[name]], flush=True)
-    RECORDED.parent.mkdir(exist_ok=True)
-    RECORDED.write_text(json.dumps({"platform": platform(), "cases": results}, indent=1) + "\n")
+    for case, configs in CASES.items():
+        results[case] = train_case(configs, data)
+        print(case, [(r["status"], len(r["history"])) for r in results[case]], flush=True)
+    for other, recording in recordings().items():
+        differ = [case for case, runs in comparable(recording["cases"]).items()
+                  if [structure(r, c) for r, c in zip(comparable(results[case]), configs_of(CASES[case]))]
+                  != [structure(r, c) for r, c in zip(runs, configs_of(CASES[case]))]]
+        if differ:
+            sys.exit(f"not recorded: case(s) {', '.join(differ)} differ in structure from recording {other}, so this "
+                     "loop does not train what it did before")
+    RECORDINGS.mkdir(parents=True, exist_ok=True)
+    recorded = {"machine": identity, "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "commit": git_commit(), "cases": results}
+    (RECORDINGS / f"{name}.json").write_text(json.dumps(recorded, indent=1) + "\n")
+    flags = ", ".join(identity["flags"] or ["flags unknown"])
+    print(f"recorded {RECORDINGS / name}.json for {identity['model']} ({flags})")
 
 
 if __name__ == "__main__":
