@@ -2,8 +2,10 @@
 
 Like nanoGPT's configurator, but on dataclasses: a field's type annotation is the contract. Building a
 config checks every field's type (ints are accepted where floats are expected, lists where tuples are),
-rejects unknown names with a suggestion, and runs the class's own `check()` for value ranges. A config
-converts to plain JSON and back, and its hash names its results in the run store.
+rejects unknown names with a suggestion, checks every field's declared `Range` (declared once, on the field of
+the settings type it belongs to, `ranged`; a study parameter that sets such a field shares it, `range_of`), and
+runs the class's own `check()` for what relates fields. Messages name the field, which for a study config is the
+notebook parameter. A config converts to plain JSON and back, and its hash names its results in the run store.
 """
 from __future__ import annotations
 
@@ -24,6 +26,69 @@ class ConfigError(ValueError):
     """A parameter has the wrong name, type or value. The message names the culprit."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """A field's valid values: bounds, or a list of choices. A tuple field's range holds for each of its values;
+    None (a field that is off) is always valid."""
+
+    ge: float | None = None  # value >= ge
+    gt: float | None = None  # value > gt
+    le: float | None = None  # value <= le
+    lt: float | None = None  # value < lt
+    choices: tuple | None = None  # value is one of these
+
+    def admits(self, value: Any) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        return not ((self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt)
+                    or (self.le is not None and value > self.le) or (self.lt is not None and value >= self.lt))
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(map(repr, self.choices))
+        low = f"[{self.ge:g}" if self.ge is not None else f"({self.gt:g}" if self.gt is not None else None
+        high = f"{self.le:g}]" if self.le is not None else f"{self.lt:g})" if self.lt is not None else None
+        if low and high:
+            return f"in {low}, {high}"
+        if low:
+            return (">= " if low[0] == "[" else "> ") + low[1:]
+        return ("<= " if high[-1] == "]" else "< ") + high[:-1]
+
+    def outside(self) -> list[Any]:
+        """Values just outside the range (what a test tries)."""
+        if self.choices is not None:
+            return ["not-a-choice"]
+        return [v for v in (_below(self.ge, 1), self.gt, _above(self.le, 1), self.lt) if v is not None]
+
+
+def _below(bound: float | None, step: int) -> float | None:
+    return None if bound is None else bound - step
+
+
+def _above(bound: float | None, step: int) -> float | None:
+    return None if bound is None else bound + step
+
+
+RANGE, OWNER = "range", "range_owner"  # dataclass field metadata: its Range, and whose field declared it
+
+
+def ranged(default: Any = dataclasses.MISSING, **bounds: Any) -> Any:
+    """A config field with a declared Range: `epochs: int = ranged(1, gt=0)`; `choices=` for a list."""
+    if "choices" in bounds:
+        bounds["choices"] = tuple(bounds["choices"])
+    return dataclasses.field(default=default, metadata={RANGE: Range(**bounds)})
+
+
+def range_of(owner: type, name: str, default: Any = dataclasses.MISSING) -> Any:
+    """A field that sets (or sweeps) `owner.name` shares its Range; messages name both."""
+    declared = next(f for f in dataclasses.fields(owner) if f.name == name).metadata[RANGE]
+    return dataclasses.field(default=default, metadata={RANGE: declared, OWNER: f"{owner.__name__}.{name}"})
+
+
+def declared_range(cls: type, name: str) -> Range | None:
+    return next((f.metadata.get(RANGE) for f in dataclasses.fields(cls) if f.name == name), None)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     # Presets of a study config: {"smoke": {...}, "quick": {...}, "paper": {...}}; empty for run configs.
@@ -34,6 +99,7 @@ class Config:
         for field in dataclasses.fields(self):
             value = _coerce(getattr(self, field.name), hints[field.name], f"{type(self).__name__}.{field.name}")
             object.__setattr__(self, field.name, value)
+            check_range(field, value)
         self.check()
 
     def check(self) -> None:
@@ -104,6 +170,26 @@ def reject_unknown(cls: type, values: dict[str, Any]) -> None:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"unknown parameter {key!r} for {cls.__name__}{hint}; known: {', '.join(names)}")
+
+
+def check_range(field: dataclasses.Field, value: Any) -> None:
+    """The field's declared Range, if any, for its value (each value of a tuple)."""
+    declared = field.metadata.get(RANGE)
+    if declared is None:
+        return
+    values = value if isinstance(value, tuple) else (value,)
+    bad = [v for v in values if v is not None and not declared.admits(v)]
+    if not bad:
+        return
+    owner = f" (the range of {field.metadata[OWNER]})" if OWNER in field.metadata else ""
+    if declared.choices is not None:
+        choices = ", ".join(map(repr, declared.choices))
+        culprit = f"has {bad[0]!r}" if isinstance(value, tuple) else f"is {value!r}"
+        raise ConfigError(f"{field.name} {culprit}: choose {'each ' if isinstance(value, tuple) else ''}from "
+                          f"{choices}{owner}")
+    if isinstance(value, tuple):
+        raise ConfigError(f"{field.name} has {bad[0]!r} in {list(value)}: each must be {declared.describe()}{owner}")
+    raise ConfigError(f"{field.name} must be {declared.describe()}, got {value!r}{owner}")
 
 
 def check_choice(name: str, value: Any, choices: typing.Iterable[Any]) -> None:

@@ -26,6 +26,7 @@ import torch
 from .paths import project_root
 
 NUM_CLASSES = 10
+TRAIN_SIZE, TEST_SIZE = 50000, 10000  # CIFAR-10's training and test images
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # Usual CIFAR-10 training-set statistics (pixels in [0, 1]); fixed so every data copy is normalised alike.
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -129,7 +130,7 @@ def _read_npz_folder(folder: Path):
             if name in expected and expected[name] != digest:
                 raise DataError(f"checksum mismatch for {folder / name}: SHA256SUMS says {expected[name]}, "
                                 f"the file has {digest}. The file is corrupt or not the listed copy.")
-    arrays = tuple(_read_npz(folder / name, n) for name, n in (("train.npz", 50000), ("test.npz", 10000)))
+    arrays = tuple(_read_npz(folder / name, n) for name, n in (("train.npz", TRAIN_SIZE), ("test.npz", TEST_SIZE)))
     data_id = "npz-" + hashlib.sha256((digests["train.npz"] + digests["test.npz"]).encode()).hexdigest()[:12]
     return arrays, f"{folder} (npz; train sha256 {digests['train.npz'][:12]}...)", data_id
 
@@ -192,7 +193,7 @@ def _read_torchvision(root: Path, download: bool):
             f"({'download failed: ' + str(err) if download else 'not there, and downloads are off'}).\n"
             + how_to_provide()) from None
     arrays = []
-    for ds, n in zip(sets, (50000, 10000)):
+    for ds, n in zip(sets, (TRAIN_SIZE, TEST_SIZE)):
         images, labels = ds.data, np.asarray(ds.targets, dtype=np.int64)
         _check_arrays(root / TORCHVISION_FOLDER, images.dtype, images.shape, labels, n)
         arrays.append((lambda images=images: images, labels))

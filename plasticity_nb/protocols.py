@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from .config import Config, ConfigError, check_choice, check_positive
+from .config import Config, ConfigError, range_of, ranged
 from .data import load_cifar10
 from .paths import default_out_dir
 from .premises import Premise, PremiseRule
@@ -23,7 +23,6 @@ from .stats import Estimate, Test, difference_test, equivalence_test, paired_est
 from .store import RunRecord, RunStore
 from .train import PRECISIONS, Phase, RunConfig, native_precision, resolve_device
 
-CIFAR10_TRAIN_SIZE = 50000
 ARMS = ("warm", "scratch")
 Plan = list[tuple[dict[str, Any], RunConfig]]
 
@@ -59,38 +58,42 @@ def presets(**per_preset: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: {**values, **per_preset.get(name, {})} for name, values in BASE_PRESETS.items()}
 
 
-def check_sweep(name: str, values: tuple, valid, requirement: str) -> None:
-    """A sweep parameter: non-empty, no duplicates, every value valid (checked before any training)."""
+def check_sweep(name: str, values: tuple) -> None:
+    """A sweep parameter: non-empty, no duplicates (each value's range is its field's, checked when built)."""
     if not values:
         raise ConfigError(f"{name} is empty")
     if len(set(values)) != len(values):
         raise ConfigError(f"{name} has duplicates: {list(values)}")
-    bad = [v for v in values if not valid(v)]
-    if bad:
-        raise ConfigError(f"{name} has invalid value(s) {bad}: {requirement}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class StudyConfig(Config):
     """Settings every study shares; a study adds its sweep and says which runs it needs (`plan`)."""
 
-    seeds: tuple[int, ...]  # paired seeds: within a seed, all arms start from the same weights and subset
-    model: str  # resnet | mlp
-    depth: int  # BasicBlocks per stage (ResNet-18 has 2) or MLP hidden layers
-    width: int  # ResNet base width w (stages w, 2w, 4w, 8w; 64 in the paper) or MLP hidden units
-    optimizer: str  # adam | sgd | sgd_momentum | rmsprop, in every phase
-    lr: float  # constant learning rate of every phase
-    batch_size: int  # examples per step
-    train_subset: int  # class-balanced training examples; a class-balanced half of them is the pretraining set
-    tune_epochs: int  # epochs on the full subset (warm tuning and scratch alike)
-    last_k: int  # the metric averages test accuracy over the last last_k epochs
+    # paired seeds: within a seed, all arms start from the same weights and subset
+    seeds: tuple[int, ...] = range_of(RunConfig, "seed")
+    model: str = range_of(RunConfig, "model")  # resnet | mlp
+    depth: int = range_of(RunConfig, "depth")  # BasicBlocks per stage (ResNet-18 has 2) or MLP hidden layers
+    # ResNet base width w (stages w, 2w, 4w, 8w; 64 in the paper) or MLP hidden units
+    width: int = range_of(RunConfig, "width")
+    optimizer: str = range_of(Phase, "optimizer")  # adam | sgd | sgd_momentum | rmsprop, in every phase
+    lr: float = range_of(Phase, "lr")  # constant learning rate of every phase
+    batch_size: int = range_of(RunConfig, "batch_size")  # examples per step
+    # class-balanced training examples; a class-balanced half of them is the pretraining set
+    train_subset: int = range_of(RunConfig, "train_subset")
+    tune_epochs: int = range_of(Phase, "epochs")  # epochs on the full subset (warm tuning and scratch alike)
+    last_k: int = ranged(gt=0)  # the metric averages test accuracy over the last last_k epochs
     augment: bool = False  # random crop + flip (off in the paper)
-    test_subset: int | None = None  # test images evaluated; None: the full 10,000 (smoke uses fewer)
-    precision: str = "auto"  # bf16 autocast, fp32, or auto: bf16 where this machine runs it natively, else fp32
-    eval_every: int = 1  # test-set evaluation every this many epochs; always in the metric window
-    premise_train_acc: float  # premise: each arm's train accuracy (%) over the metric window reaches this...
-    premise_arm_difference: float  # ...and the arms' train accuracies differ by at most this (points)
-    equivalence_margin: float  # "recovers"/"closes" claims: TOST margin +/- this (points)
+    # test images evaluated; None: the full 10,000 (smoke uses fewer)
+    test_subset: int | None = range_of(RunConfig, "test_subset", None)
+    # bf16 autocast, fp32, or auto: bf16 where this machine runs it natively, else fp32
+    precision: str = ranged("auto", choices=("auto", *PRECISIONS))
+    # test-set evaluation every this many epochs; always in the metric window
+    eval_every: int = range_of(Phase, "eval_every", 1)
+    # premise: each arm's train accuracy (%) over the metric window reaches this...
+    premise_train_acc: float = ranged(ge=0, le=100)
+    premise_arm_difference: float = ranged(ge=0)  # ...and the arms' train accuracies differ by at most this (points)
+    equivalence_margin: float = ranged(gt=0)  # "recovers"/"closes" claims: TOST margin +/- this (points)
 
     CONDITIONS: ClassVar[tuple[str, ...]] = ()  # label columns that name a study's condition
 
@@ -102,18 +105,6 @@ class StudyConfig(Config):
         if len(self.seeds) < 2:
             raise ConfigError(f"seeds {list(self.seeds)} has one seed: a claim's paired CI needs at least two "
                               "(three or more for a useful one)")
-        if not self.equivalence_margin > 0:
-            raise ConfigError(f"equivalence_margin must be > 0 points, got {self.equivalence_margin!r}")
-        if not 0 <= self.premise_train_acc <= 100:
-            raise ConfigError(f"premise_train_acc is a percentage in [0, 100], got {self.premise_train_acc!r}")
-        check_positive("premise_arm_difference", self.premise_arm_difference, allow_zero=True)
-        if self.train_subset > CIFAR10_TRAIN_SIZE:
-            raise ConfigError(f"train_subset {self.train_subset} is larger than CIFAR-10's {CIFAR10_TRAIN_SIZE} "
-                              "training images")
-        check_positive("tune_epochs", self.tune_epochs)
-        check_positive("last_k", self.last_k)
-        check_positive("eval_every", self.eval_every)
-        check_choice("precision", self.precision, ("auto", *PRECISIONS))
         if self.last_k > self.tune_epochs:
             raise ConfigError(f"last_k {self.last_k} exceeds tune_epochs {self.tune_epochs}")
         self.check_sweep()
@@ -163,12 +154,9 @@ class StudyConfig(Config):
 class WarmStartConfig(StudyConfig):
     """Berariu et al. Fig. 1: pretrain on the half, reset the optimiser, tune on the whole subset."""
 
-    pretrain_epochs: int  # warm arm: epochs on the half before tuning
+    pretrain_epochs: int = range_of(Phase, "epochs")  # warm arm: epochs on the half before tuning
 
     PRESETS = presets(smoke=dict(pretrain_epochs=2), quick=dict(pretrain_epochs=10), paper=dict(pretrain_epochs=350))
-
-    def check_sweep(self) -> None:
-        check_positive("pretrain_epochs", self.pretrain_epochs)
 
     def warm(self, seed: int, data_id: str = "", pretrain_epochs: int | None = None, **kwargs: Any) -> RunConfig:
         return super().warm(seed, data_id, pretrain_epochs or self.pretrain_epochs, **kwargs)

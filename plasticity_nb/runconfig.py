@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import Config, ConfigError, check_choice, check_positive
-from .data import NUM_CLASSES
+from .config import Config, ConfigError, ranged
+from .data import NUM_CLASSES, TEST_SIZE, TRAIN_SIZE
 from .models import MODELS
 from .probesettings import ProbeSettings
 from .remedysettings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
@@ -23,18 +23,21 @@ REMEDIES = ("shrink_perturb", "dash", "l2_init", "redo", "cbp")  # Phase fields,
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Phase(Config):
-    pool: str = "full"  # training examples: half | full | blend | stage
-    epochs: int = 1  # epoch budget: passes over the pool (blend: steps of the full subset)
-    optimizer: str = "adam"  # adam | sgd | sgd_momentum | rmsprop; a new one at every phase
-    lr: float = 1e-3  # constant learning rate
-    target_train_acc: float | None = None  # stop once an epoch's train accuracy (fraction) reaches this
-    reset_groups: tuple[int, ...] = ()  # module groups (1-6) re-initialised before this phase
-    gamma: float | None = None  # blend only: p(full) = 1 - gamma^(blend_rate * step / steps of the phase)
-    blend_rate: float | None = None  # blend only: the paper's 50
-    stage: int | None = None  # stage only: which set D_i of the run's multi-stage split (1-based)
-    eval_every: int = 1  # test-set evaluation every this many epochs (and always at the phase's last)...
-    eval_tail: int = 0  # ...and at each of the phase's last eval_tail epochs (a metric window)
-    probe_epochs: tuple[int, ...] = ()  # curvature/noise probes after these epochs (0: before the first step)
+    pool: str = ranged("full", choices=POOLS)  # training examples: half | full | blend | stage
+    epochs: int = ranged(1, gt=0)  # epoch budget: passes over the pool (blend: steps of the full subset)
+    optimizer: str = ranged("adam", choices=OPTIMIZERS)  # adam | sgd | sgd_momentum | rmsprop; a new one at every phase
+    lr: float = ranged(1e-3, gt=0)  # constant learning rate
+    # stop once an epoch's train accuracy (fraction) reaches this
+    target_train_acc: float | None = ranged(None, gt=0, le=1)
+    reset_groups: tuple[int, ...] = ranged((), ge=1, le=6)  # module groups (1-6) re-initialised before this phase
+    # blend only: p(full) = 1 - gamma^(blend_rate * step / steps of the phase)
+    gamma: float | None = ranged(None, gt=0, lt=1)
+    blend_rate: float | None = ranged(None, gt=0)  # blend only: the paper's 50
+    stage: int | None = ranged(None, ge=1)  # stage only: which set D_i of the run's multi-stage split (1-based)
+    eval_every: int = ranged(1, gt=0)  # test-set evaluation every this many epochs (and always at the phase's last)...
+    eval_tail: int = ranged(0, ge=0)  # ...and at each of the phase's last eval_tail epochs (a metric window)
+    # curvature/noise probes after these epochs (0: before the first step)
+    probe_epochs: tuple[int, ...] = ranged((), ge=0)
     # Remedies (remedysettings.py; None: off). At the phase start, after any reset_groups:
     shrink_perturb: ShrinkPerturb | None = None  # Ash & Adams: theta <- shrink theta + perturb theta_fresh
     dash: Dash | None = None  # Shin et al.: direction-aware shrinking over the data of the earlier phases
@@ -49,49 +52,37 @@ class Phase(Config):
         return tuple(name for name in REMEDIES if getattr(self, name) is not None)
 
     def check(self) -> None:
-        check_choice("pool", self.pool, POOLS)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_positive("epochs", self.epochs)
-        check_positive("eval_every", self.eval_every)
-        check_positive("eval_tail", self.eval_tail, allow_zero=True)
-        if any(not 0 <= e <= self.epochs for e in self.probe_epochs):
+        if any(e > self.epochs for e in self.probe_epochs):
             raise ConfigError(f"probe_epochs {list(self.probe_epochs)} must lie in 0..epochs ({self.epochs})")
-        check_positive("lr", self.lr)
-        if self.target_train_acc is not None and not 0 < self.target_train_acc <= 1:
-            raise ConfigError(f"target_train_acc is a fraction in (0, 1], got {self.target_train_acc}")
-        bad_groups = [g for g in self.reset_groups if not 1 <= g <= 6]
-        if bad_groups:
-            raise ConfigError(f"reset_groups {bad_groups} outside the module groups 1-6")
         # Pool-specific fields are set exactly when used, so equal runs always hash equally.
         blend, stage = self.pool == "blend", self.pool == "stage"
         if blend != (self.gamma is not None) or blend != (self.blend_rate is not None):
             raise ConfigError("gamma and blend_rate are set for (and only for) pool 'blend'")
-        if blend and not 0 < self.gamma < 1:
-            raise ConfigError(f"gamma must lie in (0, 1), got {self.gamma}")
-        if blend:
-            check_positive("blend_rate", self.blend_rate)
         if stage != (self.stage is not None):
             raise ConfigError("stage is set for (and only for) pool 'stage'")
-        if stage:
-            check_positive("stage", self.stage)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunConfig(Config):
     phases: tuple[Phase, ...]  # trained in order from one initialisation
-    seed: int = 0  # initial weights, subset and half draw, data order: paired arms share it
-    model: str = "resnet"  # resnet | mlp
-    depth: int = 2  # BasicBlocks per stage (resnet) or hidden layers (mlp); 2 = ResNet-18
-    width: int = 64  # base channels w (stages w, 2w, 4w, 8w) or hidden units (mlp)
-    train_subset: int = 50000  # training examples used (class-balanced); the half is half of these
-    test_subset: int | None = None  # test examples evaluated (class-balanced, the same for every run); None: all 10,000
-    batch_size: int = 128  # examples per step; the last partial batch of an epoch is dropped
+    seed: int = ranged(0, ge=0)  # initial weights, subset and half draw, data order: paired arms share it
+    model: str = ranged("resnet", choices=MODELS)  # resnet | mlp
+    depth: int = ranged(2, gt=0)  # BasicBlocks per stage (resnet) or hidden layers (mlp); 2 = ResNet-18
+    width: int = ranged(64, gt=0)  # base channels w (stages w, 2w, 4w, 8w) or hidden units (mlp)
+    # training examples used (class-balanced); the half is half of these
+    train_subset: int = ranged(TRAIN_SIZE, gt=0, le=TRAIN_SIZE)
+    # test examples evaluated (class-balanced, the same for every run); None: all 10,000
+    test_subset: int | None = ranged(None, gt=0, le=TEST_SIZE)
+    batch_size: int = ranged(128, gt=0)  # examples per step; the last partial batch of an epoch is dropped
     augment: bool = False  # random crop + flip (the paper trains without)
-    weight_decay: float = 0.0  # L2 coefficient passed to the optimiser (the paper uses none)
-    momentum: float = 0.9  # for sgd_momentum only
-    precision: str = "bf16"  # bf16 autocast (fp32 master weights) or plain fp32; studies pick with `native_precision`
-    stages: int | None = None  # multi-stage runs only: pretraining stages n (the split has n+1 nested sets)
-    uniform_ratio: float | None = None  # multi-stage runs only: fraction r drawn uniformly over classes
+    weight_decay: float = ranged(0.0, ge=0)  # L2 coefficient passed to the optimiser (the paper uses none)
+    momentum: float = ranged(0.9, ge=0)  # for sgd_momentum only
+    # bf16 autocast (fp32 master weights) or plain fp32; studies pick with `native_precision`
+    precision: str = ranged("bf16", choices=PRECISIONS)
+    # multi-stage runs only: pretraining stages n (the split has n+1 nested sets)
+    stages: int | None = ranged(None, ge=1, le=NUM_CLASSES - 1)
+    # multi-stage runs only: fraction r drawn uniformly over classes
+    uniform_ratio: float | None = ranged(None, ge=0, le=1)
     probes: ProbeSettings | None = None  # how to probe; set for (and only for) runs with probe_epochs
     metrics: MetricSettings | None = None  # plasticity metrics in the history at each evaluation (None: none)
     data_id: str = ""  # fingerprint of the CIFAR-10 copy (set by the protocol from the loaded data)
@@ -99,24 +90,12 @@ class RunConfig(Config):
     def check(self) -> None:
         if not self.phases:
             raise ConfigError("a run needs at least one phase")
-        check_choice("model", self.model, MODELS)
-        check_choice("precision", self.precision, PRECISIONS)
-        for name in ("depth", "width", "train_subset", "test_subset", "batch_size"):
-            check_positive(name, getattr(self, name))
-        check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        check_positive("momentum", self.momentum, allow_zero=True)
         if any(p.probe_epochs for p in self.phases) != (self.probes is not None):
             raise ConfigError("probes (the settings) are set for (and only for) runs whose phases have probe_epochs")
         multistage = any(p.pool == "stage" for p in self.phases)
         if multistage != (self.stages is not None) or multistage != (self.uniform_ratio is not None):
             raise ConfigError("stages and uniform_ratio are set for (and only for) runs with 'stage' phases")
         if multistage:
-            check_positive("stages", self.stages)
-            if not 0 <= self.uniform_ratio <= 1:
-                raise ConfigError(f"uniform_ratio r must lie in [0, 1], got {self.uniform_ratio}")
-            if self.stages + 1 > NUM_CLASSES:
-                raise ConfigError(f"stages {self.stages} needs {self.stages + 1} class groups; "
-                                  f"CIFAR-10 has {NUM_CLASSES}")
             bad = [p.stage for p in self.phases if p.pool == "stage" and p.stage > self.stages + 1]
             if bad:
                 raise ConfigError(f"stage {bad[0]} does not exist: the split has stages 1..{self.stages + 1}")

@@ -107,4 +107,4 @@ def test_sweep_overrides_reach_the_stored_configs(tmp_path):
 def test_sweep_values_are_checked_before_anything_runs(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", "--preset", "smoke", "--only", "04", "--out", str(out), "--param", "gammas=[1.5]"]) == 2
-    assert "gamma must lie in (0, 1)" in capsys.readouterr().err and not out.exists()
+    assert "gammas has 1.5 in [1.5]: each must be in (0, 1)" in capsys.readouterr().err and not out.exists()

@@ -17,7 +17,7 @@ from tests.helpers import tiny_run
     (dict(model="vgg"), "model is 'vgg'"),
     (dict(depth=0), "depth must be > 0"),
     (dict(width=0), "width must be > 0"),
-    (dict(train_subset=60000), "train_subset 60000 is larger than CIFAR-10"),
+    (dict(train_subset=60000), "train_subset must be in (0, 50000], got 60000"),
     (dict(train_subset=100, batch_size=64), "batch_size 64 exceeds the 50 examples"),
     (dict(last_k=3, tune_epochs=2), "last_k 3 exceeds tune_epochs 2"),
     (dict(augment=1), "augment must be bool"),

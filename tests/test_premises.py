@@ -77,7 +77,7 @@ def test_every_condition_of_a_claim_is_checked():
     (dict(equivalence_margin=0.0), "equivalence_margin must be > 0"),
     (dict(equivalence_margin=-1.0), "equivalence_margin must be > 0"),
     (dict(seeds=[3]), "seeds \\[3\\] has one seed"),
-    (dict(premise_train_acc=101.0), "premise_train_acc is a percentage"),
+    (dict(premise_train_acc=101.0), "premise_train_acc must be in \\[0, 100\\]"),
     (dict(premise_arm_difference=-1.0), "premise_arm_difference must be >= 0"),
 ])
 def test_bad_claim_options_are_rejected(overrides, culprit):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..claims import ClaimResult
-from ..config import check_positive
+from ..config import range_of
 from ..protocols import (
     Plan,
     StudyConfig,
@@ -17,20 +17,20 @@ from ..protocols import (
     check_sweep,
     presets,
 )
+from ..runconfig import Phase
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(StudyConfig):
-    gammas: tuple[float, ...]  # each in (0, 1); larger = the bias toward the half fades more slowly
-    blend_rate: float = 50.0  # the paper's 50: p = 1 - gamma after 1/50 of the run
+    gammas: tuple[float, ...] = range_of(Phase, "gamma")  # larger = the bias toward the half fades more slowly
+    blend_rate: float = range_of(Phase, "blend_rate", 50.0)  # the paper's 50: p = 1 - gamma after 1/50 of the run
 
     CONDITIONS = ("gamma",)
     PRESETS = presets(smoke=dict(gammas=[0.5, 0.9]), quick=dict(gammas=[0.1, 0.5, 0.9]),
                       paper=dict(gammas=[0.1, 0.3, 0.5, 0.7, 0.9]))
 
     def check_sweep(self) -> None:
-        check_sweep("gammas", self.gammas, lambda g: 0 < g < 1, "gamma must lie in (0, 1)")
-        check_positive("blend_rate", self.blend_rate)
+        check_sweep("gammas", self.gammas)
 
     def plan(self, data_id: str = "") -> Plan:
         plan = []

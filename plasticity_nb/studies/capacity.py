@@ -9,6 +9,7 @@ import dataclasses
 import itertools
 
 from ..claims import ClaimResult
+from ..config import range_of
 from ..protocols import (
     ARMS,
     Plan,
@@ -17,12 +18,13 @@ from ..protocols import (
     check_sweep,
     presets,
 )
+from ..runconfig import RunConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(WarmStartConfig):
-    depths: tuple[int, ...]  # BasicBlocks per stage, each >= 1 (replaces `depth`)
-    widths: tuple[int, ...]  # base widths, each >= 1 (replaces `width`)
+    depths: tuple[int, ...] = range_of(RunConfig, "depth")  # BasicBlocks per stage (replaces `depth`)
+    widths: tuple[int, ...] = range_of(RunConfig, "width")  # base widths (replaces `width`)
 
     CONDITIONS = ("depth", "width")
     # Each grid has a width above the base `width` (smoke 4, quick 8), so "bigger models do not fix it" is tested.
@@ -32,8 +34,8 @@ class Config(WarmStartConfig):
 
     def check_sweep(self) -> None:
         super().check_sweep()
-        check_sweep("depths", self.depths, lambda d: d >= 1, "depth must be >= 1")
-        check_sweep("widths", self.widths, lambda w: w >= 1, "width must be >= 1")
+        check_sweep("depths", self.depths)
+        check_sweep("widths", self.widths)
 
     def plan(self, data_id: str = "") -> Plan:
         return [(dict(depth=d, width=w, seed=s, arm=arm),

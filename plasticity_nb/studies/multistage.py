@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..claims import ClaimResult
-from ..config import ConfigError, check_positive
-from ..data import NUM_CLASSES
+from ..config import ConfigError, range_of
 from ..premises import Premise
 from ..protocols import (
     ARMS,
@@ -21,15 +20,18 @@ from ..protocols import (
     check_sweep,
     presets,
 )
+from ..runconfig import Phase, RunConfig
 from ..stats import difference_test
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(StudyConfig):
-    stages: tuple[int, ...]  # numbers of pretraining stages n (1..9: n+1 class groups of CIFAR-10's 10 classes)
-    ratios: tuple[float, ...]  # uniform fractions r in [0, 1]
-    stage_epochs: int  # epoch cap of every pretraining stage
-    stage_target_acc: float  # a pretraining stage ends early once an epoch's train accuracy reaches this
+    # numbers of pretraining stages n (1..9: n+1 class groups of CIFAR-10's 10 classes)
+    stages: tuple[int, ...] = range_of(RunConfig, "stages")
+    ratios: tuple[float, ...] = range_of(RunConfig, "uniform_ratio")  # uniform fractions r in [0, 1]
+    stage_epochs: int = range_of(Phase, "epochs")  # epoch cap of every pretraining stage
+    # a pretraining stage ends early once an epoch's train accuracy (a fraction) reaches this
+    stage_target_acc: float = range_of(Phase, "target_train_acc")
     shift_stages: int  # C5b compares the ratios at this stage count (one of `stages`)
 
     CONDITIONS = ("stages", "ratio")
@@ -42,14 +44,10 @@ class Config(StudyConfig):
     )
 
     def check_sweep(self) -> None:
-        check_sweep("stages", self.stages, lambda n: 1 <= n < NUM_CLASSES,
-                    f"stages must be >= 1 (and <= {NUM_CLASSES - 1}: one class group per stage plus the last)")
-        check_sweep("ratios", self.ratios, lambda r: 0 <= r <= 1, "r must lie in [0, 1]")
-        check_positive("stage_epochs", self.stage_epochs)
+        check_sweep("stages", self.stages)
+        check_sweep("ratios", self.ratios)
         if self.shift_stages not in self.stages:
             raise ConfigError(f"shift_stages {self.shift_stages} must be one of stages {list(self.stages)}")
-        if not 0 < self.stage_target_acc <= 1:
-            raise ConfigError(f"stage_target_acc is a fraction in (0, 1], got {self.stage_target_acc}")
 
     def multistage(self, seed: int, n: int, r: float, data_id: str = ""):
         pretraining = tuple(self.tune(pool="stage", stage=i, epochs=self.stage_epochs,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..claims import ClaimResult
-from ..config import ConfigError
+from ..config import ConfigError, range_of
 from ..premises import Premise
 from ..protocols import (
     ARMS,
@@ -21,7 +21,7 @@ from ..protocols import (
     check_sweep,
     presets,
 )
-from ..train import OPTIMIZERS
+from ..runconfig import Phase
 
 OPTIMISERS = ["adam", "rmsprop", "sgd", "sgd_momentum"]
 LRS = [1e-3, 1e-3, 0.1, 0.01]
@@ -29,10 +29,13 @@ LRS = [1e-3, 1e-3, 0.1, 0.01]
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(WarmStartConfig):
-    optimizers: tuple[str, ...]  # optimisers compared (the base `optimizer` and `lr` are replaced by these)
-    optimizer_lrs: tuple[float, ...]  # one constant learning rate per optimiser, in the same order
-    optimizer_tune_epochs: tuple[int, ...]  # one tuning (= scratch) epoch budget per optimiser (replaces tune_epochs)
-    pretrain_epochs_sweep: tuple[int, ...]  # pretraining lengths per optimiser (App. A.1); must hold pretrain_epochs
+    # optimisers compared (the base `optimizer` and `lr` are replaced by these)
+    optimizers: tuple[str, ...] = range_of(Phase, "optimizer")
+    optimizer_lrs: tuple[float, ...] = range_of(Phase, "lr")  # one constant learning rate per optimiser, in order
+    # one tuning (= scratch) epoch budget per optimiser (replaces tune_epochs)
+    optimizer_tune_epochs: tuple[int, ...] = range_of(Phase, "epochs")
+    # pretraining lengths per optimiser (App. A.1); must hold pretrain_epochs
+    pretrain_epochs_sweep: tuple[int, ...] = range_of(Phase, "epochs")
 
     CONDITIONS = ("optimizer", "pretrain_epochs")
     PRESETS = presets(
@@ -48,17 +51,15 @@ class Config(WarmStartConfig):
 
     def check_sweep(self) -> None:
         super().check_sweep()
-        check_sweep("optimizers", self.optimizers, lambda o: o in OPTIMIZERS, f"choose from {', '.join(OPTIMIZERS)}")
+        check_sweep("optimizers", self.optimizers)
         for name in ("optimizer_lrs", "optimizer_tune_epochs"):
             values = getattr(self, name)
             if len(values) != len(self.optimizers):
                 raise ConfigError(f"{name} has {len(values)} values for {len(self.optimizers)} optimizers")
-            if any(v <= 0 for v in values):
-                raise ConfigError(f"{name} must all be > 0, got {list(values)}")
         if min(self.optimizer_tune_epochs) < self.last_k:
             raise ConfigError(f"optimizer_tune_epochs {list(self.optimizer_tune_epochs)} must each be >= last_k "
                               f"({self.last_k})")
-        check_sweep("pretrain_epochs_sweep", self.pretrain_epochs_sweep, lambda e: e >= 1, "each must be >= 1 epoch")
+        check_sweep("pretrain_epochs_sweep", self.pretrain_epochs_sweep)
         if self.pretrain_epochs not in self.pretrain_epochs_sweep:
             raise ConfigError(f"pretrain_epochs {self.pretrain_epochs} (where C3 is read) must be one of "
                               f"pretrain_epochs_sweep {list(self.pretrain_epochs_sweep)}")

@@ -11,7 +11,7 @@ import dataclasses
 import pandas as pd
 
 from ..claims import ClaimResult
-from ..config import ConfigError
+from ..config import ConfigError, range_of
 from ..protocols import (
     ARMS,
     Plan,
@@ -20,11 +20,13 @@ from ..protocols import (
     check_sweep,
     presets,
 )
+from ..runconfig import Phase
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(StudyConfig):
-    pretrain_epochs_sweep: tuple[int, ...]  # pretraining lengths E_pre (epochs on the half), each >= 1
+    # pretraining lengths E_pre (epochs on the half; no pretraining is the scratch arm)
+    pretrain_epochs_sweep: tuple[int, ...] = range_of(Phase, "epochs")
     few_epochs: int  # C2 is read off the gap after this many pretraining epochs (one of the sweep; paper: 5-10)
 
     CONDITIONS = ("pretrain_epochs",)
@@ -35,8 +37,7 @@ class Config(StudyConfig):
     )
 
     def check_sweep(self) -> None:
-        check_sweep("pretrain_epochs_sweep", self.pretrain_epochs_sweep, lambda e: e >= 1,
-                    "pretraining lengths must be >= 1 epoch (no pretraining is the scratch arm)")
+        check_sweep("pretrain_epochs_sweep", self.pretrain_epochs_sweep)
         if self.few_epochs not in self.pretrain_epochs_sweep:
             raise ConfigError(f"few_epochs {self.few_epochs} must be one of pretrain_epochs_sweep "
                               f"{list(self.pretrain_epochs_sweep)}")

@@ -24,11 +24,12 @@ from typing import Any
 import pandas as pd
 
 from ..claims import ClaimResult
-from ..config import ConfigError, check_positive
+from ..config import range_of, ranged
 from ..premises import Premise
 from ..protocols import Plan, StudyResult, WarmStartConfig, check_sweep, presets
 from ..remedysettings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
 from ..stats import correlation_test, difference_test
+from . import resets
 
 NONE = "none"
 AT_TUNING_START = ("shrink_perturb", "dash")  # applied once to the warm run, before tuning
@@ -45,18 +46,23 @@ METRICS = ("dormant_redo", "dormant_dohare", "effective_rank", "srank", "weight_
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(WarmStartConfig):
-    remedies: tuple[str, ...]  # conditions besides "none": any of REMEDIES
-    sp_shrink: float  # shrink-and-perturb lambda (Ash & Adams Fig. 8: 0.6)
-    sp_perturb: float  # shrink-and-perturb sigma (Fig. 8: 0.01)
-    dash_alpha: float  # DASH moving-average weight (Shin et al.: 0.3)
-    dash_shrink_floor: float  # DASH lambda, the smallest shrink factor (Shin et al.: 0.3)
-    l2_init_coefficient: float  # L2 Init lambda (Kumar et al.: 1e-2 best)
-    redo_tau: float  # ReDo dormancy threshold (Sokar et al.: 0.1)
-    redo_every: int  # steps between ReDo resets
-    cbp_replacement_rate: float  # continual backprop rho: units replaced per mature unit and step
-    cbp_maturity: int  # continual backprop m: steps before a unit may be replaced
-    regulariser_weight_decay: float  # the weight_decay condition's L2 coefficient (both arms)
-    speed_target_acc: float  # train accuracy (%) whose first tuning step is reported per arm
+    # Every remedy's hyperparameters are checked (against their settings' ranges) whether or not it is swept.
+    remedies: tuple[str, ...] = ranged(choices=REMEDIES)  # conditions besides "none"
+    sp_shrink: float = range_of(ShrinkPerturb, "shrink")  # shrink-and-perturb lambda (Ash & Adams Fig. 8: 0.6)
+    sp_perturb: float = range_of(ShrinkPerturb, "perturb")  # shrink-and-perturb sigma (Fig. 8: 0.01)
+    dash_alpha: float = range_of(Dash, "alpha")  # DASH moving-average weight (Shin et al.: 0.3)
+    dash_shrink_floor: float = range_of(Dash, "shrink_floor")  # DASH lambda, the smallest shrink (Shin et al.: 0.3)
+    l2_init_coefficient: float = range_of(L2Init, "coefficient")  # L2 Init lambda (Kumar et al.: 1e-2 best)
+    redo_tau: float = range_of(ReDo, "tau")  # ReDo dormancy threshold (Sokar et al.: 0.1)
+    redo_every: int = range_of(ReDo, "every")  # steps between ReDo resets
+    # continual backprop rho: units replaced per mature unit and step
+    cbp_replacement_rate: float = range_of(ContinualBackpropSettings, "replacement_rate")
+    # continual backprop m: steps before a unit may be replaced
+    cbp_maturity: int = range_of(ContinualBackpropSettings, "maturity_threshold")
+    # the weight_decay condition's L2 coefficient (both arms; 0 would repeat the plain warm start)
+    regulariser_weight_decay: float = ranged(gt=0)
+    # train accuracy (%) whose first tuning step is reported per arm
+    speed_target_acc: float = range_of(resets.Config, "speed_target_acc")
 
     CONDITIONS = ("remedy",)
     PRESETS = presets(
@@ -72,11 +78,7 @@ class Config(WarmStartConfig):
 
     def check_sweep(self) -> None:
         super().check_sweep()
-        check_sweep("remedies", self.remedies, lambda r: r in REMEDIES, f"known remedies: {', '.join(REMEDIES)}")
-        check_positive("speed_target_acc", self.speed_target_acc)
-        check_positive("regulariser_weight_decay", self.regulariser_weight_decay)
-        if self.speed_target_acc > 100:
-            raise ConfigError(f"speed_target_acc is a train accuracy in %, got {self.speed_target_acc!r}")
+        check_sweep("remedies", self.remedies)
 
     def plan(self, data_id: str = "") -> Plan:
         plan = []

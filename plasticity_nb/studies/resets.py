@@ -15,7 +15,7 @@ import dataclasses
 import pandas as pd
 
 from ..claims import ClaimResult
-from ..config import check_positive
+from ..config import range_of, ranged
 from ..premises import Premise
 from ..protocols import (
     Plan,
@@ -24,6 +24,7 @@ from ..protocols import (
     check_sweep,
     presets,
 )
+from ..runconfig import Phase
 from ..stats import bound_test, difference_test, equivalence_test
 
 NO_RESET = 7  # "reset from group 7": nothing is reset
@@ -33,9 +34,10 @@ TOP_1_2 = (5, 6)  # k = 6 resets the classifier only, k = 5 the top 2 groups (5-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(WarmStartConfig):
-    reset_from_groups: tuple[int, ...]  # k in 1..6: groups k..6 are re-initialised (k = 1 resets everything)
-    speed_target_acc: float  # Fig. 11: tuning epochs until train accuracy (%) reaches this
-    speed_margin: float  # C7c: a speed-up below this many tuning epochs counts as none
+    # k in 1..6: groups k..6 are re-initialised (k = 1 resets everything)
+    reset_from_groups: tuple[int, ...] = range_of(Phase, "reset_groups")
+    speed_target_acc: float = ranged(gt=0, le=100)  # Fig. 11: tuning epochs until train accuracy (%) reaches this
+    speed_margin: float = ranged(gt=0)  # C7c: a speed-up below this many tuning epochs counts as none
 
     CONDITIONS = ("reset_from_group",)
     PRESETS = presets(smoke=dict(pretrain_epochs=2, reset_from_groups=[2, 3, 5, 6], speed_target_acc=20.0,
@@ -47,10 +49,7 @@ class Config(WarmStartConfig):
 
     def check_sweep(self) -> None:
         super().check_sweep()
-        check_sweep("reset_from_groups", self.reset_from_groups, lambda k: 1 <= k <= 6,
-                    "module groups are 1 (stem conv) .. 6 (classifier)")
-        check_positive("speed_target_acc", self.speed_target_acc)
-        check_positive("speed_margin", self.speed_margin)
+        check_sweep("reset_from_groups", self.reset_from_groups)
 
     def plan(self, data_id: str = "") -> Plan:
         plan = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..claims import ClaimResult
+from ..config import ranged
 from ..premises import Premise
 from ..protocols import (
     Plan,
@@ -24,7 +25,7 @@ from ..stats import difference_test
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(WarmStartConfig):
-    lr_multipliers: tuple[float, ...]  # tuning (and scratch) lr = lr x multiplier, each > 0
+    lr_multipliers: tuple[float, ...] = ranged(gt=0)  # tuning (and scratch) lr = lr x multiplier
 
     CONDITIONS = ("lr_multiplier",)
     PRESETS = presets(smoke=dict(pretrain_epochs=2, lr_multipliers=[1, 10]),
@@ -35,7 +36,7 @@ class Config(WarmStartConfig):
 
     def check_sweep(self) -> None:
         super().check_sweep()
-        check_sweep("lr_multipliers", self.lr_multipliers, lambda m: m > 0, "multipliers must be > 0")
+        check_sweep("lr_multipliers", self.lr_multipliers)
 
     def plan(self, data_id: str = "") -> Plan:
         plan = []

@@ -23,28 +23,33 @@ import dataclasses
 import pandas as pd
 
 from ..claims import ClaimResult
-from ..config import ConfigError
-from ..curvature import BN_MODES
+from ..config import ConfigError, range_of, ranged
 from ..premises import Premise
-from ..probes import ProbeSettings
-from ..probesettings import BN_STATISTICS
+from ..probesettings import ProbeSettings
 from ..protocols import Plan, StudyResult, WarmStartConfig, check_sweep, presets
+from ..runconfig import Phase
 from ..stats import difference_test
+from . import tuning_lr
 
 PROBE_METRICS = ("lambda_max", "trace", "noise_trace", "noise_scale", "grad_norm", "weight_norm", "probe_loss")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(WarmStartConfig):
-    lr_multipliers: tuple[float, ...]  # tuning (and scratch) lr = lr x multiplier; C9/C10 use the smallest
-    probe_epochs: tuple[int, ...]  # tuning epochs after which to probe (0: before the first tuning step)
-    early_epochs: int  # C10 averages the noise over probes at tuning epochs <= early_epochs
-    probe_examples: int  # probe set size (class-balanced, from the training subset)
-    probe_bn_mode: str  # BatchNorm during curvature probes: eval (running stats) or train (batch stats)
-    probe_bn_statistics: str  # probe: BatchNorm statistics re-estimated on the probe set first; running: as trained
-    loss_match: float  # C9: the arms' end-of-tuning probe losses must lie within this factor of each other
-    eigen_iterations: int  # power-iteration cap for the top eigenvalue
-    trace_samples: int  # Rademacher probes of the Hutchinson trace
+    # tuning (and scratch) lr = lr x multiplier; C9/C10 use the smallest
+    lr_multipliers: tuple[float, ...] = range_of(tuning_lr.Config, "lr_multipliers")
+    # tuning epochs after which to probe (0: before the first tuning step)
+    probe_epochs: tuple[int, ...] = range_of(Phase, "probe_epochs")
+    early_epochs: int = ranged(ge=0)  # C10 averages the noise over probes at tuning epochs <= early_epochs
+    probe_examples: int = range_of(ProbeSettings, "examples")  # probe set size (class-balanced, training subset)
+    # BatchNorm during curvature probes: eval (running stats) or train (batch stats)
+    probe_bn_mode: str = range_of(ProbeSettings, "bn_mode")
+    # probe: BatchNorm statistics re-estimated on the probe set first; running: as trained
+    probe_bn_statistics: str = range_of(ProbeSettings, "bn_statistics")
+    # C9: the arms' end-of-tuning probe losses must lie within this factor of each other
+    loss_match: float = ranged(ge=1)
+    eigen_iterations: int = range_of(ProbeSettings, "eigen_iterations")  # power-iteration cap for the top eigenvalue
+    trace_samples: int = range_of(ProbeSettings, "trace_samples")  # Rademacher probes of the Hutchinson trace
 
     CONDITIONS = ("lr_multiplier",)
     # Quick probes: 128 images, <= 10 power iterations, 10 trace probes keep a probed run <= 1.5x an unprobed one.
@@ -64,19 +69,13 @@ class Config(WarmStartConfig):
 
     def check_sweep(self) -> None:
         super().check_sweep()
-        check_sweep("lr_multipliers", self.lr_multipliers, lambda m: m > 0, "multipliers must be > 0")
-        check_sweep("probe_epochs", self.probe_epochs, lambda e: 0 <= e <= self.tune_epochs,
-                    f"probe epochs lie in 0..tune_epochs ({self.tune_epochs})")
+        check_sweep("lr_multipliers", self.lr_multipliers)
+        check_sweep("probe_epochs", self.probe_epochs)
+        if max(self.probe_epochs) > self.tune_epochs:
+            raise ConfigError(f"probe_epochs {list(self.probe_epochs)} must lie in 0..tune_epochs ({self.tune_epochs})")
         if self.tune_epochs not in self.probe_epochs or not any(e <= self.early_epochs for e in self.probe_epochs):
             raise ConfigError(f"probe_epochs must include the last tuning epoch ({self.tune_epochs}, for C9) and one "
                               f"epoch <= early_epochs ({self.early_epochs}, for C10)")
-        if self.probe_bn_mode not in BN_MODES:
-            raise ConfigError(f"probe_bn_mode is {self.probe_bn_mode!r}: choose one of {', '.join(BN_MODES)}")
-        if self.probe_bn_statistics not in BN_STATISTICS:
-            raise ConfigError(f"probe_bn_statistics is {self.probe_bn_statistics!r}: choose one of "
-                              f"{', '.join(BN_STATISTICS)}")
-        if not self.loss_match >= 1:
-            raise ConfigError(f"loss_match is a factor >= 1, got {self.loss_match!r}")
 
     def settings(self) -> ProbeSettings:
         return ProbeSettings(examples=self.probe_examples, bn_mode=self.probe_bn_mode,
