@@ -3,8 +3,9 @@
 Notebooks go in order (01 first). For each, its missing runs train (`run_many` trains shared pretraining
 prefixes before the runs that continue them), then the notebook is handed to one background thread that
 executes it with papermill (or restores it from the execution cache) and updates claims.csv and report.md,
-while the next notebook's runs train. One thread executes notebooks one at a time, so claims.csv and
-report.md have one writer.
+while the next notebook's runs train. Other batches on the same output folder (and their notebook kernels) may
+write the same files meanwhile: each is written atomically, and the ones read and rewritten (claims.csv, the
+report made from it, the execution cache) under a lock (files.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from . import eta
+from .files import copy_atomic, locked
 from .notebook_cache import NotebookCache
 from .protocols import StudyConfig, load_study
 from .report import write_report
@@ -172,18 +174,23 @@ def notebook_timing(job: Job, jobs: list[Job], out_dir: Path, notebook_seconds: 
 
 
 def ensure_kernel() -> None:
-    """Install the `plasticity-nb` kernel for this Python into this environment if it is missing or stale."""
+    """Install the `plasticity-nb` kernel for this Python into this environment if it is missing or stale, under a
+    lock: installing replaces the kernel's folder, which a batch beside this one may be starting a kernel from."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    try:
-        spec = KernelSpecManager().get_kernel_spec(KERNEL)
-        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
-            return
-    except NoSuchKernel:
-        pass
+    def current() -> bool:
+        try:
+            return Path(KernelSpecManager().get_kernel_spec(KERNEL).argv[0]).resolve() == Path(sys.executable).resolve()
+        except NoSuchKernel:
+            return False
+
+    if current():
+        return
     from ipykernel.kernelspec import install
 
-    install(kernel_name=KERNEL, display_name="Python (plasticity_nb)", prefix=sys.prefix)
+    with locked(Path(sys.prefix) / "share" / "jupyter" / f".{KERNEL}-kernel.lock"):
+        if not current():
+            install(kernel_name=KERNEL, display_name="Python (plasticity_nb)", prefix=sys.prefix)
 
 
 def execute(study: Study, parameters: dict[str, Any], final: Path) -> str | None:
@@ -203,7 +210,9 @@ def execute(study: Study, parameters: dict[str, Any], final: Path) -> str | None
         return (f"[{study.id}] {study.stem} FAILED in cell {err.exec_count} ({first_line[0] if first_line else ''!s}):"
                 f" {err.ename}: {err.evalue}\n      the partial notebook is kept at {partial}")
     final.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(partial), str(final))
-    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        copy_atomic(partial, final)  # another batch on this output folder may be writing the same notebook
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     print(f"[{study.id}] {study.stem}: done in {time.perf_counter() - started:.0f} s -> {final}", flush=True)
     return None

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from .files import locked, remove_stale_temporaries, write_atomic
 from .premises import Premise
 from .stats import POSITIVE, PREMISE_NOT_MET, Test, combine
 
@@ -205,14 +206,19 @@ def record_claims(out_dir: str | os.PathLike, preset: str, results: list[ClaimRe
     return rows
 
 
+def claims_lock(out_dir: str | os.PathLike) -> Path:
+    """The lock held while claims.csv is read and rewritten, and while report.md is made from it: batches and
+    notebook kernels on one output folder all update them."""
+    return Path(out_dir) / ".locks" / "claims.lock"
+
+
 def replace_rows(out_dir: str | os.PathLike, preset: str, rows: pd.DataFrame) -> None:
     """Put claims.csv rows in place of the same claims' rows at this preset (the batch's execution cache
-    restores a notebook's rows with it)."""
-    table = read_claims(out_dir)
-    table = table[~(table.claim.isin(rows.claim) & (table.preset == preset))]
-    table = pd.concat([t for t in (table, rows) if len(t)], ignore_index=True).sort_values(["preset", "claim"])
-    path = claims_path(out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)  # readers never see a half-written table
+    restores a notebook's rows with it), under the claims lock so that concurrent writers keep each other's rows;
+    readers see the old table or the new one."""
+    with locked(claims_lock(out_dir)):
+        remove_stale_temporaries(claims_path(out_dir))
+        table = read_claims(out_dir)
+        table = table[~(table.claim.isin(rows.claim) & (table.preset == preset))]
+        table = pd.concat([t for t in (table, rows) if len(t)], ignore_index=True).sort_values(["preset", "claim"])
+        write_atomic(claims_path(out_dir), table.to_csv(index=False))

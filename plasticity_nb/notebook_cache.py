@@ -21,6 +21,7 @@ from typing import Any
 
 from . import __version__
 from .claims import claims_path, read_claims, replace_rows
+from .files import copy_atomic, locked
 
 FOLDER = "notebook-cache"
 NOTEBOOK = "notebook.ipynb"
@@ -73,45 +74,43 @@ class NotebookCache:
     def has(self, key: str) -> bool:
         return (self.entry(key) / NOTEBOOK).exists()  # written last: an entry with it is complete
 
+    @property
+    def lock(self) -> Path:
+        """Held while an entry is replaced or restored: batches on one output folder share the cache."""
+        return self.out_dir / ".locks" / "notebook-cache.lock"
+
     def save(self, key: str, executed: Path, stem: str, preset: str, figures: list[Path]) -> None:
-        """Keep an execution: its notebook, its claims rows at this preset and the figures it wrote."""
+        """Keep an execution: its notebook, its claims rows at this preset and the figures it wrote. Under the
+        cache's lock, so that a temporary entry found there is a killed writer's and is removed."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
-        (tmp / FIGURES).mkdir(parents=True)
-        try:
-            claims = read_claims(self.out_dir)
-            claims[(claims.notebook == stem) & (claims.preset == preset)].to_csv(claims_path(tmp), index=False)
-            for figure in figures:
-                shutil.copy2(figure, tmp / FIGURES / figure.name)
-            shutil.copy2(executed, tmp / NOTEBOOK)
-            if self.has(key):
-                shutil.rmtree(self.entry(key), ignore_errors=True)  # a --force re-execution replaces the old entry
+        with locked(self.lock):
+            for stale in self.root.glob(".tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)
             try:
+                (tmp / FIGURES).mkdir(parents=True)
+                claims = read_claims(self.out_dir)
+                claims[(claims.notebook == stem) & (claims.preset == preset)].to_csv(claims_path(tmp), index=False)
+                for figure in figures:
+                    shutil.copy2(figure, tmp / FIGURES / figure.name)
+                shutil.copy2(executed, tmp / NOTEBOOK)
+                if self.has(key):
+                    shutil.rmtree(self.entry(key))  # a --force re-execution, or another batch's: the newest wins
                 os.rename(tmp, self.entry(key))  # atomic: the entry appears complete or not at all
-            except OSError:
-                if not self.has(key):
-                    raise
-                shutil.rmtree(tmp)  # a batch beside this one stored the same execution first; keep theirs
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
 
     def restore(self, key: str, preset: str, final: Path) -> None:
         """Put a cached execution back: the notebook at `final`, its figures, its rows of claims.csv."""
         entry = self.entry(key)
         figures = self.out_dir / "figures"
         figures.mkdir(parents=True, exist_ok=True)
-        for figure in sorted((entry / FIGURES).iterdir()):
-            replace_with_copy(figure, figures / figure.name)
-        rows = read_claims(entry)  # the entry's claims.csv holds the notebook's rows
-        if len(rows):
-            replace_rows(self.out_dir, preset, rows)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        replace_with_copy(entry / NOTEBOOK, final)
-
-
-def replace_with_copy(source: Path, target: Path) -> None:
-    """Copy so that readers of `target` see the old file or the new one, never half of one."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.copy2(source, tmp)
-    os.replace(tmp, target)
+        with locked(self.lock):
+            for figure in sorted((entry / FIGURES).iterdir()):
+                copy_atomic(figure, figures / figure.name)
+            rows = read_claims(entry)  # the entry's claims.csv holds the notebook's rows
+            if len(rows):
+                replace_rows(self.out_dir, preset, rows)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            copy_atomic(entry / NOTEBOOK, final)

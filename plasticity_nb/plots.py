@@ -1,6 +1,7 @@
 """Publication figures from the tidy tables (classic seaborn on long-form DataFrames), style set once."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .files import write_atomic
 from .protocols import StudyResult
 from .stats import Estimate
 
@@ -184,8 +186,8 @@ def save_figure(figure: plt.Figure | sns.FacetGrid, out_dir: str | os.PathLike, 
     paths = []
     for suffix in (".png", ".pdf"):
         path = folder / f"{name}{suffix}"
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}{suffix}")
-        figure.savefig(tmp)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=suffix[1:])
+        write_atomic(path, buffer.getvalue())  # another batch on this folder may write the same figure
         paths.append(path)
     return paths

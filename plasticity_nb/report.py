@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import CLAIMS, PAPER, read_claims
+from .claims import CLAIMS, PAPER, claims_lock, read_claims
+from .files import locked, remove_stale_temporaries, write_atomic
 from .protocols import StudyResult
 from .provenance import git_commit
 from .stats import ALPHA, POWER
@@ -28,8 +29,17 @@ def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame 
                  results: dict[str, StudyResult] | None = None) -> Path:
     """`results` (notebook stem -> its StudyResult) adds each notebook's per-condition table."""
     out_dir = Path(out_dir)
-    claims = read_claims(out_dir)
-    claims = claims[claims.preset == preset]
+    with locked(claims_lock(out_dir)):  # the page matches claims.csv as it is, not as another batch left it
+        claims = read_claims(out_dir)
+        path = out_dir / "report.md"
+        remove_stale_temporaries(path)
+        write_atomic(path, "\n".join(report_lines(out_dir, preset, claims[claims.preset == preset], timings,
+                                                  results)) + "\n")
+    return path
+
+
+def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.DataFrame | None,
+                 results: dict[str, StudyResult] | None) -> list[str]:
     lines = [f"# plasticity_nb report: preset `{preset}`", "",
              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}. "
              "Gaps are *scratch − warm* test accuracy in percentage points (positive: warm-starting hurts), paired "
@@ -61,11 +71,7 @@ def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame 
         figures = sorted((out_dir / "figures").glob(f"{notebook}_{preset}_*.png"))
         if figures:
             lines += [f"### {notebook}", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
-    path = out_dir / "report.md"
-    tmp = path.with_name(f".report.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
-    return path
+    return lines
 
 
 def markdown_table(table: pd.DataFrame) -> str:
