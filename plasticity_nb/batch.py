@@ -10,6 +10,7 @@ report made from it, the execution cache) under a lock (files.py).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import shutil
 import sys
 import tempfile
@@ -21,7 +22,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from . import eta
-from .files import copy_atomic, locked
+from .files import FULL_DISK, copy_atomic, locked
 from .notebook_cache import NotebookCache
 from .protocols import StudyConfig, load_study
 from .report import write_report
@@ -206,6 +207,9 @@ def execute(study: Study, parameters: dict[str, Any], final: Path) -> str | None
         papermill.execute_notebook(str(study.path), str(partial), parameters=parameters, kernel_name=KERNEL,
                                    cwd=str(study.path.parent), progress_bar=False)
     except PapermillExecutionError as err:
+        if any(f"[Errno {code}]" in err.evalue for code in FULL_DISK):  # the kernel wrote a figure or claims.csv
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise OSError(errno.ENOSPC, f"notebook {study.stem}: {err.evalue}", str(final.parent.parent)) from None
         first_line = (err.source or "").strip().splitlines()[:1]
         return (f"[{study.id}] {study.stem} FAILED in cell {err.exec_count} ({first_line[0] if first_line else ''!s}):"
                 f" {err.ename}: {err.evalue}\n      the partial notebook is kept at {partial}")

@@ -28,10 +28,11 @@ from .claims import read_claims
 from .config import ConfigError
 from .data import DataError, load_cifar10
 from .executors import EXECUTORS
+from .files import is_full_disk
 from .notebook_cache import NotebookCache, execution_key, parameter_names
 from .paths import resolve_out_dir
 from .runner import CHECKPOINT_EVERY
-from .store import RunStore, StoreError
+from .store import RunStore, StoreError, print_store_warnings_plainly
 from .studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
 from .train import COMPILE_CHOICES, COMPILE_ENV, resolve_device
 
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{', '.join(COMPILE_CHOICES)} (default: eager). Compiled code is cached in "
                           "OUT/compile-cache")
     args = parser.parse_args(argv)
+    print_store_warnings_plainly()
     if args.compile:
         os.environ[COMPILE_ENV] = args.compile  # read by Runtime.for_config here and in spawned workers
     try:
@@ -80,6 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, DataError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if not is_full_disk(err):
+            raise
+        print(f"error: the disk holding the output folder {resolve_out_dir(args.out)} is full ({err.strerror}"
+              f"{f': {err.filename}' if err.filename else ''}). Nothing half-written was kept; free space, then run "
+              f"the same command again: it continues from the stored runs and their last checkpoints:\n"
+              f"  python -m plasticity_nb {shlex.join(argv)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are kept in the run store and the run in progress resumes from its "
               "last checkpoint. To continue, run the same command again:\n"

@@ -282,9 +282,11 @@ def compare(records: list[RunRecord], labels: list[dict[str, Any]], last_k: int,
     return result
 
 
-def load_study(config: StudyConfig, out_dir: str | os.PathLike | None, data_id: str) -> StudyResult | None:
-    """The study's result built from the run store only (None unless every run is stored): no training."""
-    store = RunStore(out_dir or default_out_dir())
+def load_study(config: StudyConfig, out_dir: str | os.PathLike | None, data_id: str,
+               read_only: bool = False) -> StudyResult | None:
+    """The study's result built from the run store only (None unless every run is stored and passes its check):
+    no training. `read_only`: a run that fails its check is reported and skipped, never moved."""
+    store = RunStore(out_dir or default_out_dir(), read_only)
     plan = config.plan(data_id)
     records = [store.load(c) for _, c in plan]
     if any(r is None for r in records):

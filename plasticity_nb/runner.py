@@ -23,7 +23,8 @@ from .ensemble import members_of, train_ensemble
 from .executors import EXECUTORS, LocalExecutor, RayExecutor
 from .paths import default_out_dir
 from .provenance import collect
-from .store import RunRecord, RunStore
+from .runstate import RunOutcome
+from .store import CorruptRun, RunRecord, RunStore, print_store_warnings_plainly
 from .train import RunConfig, resolve_device, share_compile_cache, train_run
 
 CHECKPOINT_EVERY = 5  # epochs between checkpoints of a running run (they make killed runs resumable)
@@ -44,7 +45,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR
         return record
     start = None
     if len(config.phases) > 1:
-        start = run(config.prefix(), out_dir, data, data_dir, device, progress, checkpoint_every).outcome()
+        start = continued_from(config.prefix(), out_dir, data, data_dir, device, progress, checkpoint_every)
     device = resolve_device(device)
     data = data if data is not None else load_cifar10(data_dir, device)
     if config.data_id and config.data_id != data.data_id:
@@ -72,6 +73,17 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR
         return record
 
 
+def continued_from(prefix: RunConfig, out_dir: str | os.PathLike | None, data: CIFAR10 | None,
+                   data_dir: str | os.PathLike | None, device: str | torch.device | None, progress: bool = False,
+                   checkpoint_every: int = CHECKPOINT_EVERY) -> RunOutcome:
+    """The outcome a run continues from: its stored prefix, trained first if missing, or again if its weights
+    fail their check as they are read (the store sets it aside)."""
+    try:
+        return run(prefix, out_dir, data, data_dir, device, progress, checkpoint_every).outcome()
+    except CorruptRun:
+        return run(prefix, out_dir, data, data_dir, device, progress, checkpoint_every).outcome()
+
+
 def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = None,
              data_dir: str | os.PathLike | None = None, device: str | None = None,
              workers: int | None = None, progress: bool = False, checkpoint_every: int = CHECKPOINT_EVERY,
@@ -90,7 +102,7 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
     out_dir = Path(out_dir or default_out_dir())
     store = RunStore(out_dir)
     device = resolve_device(device)
-    store.discard_stale_checkpoints()
+    store.discard_leftovers()
     todo = missing_runs(configs, store)
     if workers is not None and (type(workers) is not int or workers < 1):
         raise ConfigError(f"workers must be a whole number >= 1, got {workers!r}")
@@ -135,6 +147,7 @@ def missing_runs(configs: Iterable[RunConfig], store: RunStore) -> dict[str, Run
 def execute_run(config: dict, out_dir: str, data_dir: str | None, device: str, checkpoint_every: int,
                 threads: int) -> str:
     """One run in a worker: the unit of work every executor ships (picklable: a config as a dict)."""
+    print_store_warnings_plainly()
     torch.set_num_threads(threads)
     return run(RunConfig.from_dict(config), out_dir, None, data_dir, device, checkpoint_every=checkpoint_every).key
 
@@ -144,7 +157,8 @@ def run_together(configs: list[RunConfig], store: RunStore, data: CIFAR10, devic
     if len(configs) == 1:
         run(configs[0], store.root.parent, data, device=device)
         return
-    starts = [store.load(c.prefix()).outcome() for c in configs] if len(configs[0].phases) > 1 else None
+    starts = ([continued_from(c.prefix(), store.root.parent, data, None, device) for c in configs]
+              if len(configs[0].phases) > 1 else None)
     with contextlib.ExitStack() as locks:
         for config in configs:
             locks.enter_context(store.lock(config))

@@ -44,9 +44,8 @@ class StoreIndex:
 
     def __init__(self, out_dir: str | os.PathLike | None = None):
         self.out_dir = resolve_out_dir(out_dir)
-        self.store = RunStore(self.out_dir)
-        keys = [p.name for p in self.store.root.glob("[!.]*") if (p / "metrics.json").exists()] \
-            if self.store.root.exists() else []
+        self.store = RunStore(self.out_dir, read_only=True)  # a reader: damaged runs are reported and skipped
+        keys = self.store.stored_keys()
         self.keys = set(keys)
         ids = (json.loads((self.store.root / k / "config.json").read_text())["data_id"] for k in keys)
         self.data_ids = [d for d, _ in collections.Counter(ids).most_common()]
@@ -81,7 +80,8 @@ class StoreIndex:
         if (study_id, preset) not in self._results:
             data_id = self.coverage(study_id, preset)[2]
             config = self.config(study_id, preset, data_id)
-            self._results[(study_id, preset)] = load_study(config, self.out_dir, data_id) if data_id else None
+            found = load_study(config, self.out_dir, data_id, read_only=True) if data_id else None
+            self._results[(study_id, preset)] = found
         return self._results[(study_id, preset)]
 
     def remedies(self, study_id: str, preset: str) -> tuple[str, ...]:

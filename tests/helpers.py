@@ -1,5 +1,13 @@
-"""Tiny, fast configs for tests (seconds on a CPU)."""
-from plasticity_nb import Phase, RunConfig
+"""Tiny, fast configs for tests (seconds on a CPU), and what the batch tests run and read from an output folder."""
+import json
+import subprocess
+import sys
+
+from plasticity_nb import Phase, RunConfig, RunStore
+from plasticity_nb.files import is_locked
+
+# The history columns that repeat bit for bit on one machine (not the wall times).
+DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
 
 
 def tiny_run(seed: int = 0, phases=None, **changes) -> RunConfig:
@@ -13,3 +21,49 @@ def run_folders(out):
     """The stored runs of an output folder (not its locks, checkpoints or event log)."""
     root = out / "runs"
     return [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")] if root.exists() else []
+
+
+def stored_runs(out):
+    """Every run folder must load completely; returns {key: history (DETERMINISTIC columns)}."""
+    store = RunStore(out)
+    runs = {}
+    for folder in run_folders(out):
+        config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        record = store.load(config)
+        assert record is not None and record.key == folder.name, f"{folder} is not a complete run"
+        runs[folder.name] = record.history[DETERMINISTIC]
+    return runs
+
+
+def events(out):
+    """runs/events.log as a list of dicts."""
+    path = RunStore(out).root / "events.log"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def batch(out, args, log, **popen) -> subprocess.Popen:
+    """`python -m plasticity_nb ARGS --out OUT` in the background, its output (stdout and stderr) into `log`."""
+    with open(log, "w") as handle:
+        return subprocess.Popen([sys.executable, "-m", "plasticity_nb", *args, "--out", str(out)], stdout=handle,
+                                stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def checkpoints(out) -> set[tuple[str, int]]:
+    """(path, modification time) of every checkpoint in progress: a rewritten one counts as new."""
+    found = set()
+    for path in (RunStore(out).root / ".partial").glob("*/checkpoint.pt"):
+        try:
+            found.add((str(path), path.stat().st_mtime_ns))
+        except FileNotFoundError:  # finished and removed meanwhile
+            pass
+    return found
+
+
+def leftovers(out) -> list[str]:
+    """What interrupted writers may leave and a finished batch must not: temporary run folders and cache entries,
+    checkpoints, runs set aside, locks still held."""
+    root = RunStore(out).root
+    found = [*root.glob(".tmp-*"), *(out / "notebook-cache").glob(".tmp-*"), *root.glob(".partial/*/*"),
+             *root.glob(".corrupt/*")]
+    held = [p for p in [*root.glob(".locks/*.lock"), *(out / ".locks").glob("*.lock")] if is_locked(p)]
+    return sorted(str(p.relative_to(out)) for p in found) + [f"held: {p.name}" for p in held]

@@ -1,5 +1,4 @@
 """Sweeps that survive: killed batch runs resume, concurrent batches share one store, bad input is named."""
-import json
 import os
 import random
 import signal
@@ -7,58 +6,23 @@ import subprocess
 import sys
 import time
 
+import nbformat
 import pandas as pd
 import pytest
 
-from plasticity_nb import RunStore
-from plasticity_nb.train import RunConfig
+from plasticity_nb.claims import read_claims
+from tests.helpers import batch, checkpoints, events, leftovers, stored_runs
 
 pytestmark = pytest.mark.slow
-DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
 # Smoke notebooks 01 and 10 (continual backprop only: a remedy whose state, units' utilities and ages, must be
 # checkpointed) with longer runs, so that kills land inside runs, and a checkpoint every epoch.
 BATCH = ["run", "--preset", "smoke", "--only", "01,10", "--checkpoint-every", "1", "--param", "pretrain_epochs=3",
          "--param", "tune_epochs=5", "--param", "remedies=['cbp']"]
 
 
-# Two batches on one folder: smoke notebooks 01 and 02 (notebook 10 under two concurrent batches is an open
-# problem, named in issue 12's note).
-SHARED = ["run", "--preset", "smoke", "--only", "01,02", "--param", "pretrain_epochs=3", "--param", "tune_epochs=5",
-          "--param", "pretrain_epochs_sweep=[1,3]", "--param", "few_epochs=1"]
-
-
-def cli(out, *extra, batch=BATCH, **popen):
-    return subprocess.Popen([sys.executable, "-m", "plasticity_nb", *batch, "--out", str(out), *extra],
+def cli(out, **popen):
+    return subprocess.Popen([sys.executable, "-m", "plasticity_nb", *BATCH, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
-
-
-def stored_runs(out):
-    """Every run folder must load completely; returns {key: history}."""
-    store = RunStore(out)
-    runs = {}
-    for folder in sorted(store.root.glob("[!.]*")) if store.root.exists() else []:
-        if folder.is_dir():
-            config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-            record = store.load(config)
-            assert record is not None and record.key == folder.name, f"{folder} is not a complete run"
-            runs[folder.name] = record.history[DETERMINISTIC]
-    return runs
-
-
-def events(out):
-    path = RunStore(out).root / "events.log"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def checkpoints(out) -> set[tuple[str, int]]:
-    """(path, modification time) of every checkpoint in progress: a rewritten one counts as new."""
-    found = set()
-    for path in (RunStore(out).root / ".partial").glob("*/checkpoint.pt"):
-        try:
-            found.add((str(path), path.stat().st_mtime_ns))
-        except FileNotFoundError:  # finished and removed meanwhile
-            pass
-    return found
 
 
 def test_killed_batches_resume_and_end_like_an_uninterrupted_batch(tmp_path):
@@ -85,16 +49,32 @@ def test_killed_batches_resume_and_end_like_an_uninterrupted_batch(tmp_path):
     assert killed.keys() == uninterrupted.keys()
     for key, history in uninterrupted.items():
         pd.testing.assert_frame_equal(killed[key], history, obj=key)
-    assert not list((RunStore(out).root / ".partial").glob("*/checkpoint.pt"))  # finished runs leave no checkpoint
+    assert leftovers(out) == []  # no checkpoint, temporary folder or held lock
     before = len(events(out))
     assert cli(out).wait() == 0
     assert len(events(out)) == before  # rerunning recomputes nothing that finished
 
 
 def test_two_batches_on_one_folder_never_train_a_run_twice(tmp_path):
-    out = tmp_path / "shared"
-    first, second = cli(out, batch=SHARED), cli(out, batch=SHARED)
-    assert first.wait() == 0 and second.wait() == 0, (first.stdout.read(), second.stdout.read())
+    check_two_batches(tmp_path / "shared", BATCH, tmp_path / "first.log", tmp_path / "second.log")
+
+
+def check_two_batches(out, args, *logs):
+    """Two batches started together on one output folder both finish, train each run once, and leave claims.csv,
+    report.md, the executed notebooks and the execution cache whole (tests/test_soak.py repeats this)."""
+    processes = [batch(out, args, log) for log in logs]
+    codes = [p.wait() for p in processes]
+    assert codes == [0, 0], [log.read_text()[-4000:] for log in logs]
     starts = [e["key"] for e in events(out) if e["event"] == "start"]
     assert len(starts) == len(set(starts)) == len(stored_runs(out))
-    assert len({e["pid"] for e in events(out)}) >= 1
+    claims = read_claims(out)
+    assert set(claims.claim) == set(SMOKE_CLAIMS), claims.claim.tolist()
+    report = (out / "report.md").read_text()
+    assert all(f"| {claim} |" in report for claim in SMOKE_CLAIMS)
+    for notebook in (out / "notebooks").glob("*.ipynb"):
+        nbformat.read(notebook, as_version=4)
+    assert leftovers(out) == []
+
+
+# What BATCH's notebooks claim at smoke (01: C1; 10 with continual backprop only: C13c, C15).
+SMOKE_CLAIMS = ("C1", "C13c", "C15")

@@ -61,6 +61,8 @@ def test_a_stale_temp_folder_from_a_killed_process_is_ignored(tmp_path, cifar):
     (stale / "config.json").write_text("{}")
     assert store.load(tiny_run()) is None
     assert run(tiny_run(), tmp_path).status == "finished"
+    run_many([tiny_run()], tmp_path)  # a batch removes what killed writers left
+    assert not stale.exists()
 
 
 def test_a_checkpoint_left_beside_a_stored_run_is_discarded_by_the_next_batch(tmp_path, cifar):
