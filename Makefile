@@ -1,5 +1,6 @@
 # make run  : set up .venv if needed, then run every study notebook at the quick preset (outputs/)
 # make test : set up .venv (and the test tools) if needed, then lint (ruff) and run the whole test suite
+# make soak : the long loops the suite runs once (concurrent batches, SIGKILLs over every notebook): ~1-2 hours
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ TEST_STAMP := $(VENV)/.test-tools-stamp
 SHARED_DATA := $(abspath ../shared/data/cifar10)
 export PLASTICITY_DATA ?= $(if $(wildcard $(SHARED_DATA)/train.npz),$(SHARED_DATA),)
 
-.PHONY: run test setup test-tools benchmark-tools clean-outputs
+.PHONY: run test soak setup test-tools benchmark-tools clean-outputs
 
 setup: $(STAMP)
 
@@ -39,6 +40,10 @@ test: $(TEST_STAMP)
 	$(PY) -m ruff check plasticity_nb tests benchmarks tools
 	$(PY) -m tests.browser
 	$(PY) -m pytest
+
+# -s: each soak prints every pair's outcome and every kill's moment as it goes.
+soak: $(TEST_STAMP)
+	$(PY) -m pytest -m soak -s tests/test_soak.py
 
 clean-outputs:
 	rm -rf outputs

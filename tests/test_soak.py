@@ -1,0 +1,115 @@
+"""Soaks, run by `make soak` and skipped by `make test` (marker `soak`): long loops of what the suite does once.
+
+- Two batches on one output folder, SOAK_PAIRS times (default 20), with the cores loaded by a busy process:
+  smoke notebooks 01 and 10 with continual backprop and a checkpoint every epoch, the case that once failed.
+- A smoke batch of every notebook (01-10) SIGKILLed SOAK_KILLS times (default 20) at seeded moments spread over
+  training (after a checkpoint, after a run is stored), notebook execution and start-up, then finished: every run
+  must equal an uninterrupted batch's, none lost or trained twice, nothing partial left, no lock held.
+Each writes its log (every pair's outcome, every kill's moment) beside its outputs and prints where it is.
+"""
+import json
+import multiprocessing
+import os
+import random
+import signal
+import time
+
+import pandas as pd
+import pytest
+
+from plasticity_nb.claims import read_claims
+from tests.helpers import batch, checkpoints, events, leftovers, stored_runs
+from tests.test_robustness import BATCH, check_two_batches
+
+pytestmark = pytest.mark.soak
+PAIRS = int(os.environ.get("SOAK_PAIRS", 20))
+KILLS = int(os.environ.get("SOAK_KILLS", 20))
+EVERY_NOTEBOOK = ["run", "--preset", "smoke", "--checkpoint-every", "1"]
+
+
+def burn(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_two_batches_on_one_folder_many_times_with_the_cores_loaded(tmp_path):
+    load = multiprocessing.get_context("spawn").Process(target=burn, args=(36_000,), daemon=True)
+    load.start()
+    outcomes = []
+    try:
+        for pair in range(PAIRS):
+            started = time.monotonic()
+            logs = (tmp_path / f"pair{pair}-a.log", tmp_path / f"pair{pair}-b.log")
+            try:
+                check_two_batches(tmp_path / f"pair{pair}", BATCH, *logs)
+                outcome = "passed"
+            except AssertionError as err:
+                outcome = f"FAILED: {err}"
+            failed_lines = [line for log in logs for line in log.read_text().splitlines() if "FAILED" in line]
+            outcomes.append({"pair": pair, "seconds": round(time.monotonic() - started), "outcome": outcome[:2000],
+                             "failed_lines": failed_lines})
+            print(json.dumps(outcomes[-1]), flush=True)
+    finally:
+        load.terminate()
+        (tmp_path / "pairs.log").write_text("\n".join(map(json.dumps, outcomes)) + "\n")
+    assert [o["outcome"] for o in outcomes] == ["passed"] * PAIRS, [o for o in outcomes if o["outcome"] != "passed"]
+
+
+def wait_for(trigger: str, process, out, log, rng: random.Random) -> None:
+    """Until the moment `trigger` names has come (or the batch ended), then a random moment more."""
+    before = (checkpoints(out), len([e for e in events(out) if e["event"] == "finish"]),
+              log.read_text().count("running (preset"))
+    came = {
+        "checkpoint": lambda: checkpoints(out) - before[0],
+        "run stored": lambda: len([e for e in events(out) if e["event"] == "finish"]) > before[1],
+        "notebook": lambda: log.read_text().count("running (preset") > before[2],
+        "start-up": lambda: True,
+    }[trigger]
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline and not came():
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0, {"notebook": 4.0, "start-up": 6.0}.get(trigger, 0.5)))
+
+
+def where(out, log) -> dict:
+    """Where a kill landed: the batch's last notebook line and the store's last event."""
+    lines = [line for line in log.read_text().replace("\r", "\n").splitlines() if line.startswith("[")]
+    last = events(out)[-1] if events(out) else {}
+    return {"batch": lines[-1][:120] if lines else "(starting)", "event": last.get("event"),
+            "key": last.get("key"), "phase": last.get("phase"), "epoch": last.get("epoch")}
+
+
+def test_every_notebook_killed_many_times_ends_like_an_uninterrupted_batch(tmp_path):
+    out, reference = tmp_path / "killed", tmp_path / "reference"
+    rng = random.Random(2026_12_01)
+    kills, started = [], time.monotonic()
+    while len(kills) < KILLS:
+        log = tmp_path / f"attempt{len(kills)}.log"
+        process = batch(out, EVERY_NOTEBOOK, log, start_new_session=True)
+        trigger = rng.choice(["checkpoint", "checkpoint", "run stored", "notebook", "start-up"])
+        wait_for(trigger, process, out, log, rng)
+        if process.poll() is not None:
+            break  # the batch finished before this kill: nothing left to interrupt
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        kills.append({"kill": len(kills), "trigger": trigger, "at_s": round(time.monotonic() - started, 1),
+                      **where(out, log)})
+        print(json.dumps(kills[-1]), flush=True)
+        stored_runs(out)  # after every kill: whatever is in the store loads completely
+    (tmp_path / "kills.log").write_text("\n".join(map(json.dumps, kills)) + "\n")
+    finish = batch(out, EVERY_NOTEBOOK, tmp_path / "finish.log")
+    assert finish.wait() == 0, (tmp_path / "finish.log").read_text()[-4000:]
+    assert len(kills) >= KILLS, f"only {len(kills)} kills landed before the batch finished"
+    assert batch(reference, EVERY_NOTEBOOK, tmp_path / "reference.log").wait() == 0
+    killed, uninterrupted = stored_runs(out), stored_runs(reference)
+    assert killed.keys() == uninterrupted.keys()  # no run lost, none extra
+    for key, history in uninterrupted.items():
+        pd.testing.assert_frame_equal(killed[key], history, obj=key)
+    finished = pd.Series([e["key"] for e in events(out) if e["event"] == "finish"])
+    assert finished.value_counts().max() == 1  # no run trained to the end twice
+    assert leftovers(out) == []
+    claims, expected = read_claims(out), read_claims(reference)
+    assert claims.equals(expected)  # the same runs: the same claims, to the last digit
+    notebooks = {k["batch"][1:3] for k in kills if k["batch"].startswith("[")}
+    print(f"{len(kills)} kills over notebooks {sorted(notebooks)} in {time.monotonic() - started:.0f} s", flush=True)
