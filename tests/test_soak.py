@@ -2,15 +2,17 @@
 
 - Two batches on one output folder, SOAK_PAIRS times (default 20), with the cores loaded by a busy process:
   smoke notebooks 01 and 10 with continual backprop and a checkpoint every epoch, the case that once failed.
-- A smoke batch of every notebook (01-10) SIGKILLed SOAK_KILLS times (default 20) at seeded moments spread over
-  training (after a checkpoint, after a run is stored), notebook execution and start-up, then finished: every run
-  must equal an uninterrupted batch's, none lost or trained twice, nothing partial left, no lock held.
+- A smoke batch of every notebook (01-10) SIGKILLed SOAK_KILLS times (default 20), aimed in turn at each notebook
+  and, by a seeded draw, at its training (after a checkpoint, after a run is stored) or its execution, then
+  finished: every run must equal an uninterrupted batch's, none lost or trained twice, nothing partial left, no
+  lock held, claims.csv the same to the last digit.
 Each writes its log (every pair's outcome, every kill's moment) beside its outputs and prints where it is.
 """
 import json
 import multiprocessing
 import os
 import random
+import re
 import signal
 import time
 
@@ -56,27 +58,40 @@ def test_two_batches_on_one_folder_many_times_with_the_cores_loaded(tmp_path):
     assert [o["outcome"] for o in outcomes] == ["passed"] * PAIRS, [o for o in outcomes if o["outcome"] != "passed"]
 
 
-def wait_for(trigger: str, process, out, log, rng: random.Random) -> None:
-    """Until the moment `trigger` names has come (or the batch ended), then a random moment more."""
-    before = (checkpoints(out), len([e for e in events(out) if e["event"] == "finish"]),
-              log.read_text().count("running (preset"))
-    came = {
-        "checkpoint": lambda: checkpoints(out) - before[0],
-        "run stored": lambda: len([e for e in events(out) if e["event"] == "finish"]) > before[1],
-        "notebook": lambda: log.read_text().count("running (preset") > before[2],
-        "start-up": lambda: True,
-    }[trigger]
-    deadline = time.monotonic() + 300
-    while process.poll() is None and time.monotonic() < deadline and not came():
+NOTEBOOK_LINE = re.compile(r"^\[(\d\d)\] ")
+
+
+def notebook_lines(log) -> list[str]:
+    """The batch's lines about a notebook (`[07] 07_resets: ...`), in order."""
+    return [line for line in log.read_text().replace("\r", "\n").splitlines() if NOTEBOOK_LINE.match(line)]
+
+
+def wait_for(notebook: str, stage: str, process, out, log, rng: random.Random) -> None:
+    """Until the batch works on `notebook` (or has passed it, or ended), then until `stage` comes in it: a new
+    checkpoint or a run stored (training), its kernel running (executing), and a random moment more."""
+    deadline = time.monotonic() + 600
+    alive = lambda: process.poll() is None and time.monotonic() < deadline
+    reached = lambda: any(NOTEBOOK_LINE.match(line).group(1) >= notebook for line in notebook_lines(log))
+    while alive() and not reached():
         time.sleep(0.05)
-    time.sleep(rng.uniform(0, {"notebook": 4.0, "start-up": 6.0}.get(trigger, 0.5)))
+    before = (checkpoints(out), len([e for e in events(out) if e["event"] == "finish"]))
+    came = {
+        "training: after a checkpoint": lambda: checkpoints(out) - before[0],
+        "training: after a run is stored": lambda: len([e for e in events(out) if e["event"] == "finish"]) > before[1],
+        "executing its notebook": lambda: any(line.startswith(f"[{notebook}]") and "running (preset" in line
+                                              for line in notebook_lines(log)),
+    }[stage]
+    passed = lambda: any(NOTEBOOK_LINE.match(line).group(1) > notebook for line in notebook_lines(log))
+    while alive() and not came() and not passed():
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0, 3.0 if stage.startswith("executing") else 0.5))
 
 
 def where(out, log) -> dict:
-    """Where a kill landed: the batch's last notebook line and the store's last event."""
-    lines = [line for line in log.read_text().replace("\r", "\n").splitlines() if line.startswith("[")]
+    """Where a kill landed: the batch's last line about a notebook and the store's last event."""
+    lines = notebook_lines(log)
     last = events(out)[-1] if events(out) else {}
-    return {"batch": lines[-1][:120] if lines else "(starting)", "event": last.get("event"),
+    return {"batch": lines[-1][:100] if lines else "(starting: plan)", "event": last.get("event"),
             "key": last.get("key"), "phase": last.get("phase"), "epoch": last.get("epoch")}
 
 
@@ -84,17 +99,20 @@ def test_every_notebook_killed_many_times_ends_like_an_uninterrupted_batch(tmp_p
     out, reference = tmp_path / "killed", tmp_path / "reference"
     rng = random.Random(2026_12_01)
     kills, started = [], time.monotonic()
+    # Kill after kill, the batch moves on through the notebooks: KILLS / 10 kills aimed at each, in order, each at a
+    # stage drawn by the seeded generator (training, where a checkpoint or a stored run is the moment; or executing).
+    stages = ["training: after a checkpoint", "training: after a run is stored", "executing its notebook"]
     while len(kills) < KILLS:
         log = tmp_path / f"attempt{len(kills)}.log"
         process = batch(out, EVERY_NOTEBOOK, log, start_new_session=True)
-        trigger = rng.choice(["checkpoint", "checkpoint", "run stored", "notebook", "start-up"])
-        wait_for(trigger, process, out, log, rng)
+        notebook, stage = f"{1 + len(kills) * 10 // KILLS:02d}", rng.choice(stages)
+        wait_for(notebook, stage, process, out, log, rng)
         if process.poll() is not None:
             break  # the batch finished before this kill: nothing left to interrupt
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        kills.append({"kill": len(kills), "trigger": trigger, "at_s": round(time.monotonic() - started, 1),
-                      **where(out, log)})
+        kills.append({"kill": len(kills), "aimed_at": f"{notebook}, {stage}",
+                      "at_s": round(time.monotonic() - started, 1), **where(out, log)})
         print(json.dumps(kills[-1]), flush=True)
         stored_runs(out)  # after every kill: whatever is in the store loads completely
     (tmp_path / "kills.log").write_text("\n".join(map(json.dumps, kills)) + "\n")
@@ -111,5 +129,6 @@ def test_every_notebook_killed_many_times_ends_like_an_uninterrupted_batch(tmp_p
     assert leftovers(out) == []
     claims, expected = read_claims(out), read_claims(reference)
     assert claims.equals(expected)  # the same runs: the same claims, to the last digit
-    notebooks = {k["batch"][1:3] for k in kills if k["batch"].startswith("[")}
-    print(f"{len(kills)} kills over notebooks {sorted(notebooks)} in {time.monotonic() - started:.0f} s", flush=True)
+    landed = sorted({k["batch"][1:3] for k in kills if NOTEBOOK_LINE.match(k["batch"])})
+    print(f"{len(kills)} kills, landed in notebooks {landed}, in {time.monotonic() - started:.0f} s", flush=True)
+    assert len(landed) >= 8, landed  # spread over the notebooks, not all in the first ones
