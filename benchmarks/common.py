@@ -5,11 +5,14 @@ import resource
 
 import torch
 
-from plasticity_nb.provenance import device_name, git_commit
+from plasticity_nb.provenance import cpu_identity, device_name, git_commit
 
 
 def describe_machine(device: torch.device) -> str:
-    return (f"{device_name(device)}; torch {torch.__version__}; python {platform.python_version()}; "
+    """The machine a result was measured on; on a CPU with the instruction-set extensions that select kernels."""
+    flags = cpu_identity()["flags"]
+    cpu = f" [{' '.join(flags) if flags is not None else 'flags unknown'}]" if device.type == "cpu" else ""
+    return (f"{device_name(device)}{cpu}; torch {torch.__version__}; python {platform.python_version()}; "
             f"commit {git_commit()}")
 
 
