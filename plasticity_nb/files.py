@@ -11,7 +11,10 @@ import contextlib
 import errno
 import fcntl
 import os
+import random
 import shutil
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -62,27 +65,80 @@ def copy_atomic(source: str | os.PathLike, target: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def locked(path: str | os.PathLike) -> Iterator[None]:
-    """Hold an exclusive lock on the lock file `path` (created if missing). A POSIX record lock: the kernel
-    releases it when its holder dies, so a killed process never leaves a stale lock. Locks are per process:
-    a process must not take the same lock file twice (closing either releases both)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.lockf(handle, fcntl.LOCK_EX)
+    """Hold an exclusive lock on the lock file `path` (created if missing), against other processes and other
+    threads of this one. A POSIX record lock (it works on the network filesystems a cluster shares): the kernel
+    releases it when its holder dies, so a killed process never leaves a stale lock. Such locks belong to a
+    process, and closing any of its handles on the file releases them, so the file is opened once per process
+    (a thread lock in front; a thread that holds it may take it again). Locks are taken in one order: a run's,
+    then the store's; the execution cache's, then claims.csv's."""
+    path = Path(path).absolute()
+    with _thread_lock(path):
+        if _DEPTH.get(path):
+            _DEPTH[path] += 1
+            try:
+                yield
+            finally:
+                _DEPTH[path] -= 1
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as handle:
+            wait_for_lock(handle)
+            _DEPTH[path] = 1
+            try:
+                yield
+            finally:
+                _DEPTH[path] = 0
+                fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+_DEPTH: dict[Path, int] = {}  # lock files this process holds, and how many times over
+_THREAD_LOCKS: dict[Path, threading.RLock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.RLock:
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(path, threading.RLock())
+
+
+def _forget_locks() -> None:
+    """A forked child holds none of its parent's locks (POSIX record locks are not inherited)."""
+    global _THREAD_LOCKS_GUARD
+    _DEPTH.clear()
+    _THREAD_LOCKS.clear()
+    _THREAD_LOCKS_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_locks)
+
+
+def wait_for_lock(handle) -> None:
+    """Block until the lock is ours. The kernel's deadlock check sees processes, not threads: a batch whose
+    training thread holds a run's lock while its notebook thread holds the cache's looks to it like a cycle with
+    a second batch waiting for both, and it refuses (EDEADLK) a wait that would end. With the single order above
+    no real cycle exists, so wait a moment and ask again."""
+    while True:
         try:
-            yield
-        finally:
-            fcntl.lockf(handle, fcntl.LOCK_UN)
+            fcntl.lockf(handle, fcntl.LOCK_EX)
+            return
+        except OSError as err:
+            if err.errno != errno.EDEADLK:
+                raise
+            time.sleep(random.uniform(0.01, 0.1))
 
 
 def is_locked(path: str | os.PathLike) -> bool:
-    """Whether another process holds the lock file `path` now (tests: no lock outlives its holder)."""
-    try:
-        with open(path, "a+") as handle:
-            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.lockf(handle, fcntl.LOCK_UN)
-            return False
-    except OSError as err:
-        if err.errno in (errno.EACCES, errno.EAGAIN):
-            return True
-        raise
+    """Whether another process holds the lock file `path` now (a finished batch must leave none held)."""
+    path = Path(path).absolute()
+    with _thread_lock(path):
+        if _DEPTH.get(path):
+            return False  # this process holds it; opening the file again would release it
+        try:
+            with open(path, "a+") as handle:
+                fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.lockf(handle, fcntl.LOCK_UN)
+                return False
+        except OSError as err:
+            if err.errno in (errno.EACCES, errno.EAGAIN):
+                return True
+            raise

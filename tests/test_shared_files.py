@@ -88,3 +88,36 @@ def test_a_shared_file_is_replaced_whole_or_not_at_all(tmp_path):
     data = (tmp_path / "shared.png").read_bytes()
     assert len(data) == 1_000_000 and len(set(data)) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.png", *sorted(f"source-{w}" for w in range(WRITERS))]
+
+
+def hold_one_and_wait_for_the_other(out: str, writer: int) -> None:
+    """One thread holds lock A (B) a while; another, meanwhile, waits for B (A), which the other process holds."""
+    import threading
+    import time
+
+    from plasticity_nb.files import locked
+
+    mine, theirs = (Path(out) / f"{name}.lock" for name in ("ab" if writer % 2 == 0 else "ba"))
+
+    def hold():
+        with locked(mine):
+            time.sleep(1.5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.5)
+    with locked(theirs):  # the kernel sees two processes each waiting for the other's lock: EDEADLK
+        pass
+    holder.join()
+
+
+def test_two_batches_whose_threads_hold_each_others_next_lock_both_go_on(tmp_path):
+    """A batch's training thread holds a run's lock while its notebook thread waits for the cache's, and another
+    batch the other way round: no real cycle, though the kernel's check (per process) refuses the wait."""
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=hold_one_and_wait_for_the_other, args=(str(tmp_path), w)) for w in (0, 1)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(timeout=60)
+    assert [p.exitcode for p in processes] == [0, 0]
