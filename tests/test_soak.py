@@ -29,14 +29,15 @@ KILLS = int(os.environ.get("SOAK_KILLS", 20))
 EVERY_NOTEBOOK = ["run", "--preset", "smoke", "--checkpoint-every", "1"]
 
 
-def burn(seconds: float) -> None:
+def burn(seconds: float, parent: int) -> None:
+    """Keep a core busy for `seconds`, or until the test that started this is gone."""
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    while time.monotonic() < end and os.getppid() == parent:
         pass
 
 
 def test_two_batches_on_one_folder_many_times_with_the_cores_loaded(tmp_path):
-    load = multiprocessing.get_context("spawn").Process(target=burn, args=(36_000,), daemon=True)
+    load = multiprocessing.get_context("spawn").Process(target=burn, args=(36_000, os.getpid()), daemon=True)
     load.start()
     outcomes = []
     try:
