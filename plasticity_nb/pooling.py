@@ -18,7 +18,7 @@ Two corrections make it fit paired seeds:
   n - 1, i.e. no gain, which is the truth (a single condition's mean carries the seed effect in full).
 - *Unequal variances.* Failing to reject equal variances is not enough: at 3 seeds a test of equal variances
   misses a 10-fold spread most of the time, and the noisiest condition then under-covers (worst-condition
-  coverage 0.82-0.92 with the naive rule, benchmarks/RESULTS.md). So pooling needs the data to *show* that the
+  coverage down to 0.83 with the naive rule, benchmarks/RESULTS.md). So pooling needs the data to *show* that the
   variances agree: an equivalence test on Bartlett's statistic (`homogeneity`) pools only when it is below the
   5 % quantile of its distribution under a `TOLERATED_RATIO`-fold geometric spread of the variances. Otherwise,
   or with fewer than `MIN_CONDITIONS` conditions, every condition keeps its own t interval. The test adapts to
