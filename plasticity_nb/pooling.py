@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import chdtrc, chndtrix, digamma, polygamma, stdtrit
 
-from plasticity_nb.stats import Estimate, paired_estimate
+from .stats import Estimate, paired_estimate
 
 TOLERATED_RATIO = 3.0  # pool only where the data exclude a 3-fold spread of the variances (largest / smallest)
 EQUIVALENCE_LEVEL = 0.05  # ... at this level; both settled by benchmarks/pooling_coverage.py

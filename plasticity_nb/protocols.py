@@ -17,6 +17,7 @@ import pandas as pd
 from .config import Config, ConfigError, range_of, ranged
 from .data import load_cifar10
 from .paths import default_out_dir
+from .pooling import pooled_estimates
 from .premises import Premise, PremiseRule
 from .runner import run_many
 from .stats import Estimate, Test, difference_test, equivalence_test, paired_estimate
@@ -37,11 +38,15 @@ Plan = list[tuple[dict[str, Any], RunConfig]]
 # Claim rules: the premise floor (the paper's "100 %" is >= 99.5 % at paper scale; quick allows Adam's loss
 # spikes, single epochs at 88-93 %, over its 5-epoch window; smoke is plumbing, so its gate is open), the bound
 # on the arms' difference, and the equivalence margin of "recovers"/"closes". All were fixed before any result,
-# except the quick floor: first 97 %, lowered to 95 % after notebook 01's warm arm averaged 96.8 % (README).
+# except the quick floor: first 97 %, lowered to 95 % after notebook 01's warm arm averaged 96.8 % (the claims
+# registry, claims.CHANGES). The smallest effect of interest (a gap, in points, that matters: planning's effect
+# and C13a-c's bound on a remedy's reduction of the gap) was fixed on 2026-12-01, after the quick and GPU results
+# but before any run it plans: 2 pp at quick is 2-3 of the test set's own evaluation SDs (~0.5-0.7 pp at 5,000
+# training images, Jordan 2024), 1 pp at paper about a third of Ash & Adams' 3.6 pp gap.
 RULES = {
-    "smoke": dict(premise_train_acc=0.0, premise_arm_difference=100.0, equivalence_margin=5.0),
-    "quick": dict(premise_train_acc=95.0, premise_arm_difference=2.0, equivalence_margin=1.0),
-    "paper": dict(premise_train_acc=99.5, premise_arm_difference=0.5, equivalence_margin=0.5),
+    "smoke": dict(premise_train_acc=0.0, premise_arm_difference=100.0, equivalence_margin=5.0, smallest_effect=5.0),
+    "quick": dict(premise_train_acc=95.0, premise_arm_difference=2.0, equivalence_margin=1.0, smallest_effect=2.0),
+    "paper": dict(premise_train_acc=99.5, premise_arm_difference=0.5, equivalence_margin=0.5, smallest_effect=1.0),
 }
 BASE_PRESETS = {
     "smoke": dict(seeds=[0, 1], model="resnet", depth=1, width=4, optimizer="adam", lr=1e-3, batch_size=64,
@@ -94,6 +99,8 @@ class StudyConfig(Config):
     premise_train_acc: float = ranged(ge=0, le=100)
     premise_arm_difference: float = ranged(ge=0)  # ...and the arms' train accuracies differ by at most this (points)
     equivalence_margin: float = ranged(gt=0)  # "recovers"/"closes" claims: TOST margin +/- this (points)
+    # the smallest gap (points) that matters: seeds are planned for it, and C13a-c bound a remedy's reduction by it
+    smallest_effect: float = ranged(gt=0)
 
     CONDITIONS: ClassVar[tuple[str, ...]] = ()  # label columns that name a study's condition
 
@@ -205,12 +212,16 @@ class StudyResult:
 
     def fit(self, arm: str, **condition: Any) -> float:
         """One arm's train accuracy (%) over the metric window, mean over seeds (NaN if any run diverged)."""
-        return float(self.arm_series(arm, "window_train_acc", **condition).mean(skipna=False))
+        return float(self.fits(arm, **condition).mean(skipna=False))
+
+    def fits(self, arm: str, **condition: Any) -> pd.Series:
+        """One arm's train accuracy (%) over the metric window, per seed (NaN where a run diverged)."""
+        return self.arm_series(arm, "window_train_acc", **condition)
 
     def premise(self, rule: PremiseRule, **condition: Any) -> Premise:
         """Do warm and scratch both fit under `condition` (every condition when none is given)?"""
         if condition or not self.conditions:
-            return rule.check({arm: self.fit(arm, **condition) for arm in ARMS}, describe(condition))
+            return rule.check({arm: self.fits(arm, **condition) for arm in ARMS}, describe(condition))
         keys = self.gaps[list(self.conditions)].drop_duplicates().to_dict("records")
         return Premise.all_of([self.premise(rule, **key) for key in keys])
 
@@ -270,16 +281,37 @@ def compare(records: list[RunRecord], labels: list[dict[str, Any]], last_k: int,
     summary = pd.DataFrame([{**label, **final_metrics(record, last_k)} for record, label in runs])
     result = StudyResult(history, probes, summary, paired_gaps(summary, conditions), pd.DataFrame(), conditions,
                          last_k)
-    rows = []
+    rows, pooled = [], pooled_gaps(result.gaps, conditions)
     for key in (result.gaps[list(conditions)].drop_duplicates().to_dict("records") if conditions else [{}]):
         estimate = result.gap_estimate(**key)
         arms = {f"{arm}_{what}": float(result.arm_series(arm, metric, **key).mean())
                 for arm in ARMS for what, metric in (("test_acc", "final_test_acc"), ("train_acc", "window_train_acc"))}
-        premise = {"premise": "met" if result.premise(rule, **key).met else "NOT MET"} if rule else {}
+        premise = {"premise": result.premise(rule, **key).state} if rule else {}
         rows.append({**key, "effect_pp": estimate.mean, "ci_low_pp": estimate.ci_low, "ci_high_pp": estimate.ci_high,
-                     "n_seeds": estimate.n, "verdict": estimate.verdict, **arms, **premise})
+                     "n_seeds": estimate.n, "n_missing": estimate.missing, "verdict": estimate.verdict,
+                     **pooled(key), **arms, **premise})
     result.estimates = pd.DataFrame(rows)
     return result
+
+
+def pooled_gaps(gaps: pd.DataFrame, conditions: tuple[str, ...]):
+    """key -> the condition's gap under the study's pooled analysis (pooling.py: a moderated t where the conditions'
+    variances are shown to agree, else its own t), for the per-condition table beside its own interval."""
+    if len(conditions) == 0 or gaps.empty:
+        return lambda key: {}
+    try:
+        pooled = pooled_estimates(gaps, "gap_pp", list(conditions))
+    except ValueError as err:  # a condition with fewer than 2 finite seeds: nothing to pool
+        fallback = {"variance": f"per-condition t ({err})"}
+        return lambda key: fallback
+
+    def columns(key: dict[str, Any]) -> dict[str, Any]:
+        p = pooled[key[conditions[0]] if len(conditions) == 1 else tuple(key[c] for c in conditions)]
+        why = f": {p.decision.reason}" if p.decision.reason else ""
+        return {"pooled_ci_low_pp": p.estimate.ci_low, "pooled_ci_high_pp": p.estimate.ci_high,
+                "variance": f"{p.decision.method}{why}"}
+
+    return columns
 
 
 def load_study(config: StudyConfig, out_dir: str | os.PathLike | None, data_id: str,

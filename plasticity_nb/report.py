@@ -1,10 +1,12 @@
 """`<out>/report.md`: the claims table, the paper's findings beside ours, and the figures.
 
 The page a researcher pastes into a lab meeting: one row per claim with the paper's finding, our effect
-with its interval, the SD of the paired differences and the power (what effect these seeds can detect,
-how many seeds the observed effect needs), whether the premise holds, the verdict, and how it stands
-against the paper (agrees / departs / premise not met / extension); then the figures of every notebook
-that ran at this preset, and where the run time went.
+with its interval, the SD of the paired differences and the plan (what effect these seeds can detect, the
+power at the claim's smallest effect of interest and the seeds it needs), whether the premise holds, the
+verdict, whether its definition was fixed before its data (and the post-hoc verdict beside it where not), and
+how it stands against its source (agrees / departs / not resolved / premise not met / post hoc / extension);
+then every change made to the registry, the figures of every notebook that ran at this preset, and where the
+run time went.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import CLAIMS, PAPER, claims_lock, read_claims
+from .claim_history import CHANGES, PROCEDURE
+from .claims import CLAIMS, PAPER, claims_lock, read_claims, registry_hash
 from .files import locked, remove_stale_temporaries, write_atomic
 from .protocols import StudyResult
 from .provenance import git_commit
@@ -41,22 +44,28 @@ def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame 
 def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.DataFrame | None,
                  results: dict[str, StudyResult] | None) -> list[str]:
     lines = [f"# plasticity_nb report: preset `{preset}`", "",
-             f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}. "
+             f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}; "
+             f"claims registry `{registry_hash()}` (the hash of every definition and change below). "
              "Gaps are *scratch − warm* test accuracy in percentage points (positive: warm-starting hurts), paired "
              f"by seed. Each claim gets the test its statement needs, at α = {ALPHA:g}: a difference (\"worse\", "
              "\"reduces\": the 95 % t interval above 0), an equivalence (\"recovers\": two one-sided tests, the 90 % "
-             "interval inside ± the margin), or a bound (one-sided). Power: the smallest effect these seeds detect "
-             f"with {POWER:.0%} power at the observed SD, and the seeds the observed effect needs for {POWER:.0%} "
-             "power (statsmodels). No verdict is given where the premise fails (both arms must fit their training "
-             "data). The paper's exact numbers are not known to us: agreement is in direction only. Claims C11-C14 "
-             "(remedies) are stated as their cited sources state them; C15's test is a correlation across runs "
-             "(its 'seeds' are runs).", ""]
+             "interval inside ± the margin), or a bound (one-sided). Where the differences tie (fewer than 3 "
+             "distinct values, or none spread) the t model is replaced by the exact sign-flip test, which from 3 "
+             "seeds gives no verdict. Ratios (C9, C10) are tested on the log scale and shown as geometric-mean "
+             "percentages. A claim over several conditions or tests holds only if each holds (no correction; the "
+             "joint power is stated) and fails if one fails after Holm's correction. Plan: the smallest effect these "
+             f"seeds detect with {POWER:.0%} power at the SD seen, the power at the claim's smallest effect of "
+             f"interest (the margin for an equivalence or a bound), and the seeds that effect needs for {POWER:.0%}: "
+             "planned from the SD, never from the observed effect. No verdict is given where the premise fails "
+             "or cannot be told from these seeds (both arms must fit their training data). The paper's exact numbers "
+             "are not known to us: agreement is in direction only. Claims C11-C14 (remedies) are stated as their "
+             "cited sources state them; C15's test is a correlation across conditions.", ""]
     lines += claims_table(claims)
     lines += ["", "What each claim's effect measures, its other tests, and its premise:", ""]
     for row in claims.itertuples():
         others = f" Other tests: {row.other_tests}." if isinstance(row.other_tests, str) and row.other_tests else ""
         lines.append(f"- **{row.claim}**: {CLAIMS[row.claim].effect}.{others} Premise {row.premise}.")
-    lines += settle(claims) + departures(claims, preset)
+    lines += settle(claims) + departures(claims, preset) + registry_changes()
     if results:
         lines += ["", "## Per condition", "",
                   "Mean test accuracy and train accuracy (%, both over the metric window) of each arm beside every "
@@ -83,28 +92,62 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 def claims_table(claims: pd.DataFrame) -> list[str]:
     lines = ["| claim | statement | the source's finding | test | ours: effect | interval | SD | seeds | detectable at "
-             "80 % | seeds for 80 % | premise | verdict | vs its source |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "80 % | smallest effect of interest: power, seeds for 80 % | premise | verdict | vs its source | "
+             "definition | post-hoc verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in claims.itertuples():
         test = TESTS[row.test].format(margin=row.margin if isinstance(row.margin, float) else math.nan)
-        premise = "met" if row.premise.startswith("met") else "**not met**"
-        lines.append(f"| {row.claim} | {row.statement} | {CLAIMS[row.claim].paper} | {test} | {row.effect:+.2f} "
+        state = row.premise.split(":")[0]
+        premise = state if state == "met" else f"**{state}**"
+        missing = f" ({row.n_missing} missing)" if row.n_missing else ""
+        exact = " (exact sign-flip)" if row.method == "exact sign-flip" else ""
+        plan = "–" if not row.sesoi == row.sesoi else \
+            f"{row.sesoi:g} {row.unit}: {percent(row.power_at_sesoi)}, {seeds(row.seeds_for_sesoi)}"
+        beside = row.post_hoc if isinstance(row.post_hoc, str) and row.post_hoc else "–"
+        lines.append(f"| {row.claim} | {row.statement} | {CLAIMS[row.claim].paper} | {test}{exact} | {row.effect:+.2f} "
                      f"{row.unit} | {row.ci_low:+.2f} to {row.ci_high:+.2f} ({row.ci_level:.0%}) | {row.sd:.2f} | "
-                     f"{row.n_seeds} | {row.mde_80:.2f} | {seeds(row.seeds_for_80)} | {premise} | {row.verdict} | "
-                     f"{row.vs_paper} |")
+                     f"{row.n_seeds}{missing} | {row.mde_80:.2f} | {plan} | {premise} | {row.verdict} | "
+                     f"{row.vs_paper} | {row.definition} | {beside} |")
     return lines
 
 
+def percent(value: float) -> str:
+    return "–" if not value == value else f"{value:.0%}"
+
+
 def settle(claims: pd.DataFrame) -> list[str]:
-    """For each inconclusive claim, what these seeds can detect and how many the observed effect needs."""
-    unresolved = claims[claims.verdict == "inconclusive"]
+    """For each unresolved claim, what these seeds can detect and the seeds its smallest effect of interest needs;
+    and why adding them after looking is not error-controlled."""
+    unresolved = claims[claims.vs_paper.eq("not resolved") | claims.verdict.eq("inconclusive")]
     if not len(unresolved):
         return []
-    lines = ["", "## What would settle the inconclusive claims", ""]
+    lines = ["", "## What would settle the unresolved claims", ""]
     for row in unresolved.itertuples():
-        lines.append(f"- **{row.claim}**: {row.n_seeds} seeds detect {row.mde_80:.2f} {row.unit} with 80 % power; the "
-                     f"observed effect ({row.effect:+.2f} {row.unit}, SD {row.sd:.2f}) needs {seeds(row.seeds_for_80)} "
-                     "seeds (`run --seeds N` adds seeds and reuses the stored ones).")
+        target = (f"its smallest effect of interest ({row.sesoi:g} {row.unit}) needs {seeds(row.seeds_for_sesoi)} "
+                  f"seeds for 80 % power at SD {row.sd:.2f}" if row.sesoi == row.sesoi else "it has no planned effect")
+        lines.append(f"- **{row.claim}**: {row.n_seeds} seeds detect {row.mde_80:.2f} {row.unit} with 80 % power; "
+                     f"{target}.")
+    lines += ["", "Adding seeds with `run --seeds N` after looking at these verdicts and testing again is **not "
+              "error-controlled**: every look is another chance of a false positive (about 12 % instead of 5 % with "
+              "looks at 3, 5 and 8 seeds). Plan N from the smallest effect of interest before looking, or settle the "
+              "claims with a sequential design whose boundaries allow for the looks."]
+    return lines
+
+
+def registry_changes() -> list[str]:
+    """Every change to the claims registry: definitions changed after their data were seen, claims added after
+    their data, and procedure corrections (which apply to every result, old data included)."""
+    lines = ["", "## Changes to the claims registry", "",
+             "A definition changed after its data were seen keeps the earlier definition's verdict primary on the "
+             "seeds that were seen; the new one is reported beside it as post hoc, and is primary only on seeds not "
+             "seen before the change. Procedure corrections fix a test that was wrong for its statement and apply to "
+             "every result.", ""]
+    for change in CHANGES:
+        seen = "; ".join(f"{preset}: seeds {', '.join(map(str, s))}" for preset, s in change.seen.items())
+        when = f"after seeing data ({seen})" if seen else "before any of its data were seen"
+        kind = "procedure correction" if change.kind == PROCEDURE else change.kind
+        lines.append(f"- **{change.claim}**, {change.date} ({change.commit or 'this registry'}), {kind}, {when}: "
+                     f"{change.before} → {change.after}. Why: {change.reason}")
     return lines
 
 

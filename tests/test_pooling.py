@@ -185,3 +185,16 @@ def test_the_check_matters_and_pooling_still_pays_where_it_is_valid():
     _, width = reported(result)
     assert result["pooled"].mean() > 0.1  # the equivalence check passes in a good share of homogeneous studies
     assert np.median((width / (result["own_high"] - result["own_low"]))[result["pooled"]]) < 0.95
+
+
+def test_a_studys_per_condition_table_gives_the_pooled_interval_beside_its_own():
+    from plasticity_nb.protocols import pooled_gaps
+
+    rng = np.random.default_rng(0)  # a draw whose variances the test shows to agree
+    gaps = pd.DataFrame([dict(seed=s, optimizer=o, pretrain_epochs=e, gap_pp=rng.normal(2, 1))
+                         for s in range(8) for o in "abcd" for e in (3, 10)])
+    columns = pooled_gaps(gaps, ("optimizer", "pretrain_epochs"))(dict(optimizer="a", pretrain_epochs=3))
+    assert columns["variance"] == "moderated t" and columns["pooled_ci_low_pp"] < columns["pooled_ci_high_pp"]
+    few = pooled_gaps(gaps[gaps.seed < 3], ("optimizer", "pretrain_epochs"))(dict(optimizer="a", pretrain_epochs=3))
+    assert few["variance"].startswith("per-condition t: ")  # 3 seeds cannot show the variances agree
+    assert pooled_gaps(gaps, ())({}) == {}  # one condition: nothing to pool

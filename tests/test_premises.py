@@ -85,3 +85,27 @@ def test_bad_claim_options_are_rejected(overrides, culprit):
 
     with pytest.raises(ConfigError, match=culprit):
         WarmStartConfig.from_preset("quick", **overrides)
+
+
+def test_the_premise_states_its_own_uncertainty():
+    """A mean above the floor from three scattered seeds is not enough: the lower 95 % bound must reach it."""
+    rule = PremiseRule(min_train_acc=95.0, max_difference=2.0)
+    fitted = [99.0, 99.5, 99.2]
+    assert rule.check({"warm": fitted, "scratch": [99.1, 99.4, 99.0]}, "here").state == "met"
+    unsure = rule.check({"warm": [96.0, 94.0, 97.5], "scratch": fitted}, "here")  # mean 95.8, lower bound ~92.9
+    assert unsure.state == "uncertain" and "uncertain whether the warm arm fits 95.8 %" in unsure.detail
+    clearly = rule.check({"warm": [90.0, 91.0, 89.0], "scratch": fitted}, "here")
+    assert clearly.state == "not met" and "warm arm fits only 90.0 %" in clearly.detail
+    apart = rule.check({"warm": [97.0, 99.0, 96.0], "scratch": fitted}, "here")  # 2.1 pp apart, bounds wide
+    assert apart.state == "uncertain" and "fit equally" in apart.detail
+
+
+def test_an_uncertain_premise_gives_no_verdict():
+    from plasticity_nb.claims import CLAIMS, ClaimResult, relation
+    from plasticity_nb.premises import Premise
+    from plasticity_nb.stats import difference_test
+
+    result = ClaimResult("C1", (difference_test([2.0, 2.5, 3.0]),), Premise(False, "unsure", uncertain=True))
+    assert result.verdict == "premise uncertain" and relation(CLAIMS["C1"], result.verdict) == "not resolved"
+    both = Premise.all_of([Premise(True, "a"), Premise(False, "b", uncertain=True), Premise(False, "c")])
+    assert both.state == "not met" and both.detail == "c"

@@ -9,9 +9,13 @@ from plasticity_nb.claims import CLAIMS, COLUMNS, ClaimResult, read_claims, reco
 from plasticity_nb.premises import Premise
 from plasticity_nb.stats import (
     bound_test,
+    combine,
     difference_test,
     equivalence_test,
     paired_estimate,
+    power_difference,
+    power_equivalence,
+    ratio_test,
     seeds_for,
 )
 
@@ -85,17 +89,22 @@ def test_minimum_detectable_effect_has_80_percent_power():
 
 @pytest.mark.parametrize("effect,sd", [(1.0, 1.0), (0.5, 1.2), (2.0, 0.7)])
 def test_seeds_needed_is_the_smallest_count_with_80_percent_power(effect, sd):
-    n = int(seeds_for(effect, sd, "two-sided"))
+    n = int(seeds_for(lambda n: power_difference(effect, sd, n)))
     assert power_of_paired_t(effect / sd, n, two_sided=True) >= 0.8 - 1e-6
     if n > 2:
         assert power_of_paired_t(effect / sd, n - 1, two_sided=True) < 0.8
 
 
-def test_seeds_needed_for_equivalence_uses_the_distance_to_the_nearer_margin():
-    test = equivalence_test([0.4, 0.6, 0.2, 0.8], 1.0)  # mean 0.5, sd ~0.26: 0.5 pp of room
-    n = int(test.seeds_needed)
-    assert power_of_paired_t(0.5 / test.estimate.sd, n, two_sided=False) >= 0.8 - 1e-6
-    assert math.isinf(equivalence_test([1.5, 1.6, 1.4], 1.0).seeds_needed)  # beyond the margin: never
+def test_tost_power_counts_both_margins_as_a_simulation_does():
+    """The audit's case: true mean 0, SD 1.93, margin 1. The nearer margin alone said 26 seeds give 80 %."""
+    rng = np.random.default_rng(7)
+    for n in (26, 34):
+        x = rng.normal(0.0, 1.93, (20_000, n))
+        half = stats.t.ppf(0.95, n - 1) * x.std(axis=1, ddof=1) / math.sqrt(n)
+        simulated = np.mean((x.mean(axis=1) - half > -1) & (x.mean(axis=1) + half < 1))
+        assert power_equivalence(1.0, 1.93, n) == pytest.approx(simulated, abs=4 * math.sqrt(0.25 / 20_000))
+    assert power_equivalence(1.0, 1.93, 26) < 0.66
+    assert seeds_for(lambda n: power_equivalence(1.0, 1.93, n)) == 34
 
 
 def test_a_margin_must_be_positive():
@@ -107,12 +116,12 @@ def test_claims_csv_keeps_one_row_per_claim_and_preset(tmp_path):
     record = lambda preset, diffs: record_claims(tmp_path, preset, [ClaimResult("C1", (difference_test(diffs),), MET)])
     record("smoke", [1.0, 2.0])
     record("smoke", [2.0, 2.5, 3.0])
-    record("quick", [-1.0, 2.0, 3.0])
+    record("paper", [-1.0, 2.0, 3.0])
     table = read_claims(tmp_path)
     assert list(table.columns) == COLUMNS
     assert table[["claim", "preset", "n_seeds", "verdict", "vs_paper"]].values.tolist() == [
-        ["C1", "quick", 3, "inconclusive", "departs"], ["C1", "smoke", 3, "supported", "agrees"]]
-    assert table.iloc[0].mde_80 > 0 and table.iloc[0].seeds_for_80 >= 3
+        ["C1", "paper", 3, "inconclusive", "not resolved"], ["C1", "smoke", 3, "supported", "agrees"]]
+    assert table.iloc[0].mde_80 > 0 and math.isnan(table.iloc[0].sesoi)  # no config: no smallest effect given
 
 
 def test_a_claim_about_every_condition_needs_every_condition():
@@ -144,11 +153,72 @@ def test_every_kind_of_test_describes_itself():
     assert "below +1?" in bound_test([0.1, 0.2, 0.0], 1.0).describe("epochs")
 
 
-def test_identical_differences_are_certain():
-    assert equivalence_test([0.2, 0.2, 0.2], 1.0).verdict == "equivalent"
-    assert equivalence_test([2.0, 2.0], 1.0).verdict == "not equivalent"
-    assert difference_test([0.5, 0.5, 0.5]).p_value == 0.0
+def sign_flip_by_hand(d, mu, greater=True):
+    """Every sign pattern of d - mu, and the share whose mean is at least (at most) the observed one."""
+    x = np.asarray(d, dtype=float) - mu
+    means = [np.mean(np.where(np.array(signs) == 0, 1, -1) * x) for signs in np.ndindex(*(2,) * len(x))]
+    return np.mean([m >= x.mean() - 1e-12 if greater else m <= x.mean() + 1e-12 for m in means])
+
+
+def test_identical_differences_give_no_certainty_from_three_numbers():
+    """SD 0 once gave p = 0 and 'equivalent'; the exact sign-flip test cannot go below 2^-3 = 0.125."""
+    tost = equivalence_test([0.3, 0.3, 0.3], 1.0)
+    assert tost.verdict == "inconclusive" and tost.p_value == pytest.approx(0.125)
+    assert tost.estimate.method == "exact sign-flip" and math.isinf(tost.estimate.ci_low)
+    assert difference_test([0.5, 0.5, 0.5]).p_value == pytest.approx(0.25)
+    assert difference_test([0.5, 0.5, 0.5]).verdict == "inconclusive"
+    eight = difference_test([2.0] * 8)  # 8 identical differences: exact p = 2 * 2^-8
+    assert eight.verdict == "supported" and eight.p_value == pytest.approx(2 / 256)
+
+
+def test_ties_use_the_exact_sign_flip_test_and_its_inverted_interval():
+    d = [1.0, 1.0, 2.0, 2.0, 1.0, 2.0]  # two distinct values: the t model's SD means little
+    test = difference_test(d)
+    assert test.estimate.method == "exact sign-flip"
+    assert test.p_value == pytest.approx(2 * sign_flip_by_hand(d, 0.0))
+    low = test.estimate.ci_low  # the interval keeps exactly the mu the one-sided tests do not reject
+    assert sign_flip_by_hand(d, low + 1e-6) > 0.025 and sign_flip_by_hand(d, low - 1e-3) <= 0.025
+    assert difference_test([1.0, 2.0, 3.0]).estimate.method == "t"  # three distinct values: the t model
+
+
+def test_missing_pairs_are_counted_not_dropped_silently():
+    test = difference_test([1.0, math.nan, 2.0, 3.5])
+    assert test.estimate.n == 3 and test.estimate.missing == 1 and "1 pair(s) missing" in test.describe()
+
+
+def test_ratios_are_tested_on_the_log_scale_and_never_pass_minus_100_percent():
+    warm, scratch = np.array([1.2, 0.1, 3.0, 0.9]), np.array([1.0, 2.0, 1.0, 1.0])
+    test = ratio_test(warm, scratch, "trace")
+    logs = np.log(warm / scratch)
+    half = stats.t.ppf(0.975, 3) * logs.std(ddof=1) / 2
+    assert test.estimate.mean == pytest.approx(100 * (math.exp(logs.mean()) - 1))  # the geometric-mean ratio
+    assert test.estimate.ci_low == pytest.approx(100 * (math.exp(logs.mean() - half) - 1))
+    assert test.estimate.ci_low > -100
+    assert ratio_test(scratch, warm, "noise", smaller=True).estimate.ci_high < 100  # 100 (1 - ratio) below +100 %
+    with_negative = ratio_test([1.2, -0.5, 3.0, 0.9], scratch, "trace")  # a Hutchinson trace can come out < 0
+    assert with_negative.estimate.missing == 1 and with_negative.estimate.n == 3
+
+
+def test_a_claim_that_fails_on_any_condition_is_holm_corrected():
+    """Four conditions, one with its 95 % CI just below 0 (one-sided p ~0.02): alone 'not supported', but Holm
+    over four needs p < 0.0125, so the claim is not resolved; a clearly negative condition still refutes it."""
+    good = difference_test([2.0, 2.5, 3.0, 2.2, 2.8])
+    slightly = difference_test([-0.2, -1.9, -0.4, -1.6, -0.1, -1.0])
+    assert slightly.verdict == "not supported" and 0.0125 < slightly.contrary_p < 0.05
+    from statsmodels.stats.multitest import multipletests
+    assert not multipletests([good.contrary_p, good.contrary_p, good.contrary_p, slightly.contrary_p],
+                             alpha=0.05, method="holm")[0].any()
+    assert combine([good, good, good, slightly]) == "inconclusive"
+    assert combine([good, slightly]) == "not supported" or slightly.contrary_p >= 0.025
+    clearly = difference_test([-3.0, -3.5, -2.8, -3.1, -3.3])
+    assert combine([good, good, good, clearly]) == "not supported"
+
+
+def test_unresolved_verdicts_are_not_resolved_never_departs():
+    assert relation(CLAIMS["C1"], "inconclusive") == "not resolved"
+    assert relation(CLAIMS["C1"], "premise uncertain") == "not resolved"
+    assert relation(CLAIMS["C12b"], "supported", post_hoc=True) == "post hoc"
 
 
 def test_a_large_effect_needs_few_seeds():
-    assert seeds_for(13.65, 2.18, "two-sided") == 3  # statsmodels' solver gives up here (NaN)
+    assert seeds_for(lambda n: power_difference(13.65, 2.18, n)) == 3  # statsmodels' solver gives up here (NaN)

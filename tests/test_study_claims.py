@@ -42,6 +42,19 @@ def test_c7_recovery_is_an_equivalence_and_a_partial_reset_leaves_a_gap():
     assert found["C7c"].primary.kind == "bound"
 
 
+def test_c7_holds_at_each_depth_not_on_the_mean_over_depths():
+    """Remaining gaps of +2 pp at k = 3 and -2 pp at k = 2 average to 0, which once passed as 'recovers'."""
+    config = resets.Config.from_preset("quick", seeds=[0, 1, 2])
+    def test_acc(labels):
+        if labels["arm"] == "scratch":
+            return 0.60
+        shift = {3: -0.02, 2: 0.02}.get(labels["reset_from_group"], -0.05)
+        return 0.60 + shift + 0.001 * labels["seed"] ** 2
+    found = {c.claim: c for c in resets.claims(build(config, test_acc), config)}
+    assert sorted(t.label for t in found["C7a"].tests) == ["gap left after reset 2-6", "gap left after reset 3-6"]
+    assert found["C7a"].verdict == "not equivalent"
+
+
 def test_epochs_to_target_counts_a_run_that_never_gets_there_as_budget_plus_one():
     config = resets.Config.from_preset("smoke", seeds=[0, 1])
     fits = lambda labels: [0.5, 0.95] if labels["arm"] == "scratch" else [0.5, 0.6]
@@ -55,13 +68,15 @@ def test_remedy_claims_test_what_each_source_states():
 
     config = remedies.Config.from_preset("quick", seeds=[0, 1, 2])
     scratch = {"none": 0.60, "augment": 0.70}
-    warm = {"none": 0.55, "shrink_perturb": 0.60, "dash": 0.65, "l2_init": 0.52, "redo": 0.55, "cbp": 0.56,
+    warm = {"none": 0.55, "shrink_perturb": 0.60, "dash": 0.65, "l2_init": 0.52, "redo": 0.59, "cbp": 0.56,
             "augment": 0.70, "weight_decay": 0.55}
+    spread = {"none": 1, "shrink_perturb": 2, "dash": 3, "l2_init": 4, "redo": 5, "cbp": 6, "augment": 7,
+              "weight_decay": 8}  # seeds differ, and differently per condition: no tied differences
     def test_acc(labels):
         remedy = labels["remedy"]
         if labels["arm"] == "scratch":
             return scratch.get(remedy, 0.60)
-        return warm[remedy] + 0.001 * labels["seed"]
+        return warm[remedy] + 0.0005 * spread[remedy] * labels["seed"] ** 2
     result = build(config, test_acc)
     # the start-of-tuning metrics, as the runs record them in their first tuning epoch: here the imbalance
     # grows with the gap, so C15 must find a positive correlation
@@ -72,7 +87,9 @@ def test_remedy_claims_test_what_each_source_states():
     found = {c.claim: c for c in remedies.claims(result, config)}
     assert found["C11"].primary.kind == "equivalence" and found["C11"].verdict == "equivalent"
     assert found["C12"].verdict == "not equivalent" and found["C12b"].verdict == "supported"  # DASH beats scratch
-    assert found["C13a"].verdict == "supported" and found["C13a"].primary.kind == "difference"  # the gap remains
-    assert found["C14a"].primary.estimate.mean == pytest.approx(5.0, abs=0.3)  # gap(none) 5 pp - gap(augment) 0
+    # "does little": L2 Init removes none of the gap (it widens it), ReDo removes 4 of its 5 pp
+    assert found["C13a"].primary.kind == "bound" and found["C13a"].verdict == "supported"
+    assert found["C13b"].verdict == "not supported"
+    assert found["C14a"].primary.estimate.mean == pytest.approx(5.0, abs=0.5)  # gap(none) 5 pp - gap(augment) 0
     assert found["C15"].primary.kind == "correlation" and found["C15"].verdict == "supported"
-    assert found["C15"].primary.estimate.n == 3 * (1 + len(config.remedies))  # every warm run, all premises met
+    assert found["C15"].primary.estimate.n == 1 + len(config.remedies)  # the conditions, all premises met

@@ -22,6 +22,7 @@ from ..protocols import (
 )
 from ..runconfig import Phase
 
+EARLIER_FEW_EPOCHS = 3  # C2's slice at quick before a5df8a4, primary on the seeds it had seen
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(StudyConfig):
@@ -56,5 +57,11 @@ def pretraining_fit(result: StudyResult) -> pd.DataFrame:
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
-    few = dict(pretrain_epochs=config.few_epochs)
-    return [ClaimResult("C2", (result.gap_test(**few),), result.premise(config.premise_rule(), **few))]
+    """C2 at `few_epochs`; beside it, where the sweep has it, its definition before a5df8a4 (claim_history)."""
+    def at(epochs: int, earlier: ClaimResult | None = None) -> ClaimResult:
+        few = dict(pretrain_epochs=epochs)
+        premise = result.premise(config.premise_rule(), **few)
+        return ClaimResult("C2", (result.gap_test(**few),), premise, earlier=earlier)
+
+    earlier = at(EARLIER_FEW_EPOCHS) if EARLIER_FEW_EPOCHS in config.pretrain_epochs_sweep else None
+    return [at(config.few_epochs, earlier)]

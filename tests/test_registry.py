@@ -1,0 +1,132 @@
+"""The claims registry: definitions changed after their data keep the earlier verdict primary on the seeds seen,
+claims added after their data never agree on them, procedure corrections apply everywhere, and the plan comes
+from the smallest effect of interest, never from the observed effect."""
+import dataclasses
+import math
+
+import pandas as pd
+import pytest
+
+from plasticity_nb import claim_history, claims
+from plasticity_nb.claims import CLAIMS, Claim, ClaimResult, claim_row, registry_hash
+from plasticity_nb.premises import Premise
+from plasticity_nb.report import write_report
+from plasticity_nb.stats import difference_test, power_difference, seeds_for
+
+MET = Premise(True, "both fit")
+
+
+def by_seed(values, first_seed=0) -> pd.Series:
+    return pd.Series(values, index=pd.Index(range(first_seed, first_seed + len(values)), name="seed"))
+
+
+def c2(first_seed: int) -> ClaimResult:
+    """C2 as it is now (a clear gap at 5 epochs) and as it was defined before a5df8a4 (an unclear one at 3)."""
+    now = difference_test(by_seed([2.0, 2.5, 3.0], first_seed), "pretrain_epochs=5")
+    before = difference_test(by_seed([-1.0, 2.0, 0.5], first_seed), "pretrain_epochs=3")
+    return ClaimResult("C2", (now,), MET, earlier=ClaimResult("C2", (before,), MET))
+
+
+def test_a_definition_changed_after_its_data_keeps_the_earlier_verdict_primary_on_the_seeds_seen():
+    row = claim_row(c2(first_seed=0), "quick", smallest_effect=2.0)
+    assert row["verdict"] == "inconclusive" and row["condition"] == "pretrain_epochs=3"
+    assert row["post_hoc"].startswith("supported") and "pretrain_epochs=5" in row["post_hoc"]
+    assert row["definition"].startswith("post hoc: changed 2026-11-25 (a5df8a4) after seeing seeds 0-2")
+    assert row["vs_paper"] == "not resolved"
+
+
+def test_the_new_definition_is_primary_on_seeds_not_yet_seen():
+    row = claim_row(c2(first_seed=10), "quick", smallest_effect=2.0)
+    assert row["verdict"] == "supported" and row["condition"] == "pretrain_epochs=5" and row["post_hoc"] == ""
+    assert "confirmatory on unseen seeds" in row["definition"] and row["vs_paper"] == "agrees"
+    mixed = claim_row(c2(first_seed=2), "quick", smallest_effect=2.0)  # seeds 2-4: one was seen
+    assert mixed["definition"].startswith("post hoc")
+
+
+def test_a_change_made_before_a_presets_data_is_not_post_hoc_there():
+    row = claim_row(c2(first_seed=0), "paper", smallest_effect=1.0)  # no paper result had been seen
+    assert row["verdict"] == "supported" and row["post_hoc"] == "" and "before its data" in row["definition"]
+
+
+def test_without_a_computable_earlier_definition_the_seen_seeds_give_no_verdict():
+    cells = [difference_test(by_seed([2.0, 2.5, 3.0]), "depth=1, width=8")]
+    row = claim_row(ClaimResult.every_condition("C6", cells, MET), "quick", smallest_effect=2.0)
+    assert row["verdict"] == "not resolved" and row["post_hoc"].startswith("supported")
+    assert "cannot compute it" in row["definition"]
+
+
+def test_a_claim_added_after_its_data_never_agrees_on_them():
+    beats = lambda first: ClaimResult("C12b", (difference_test(by_seed([3.0, 4.0, 5.0], first)),), MET)
+    seen, fresh = claim_row(beats(0), "quick", 2.0), claim_row(beats(20), "quick", 2.0)
+    assert seen["verdict"] == fresh["verdict"] == "supported"
+    assert seen["vs_paper"] == "post hoc" and "cannot agree" in seen["definition"]
+    assert fresh["vs_paper"] == "agrees"
+
+
+def test_the_plan_comes_from_the_smallest_effect_of_interest_not_the_observed_effect():
+    small, large = by_seed([0.1, 1.1, 2.1]), by_seed([10.1, 11.1, 12.1])  # the same SD (1), different effects
+    rows = [claim_row(ClaimResult("C4", (difference_test(d),), MET), "paper", smallest_effect=2.0)
+            for d in (small, large)]
+    needed = seeds_for(lambda n: power_difference(2.0, 1.0, n))
+    assert rows[0]["seeds_for_sesoi"] == rows[1]["seeds_for_sesoi"] == needed
+    assert rows[0]["power_at_sesoi"] == pytest.approx(power_difference(2.0, 1.0, 3), abs=1e-3)
+    assert rows[0]["sesoi"] == 2.0
+
+
+def test_a_claim_over_several_tests_states_its_joint_power():
+    tests = [difference_test(by_seed([1.0, 2.0, 3.0])), difference_test(by_seed([0.0, 2.0, 4.0]))]
+    row = claim_row(ClaimResult.every_condition("C3", tests, MET), "paper", smallest_effect=2.0)
+    assert row["power_at_sesoi"] == pytest.approx(power_difference(2.0, 1.0, 3) * power_difference(2.0, 2.0, 3),
+                                                  abs=1e-3)
+
+
+def test_the_report_lists_every_change_and_names_the_registry(tmp_path):
+    claims.record_claims(tmp_path, "quick", [c2(first_seed=0)])
+    text = write_report(tmp_path, "quick").read_text()
+    assert f"claims registry `{registry_hash()}`" in text
+    assert text.count("\n- **") >= len(claim_history.CHANGES)
+    assert "tr(Sigma)" in text and "undisclosed until now" in text  # C10's switch of metric, disclosed
+    assert "not error-controlled" in text
+
+
+def test_the_registry_hash_changes_with_any_change(monkeypatch):
+    before = registry_hash()
+    extra = claim_history.Change("C1", "2026-12-02", "abc1234", claim_history.DEFINITION, "a", "b", "why")
+    monkeypatch.setattr(claims, "CHANGES", (*claim_history.CHANGES, extra))
+    assert registry_hash() != before
+
+
+def test_every_change_names_a_known_claim_and_kind():
+    for change in claim_history.CHANGES:
+        assert change.claim == "all" or change.claim in CLAIMS, change
+        assert change.kind in (claim_history.DEFINITION, claim_history.ADDED, claim_history.PROCEDURE)
+        assert set(change.seen) <= {"smoke", "quick", "paper"}
+
+
+def test_bad_registry_input_is_refused_naming_the_culprit():
+    with pytest.raises(ValueError, match="unknown claim id 'C99'"):
+        ClaimResult("C99", (difference_test([1.0, 2.0, 3.0]),), MET)
+    with pytest.raises(ValueError, match="claim C1: its smallest effect of interest must be > 0"):
+        dataclasses.replace(CLAIMS["C1"], sesoi=0.0)
+    with pytest.raises(ValueError, match="claim X: its smallest effect of interest must be > 0"):
+        Claim("X", "01_warm_start_gap", "s", "p", "e", sesoi=-1.0)
+
+
+@pytest.mark.parametrize("value", [0.0, -2.0])
+def test_a_smallest_effect_at_or_below_zero_is_refused(value):
+    from plasticity_nb import ConfigError
+    from plasticity_nb.protocols import WarmStartConfig
+
+    with pytest.raises(ConfigError, match="smallest_effect must be > 0"):
+        WarmStartConfig.from_preset("quick", smallest_effect=value)
+    assert math.isfinite(WarmStartConfig.from_preset("quick").smallest_effect)
+
+
+def test_the_readme_lists_every_change_made_after_seeing_data():
+    from plasticity_nb.paths import project_root
+
+    readme = (project_root() / "README.md").read_text()
+    section = readme[readme.index("### The claims registry"):readme.index("## Remedies and plasticity metrics")]
+    for change in claim_history.CHANGES:
+        if change.seen:
+            assert change.claim in section and change.commit in section, change
