@@ -50,13 +50,14 @@ class Premise:
         return cls(True, "; ".join(dict.fromkeys(p.detail for p in premises)))
 
 
-def bounds(values: np.ndarray) -> tuple[float, float, float]:
-    """Mean and its one-sided 95 % lower and upper t bounds (the mean itself with one value or no spread)."""
+def bounds(values: np.ndarray, lowest: float, highest: float) -> tuple[float, float, float]:
+    """Mean and its one-sided 95 % lower and upper t bounds (the mean itself with one value or no spread), kept
+    within the quantity's own range (an accuracy lies in 0-100 %), so that an open gate stays open."""
     mean = float(values.mean())
     if len(values) < 2:
         return mean, mean, mean
     half = float(stdtrit(len(values) - 1, 1 - LEVEL)) * float(values.std(ddof=1)) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+    return mean, max(lowest, mean - half), min(highest, mean + half)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +77,7 @@ class PremiseRule:
         return Premise.all_of([*floor.values(), self.spread(fits, where)])
 
     def floor(self, arm: str, acc: np.ndarray, where: str) -> Premise:
-        mean, low, high = bounds(acc)
+        mean, low, high = bounds(acc, 0.0, 100.0)
         said = f"{arm} arm fits {mean:.1f} % of its training pool (one-sided 95 % bounds {low:.1f} to {high:.1f}, " \
                f"floor {self.min_train_acc:g} %, {len(acc)} seeds)"
         if low >= self.min_train_acc:
@@ -92,7 +93,7 @@ class PremiseRule:
         means = {arm: float(np.mean(np.asarray(v, dtype=float))) for arm, v in fits.items()}
         high_arm, low_arm = max(means, key=means.get), min(means, key=means.get)
         difference = pd.Series(fits[high_arm], dtype=float) - pd.Series(fits[low_arm], dtype=float)  # paired by seed
-        mean, low, high = bounds(difference.to_numpy())
+        mean, low, high = bounds(difference.to_numpy(), -100.0, 100.0)
         arms = ", ".join(f"{arm} {acc:.1f} %" for arm, acc in means.items())
         said = f"({arms}: {mean:.1f} pp apart, one-sided 95 % bounds {low:.1f} to {high:.1f}, bound " \
                f"{self.max_difference:g} pp)"

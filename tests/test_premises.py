@@ -109,3 +109,10 @@ def test_an_uncertain_premise_gives_no_verdict():
     assert result.verdict == "premise uncertain" and relation(CLAIMS["C1"], result.verdict) == "not resolved"
     both = Premise.all_of([Premise(True, "a"), Premise(False, "b", uncertain=True), Premise(False, "c")])
     assert both.state == "not met" and both.detail == "c"
+
+
+def test_an_open_gate_stays_open_however_few_and_scattered_the_seeds():
+    """smoke's rule (floor 0 %, arms within 100 points): two seeds give t bounds beyond 0-100 %, which an accuracy
+    cannot reach, so they are clipped and the premise holds."""
+    rule = PremiseRule(min_train_acc=0.0, max_difference=100.0)
+    assert rule.check({"warm": [10.0, 60.0], "scratch": [90.0, 20.0]}, "smoke").state == "met"
