@@ -29,6 +29,7 @@ import pandas as pd
 from .claim_history import ADDED, CHANGES, DEFINITION, Change
 from .files import locked, remove_stale_temporaries, write_atomic
 from .premises import Premise
+from .sequential import BUDGET, FUTILE, OPEN
 from .stats import (
     INCONCLUSIVE,
     POSITIVE,
@@ -46,6 +47,9 @@ COLUMNS = ["claim", "notebook", "statement", "preset", "test", "unit", "n_seeds"
            "registry"]
 PAPER, EXTENSION = "paper", "extension"
 NOT_RESOLVED, POST_HOC = "not resolved", "post hoc"
+# sequential outcomes (sequential.py) that settle nothing: still open, futile (the effect, if any, is below the
+# smallest one of interest: not a contrary verdict), or ended by a budget or the last look without a verdict
+UNSETTLED = (INCONCLUSIVE, PREMISE_UNCERTAIN, NOT_RESOLVED, OPEN, FUTILE, BUDGET)
 # Sources of the remedy claims (notebook 10): their verdicts agree or depart from these, as C1-C8 from the paper's.
 ASH_ADAMS, SHIN, LEE, RESCIENCE = "Ash & Adams 2020", "Shin et al. 2024", "Lee et al. 2024", "Kireev 2021"
 FIRST_FIXED = "2026-11-24"  # the date the first claims were written down (commit 3d35472's parent and before)
@@ -216,7 +220,7 @@ def relation(claim: Claim, verdict: str, post_hoc: bool = False) -> str:
         return EXTENSION
     if verdict == PREMISE_NOT_MET:
         return PREMISE_NOT_MET
-    if verdict in (INCONCLUSIVE, PREMISE_UNCERTAIN, NOT_RESOLVED):
+    if verdict in UNSETTLED:
         return NOT_RESOLVED
     if post_hoc:
         return POST_HOC
@@ -242,9 +246,8 @@ def planned(result: ClaimResult, smallest_effect: float | None) -> tuple[float, 
     """(smallest effect of interest, the joint power these seeds give every test at it, the seeds each test needs
     for 80 % power at it), at each test's own SD; never at the observed effect. A ratio's effect is planned on the
     log scale."""
-    claim, test = CLAIMS[result.claim], result.primary
-    sesoi = claim.sesoi if claim.sesoi is not None else smallest_effect if test.kind == "difference" else test.margin
-    if sesoi is None or not math.isfinite(sesoi):
+    test, sesoi = result.primary, sesoi_of(result, smallest_effect)
+    if not math.isfinite(sesoi):
         return math.nan, math.nan, math.nan
     effect = math.log1p(sesoi / 100) if test.log_scale else sesoi
     scale = 100 if test.log_scale else 1
@@ -258,6 +261,14 @@ def planned(result: ClaimResult, smallest_effect: float | None) -> tuple[float, 
     needed = max(seeds_for(lambda n, t=t: power(t, n)) if t.estimate.sd > 0 or t.kind == "correlation" else math.nan
                  for t in result.tests)
     return sesoi, joint, needed
+
+
+def sesoi_of(result: ClaimResult, smallest_effect: float | None) -> float:
+    """The claim's smallest effect of interest in its unit (a ratio's in percent): the registry's, else the preset's
+    `smallest_effect` for a difference, the margin for an equivalence or a bound; NaN when there is none."""
+    claim, test = CLAIMS[result.claim], result.primary
+    sesoi = claim.sesoi if claim.sesoi is not None else smallest_effect if test.kind == "difference" else test.margin
+    return math.nan if sesoi is None or not math.isfinite(sesoi) else float(sesoi)
 
 
 def registry_hash() -> str:

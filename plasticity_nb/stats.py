@@ -168,6 +168,9 @@ class Test:
     contrary_p: float = math.nan  # p of the contrary statement's test: its verdict (NEGATIVE) when below ALPHA
     support_p: float = math.nan  # one-sided p of the statement itself: the largest is the weakest evidence
     log_scale: bool = False  # a ratio test: tested on log ratios, the estimate shown in percent (see ratio_test)
+    # the finite tested values in the order given (seed order), log ratios for a ratio test: what a sequential
+    # decision (sequential.py) needs at each look; left out of the repr so that printed tests stay as they were
+    values: tuple[float, ...] = dataclasses.field(default=(), repr=False)
 
     def describe(self, unit: str = "pp") -> str:
         e = self.estimate
@@ -178,6 +181,11 @@ class Test:
         exact = f", {e.method} (ties)" if e.method == SIGN_FLIP else ""
         missing = f", {e.missing} pair(s) missing" if e.missing else ""
         return f"{head}{e.mean:+.2f} {unit} ({ci}{exact}{missing}, {rule} p = {self.p_value:.3f}) -> {self.verdict}"
+
+
+def as_values(d: np.ndarray) -> tuple[float, ...]:
+    """A test's `values`: plain floats, so that a Test stays hashable and JSON-ready."""
+    return tuple(float(v) for v in d)
 
 
 def one_sided_p(d: np.ndarray, mu: float, alternative: str) -> float:
@@ -199,7 +207,8 @@ def difference_test(differences: Sequence[float], label: str = "") -> Test:
     estimate = paired_estimate(differences)
     above, below = one_sided_p(d, 0.0, "greater"), one_sided_p(d, 0.0, "less")
     return Test("difference", estimate, estimate.verdict, min(1.0, 2 * min(above, below)), None,
-                detectable_difference(estimate.sd, estimate.n), label, min(1.0, 2 * below), above)
+                detectable_difference(estimate.sd, estimate.n), label, min(1.0, 2 * below), above,
+                values=as_values(d))
 
 
 def equivalence_test(differences: Sequence[float], margin: float, label: str = "") -> Test:
@@ -216,7 +225,7 @@ def equivalence_test(differences: Sequence[float], margin: float, label: str = "
         verdict = INCONCLUSIVE
     beyond = min(one_sided_p(d, margin, "greater"), one_sided_p(d, -margin, "less"))
     return Test("equivalence", estimate, verdict, p, margin, detectable_margin(estimate.sd, estimate.n), label,
-                beyond, p)
+                beyond, p, values=as_values(d))
 
 
 def bound_test(differences: Sequence[float], bound: float, label: str = "") -> Test:
@@ -231,7 +240,7 @@ def bound_test(differences: Sequence[float], bound: float, label: str = "") -> T
         verdict = INCONCLUSIVE
     below = one_sided_p(d, bound, "less")
     return Test("bound", estimate, verdict, below, bound, detectable_bound(estimate.sd, estimate.n), label,
-                one_sided_p(d, bound, "greater"), below)
+                one_sided_p(d, bound, "greater"), below, values=as_values(d))
 
 
 def ratio_test(numerator: Sequence[float], denominator: Sequence[float], label: str = "",
