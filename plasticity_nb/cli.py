@@ -2,6 +2,7 @@
 
     python -m plasticity_nb run [--preset smoke|quick|paper] [--only 01,...] [--param name=value ...]
                                 [--seeds N] [--force] [--train-only] [--data DIR] [--out DIR]
+                                [--settle 4,8,12,16 [--first-seed 100] [--seed-budget N] [--time-budget HOURS]]
 
 Every `--param` is checked (known name, right type and value) and the data is found before any notebook
 starts, so bad input fails in a second with one message naming the culprit, and nothing is written.
@@ -12,11 +13,14 @@ kept in a temporary folder, its failing cell is printed and the exit status is n
 exit status 130: stored runs stay, the run in progress resumes from its last checkpoint next time.
 `--train-only` trains the runs and executes nothing, for a GPU box or cluster node without Jupyter: copy the
 run store back and the same command without it executes the notebooks from the stored runs.
+`--settle LOOKS` settles each claim sequentially (settle.py, sequential.py): look after look, only notebooks with
+an open claim get the next look's seeds, and each claim's verdict is frozen where its design's boundary stops it.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import os
 import shlex
 import sys
@@ -31,10 +35,13 @@ from .executors import EXECUTORS
 from .files import is_full_disk
 from .notebook_cache import NotebookCache, execution_key, parameter_names
 from .paths import resolve_out_dir
+from .protocols import load_study
 from .runner import CHECKPOINT_EVERY
+from .sequential import Design
+from .settle import Ledger, Notebook, SettleError, resume, run_settle
 from .store import RunStore, StoreError, print_store_warnings_plainly
 from .studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
-from .train import COMPILE_CHOICES, COMPILE_ENV, resolve_device
+from .train import COMPILE_CHOICES, COMPILE_ENV, PRECISIONS, resolve_device
 
 INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
 
@@ -72,14 +79,25 @@ def main(argv: list[str] | None = None) -> int:
                           "is the fast one on a GPU (benchmarks/RESULTS.md); one of "
                           f"{', '.join(COMPILE_CHOICES)} (default: eager). Compiled code is cached in "
                           "OUT/compile-cache")
+    run.add_argument("--settle", default=None, metavar="LOOKS",
+                     help="settle each claim sequentially at these seed counts (e.g. 4,8,12,16): each look adds seeds "
+                          "only to notebooks with an open claim, and a claim's verdict is frozen where it stops "
+                          "(error-controlled; the ledger <out>/settled-<preset>.json makes it resumable)")
+    run.add_argument("--first-seed", type=int, default=FIRST_SEED, metavar="SEED",
+                     help=f"with --settle: look k runs seeds SEED..SEED+n_k-1 (default {FIRST_SEED}: fresh seeds)")
+    run.add_argument("--seed-budget", type=int, default=None, metavar="N",
+                     help="with --settle: no look beyond N seeds (default: the last look)")
+    run.add_argument("--time-budget", type=float, default=None, metavar="HOURS",
+                     help="with --settle: no look starts once this command's looks (with the ledger's) took HOURS")
     args = parser.parse_args(argv)
     print_store_warnings_plainly()
     if args.compile:
         os.environ[COMPILE_ENV] = args.compile  # read by Runtime.for_config here and in spawned workers
     try:
+        settle = settle_options(args.settle, args.first_seed, args.seed_budget, args.time_budget)
         return run_notebooks(args.preset, args.only, args.param, args.data, args.out, args.executor,
-                             args.ray_address, args.checkpoint_every, args.seeds, args.force, args.train_only)
-    except (UsageError, ConfigError, DataError, StoreError) as err:
+                             args.ray_address, args.checkpoint_every, args.seeds, args.force, args.train_only, settle)
+    except (UsageError, ConfigError, DataError, StoreError, SettleError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
@@ -100,21 +118,31 @@ def main(argv: list[str] | None = None) -> int:
 def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: str | None, out: str | None,
                   executor: str = "local", ray_address: str | None = None,
                   checkpoint_every: int = CHECKPOINT_EVERY, seeds: str | None = None, force: bool = False,
-                  train_only: bool = False) -> int:
+                  train_only: bool = False, settle: "SettleOptions | None" = None) -> int:
     if checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1 epoch, got {checkpoint_every}")
     studies = select_studies(only)
     params = {**parse_params(raw_params), **seeds_param(seeds, raw_params)}
+    if settle is not None:
+        check_settle_alone(params, seeds, train_only)
+        params["seeds"] = list(settle.seeds(1))  # validated at the first look's seeds; each look sets its own
     out_dir = resolve_out_dir(out)
     names = {s.id: parameter_names(s.path) for s in studies}
     per_study = validate_params(studies, preset, params, names)
     data_dir = str(Path(data).expanduser().resolve()) if data else None
     device = resolve_device(params.get("device"))
     cifar = load_cifar10(data_dir, device)  # the data is found and checked before anything runs
+    if settle is not None:
+        fresh = Ledger(settle.design, settle.first_seed, preset, tuple(s.id for s in studies),
+                       config_values({k: v for k, v in params.items() if k != "seeds"}))
+        resume(out_dir, fresh)  # refuses another command's ledger before anything is written
+        check_precision(studies, preset, per_study, settle, out_dir, cifar.data_id)
     RunStore(out_dir).ensure_writable()
+    settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every)
+    if settle is not None:
+        return settle_notebooks(studies, preset, per_study, fresh, settings, cifar.data_id, force)
     jobs = [job_for(s, preset, per_study[s.id], out_dir, data_dir, executor, ray_address, cifar.data_id, force)
             for s in studies]
-    settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every)
     if train_only:
         train_all(jobs, settings)
         print(f"\ntrained every run into {out_dir / 'runs'}; to execute the notebooks from them, run the same "
@@ -123,6 +151,10 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     if not all(job.reuse for job in jobs):
         ensure_kernel()
     failures = run_batch(jobs, preset, cifar.data_id, settings)
+    return summarise(out_dir, preset, failures)
+
+
+def summarise(out_dir: Path, preset: str, failures: list[str]) -> int:
     print(f"\nreport: {out_dir / 'report.md'}")
     table = read_claims(out_dir)
     table = table[table.preset == preset]
@@ -132,6 +164,98 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     for failure in failures:
         print(failure, file=sys.stderr)
     return 1 if failures else 0
+
+
+FIRST_SEED = 100  # a settle run's default first seed: above every seed the presets and notebooks used so far
+
+
+@dataclasses.dataclass(frozen=True)
+class SettleOptions:
+    design: Design
+    first_seed: int
+
+    def seeds(self, look: int) -> range:
+        return range(self.first_seed, self.first_seed + self.design.looks[look - 1])
+
+
+def settle_options(looks: str | None, first_seed: int, seed_budget: int | None,
+                   time_budget_hours: float | None) -> SettleOptions | None:
+    """The design of `--settle` (None without it); each bad value is a usage error naming its option."""
+    if looks is None:
+        if seed_budget is not None or time_budget_hours is not None or first_seed != FIRST_SEED:
+            raise UsageError("--first-seed, --seed-budget and --time-budget apply to --settle only")
+        return None
+    try:
+        counts = tuple(int(n) for n in looks.split(","))
+    except ValueError:
+        raise UsageError(f"--settle takes comma-separated seed counts, e.g. 4,8,12,16; got {looks!r}") from None
+    if first_seed < 0:
+        raise UsageError(f"--first-seed must be >= 0, got {first_seed}")
+    if time_budget_hours is not None and not time_budget_hours > 0:
+        raise UsageError(f"--time-budget must be > 0 hours, got {time_budget_hours:g}")
+    try:
+        design = Design(counts, seed_budget=seed_budget,
+                        time_budget_s=None if time_budget_hours is None else time_budget_hours * 3600)
+    except ValueError as err:
+        option = "--seed-budget" if "seed budget" in str(err) else "--settle"
+        raise UsageError(f"{option}: {err}") from None
+    return SettleOptions(design, first_seed)
+
+
+def check_settle_alone(params: dict[str, Any], seeds: str | None, train_only: bool) -> None:
+    if seeds is not None or "seeds" in params:
+        raise UsageError("--settle chooses every look's seeds (--first-seed onwards): drop --seeds and --param seeds=")
+    if train_only:
+        raise UsageError("--settle decides after each look, so it executes every look: drop --train-only")
+
+
+def check_precision(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], settle: SettleOptions,
+                    out_dir: Path, data_id: str) -> None:
+    """Every look must train at one precision: refuse a store that holds any of these looks' runs at another
+    precision than this machine resolves now (from an earlier look on another CPU kind or a GPU, say)."""
+    store = RunStore(out_dir, read_only=True)
+    seeds = list(settle.seeds(settle.design.reachable))
+    for study in studies:
+        config = study.config.from_preset(preset, **config_values({**per_study[study.id], "seeds": seeds}))
+        for _, run in config.plan(data_id):
+            for other in (p for p in PRECISIONS if p != run.precision):
+                if store.has(run.replace(precision=other)):
+                    key = run.replace(precision=other).key()
+                    raise UsageError(
+                        f"--settle: the store {store.root} holds run {key} (notebook {study.stem}, seed {run.seed}) "
+                        f"at precision {other}, but this machine resolves {run.precision}: every look of a sequential "
+                        "design must train at one precision. Continue on the machine kind that trained it, or settle "
+                        "into another --out folder")
+
+
+def settle_notebooks(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], fresh: Ledger,
+                     settings: Settings, data_id: str, force: bool) -> int:
+    """`run --settle`: the look loop of settle.py, each look a batch of the notebooks with an open claim."""
+    by_id = {s.id: s for s in studies}
+
+    def params_at(nb_id: str, seeds: tuple[int, ...]) -> dict[str, Any]:
+        return {**per_study[nb_id], "seeds": list(seeds)}
+
+    def config_at(nb_id: str, seeds: tuple[int, ...]):
+        return by_id[nb_id].config.from_preset(preset, **config_values(params_at(nb_id, seeds)))
+
+    def run_look(todo: list[Notebook], seeds: tuple[int, ...]) -> list[str]:
+        jobs = [job_for(by_id[nb.id], preset, params_at(nb.id, seeds), settings.out_dir, settings.data_dir,
+                        settings.executor, settings.ray_address, data_id, force) for nb in todo]
+        if not all(job.reuse for job in jobs):
+            ensure_kernel()
+        return run_batch(jobs, preset, data_id, settings)
+
+    def evaluate(nb: Notebook, seeds: tuple[int, ...]):
+        config = config_at(nb.id, seeds)
+        result = load_study(config, settings.out_dir, data_id)
+        return None if result is None else by_id[nb.id].module.claims(result, config)
+
+    notebooks = [Notebook(s.id, s.stem, config_at(s.id, fresh.seeds(1)).smallest_effect) for s in studies]
+    ledger, failures = run_settle(settings.out_dir, fresh, notebooks, run_look, evaluate)
+    print(f"\nsettled: {len(ledger.settled)} claim(s) in {ledger.looks_done} look(s); ledger "
+          f"{settings.out_dir / f'settled-{preset}.json'}")
+    return summarise(settings.out_dir, preset, failures)
 
 
 def job_for(study: Study, preset: str, params: dict[str, Any], out_dir: Path, data_dir: str | None, executor: str,

@@ -5,8 +5,8 @@ with its interval, the SD of the paired differences and the plan (what effect th
 power at the claim's smallest effect of interest and the seeds it needs), whether the premise holds, the
 verdict, whether its definition was fixed before its data (and the post-hoc verdict beside it where not), and
 how it stands against its source (agrees / departs / not resolved / premise not met / post hoc / extension);
-then every change made to the registry, the figures of every notebook that ran at this preset, and where the
-run time went.
+after a `run --settle`, its sequential design and each claim's frozen verdict; then every change made to the
+registry, the figures of every notebook that ran at this preset, and where the run time went.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from .claims import CLAIMS, PAPER, claims_lock, read_claims, registry_hash
 from .files import locked, remove_stale_temporaries, write_atomic
 from .protocols import StudyResult
 from .provenance import git_commit
+from .settle import section as settled_section
 from .stats import ALPHA, POWER
 
 TESTS = {"difference": "CI above 0", "equivalence": "TOST within ±{margin:g}", "bound": "below {margin:+g}",
@@ -65,6 +66,7 @@ def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.D
     for row in claims.itertuples():
         others = f" Other tests: {row.other_tests}." if isinstance(row.other_tests, str) and row.other_tests else ""
         lines.append(f"- **{row.claim}**: {CLAIMS[row.claim].effect}.{others} Premise {row.premise}.")
+    lines += settled_section(out_dir, preset)  # `run --settle`'s design and frozen verdicts (settle.py)
     lines += settle(claims) + departures(claims, preset) + registry_changes()
     if results:
         lines += ["", "## Per condition", "",
