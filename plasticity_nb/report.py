@@ -132,7 +132,8 @@ def settle(claims: pd.DataFrame) -> list[str]:
     lines += ["", "Adding seeds with `run --seeds N` after looking at these verdicts and testing again is **not "
               "error-controlled**: every look is another chance of a false positive (about 12 % instead of 5 % with "
               "looks at 3, 5 and 8 seeds). Plan N from the smallest effect of interest before looking, or settle the "
-              "claims with a sequential design whose boundaries allow for the looks."]
+              "claims with a sequential design whose boundaries allow for the looks (`run --settle 4,8,12,16`: "
+              "README, \"Settling claims sequentially\")."]
     return lines
 
 
