@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtr, stdtrit
 
+from plasticity_nb.premises import pass_chance
 from plasticity_nb.sequential import (
     BOUND,
     CODE,
@@ -208,7 +209,8 @@ def fixed_power(s: Scenario, n: int) -> float:
 
 
 def premise_pass(rng: np.random.Generator, sims: int, looks: Sequence[int]) -> list[dict]:
-    """How often arms that truly fit (floor + 1 SD) pass: one arm's floor alone, and a comparison's premise."""
+    """How often arms that truly fit (floor + 1 SD) pass: one arm's floor alone, a comparison's premise, and a
+    claim of four conditions (eight arms); beside each, premises.pass_chance (exact, the floor checks only)."""
     rows = []
     for n in looks:
         acc = FLOOR + FIT_ABOVE * ARM_SD + ARM_SD * rng.standard_normal((sims, 1, 2, n))
@@ -218,7 +220,8 @@ def premise_pass(rng: np.random.Generator, sims: int, looks: Sequence[int]) -> l
         four = FLOOR + FIT_ABOVE * ARM_SD + ARM_SD * rng.standard_normal((sims, 4, 2, n))
         every = float((rule_state(four).max(axis=1) == 0).mean())
         rows.append(dict(scenario=f"premise pass at {n} seeds", measure="premise", sims=sims, seeds=n,
-                         rate=both, one_arm=one, four_conditions=every))
+                         rate=both, one_arm=one, four_conditions=every, exact_one_arm=pass_chance(n, 1, FIT_ABOVE),
+                         exact_two_arms=pass_chance(n, 2, FIT_ABOVE), exact_eight_arms=pass_chance(n, 8, FIT_ABOVE)))
     return rows
 
 
@@ -237,7 +240,7 @@ def naive(rng: np.random.Generator, sims: int, looks: Sequence[int]) -> dict:
 def run(sims: int, seed: int = 20261201) -> pd.DataFrame:
     rows = [run_scenario(s, sims, seed + i) for i, s in enumerate(scenarios())]
     rng = np.random.default_rng([seed, 1])
-    rows += premise_pass(rng, sims, (4, 8, 12, 16))
+    rows += premise_pass(rng, sims, (4, 8, 12, 16, 17, 20))
     rows += [naive(rng, sims, (3, 5, 8)), naive(rng, sims, tuple(range(3, 21)))]
     return pd.DataFrame(rows)
 

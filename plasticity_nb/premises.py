@@ -12,6 +12,13 @@ is below it, and the premise is *uncertain* in between (a claim's verdict is the
 resolved, never a verdict on a threshold crossed by chance). The arms' difference is judged the same way, on
 the per-seed difference of their fits against +/- the bound. Seeds whose fits all tie give a point interval:
 train accuracy varies only across seeds, so there is no other uncertainty to state.
+
+Planning (fixed before the confirmation runs of `run --settle`). A claim's premise needs every arm it checks to
+pass, so its chance of passing falls with the number of arms: `pass_chance` is that chance for arms that truly
+fit by `PLANNING_MARGIN_SD` per-seed SDs above the floor (the floor's one-sided t test is a noncentral t: exact,
+not simulated). A claim's planned last look should give at least `WANTED_PASS`; `seeds_to_pass` says where that
+is. Arms are counted per condition (`Premise.arms`), so a scratch arm shared by several conditions is counted
+each time: the chance stated is a lower bound.
 """
 from __future__ import annotations
 
@@ -22,9 +29,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
+from scipy.stats import nct
 
 MET, NOT_MET, UNCERTAIN = "met", "not met", "uncertain"
 LEVEL = 0.05  # each one-sided bound's level
+PLANNING_MARGIN_SD = 1.0  # an arm that truly fits, for planning: its mean fit this many per-seed SDs above the floor
+WANTED_PASS = 0.9  # the chance a claim's truly fitting arms should have of passing at its planned last look
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +44,7 @@ class Premise:
     met: bool
     detail: str
     uncertain: bool = False  # neither met nor clearly failed (then `met` is False)
+    arms: int = 0  # arms whose floor was checked, summed over conditions (0: a premise on something else)
 
     @property
     def state(self) -> str:
@@ -41,13 +52,14 @@ class Premise:
 
     @classmethod
     def all_of(cls, premises: Sequence["Premise"]) -> "Premise":
+        arms = sum(p.arms for p in premises)
         failed = [p.detail for p in premises if p.state == NOT_MET]
         if failed:
-            return cls(False, "; ".join(failed))
+            return cls(False, "; ".join(failed), arms=arms)
         unsure = [p.detail for p in premises if p.state == UNCERTAIN]
         if unsure:
-            return cls(False, "; ".join(unsure), uncertain=True)
-        return cls(True, "; ".join(dict.fromkeys(p.detail for p in premises)))
+            return cls(False, "; ".join(unsure), uncertain=True, arms=arms)
+        return cls(True, "; ".join(dict.fromkeys(p.detail for p in premises)), arms=arms)
 
 
 def bounds(values: np.ndarray, lowest: float, highest: float) -> tuple[float, float, float]:
@@ -72,9 +84,9 @@ class PremiseRule:
         diverged = [f"{where}: {arm} arm diverged in a seed (no train accuracy)"
                     for arm, acc in arms.items() if not np.isfinite(acc).all() or not len(acc)]
         if diverged:
-            return Premise(False, "; ".join(diverged))
+            return Premise(False, "; ".join(diverged), arms=len(arms))
         floor = {arm: self.floor(arm, acc, where) for arm, acc in arms.items()}
-        return Premise.all_of([*floor.values(), self.spread(fits, where)])
+        return dataclasses.replace(Premise.all_of([*floor.values(), self.spread(fits, where)]), arms=len(arms))
 
     def floor(self, arm: str, acc: np.ndarray, where: str) -> Premise:
         mean, low, high = bounds(acc, 0.0, 100.0)
@@ -103,3 +115,20 @@ class PremiseRule:
         if low > self.max_difference:
             return Premise(False, f"{where}: the arms fit unequally {said}")
         return Premise(False, f"{where}: uncertain whether the arms fit equally {said}", uncertain=True)
+
+
+def pass_chance(seeds: int, arms: int, margin_sd: float = PLANNING_MARGIN_SD) -> float:
+    """The chance that `arms` independent arms, each truly `margin_sd` per-seed SDs above the floor, all pass the
+    floor's one-sided 95 % bound at `seeds` seeds: (mean - floor) / (s / sqrt(n)) is noncentral t with n - 1 df and
+    noncentrality sqrt(n) x margin_sd. (The arms' difference check, against a bound of 2 SDs or more, costs
+    about 1 % more at 16 seeds: benchmarks/sequential_error.py simulates both.)"""
+    if seeds < 2 or arms < 0:
+        raise ValueError(f"pass_chance needs at least 2 seeds and a non-negative arm count; got {seeds}, {arms}")
+    one = float(nct.sf(stdtrit(seeds - 1, 1 - LEVEL), seeds - 1, math.sqrt(seeds) * margin_sd))
+    return one ** arms
+
+
+def seeds_to_pass(arms: int, wanted: float = WANTED_PASS, margin_sd: float = PLANNING_MARGIN_SD,
+                  most: int = 200) -> int | None:
+    """The fewest seeds at which `arms` truly fitting arms pass with chance >= `wanted` (None: not by `most`)."""
+    return next((n for n in range(2, most + 1) if pass_chance(n, arms, margin_sd) >= wanted), None)

@@ -18,6 +18,8 @@ batch's loop around it:
 
 The premise policy is the design's (sequential.py): evaluated at every look on all seeds so far; 'not met' stops
 the claim ('premise not met', frozen); 'uncertain' makes no decision at that look ('premise uncertain' at the last).
+Its planning is the premise rule's (premises.pass_chance): report.md states, per claim, the chance that arms which
+truly fit pass at the last look, and flags a claim under premises.WANTED_PASS with the seeds that would reach it.
 Nothing here trains or executes: the caller (cli.py) passes how a look runs and how claims are computed, which
 keeps the decision path testable on constructed looks.
 """
@@ -32,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .claims import ADDED, CLAIMS, ClaimResult, claims_lock, registry_hash, relation, sesoi_of, standing
 from .files import locked, remove_stale_temporaries, write_atomic
+from .premises import PLANNING_MARGIN_SD, WANTED_PASS, pass_chance, seeds_to_pass
 from .sequential import DIFFERENCE, KINDS, OPEN, Decision, Design
 
 LEDGER_VERSION = 1
@@ -80,6 +83,7 @@ class Ledger:
     elapsed_s: float = 0.0  # wall time of completed looks, over every command that continued this ledger
     settled: Mapping[str, Settled] = dataclasses.field(default_factory=dict)
     unsettled: Mapping[str, str] = dataclasses.field(default_factory=dict)  # claim -> why the design cannot decide it
+    arms: Mapping[str, int] = dataclasses.field(default_factory=dict)  # claim -> arms its premise checks (last look)
 
     def identity(self) -> dict[str, Any]:
         return {"design": dataclasses.asdict(self.design), "first_seed": self.first_seed, "preset": self.preset,
@@ -98,7 +102,7 @@ def ledger_path(out_dir: str | Path, preset: str) -> Path:
 
 def to_json(ledger: Ledger) -> str:
     body = {"version": LEDGER_VERSION, **ledger.identity(), "looks_done": ledger.looks_done,
-            "elapsed_s": round(ledger.elapsed_s, 3), "unsettled": dict(ledger.unsettled),
+            "elapsed_s": round(ledger.elapsed_s, 3), "unsettled": dict(ledger.unsettled), "arms": dict(ledger.arms),
             "claims": {c: {**dataclasses.asdict(s), "interval": list(s.interval) if s.interval else None}
                        for c, s in ledger.settled.items()}}
     return json.dumps(body, indent=1, allow_nan=False) + "\n"
@@ -111,7 +115,7 @@ def from_json(text: str) -> Ledger:
                for c, s in body["claims"].items()}
     return Ledger(Design(**{**design, "looks": tuple(design["looks"])}), body["first_seed"], body["preset"],
                   tuple(body["notebooks"]), body["params"], body["looks_done"], body["elapsed_s"], settled,
-                  body["unsettled"])
+                  body["unsettled"], body.get("arms", {}))
 
 
 def read_ledger(out_dir: str | Path, preset: str) -> Ledger | None:
@@ -193,10 +197,11 @@ def decide_look(ledger: Ledger, look: int, results: Sequence[ClaimResult], final
                 smallest_effect: Mapping[str, float | None] | None = None) -> Ledger:
     """The ledger after `look`: each open claim among `results` decided, the ones that stop frozen; frozen and
     unsettleable claims are never decided again. `smallest_effect`: claim -> the preset's value (none: None)."""
-    settled, unsettled = dict(ledger.settled), dict(ledger.unsettled)
+    settled, unsettled, arms = dict(ledger.settled), dict(ledger.unsettled), dict(ledger.arms)
     for result in results:
         if not ledger.is_open(result.claim):
             continue
+        arms[result.claim] = result.premise.arms
         why = why_not_sequential(result, ledger.preset)
         if why is not None:
             unsettled[result.claim] = why
@@ -204,7 +209,7 @@ def decide_look(ledger: Ledger, look: int, results: Sequence[ClaimResult], final
         decision = decide_claim(ledger.design, result, look, final, (smallest_effect or {}).get(result.claim))
         if decision.stop:
             settled[result.claim] = frozen(decision, result, ledger.design.looks[look - 1])
-    return dataclasses.replace(ledger, looks_done=look, settled=settled, unsettled=unsettled)
+    return dataclasses.replace(ledger, looks_done=look, settled=settled, unsettled=unsettled, arms=arms)
 
 
 RunLook = Callable[[Sequence[Notebook], tuple[int, ...]], list[str]]  # -> failure messages
@@ -258,22 +263,48 @@ def section(out_dir: str | Path, preset: str) -> list[str]:
              f"seeds from {ledger.first_seed}; {ledger.looks_done} of {len(ledger.design.looks)} looks done in "
              f"{ledger.elapsed_s / 60:.1f} min. A verdict here is frozen at the look where its claim stopped, and is "
              "the error-controlled one: the claims table above re-tests all seeds of its last run at a fixed n.", "",
-             ledger.design.describe(), "",
-             "| claim | verdict | vs its source | look | seeds | pairs | repeated interval | why |",
-             "|---|---|---|---|---|---|---|---|"]
+             ledger.design.describe(), "", premise_planning(ledger), "",
+             "| claim | verdict | vs its source | look | seeds | pairs | repeated interval | premise pass (arms) "
+             "| why |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for claim in sorted({c for nb in ledger.notebooks for c in claims_of_id(nb)} | set(ledger.settled),
                         key=list(CLAIMS).index):
         s = ledger.settled.get(claim)
         if s is None:
             why = ledger.unsettled.get(claim)
             verdict, reason = ("not settled sequentially", why) if why else (OPEN, "no boundary crossed yet")
-            lines.append(f"| {claim} | {verdict} | – | – | – | – | – | {reason} |")
+            lines.append(f"| {claim} | {verdict} | – | – | – | – | – | {planned_pass(ledger, claim)} | {reason} |")
             continue
         interval = "–" if s.interval is None else f"{s.interval[0]:+.3g} to {s.interval[1]:+.3g}" + \
             (" (log ratio)" if s.log_scale else f" {CLAIMS[claim].unit}")
         lines.append(f"| {claim} | {s.verdict} | {relation(CLAIMS[claim], s.verdict)} | {s.look} | {s.seeds} | {s.n} "
-                     f"| {interval} | {s.reason} |")
+                     f"| {interval} | {planned_pass(ledger, claim)} | {s.reason} |")
     return lines + ["", END]
+
+
+def last_seeds(design: Design) -> int:
+    return design.looks[design.reachable - 1]
+
+
+def premise_planning(ledger: Ledger) -> str:
+    return (f"**Premise planning.** 'Premise pass' is the chance that a claim's arms, if each truly fits "
+            f"{PLANNING_MARGIN_SD:g} per-seed SD above the floor, all pass the premise at the last reachable look "
+            f"({last_seeds(ledger.design)} seeds; premises.pass_chance, noncentral t; a scratch arm shared by "
+            f"conditions is counted once per condition, so it is a lower bound). Wanted: >= {WANTED_PASS:.0%}; a "
+            "claim under it is marked with the seeds that would reach it. A premise still uncertain at the last "
+            "look is 'premise uncertain' (not resolved).")
+
+
+def planned_pass(ledger: Ledger, claim: str) -> str:
+    """The claim's premise pass chance at the last reachable look, its arm count, and where it would reach
+    WANTED_PASS when it falls short ('–' before its first look or for a premise on something else)."""
+    arms = ledger.arms.get(claim, 0)
+    if not arms:
+        return "–"
+    chance = pass_chance(last_seeds(ledger.design), arms)
+    if chance >= WANTED_PASS:
+        return f"{chance:.2f} ({arms})"
+    return f"**{chance:.2f}** ({arms}; {WANTED_PASS:.0%} needs {seeds_to_pass(arms)} seeds)"
 
 
 def claims_of_id(notebook_id: str) -> tuple[str, ...]:

@@ -116,3 +116,36 @@ def test_an_open_gate_stays_open_however_few_and_scattered_the_seeds():
     cannot reach, so they are clipped and the premise holds."""
     rule = PremiseRule(min_train_acc=0.0, max_difference=100.0)
     assert rule.check({"warm": [10.0, 60.0], "scratch": [90.0, 20.0]}, "smoke").state == "met"
+
+
+def test_a_premise_counts_the_arms_it_checks_over_its_conditions():
+    from plasticity_nb.premises import Premise
+
+    rule = PremiseRule(min_train_acc=95.0, max_difference=2.0)
+    one = rule.check({"warm": [99.0, 99.5, 99.2], "scratch": [99.1, 99.4, 99.0]}, "a")
+    unfit = rule.check({"warm": [90.0, 91.0, 89.0], "scratch": [99.1, 99.4, 99.0]}, "b")
+    assert one.arms == 2 and unfit.arms == 2
+    assert Premise.all_of([one, one, unfit]).arms == 6 and Premise.all_of([one, unfit]).state == "not met"
+    assert Premise(True, "matched loss").arms == 0  # a premise on something other than fit
+
+
+def test_the_pass_chance_is_the_floor_tests_power_and_agrees_with_simulation():
+    """Exact (noncentral t) against a seeded simulation of the floor check, and against the design's published
+    planning numbers (benchmarks/RESULTS.md: one arm 0.985 at 16 seeds, eight arms 0.884 simulated)."""
+    import numpy as np
+    from scipy.special import stdtrit
+
+    from plasticity_nb.premises import pass_chance, seeds_to_pass
+
+    rng = np.random.default_rng(7)
+    for n in (4, 8, 16):
+        acc = 1.0 + rng.standard_normal((100_000, n))  # floor 0, truly 1 SD above it
+        passed = acc.mean(1) - stdtrit(n - 1, 0.95) * acc.std(1, ddof=1) / np.sqrt(n) >= 0
+        assert pass_chance(n, 1) == pytest.approx(passed.mean(), abs=0.004)
+    assert pass_chance(16, 1) == pytest.approx(0.985, abs=0.001)
+    assert pass_chance(16, 8) == pytest.approx(0.885, abs=0.002)
+    assert pass_chance(16, 0) == 1.0 and pass_chance(8, 2) == pytest.approx(pass_chance(8, 1) ** 2)
+    assert seeds_to_pass(8) == 17 and pass_chance(16, 8) < 0.9 <= pass_chance(17, 8)
+    assert seeds_to_pass(2) == 13 and seeds_to_pass(1, margin_sd=0.01, most=30) is None
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        pass_chance(1, 2)

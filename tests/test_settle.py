@@ -242,3 +242,21 @@ def test_settle_end_to_end_on_the_smoke_preset(tmp_path):
     assert ledger["looks_done"] == 2 and seeds == {50, 51, 52, 53}
     assert main(args) == 0  # everything settled: the same command runs no look and changes no verdict
     assert json.loads(ledger_path(tmp_path, "smoke").read_text())["claims"] == ledger["claims"]
+
+
+def test_report_states_each_claims_premise_pass_chance_and_flags_a_short_one(tmp_path):
+    """Two arms pass with 0.97 at 16 seeds; eight (four conditions' arms) with 0.885, under the 90 % wanted: the
+    report says so and names the 17 seeds that would reach it. The arm counts survive the ledger's JSON."""
+    from plasticity_nb.settle import section, write_ledger
+
+    four = Premise.all_of([Premise(True, "fit", arms=2)] * 4)
+    results = [ClaimResult("C1", (difference_test(NOISY[:4]),), Premise(True, "fit", arms=2)),
+               ClaimResult("C2", (difference_test(NOISY[:4]),), four)]
+    ledger = decide_look(Ledger(Design((4, 8, 12, 16)), 100, "smoke", ("01", "02")), 1, results, final=False)
+    assert dict(ledger.arms) == {"C1": 2, "C2": 8}
+    write_ledger(tmp_path, ledger)
+    assert read_ledger(tmp_path, "smoke").arms == ledger.arms
+    text = "\n".join(section(tmp_path, "smoke"))
+    assert "Premise planning" in text and "(16 seeds;" in text
+    assert "| C1 | open |" in text and "| 0.97 (2) |" in text
+    assert "| **0.89** (8; 90% needs 17 seeds) |" in text
