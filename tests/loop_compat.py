@@ -8,9 +8,11 @@ structurally (keys, rows, epochs, steps, evaluated epochs, status) elsewhere. Th
 loop as it was before its redesign into one step plus hooks (an Intel Xeon, whose identity was then kept only
 in part); the others by a loop that reproduced it bit for bit there.
 
-`python -m tests.loop_compat` trains every case and adds this machine's recording, after checking the results
-structurally against the existing ones. Record only with a loop that still passes bitwise on a machine that has
-a recording: a recording states what the loop trained before, not what it trains now.
+`python -m tests.loop_compat` trains every case and adds the cases this machine's recording lacks (all of them on
+a new machine), after checking the results structurally against every recording and bitwise against this
+machine's. A case added later is held by the recordings made since (each says when it was added) and compared
+where it is held. Record only with a loop that still passes bitwise on a machine that has a recording: a
+recording states what the loop trained before, not what it trains now.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import torch
 
 from plasticity_nb import Phase, RunConfig
 from plasticity_nb.probes import ProbeSettings
+from plasticity_nb.remedysettings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
 from plasticity_nb.provenance import git_commit, identity_name, machine_identity
 
 RECORDINGS = Path(__file__).parent / "data" / "loop_compat"  # <identity_name>.json: {"machine", "cases", ...}
@@ -40,6 +43,10 @@ def _run(phases, **changes) -> RunConfig:
 
 WARM = (Phase(pool="half", epochs=2), Phase(pool="full", epochs=3, eval_every=2, eval_tail=1))
 PROBED = ProbeSettings(examples=64, batch_size=32, eigen_iterations=3, trace_samples=2)
+METRICS = MetricSettings(examples=64)
+# Settings that act within a smoke run: replace units after 2 steps, ReDo every 3 steps with tau 0.5.
+CBP = ContinualBackpropSettings(replacement_rate=0.05, maturity_threshold=2)
+REDO = ReDo(tau=0.5, every=3, examples=64)
 
 # name -> one config (trained alone) or a list of configs that differ by seed (trained as one ensemble)
 CASES: dict[str, RunConfig | list[RunConfig]] = {
@@ -57,6 +64,12 @@ CASES: dict[str, RunConfig | list[RunConfig]] = {
                         Phase(pool="stage", stage=3, epochs=1)], stages=2, uniform_ratio=0.5),
     "probes": _run([Phase(pool="half", epochs=1, probe_epochs=(0, 1)), Phase(epochs=2, probe_epochs=(1,))],
                    probes=PROBED),
+    # Remedies at each phase start, then those during a phase, each with every plasticity metric recorded.
+    "remedies_at_start": _run([Phase(pool="half", epochs=2), Phase(epochs=2, dash=Dash(),
+                                                                  shrink_perturb=ShrinkPerturb())], metrics=METRICS),
+    "remedies_during": _run([Phase(pool="half", epochs=2, cbp=CBP, redo=REDO),
+                             Phase(epochs=2, cbp=CBP, redo=REDO, l2_init=L2Init(coefficient=1e-3))],
+                            metrics=METRICS, seed=5),
     "ensemble": [_run(WARM, seed=s, augment=True) for s in (3, 4)],
     "ensemble_diverged": [_run([Phase(epochs=2, optimizer="sgd", lr=1e12), Phase(epochs=1)], model="mlp", depth=1,
                                width=16, seed=s) for s in (0, 1)],
@@ -136,7 +149,19 @@ def comparable(value: Any) -> Any:
     return value
 
 
+def recorded_columns(trained: list[dict[str, Any]], recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`trained` with each history/probe row cut to the columns the recording has (columns added since a
+    recording, e.g. a probe's loss, are not compared)."""
+    def cut(run, reference):
+        tables = {t: [{k: row[k] for k in ref if k in row} for row, ref in zip(run[t], reference[t])]
+                  + run[t][len(reference[t]):] for t in ("history", "probes")}
+        return {**run, **tables}
+    return [cut(run, reference) for run, reference in zip(trained, recorded)]
+
+
 def main() -> None:
+    """Train every case; refuse if any differs in structure from a recording, or bitwise from this machine's;
+    then add the cases this machine's recording lacks (a new machine: all of them)."""
     from plasticity_nb import load_cifar10
 
     identity = machine_identity()
@@ -153,12 +178,22 @@ def main() -> None:
         if differ:
             sys.exit(f"not recorded: case(s) {', '.join(differ)} differ in structure from recording {other}, so this "
                      "loop does not train what it did before")
+    stamp = {"recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit()}
+    own = recording_for(identity)
+    recorded = own[1] if own else {"machine": identity, **stamp, "cases": {}}
+    changed = [case for case, runs in recorded["cases"].items()
+               if recorded_columns(comparable(results[case]), comparable(runs)) != comparable(runs)]
+    if changed:
+        sys.exit(f"not recorded: case(s) {', '.join(changed)} no longer train bit for bit as this machine's "
+                 f"recording {own[0]}: a recording states what the loop trained before")
+    new = [case for case in CASES if case not in recorded["cases"]]
+    for case in new:
+        recorded["cases"][case] = results[case]
+        recorded.setdefault("added", {})[case] = stamp  # cases added after the recording was first made
     RECORDINGS.mkdir(parents=True, exist_ok=True)
-    recorded = {"machine": identity, "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "commit": git_commit(), "cases": results}
     (RECORDINGS / f"{name}.json").write_text(json.dumps(recorded, indent=1) + "\n")
     flags = ", ".join(identity["flags"] or ["flags unknown"])
-    print(f"recorded {RECORDINGS / name}.json for {identity['model']} ({flags})")
+    print(f"recorded {len(new)} new case(s) into {RECORDINGS / name}.json for {identity['model']} ({flags})")
 
 
 if __name__ == "__main__":
