@@ -20,7 +20,7 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     """Which comparison the loop-compatibility test runs on this machine (tests/test_loop_compat.py)."""
-    from plasticity_nb.provenance import identity_name, machine_identity
+    from plasticity_nb.execution.provenance import identity_name, machine_identity
     from tests.loop_compat import recording_for
 
     identity = machine_identity()

@@ -5,7 +5,7 @@ import resource
 
 import torch
 
-from plasticity_nb.provenance import cpu_identity, device_name, git_commit
+from plasticity_nb.execution.provenance import cpu_identity, device_name, git_commit
 
 
 def describe_machine(device: torch.device) -> str:

@@ -42,7 +42,7 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)  # as a worker of run_many on a CPU
     from torch._dynamo.utils import counters
 
-    import plasticity_nb.train as train
+    import plasticity_nb.training.train as train
     from plasticity_nb import load_cifar10
     from plasticity_nb.studies.warm_start_gap import Config
 
@@ -80,9 +80,12 @@ def interleaved(args: argparse.Namespace) -> None:
     """Eager and compiled training epochs, alternating in this process."""
     torch.set_num_threads(1)
     from plasticity_nb import load_cifar10
-    from plasticity_nb.runstate import RunState
+    from plasticity_nb.run.run_state import RunState
     from plasticity_nb.studies.warm_start_gap import Config
-    from plasticity_nb.train import RunTensors, Runtime, SingleLearner, evaluate, init_model
+    from plasticity_nb.training.build import evaluate, init_model
+    from plasticity_nb.training.run_tensors import RunTensors
+    from plasticity_nb.training.runtime import Runtime
+    from plasticity_nb.training.train import SingleLearner
 
     data = load_cifar10(args.data, "cpu").decode()
     config = Config.from_preset("quick").scratch(0, data.data_id)

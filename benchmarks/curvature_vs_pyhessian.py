@@ -19,10 +19,10 @@ import torch
 
 from benchmarks.common import describe_machine
 from plasticity_nb import load_cifar10
-from plasticity_nb.curvature import ProbeSet, hessian_eigenvalues, hessian_trace
-from plasticity_nb.data import class_balanced_subset, normalise
-from plasticity_nb.models import resnet18
-from plasticity_nb.train import resolve_device
+from plasticity_nb.data.cifar10 import class_balanced_subset, normalise
+from plasticity_nb.measures.curvature import ProbeSet, hessian_eigenvalues, hessian_trace
+from plasticity_nb.nets.models import resnet18
+from plasticity_nb.training.runtime import resolve_device
 
 
 def timed(function):

@@ -12,8 +12,9 @@ import torch
 
 from benchmarks.common import describe_machine
 from plasticity_nb import Phase, RunConfig, load_cifar10
-from plasticity_nb.ensemble import train_ensemble
-from plasticity_nb.train import Runtime, resolve_device, train_run
+from plasticity_nb.training.ensemble import train_ensemble
+from plasticity_nb.training.runtime import Runtime, resolve_device
+from plasticity_nb.training.train import train_run
 
 
 def timed(function) -> float:

@@ -25,9 +25,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import describe_machine
 from plasticity_nb import Phase, RunConfig, load_cifar10
-from plasticity_nb.data import normalise
-from plasticity_nb.models import resnet18
-from plasticity_nb.train import Runtime, evaluate, train_run
+from plasticity_nb.data.cifar10 import normalise
+from plasticity_nb.nets.models import resnet18
+from plasticity_nb.training.build import evaluate
+from plasticity_nb.training.runtime import Runtime
+from plasticity_nb.training.train import train_run
 
 BATCH = 128
 DENSE_BF16_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0}  # NVIDIA datasheets, SXM parts, no sparsity

@@ -8,9 +8,10 @@ import time
 import numpy as np
 
 from plasticity_nb import load_cifar10
-from plasticity_nb.ensemble import train_ensemble
-from plasticity_nb.protocols import WarmStartConfig
-from plasticity_nb.train import Runtime, train_run
+from plasticity_nb.analysis.study_config import WarmStartConfig
+from plasticity_nb.training.ensemble import train_ensemble
+from plasticity_nb.training.runtime import Runtime
+from plasticity_nb.training.train import train_run
 
 data = load_cifar10(device="cuda")
 study = WarmStartConfig.from_preset("quick")

@@ -1,4 +1,4 @@
-"""Does the pooled (moderated t) interval of plasticity_nb.pooling cover for the *worst* condition of a study?
+"""Does the pooled (moderated t) interval of plasticity_nb.analysis.pooling cover for the *worst* condition of a study?
 
 Simulates studies of G conditions x n seeds of paired gaps, gap[c, s] = tau u_s + e[c, s] (true mean 0), over
 the grid: seed-effect to noise ratio tau/sigma 0, 1, 2 (sigma: the least noisy condition's noise SD, 1);
@@ -25,7 +25,13 @@ import time
 import numpy as np
 import pandas as pd
 
-from plasticity_nb.pooling import EQUIVALENCE_LEVEL, MIN_CONDITIONS, MIN_DF_GAIN, TOLERATED_RATIO, pooled_intervals
+from plasticity_nb.analysis.pooling import (
+    EQUIVALENCE_LEVEL,
+    MIN_CONDITIONS,
+    MIN_DF_GAIN,
+    TOLERATED_RATIO,
+    pooled_intervals,
+)
 
 TAU_RATIOS, VARIANCE_RATIOS, SEEDS, CONDITIONS, SHARED = (0, 1, 2), (1, 10, 100), (3, 4, 8), (1, 4, 16), (False, True)
 SCRATCH_VARIANCE = 0.5  # of the least noisy condition's noise variance 1: scratch and warm runs equally noisy

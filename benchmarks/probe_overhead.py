@@ -9,7 +9,8 @@ import time
 from benchmarks.common import describe_machine
 from plasticity_nb import load_cifar10
 from plasticity_nb.studies import two_phases
-from plasticity_nb.train import resolve_device, train_run
+from plasticity_nb.training.runtime import resolve_device
+from plasticity_nb.training.train import train_run
 
 
 def main() -> None:

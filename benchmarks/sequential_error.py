@@ -1,4 +1,4 @@
-"""Error rates of plasticity_nb.sequential's design, by simulation of the whole decision path.
+"""Error rates of plasticity_nb.analysis.sequential's design, by simulation of the whole decision path.
 
 Per simulated claim: paired differences of SD 1 (normal, or t with 5 df scaled to SD 1) for every condition up
 to the last look; at each look the design's own `Design.codes` on each condition's t statistic at the look's n
@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtr, stdtrit
 
-from plasticity_nb.premises import pass_chance
-from plasticity_nb.sequential import (
+from plasticity_nb.analysis.premises import pass_chance
+from plasticity_nb.analysis.sequential import (
     BOUND,
     CODE,
     DIFFERENCE,
@@ -45,7 +45,7 @@ from plasticity_nb.sequential import (
     VERDICTS,
     Design,
 )
-from plasticity_nb.stats import (
+from plasticity_nb.analysis.stats import (
     EQUIVALENT,
     NOT_EQUIVALENT,
     NOT_SUPPORTED,

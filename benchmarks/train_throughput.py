@@ -20,9 +20,10 @@ from torchvision import transforms
 
 from benchmarks.common import describe_machine
 from plasticity_nb import Phase, RunConfig, load_cifar10
-from plasticity_nb.data import MEAN, STD
-from plasticity_nb.models import resnet18
-from plasticity_nb.train import Runtime, native_precision, resolve_device, train_run
+from plasticity_nb.data.cifar10 import MEAN, STD
+from plasticity_nb.nets.models import resnet18
+from plasticity_nb.training.runtime import Runtime, native_precision, resolve_device
+from plasticity_nb.training.train import train_run
 
 BATCH = 128
 

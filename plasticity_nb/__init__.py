@@ -2,16 +2,18 @@
 
 Notebooks set parameters, call these functions and plot; all logic lives in this package.
 """
-from .claims import CLAIMS, ClaimResult, read_claims, record_claims
-from .config import ConfigError
-from .data import DataError, load_cifar10
-from .paths import default_out_dir, resolve_out_dir
-from .protocols import StudyResult, WarmStartConfig, run_study, warm_start_gap
-from .runconfig import Phase, RunConfig
-from .runner import run, run_many
-from .stats import Estimate, paired_estimate
-from .store import RunRecord, RunStore
-from .version import __version__ as __version__
+from .analysis.claims import CLAIMS, ClaimResult, read_claims, record_claims
+from .analysis.stats import Estimate, paired_estimate
+from .analysis.study_config import WarmStartConfig
+from .analysis.study_result import StudyResult
+from .analysis.study_runs import run_study, warm_start_gap
+from .core.config import ConfigError
+from .core.paths import default_out_dir, resolve_out_dir
+from .core.version import __version__ as __version__
+from .data.cifar10 import DataError, load_cifar10
+from .execution.runner import run, run_many
+from .execution.store import RunRecord, RunStore
+from .run.run_config import Phase, RunConfig
 
 __all__ = [
     "CLAIMS", "ClaimResult", "ConfigError", "DataError", "Estimate", "Phase", "RunConfig", "RunRecord", "RunStore",

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from plasticity_nb import Phase, RunConfig, RunStore
-from plasticity_nb.files import is_locked
+from plasticity_nb.core.files import is_locked
 
 # The history columns that repeat bit for bit on one machine (not the wall times).
 DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]

@@ -26,9 +26,9 @@ from typing import Any
 import torch
 
 from plasticity_nb import Phase, RunConfig
-from plasticity_nb.probes import ProbeSettings
-from plasticity_nb.remedysettings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
-from plasticity_nb.provenance import git_commit, identity_name, machine_identity
+from plasticity_nb.execution.provenance import git_commit, identity_name, machine_identity
+from plasticity_nb.measures.probe_settings import ProbeSettings
+from plasticity_nb.remedies.settings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
 
 RECORDINGS = Path(__file__).parent / "data" / "loop_compat"  # <identity_name>.json: {"machine", "cases", ...}
 STRUCTURE = ("phase", "pool", "epoch", "phase_epoch", "step")  # what a history row is made of, floats aside
@@ -125,8 +125,8 @@ def _result(config: RunConfig, outcome) -> dict[str, Any]:
 
 def train_case(case: RunConfig | list[RunConfig], data) -> list[dict[str, Any]]:
     """One result per config of the case, trained single-threaded on the CPU."""
-    from plasticity_nb.ensemble import train_ensemble
-    from plasticity_nb.train import train_run
+    from plasticity_nb.training.ensemble import train_ensemble
+    from plasticity_nb.training.train import train_run
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

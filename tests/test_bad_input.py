@@ -10,7 +10,7 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 import plasticity_nb as pnb
-from plasticity_nb.cli import main
+from plasticity_nb.batch.cli import main
 from plasticity_nb.studies import STUDIES
 from tests.test_data import _write
 

@@ -11,9 +11,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from plasticity_nb import batch, notebook_cache
-from plasticity_nb.cli import main
-from plasticity_nb.store import RunStore
+from plasticity_nb.batch import notebook_cache
+from plasticity_nb.batch import notebook_runs as batch
+from plasticity_nb.batch.cli import main
+from plasticity_nb.execution.store import RunStore
 from plasticity_nb.studies import STUDIES
 from tests.helpers import run_folders
 
@@ -72,7 +73,7 @@ def test_an_unchanged_notebook_is_restored_without_a_kernel(stored_01):
     shutil.rmtree(out / "figures")
     notebook.unlink()
     # In a fresh process, to see what the re-run imports: no papermill means no kernel was started.
-    code = ("import sys; from plasticity_nb.cli import main; "
+    code = ("import sys; from plasticity_nb.batch.cli import main; "
             f"code = main({[*SMOKE_01, '--out', str(out)]!r}); print('papermill' in sys.modules); sys.exit(code)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

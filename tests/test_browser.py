@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import plasticity_nb as pnb
-from plasticity_nb.cli import main
-from plasticity_nb.paths import project_root
+from plasticity_nb.batch.cli import main
+from plasticity_nb.core.paths import project_root
 from plasticity_nb.studies import remedies
 from tests.browser import find_browser
 

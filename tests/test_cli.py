@@ -5,8 +5,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from plasticity_nb.claims import COLUMNS
-from plasticity_nb.cli import main
+from plasticity_nb.analysis.claims import COLUMNS
+from plasticity_nb.batch.cli import main
 from plasticity_nb.studies import STUDIES
 from tests.helpers import run_folders
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from plasticity_nb.curvature import (
+from plasticity_nb.measures.curvature import (
     HessianOperator,
     ProbeSet,
     hessian_eigenvalues,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from plasticity_nb.data import DataError, Split, augment, class_balanced_subset, load_cifar10, normalise
-from plasticity_nb.runner import run
+from plasticity_nb.data.cifar10 import DataError, Split, augment, class_balanced_subset, load_cifar10, normalise
+from plasticity_nb.execution.runner import run
 from tests.helpers import run_folders, tiny_run
 
 

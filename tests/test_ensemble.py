@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 from plasticity_nb import Phase
-from plasticity_nb.ensemble import members_of, train_ensemble
-from plasticity_nb.train import train_run
+from plasticity_nb.training.ensemble import members_of, train_ensemble
+from plasticity_nb.training.train import train_run
 from tests.helpers import tiny_run
 
 # Stated tolerance: batched convolutions reassociate sums (and solo evaluation folds BatchNorm into the

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from plasticity_nb import WarmStartConfig, run_many, runner
+from plasticity_nb import WarmStartConfig, run_many
+from plasticity_nb.execution import runner
 
 pytestmark = pytest.mark.slow
 DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]

@@ -5,9 +5,9 @@ them in JupyterLab)."""
 import pytest
 
 import plasticity_nb as pnb
-from plasticity_nb import remedy_views
 from plasticity_nb.studies import remedies, warm_start_gap
-from plasticity_nb.widgets import Explorer, StoreIndex, explorer, render
+from plasticity_nb.views import remedy_views
+from plasticity_nb.views.explorer import Explorer, StoreIndex, explorer, render
 
 pytestmark = pytest.mark.slow
 REMEDY = "shrink_perturb"

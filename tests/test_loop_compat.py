@@ -9,7 +9,7 @@ the floats), since floats differ between CPUs whose kernels differ. The test ses
 """
 import pytest
 
-from plasticity_nb.provenance import machine_identity
+from plasticity_nb.execution.provenance import machine_identity
 from tests.loop_compat import (
     CASES,
     comparable,

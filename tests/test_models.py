@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from plasticity_nb.models import MLP, ResNet, build_model, count_parameters, reinitialise_groups, resnet18
+from plasticity_nb.nets.models import MLP, ResNet, build_model, count_parameters, reinitialise_groups, resnet18
 
 
 def test_resnet18_has_the_papers_parameter_count():

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from plasticity_nb.curvature import ProbeSet
-from plasticity_nb.noise import per_example_noise, two_batch_noise
+from plasticity_nb.measures.curvature import ProbeSet
+from plasticity_nb.measures.noise import per_example_noise, two_batch_noise
 from tests.test_curvature import TinyNet
 
 

@@ -7,9 +7,9 @@ import typing
 
 import pytest
 
-from plasticity_nb.cli import UsageError, validate_params
-from plasticity_nb.config import RANGE, ConfigError
-from plasticity_nb.notebook_cache import parameter_names
+from plasticity_nb.batch.cli import UsageError, validate_params
+from plasticity_nb.batch.notebook_cache import parameter_names
+from plasticity_nb.core.config import RANGE, ConfigError
 from plasticity_nb.studies import EXECUTION_PARAMETERS, STUDIES
 
 # Parameters whose rule relates them to others, with a value that breaks it at the smoke preset.

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity_nb.models import MLP, ResNet
-from plasticity_nb.plasticity_metrics import (
+from plasticity_nb.measures.curvature import weight_norm
+from plasticity_nb.measures.plasticity_metrics import (
     dohare_dormant_fraction,
     dormant_fraction,
     effective_rank,
@@ -16,8 +16,8 @@ from plasticity_nb.plasticity_metrics import (
     parameter_distance,
     penultimate_features,
     srank,
-    weight_norm,
 )
+from plasticity_nb.nets.models import MLP, ResNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 

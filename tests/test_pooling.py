@@ -7,7 +7,7 @@ from scipy import stats
 from scipy.special import digamma, polygamma
 
 from benchmarks.pooling_coverage import reported, simulate
-from plasticity_nb.pooling import (
+from plasticity_nb.analysis.pooling import (
     contrast_table,
     fit_prior,
     homogeneity,
@@ -16,7 +16,7 @@ from plasticity_nb.pooling import (
     seed_stratum_df,
     trigamma_inverse,
 )
-from plasticity_nb.stats import paired_estimate
+from plasticity_nb.analysis.stats import paired_estimate
 
 
 def long_table(y: np.ndarray) -> pd.DataFrame:
@@ -188,7 +188,7 @@ def test_the_check_matters_and_pooling_still_pays_where_it_is_valid():
 
 
 def test_a_studys_per_condition_table_gives_the_pooled_interval_beside_its_own():
-    from plasticity_nb.protocols import pooled_gaps
+    from plasticity_nb.analysis.study_result import pooled_gaps
 
     rng = np.random.default_rng(0)  # a draw whose variances the test shows to agree
     gaps = pd.DataFrame([dict(seed=s, optimizer=o, pretrain_epochs=e, gap_pp=rng.normal(2, 1))

@@ -4,9 +4,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from plasticity_nb.premises import PremiseRule
-from plasticity_nb.protocols import WarmStartConfig, compare
-from plasticity_nb.store import RunRecord
+from plasticity_nb.analysis.premises import PremiseRule
+from plasticity_nb.analysis.study_config import WarmStartConfig
+from plasticity_nb.analysis.study_result import compare
+from plasticity_nb.execution.store import RunRecord
 from plasticity_nb.studies import optimisers, warm_start_gap
 
 RULE = PremiseRule(min_train_acc=97.0, max_difference=2.0)  # a rule of its own, not a preset's
@@ -101,9 +102,9 @@ def test_the_premise_states_its_own_uncertainty():
 
 
 def test_an_uncertain_premise_gives_no_verdict():
-    from plasticity_nb.claims import CLAIMS, ClaimResult, relation
-    from plasticity_nb.premises import Premise
-    from plasticity_nb.stats import difference_test
+    from plasticity_nb.analysis.claims import CLAIMS, ClaimResult, relation
+    from plasticity_nb.analysis.premises import Premise
+    from plasticity_nb.analysis.stats import difference_test
 
     result = ClaimResult("C1", (difference_test([2.0, 2.5, 3.0]),), Premise(False, "unsure", uncertain=True))
     assert result.verdict == "premise uncertain" and relation(CLAIMS["C1"], result.verdict) == "not resolved"
@@ -119,7 +120,7 @@ def test_an_open_gate_stays_open_however_few_and_scattered_the_seeds():
 
 
 def test_a_premise_counts_the_arms_it_checks_over_its_conditions():
-    from plasticity_nb.premises import Premise
+    from plasticity_nb.analysis.premises import Premise
 
     rule = PremiseRule(min_train_acc=95.0, max_difference=2.0)
     one = rule.check({"warm": [99.0, 99.5, 99.2], "scratch": [99.1, 99.4, 99.0]}, "a")
@@ -135,7 +136,7 @@ def test_the_pass_chance_is_the_floor_tests_power_and_agrees_with_simulation():
     import numpy as np
     from scipy.special import stdtrit
 
-    from plasticity_nb.premises import pass_chance, seeds_to_pass
+    from plasticity_nb.analysis.premises import pass_chance, seeds_to_pass
 
     rng = np.random.default_rng(7)
     for n in (4, 8, 16):

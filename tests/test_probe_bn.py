@@ -3,9 +3,10 @@ import copy
 
 import torch
 
-from plasticity_nb.curvature import ProbeSet
-from plasticity_nb.models import build_model
-from plasticity_nb.probes import ProbeSettings, measure, with_probe_statistics
+from plasticity_nb.measures.curvature import ProbeSet
+from plasticity_nb.measures.probe_settings import ProbeSettings
+from plasticity_nb.measures.probes import measure, with_probe_statistics
+from plasticity_nb.nets.models import build_model
 from plasticity_nb.studies import two_phases
 
 

@@ -7,11 +7,11 @@ import math
 import pandas as pd
 import pytest
 
-from plasticity_nb import claim_history, claims
-from plasticity_nb.claims import CLAIMS, Claim, ClaimResult, claim_row, registry_hash
-from plasticity_nb.premises import Premise
-from plasticity_nb.report import write_report
-from plasticity_nb.stats import difference_test, power_difference, seeds_for
+from plasticity_nb.analysis import claim_history, claims
+from plasticity_nb.analysis.claims import CLAIMS, Claim, ClaimResult, claim_row, registry_hash
+from plasticity_nb.analysis.premises import Premise
+from plasticity_nb.analysis.stats import difference_test, power_difference, seeds_for
+from plasticity_nb.views.report import write_report
 
 MET = Premise(True, "both fit")
 
@@ -115,7 +115,7 @@ def test_bad_registry_input_is_refused_naming_the_culprit():
 @pytest.mark.parametrize("value", [0.0, -2.0])
 def test_a_smallest_effect_at_or_below_zero_is_refused(value):
     from plasticity_nb import ConfigError
-    from plasticity_nb.protocols import WarmStartConfig
+    from plasticity_nb.analysis.study_config import WarmStartConfig
 
     with pytest.raises(ConfigError, match="smallest_effect must be > 0"):
         WarmStartConfig.from_preset("quick", smallest_effect=value)
@@ -123,7 +123,7 @@ def test_a_smallest_effect_at_or_below_zero_is_refused(value):
 
 
 def test_the_readme_lists_every_change_made_after_seeing_data():
-    from plasticity_nb.paths import project_root
+    from plasticity_nb.core.paths import project_root
 
     readme = (project_root() / "README.md").read_text()
     section = readme[readme.index("### The claims registry"):readme.index("## Remedies and plasticity metrics")]

@@ -6,18 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity_nb.models import MLP, ResNet
-from plasticity_nb.remedies import (
-    ContinualBackprop,
-    dash_,
-    dormant_scores,
-    initial_parameters,
-    l2_init_penalty,
-    redo_reset_,
-    shrink_perturb_,
-    unit_layers,
-)
-from plasticity_nb.remedies.activations import probe_activations, record_activations
+from plasticity_nb.measures.activations import probe_activations, record_activations
+from plasticity_nb.nets.models import MLP, ResNet
+from plasticity_nb.nets.units import unit_layers
+from plasticity_nb.remedies.cbp import ContinualBackprop
+from plasticity_nb.remedies.dash import dash_
+from plasticity_nb.remedies.l2_init import initial_parameters, l2_init_penalty
+from plasticity_nb.remedies.redo import dormant_scores, redo_reset_
+from plasticity_nb.remedies.shrink_perturb import shrink_perturb_
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from plasticity_nb import Phase, RunStore
-from plasticity_nb.config import ConfigError
-from plasticity_nb.ensemble import members_of, train_ensemble
-from plasticity_nb.remedysettings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
-from plasticity_nb.train import train_run
+from plasticity_nb.core.config import ConfigError
+from plasticity_nb.remedies.settings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
+from plasticity_nb.training.ensemble import members_of, train_ensemble
+from plasticity_nb.training.train import train_run
 from tests.helpers import tiny_run
 
 DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from plasticity_nb import Phase, RunStore
-from plasticity_nb.train import train_run
+from plasticity_nb.training.train import train_run
 from tests.helpers import tiny_run
 
 DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
@@ -43,7 +43,7 @@ def test_a_resumed_run_keeps_the_compile_setting_it_started_with(cifar, tmp_path
 def test_a_checkpoint_is_replaced_atomically_and_discarded(tmp_path):
     store, config = RunStore(tmp_path), tiny_run()
     assert store.load_checkpoint(config) is None
-    from plasticity_nb.train import RunState
+    from plasticity_nb.run.run_state import RunState
     store.save_checkpoint(config, RunState([], [], 0, 1, 4))
     store.save_checkpoint(config, RunState([], [], 0, 2, 8))
     assert store.load_checkpoint(config).epoch == 2

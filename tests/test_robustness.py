@@ -10,7 +10,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from plasticity_nb.claims import read_claims
+from plasticity_nb.analysis.claims import read_claims
 from tests.helpers import batch, checkpoints, events, leftovers, stored_runs
 
 pytestmark = pytest.mark.slow

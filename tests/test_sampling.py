@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from plasticity_nb.sampling import BlendingSampler, multistage_split, shuffled_batches
+from plasticity_nb.data.sampling import BlendingSampler, multistage_split, shuffled_batches
 
 
 def test_shuffled_batches_cover_the_pool_once_and_drop_the_remainder():

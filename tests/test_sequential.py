@@ -5,8 +5,8 @@ import pytest
 from scipy.optimize import brentq
 
 from benchmarks.sequential_error import Scenario, naive, rule_state, run_scenario
-from plasticity_nb import claims, premises
-from plasticity_nb.sequential import (
+from plasticity_nb.analysis import claims, premises
+from plasticity_nb.analysis.sequential import (
     BOUND,
     BUDGET,
     DIFFERENCE,
@@ -23,7 +23,7 @@ from plasticity_nb.sequential import (
     walk,
     z_boundaries,
 )
-from plasticity_nb.stats import (
+from plasticity_nb.analysis.stats import (
     EQUIVALENT,
     NOT_EQUIVALENT,
     NOT_SUPPORTED,

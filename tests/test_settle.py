@@ -4,11 +4,10 @@ import json
 
 import pytest
 
-from plasticity_nb.claims import CLAIMS, ClaimResult, relation
-from plasticity_nb.cli import main
-from plasticity_nb.premises import Premise
-from plasticity_nb.sequential import BUDGET, FUTILE, NOT_RESOLVED, OPEN, Design
-from plasticity_nb.settle import (
+from plasticity_nb.analysis.claims import CLAIMS, ClaimResult, relation
+from plasticity_nb.analysis.premises import Premise
+from plasticity_nb.analysis.sequential import BUDGET, FUTILE, NOT_RESOLVED, OPEN, Design
+from plasticity_nb.analysis.settle import (
     Ledger,
     Notebook,
     SettleError,
@@ -18,7 +17,7 @@ from plasticity_nb.settle import (
     resume,
     run_settle,
 )
-from plasticity_nb.stats import (
+from plasticity_nb.analysis.stats import (
     PREMISE_NOT_MET,
     PREMISE_UNCERTAIN,
     SUPPORTED,
@@ -27,6 +26,7 @@ from plasticity_nb.stats import (
     difference_test,
     ratio_test,
 )
+from plasticity_nb.batch.cli import main
 
 MET, NOT_MET = Premise(True, "both arms fit"), Premise(False, "warm arm at 40 %")
 SURE = [10.0, 10.1, 9.9, 10.05, 10.02, 9.97, 10.08, 9.93]  # far above 0 at every look
@@ -201,8 +201,8 @@ def test_a_ledger_of_another_design_is_refused_by_the_cli(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_store_of_another_precision_is_refused(tmp_path, capsys):
-    from plasticity_nb.data import load_cifar10
-    from plasticity_nb.runner import run_many
+    from plasticity_nb.data.cifar10 import load_cifar10
+    from plasticity_nb.execution.runner import run_many
     from plasticity_nb.studies import STUDIES
 
     small = dict(tune_epochs=1, train_subset=256)  # bf16 is emulated on most CPUs: a small run keeps it quick
@@ -247,7 +247,7 @@ def test_settle_end_to_end_on_the_smoke_preset(tmp_path):
 def test_report_states_each_claims_premise_pass_chance_and_flags_a_short_one(tmp_path):
     """Two arms pass with 0.97 at 16 seeds; eight (four conditions' arms) with 0.885, under the 90 % wanted: the
     report says so and names the 17 seeds that would reach it. The arm counts survive the ledger's JSON."""
-    from plasticity_nb.settle import section, write_ledger
+    from plasticity_nb.analysis.settle import section, write_ledger
 
     four = Premise.all_of([Premise(True, "fit", arms=2)] * 4)
     results = [ClaimResult("C1", (difference_test(NOISY[:4]),), Premise(True, "fit", arms=2)),

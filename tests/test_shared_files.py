@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from plasticity_nb.claims import CLAIMS, COLUMNS, read_claims, replace_rows
-from plasticity_nb.files import copy_atomic
-from plasticity_nb.notebook_cache import NotebookCache
-from plasticity_nb.report import write_report
+from plasticity_nb.analysis.claims import CLAIMS, COLUMNS, read_claims, replace_rows
+from plasticity_nb.batch.notebook_cache import NotebookCache
+from plasticity_nb.core.files import copy_atomic
+from plasticity_nb.views.report import write_report
 
 WRITERS, ROUNDS = 4, 15
 
@@ -95,7 +95,7 @@ def hold_one_and_wait_for_the_other(out: str, writer: int) -> None:
     import threading
     import time
 
-    from plasticity_nb.files import locked
+    from plasticity_nb.core.files import locked
 
     mine, theirs = (Path(out) / f"{name}.lock" for name in ("ab" if writer % 2 == 0 else "ba"))
 

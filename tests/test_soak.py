@@ -19,7 +19,7 @@ import time
 import pandas as pd
 import pytest
 
-from plasticity_nb.claims import read_claims
+from plasticity_nb.analysis.claims import read_claims
 from tests.helpers import batch, checkpoints, events, leftovers, stored_runs
 from tests.test_robustness import BATCH, check_two_batches
 

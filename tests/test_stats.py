@@ -5,9 +5,9 @@ import pytest
 from scipy import stats
 from statsmodels.stats.weightstats import ttost_paired
 
-from plasticity_nb.claims import CLAIMS, COLUMNS, ClaimResult, read_claims, record_claims, relation
-from plasticity_nb.premises import Premise
-from plasticity_nb.stats import (
+from plasticity_nb.analysis.claims import CLAIMS, COLUMNS, ClaimResult, read_claims, record_claims, relation
+from plasticity_nb.analysis.premises import Premise
+from plasticity_nb.analysis.stats import (
     bound_test,
     combine,
     difference_test,

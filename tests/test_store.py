@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-import plasticity_nb.runner as runner
-import plasticity_nb.store as store_module
+import plasticity_nb.execution.runner as runner
+import plasticity_nb.execution.store as store_module
 from plasticity_nb import RunStore, run, run_many
-from plasticity_nb.store import FILES, StoreError
+from plasticity_nb.execution.store import FILES, StoreError
 from tests.helpers import tiny_run
 
 
@@ -67,7 +67,7 @@ def test_a_stale_temp_folder_from_a_killed_process_is_ignored(tmp_path, cifar):
 
 def test_a_checkpoint_left_beside_a_stored_run_is_discarded_by_the_next_batch(tmp_path, cifar):
     # What a process killed between storing a run and discarding its checkpoint leaves behind.
-    from plasticity_nb.train import RunState
+    from plasticity_nb.run.run_state import RunState
     store, config = RunStore(tmp_path), tiny_run()
     run(config, tmp_path)
     store.save_checkpoint(config, RunState([], [], 1, 0, 8))

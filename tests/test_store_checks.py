@@ -6,10 +6,11 @@ import warnings
 
 import pytest
 
-import plasticity_nb.runner as runner
+import plasticity_nb.execution.runner as runner
 from plasticity_nb import RunConfig, RunStore, run
-from plasticity_nb.protocols import WarmStartConfig, load_study
-from plasticity_nb.store import CORRUPT, MANIFEST, REASON, STORE_FORMAT, StoreError, StoreWarning
+from plasticity_nb.analysis.study_config import WarmStartConfig
+from plasticity_nb.analysis.study_runs import load_study
+from plasticity_nb.execution.store import CORRUPT, MANIFEST, REASON, STORE_FORMAT, StoreError, StoreWarning
 from tests.helpers import batch, run_folders, tiny_run
 
 SCRATCH = tiny_run(phases=None).truncated(1)  # a one-phase run: its folder alone is the run

@@ -1,7 +1,7 @@
 """Each study's claims computed from constructed runs: the right comparison, test and premise."""
 import pytest
 
-from plasticity_nb.protocols import compare
+from plasticity_nb.analysis.study_result import compare
 from plasticity_nb.studies import resets, tuning_lr
 from tests.test_premises import record
 

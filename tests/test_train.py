@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from plasticity_nb import Phase
-from plasticity_nb.config import ConfigError
-from plasticity_nb.train import RunConfig, Runtime, make_optimizer, native_precision, train_run
+from plasticity_nb.core.config import ConfigError
+from plasticity_nb.run.run_config import RunConfig
+from plasticity_nb.training.build import make_optimizer
+from plasticity_nb.training.runtime import Runtime, native_precision
+from plasticity_nb.training.train import train_run
 from tests.helpers import tiny_run
 
 DETERMINISTIC = ["phase", "pool", "epoch", "phase_epoch", "step", "lr", "train_loss", "train_acc", "test_loss",
@@ -100,8 +103,8 @@ def test_compile_mode_comes_from_the_environment_and_is_checked(monkeypatch):
 
 
 def test_compilation_is_an_execution_setting_outside_the_run_key(monkeypatch, tmp_path):
-    from plasticity_nb.protocols import WarmStartConfig
-    from plasticity_nb.train import share_compile_cache
+    from plasticity_nb.analysis.study_config import WarmStartConfig
+    from plasticity_nb.training.runtime import share_compile_cache
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.delenv("PLASTICITY_COMPILE_CACHE", raising=False)
     keys = []
@@ -120,7 +123,7 @@ def test_compilation_is_an_execution_setting_outside_the_run_key(monkeypatch, tm
 
 
 def test_studies_resolve_auto_precision_to_what_this_machine_runs_natively():
-    from plasticity_nb.protocols import WarmStartConfig
+    from plasticity_nb.analysis.study_config import WarmStartConfig
     runs = [c for _, c in WarmStartConfig.from_preset("quick").plan()]
     assert {c.precision for c in runs} == {native_precision()}
     assert {c.precision for _, c in WarmStartConfig.from_preset("smoke").plan()} == {"fp32"}  # same on every machine

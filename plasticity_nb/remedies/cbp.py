@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..nets.units import UnitLayer, unit_layers
 from .unit_reset import reinitialise_units_
-from .units import UnitLayer, unit_layers
 
 
 class ContinualBackprop:

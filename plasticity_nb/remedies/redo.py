@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..nets.units import unit_layers
 from .unit_reset import reinitialise_units_
-from .units import unit_layers
 
 # The reference code's guard: a layer whose units are all silent gets scores 0, not NaN.
 SCORE_EPSILON = 1e-9

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-BN_STATISTICS = ("reset", "keep")
+from .settings import BN_STATISTICS
 
 
 @torch.no_grad()

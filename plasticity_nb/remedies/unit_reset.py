@@ -6,8 +6,8 @@ import math
 import torch
 from torch import nn
 
+from ..nets.units import UnitLayer
 from .optimizer_state import zero_optimizer_state_
-from .units import UnitLayer
 
 
 def fresh_incoming_weights(layer: nn.Conv2d | nn.Linear, count: int, generator: torch.Generator | None) -> torch.Tensor:

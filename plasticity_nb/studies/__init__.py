@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from types import ModuleType
 
-from ..paths import project_root
+from ..core.paths import project_root
 from . import (
     blending,
     capacity,

@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..claims import ClaimResult
-from ..config import range_of
-from ..protocols import (
-    Plan,
-    StudyConfig,
-    StudyResult,
-    check_sweep,
-    presets,
-)
-from ..runconfig import Phase
+from ..analysis.claims import ClaimResult
+from ..analysis.study_config import Plan, StudyConfig, check_sweep, presets
+from ..analysis.study_result import StudyResult
+from ..core.config import range_of
+from ..run.run_config import Phase
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -36,9 +31,8 @@ class Config(StudyConfig):
         plan = []
         for gamma in self.gammas:
             blend = self.tune(pool="blend", gamma=gamma, blend_rate=self.blend_rate)
-            for s in self.seeds:
-                plan.append((dict(gamma=gamma, seed=s, arm="warm"), self.run_config(s, (blend,), data_id)))
-                plan.append((dict(gamma=gamma, seed=s, arm="scratch"), self.scratch(s, data_id)))
+            plan += self.pairs(dict(gamma=gamma), lambda s: self.run_config(s, (blend,), data_id),
+                               lambda s: self.scratch(s, data_id))
         return plan
 
 

@@ -8,17 +8,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from ..claims import ClaimResult
-from ..config import range_of
-from ..protocols import (
-    ARMS,
-    Plan,
-    StudyResult,
-    WarmStartConfig,
-    check_sweep,
-    presets,
-)
-from ..runconfig import RunConfig
+from ..analysis.claims import ClaimResult
+from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
+from ..analysis.study_result import StudyResult
+from ..core.config import range_of
+from ..run.run_config import RunConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -38,9 +32,9 @@ class Config(WarmStartConfig):
         check_sweep("widths", self.widths)
 
     def plan(self, data_id: str = "") -> Plan:
-        return [(dict(depth=d, width=w, seed=s, arm=arm),
-                 (self.warm if arm == "warm" else self.scratch)(s, data_id, depth=d, width=w))
-                for d, w in itertools.product(self.depths, self.widths) for s in self.seeds for arm in ARMS]
+        return [run for d, w in itertools.product(self.depths, self.widths)
+                for run in self.pairs(dict(depth=d, width=w), lambda s: self.warm(s, data_id, depth=d, width=w),
+                                      lambda s: self.scratch(s, data_id, depth=d, width=w))]
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:

@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..claims import ClaimResult
-from ..config import ConfigError, range_of
-from ..premises import Premise
-from ..protocols import (
-    ARMS,
-    Plan,
-    StudyConfig,
-    StudyResult,
-    check_sweep,
-    presets,
-)
-from ..runconfig import Phase, RunConfig
-from ..stats import difference_test
+from ..analysis.claims import ClaimResult
+from ..analysis.premises import Premise
+from ..analysis.stats import difference_test
+from ..analysis.study_config import Plan, StudyConfig, check_sweep, presets
+from ..analysis.study_result import StudyResult
+from ..core.config import ConfigError, range_of
+from ..run.run_config import Phase, RunConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -55,9 +49,9 @@ class Config(StudyConfig):
         return self.run_config(seed, (*pretraining, self.tune()), data_id, stages=n, uniform_ratio=r)
 
     def plan(self, data_id: str = "") -> Plan:
-        return [(dict(stages=n, ratio=r, seed=s, arm=arm),
-                 self.multistage(s, n, r, data_id) if arm == "warm" else self.scratch(s, data_id))
-                for n in self.stages for r in self.ratios for s in self.seeds for arm in ARMS]
+        return [run for n in self.stages for r in self.ratios
+                for run in self.pairs(dict(stages=n, ratio=r), lambda s: self.multistage(s, n, r, data_id),
+                                      lambda s: self.scratch(s, data_id))]
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..claims import ClaimResult
-from ..config import ConfigError, range_of
-from ..premises import Premise
-from ..protocols import (
-    ARMS,
-    Plan,
-    StudyResult,
-    WarmStartConfig,
-    check_sweep,
-    presets,
-)
-from ..runconfig import Phase
+from ..analysis.claims import ClaimResult
+from ..analysis.premises import Premise
+from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
+from ..analysis.study_result import StudyResult
+from ..core.config import ConfigError, range_of
+from ..run.run_config import Phase
 
 OPTIMISERS = ["adam", "rmsprop", "sgd", "sgd_momentum"]
 LRS = [1e-3, 1e-3, 0.1, 0.01]
@@ -68,13 +62,11 @@ class Config(WarmStartConfig):
         plan = []
         for optimizer, lr, epochs in zip(self.optimizers, self.optimizer_lrs, self.optimizer_tune_epochs):
             phase = dict(optimizer=optimizer, lr=lr)
+            tune = dict(**phase, epochs=epochs)
             for e in self.pretrain_epochs_sweep:
-                for s in self.seeds:
-                    labels = dict(optimizer=optimizer, pretrain_epochs=e, seed=s)
-                    tune = dict(**phase, epochs=epochs)
-                    warm = self.warm(s, data_id, pretrain_epochs=e, pretrain=phase, tune=tune)
-                    plan.append(({**labels, "arm": ARMS[0]}, warm))
-                    plan.append(({**labels, "arm": ARMS[1]}, self.scratch(s, data_id, tune=tune)))
+                plan += self.pairs(dict(optimizer=optimizer, pretrain_epochs=e),
+                                   lambda s: self.warm(s, data_id, pretrain_epochs=e, pretrain=phase, tune=tune),
+                                   lambda s: self.scratch(s, data_id, tune=tune))
         return plan
 
 

@@ -10,17 +10,11 @@ import dataclasses
 
 import pandas as pd
 
-from ..claims import ClaimResult
-from ..config import ConfigError, range_of
-from ..protocols import (
-    ARMS,
-    Plan,
-    StudyConfig,
-    StudyResult,
-    check_sweep,
-    presets,
-)
-from ..runconfig import Phase
+from ..analysis.claims import ClaimResult
+from ..analysis.study_config import Plan, StudyConfig, check_sweep, presets
+from ..analysis.study_result import StudyResult
+from ..core.config import ConfigError, range_of
+from ..run.run_config import Phase
 
 EARLIER_FEW_EPOCHS = 3  # C2's slice at quick before a5df8a4, primary on the seeds it had seen
 
@@ -44,9 +38,9 @@ class Config(StudyConfig):
                               f"{list(self.pretrain_epochs_sweep)}")
 
     def plan(self, data_id: str = "") -> Plan:
-        return [(dict(pretrain_epochs=e, seed=s, arm=arm),
-                 self.warm(s, data_id, pretrain_epochs=e) if arm == "warm" else self.scratch(s, data_id))
-                for e in self.pretrain_epochs_sweep for s in self.seeds for arm in ARMS]
+        return [run for e in self.pretrain_epochs_sweep
+                for run in self.pairs(dict(pretrain_epochs=e), lambda s: self.warm(s, data_id, pretrain_epochs=e),
+                                      lambda s: self.scratch(s, data_id))]
 
 
 def pretraining_fit(result: StudyResult) -> pd.DataFrame:

@@ -10,7 +10,7 @@ Each condition `remedy` pairs, per seed, a warm-started run with a scratch run:
   plain scratch;
 - augment, weight_decay: standard regularisation changes the training setup, so both arms get it: warm with it
   against scratch with it.
-Every run records the plasticity metrics (remedysettings.MetricSettings) at each evaluation, and at the start
+Every run records the plasticity metrics (remedies/settings.py, MetricSettings) at each evaluation, and at the start
 of each phase the gradient norms on the pretraining half and on the new half (Ash & Adams' imbalance).
 
 Hyperparameters are the sources' own where they give them; ReDo's period and continual backprop's rate and
@@ -23,12 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..claims import ClaimResult
-from ..config import range_of, ranged
-from ..premises import Premise
-from ..protocols import Plan, StudyResult, WarmStartConfig, check_sweep, presets
-from ..remedysettings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
-from ..stats import bound_test, correlation_test, difference_test
+from ..analysis.claims import ClaimResult
+from ..analysis.premises import Premise
+from ..analysis.stats import bound_test, correlation_test, difference_test
+from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
+from ..analysis.study_result import StudyResult
+from ..core.config import range_of, ranged
+from ..remedies.settings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
 from . import resets
 
 NONE = "none"
@@ -84,9 +85,8 @@ class Config(WarmStartConfig):
         plan = []
         for remedy in (NONE, *self.remedies):
             warm, scratch = self.arms(remedy)
-            for s in self.seeds:
-                plan.append((dict(remedy=remedy, seed=s, arm="warm"), self.warm(s, data_id, **warm)))
-                plan.append((dict(remedy=remedy, seed=s, arm="scratch"), self.scratch(s, data_id, **scratch)))
+            plan += self.pairs(dict(remedy=remedy), lambda s: self.warm(s, data_id, **warm),
+                               lambda s: self.scratch(s, data_id, **scratch))
         return plan
 
     def arms(self, remedy: str) -> tuple[dict[str, Any], dict[str, Any]]:

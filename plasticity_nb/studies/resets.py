@@ -14,18 +14,13 @@ import dataclasses
 
 import pandas as pd
 
-from ..claims import ClaimResult
-from ..config import range_of, ranged
-from ..premises import Premise
-from ..protocols import (
-    Plan,
-    StudyResult,
-    WarmStartConfig,
-    check_sweep,
-    presets,
-)
-from ..runconfig import Phase
-from ..stats import bound_test, difference_test, equivalence_test
+from ..analysis.claims import ClaimResult
+from ..analysis.premises import Premise
+from ..analysis.stats import bound_test, difference_test, equivalence_test
+from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
+from ..analysis.study_result import StudyResult
+from ..core.config import range_of, ranged
+from ..run.run_config import Phase
 
 NO_RESET = 7  # "reset from group 7": nothing is reset
 TOP_4_5 = (2, 3)  # k = 3 resets the top 4 groups (3-6), k = 2 the top 5 (2-6)
@@ -55,9 +50,8 @@ class Config(WarmStartConfig):
         plan = []
         for k in (*self.reset_from_groups, NO_RESET):
             tune = dict(reset_groups=tuple(range(k, 7)))
-            for s in self.seeds:
-                plan.append((dict(reset_from_group=k, seed=s, arm="warm"), self.warm(s, data_id, tune=tune)))
-                plan.append((dict(reset_from_group=k, seed=s, arm="scratch"), self.scratch(s, data_id)))
+            plan += self.pairs(dict(reset_from_group=k), lambda s: self.warm(s, data_id, tune=tune),
+                               lambda s: self.scratch(s, data_id))
         return plan
 
 

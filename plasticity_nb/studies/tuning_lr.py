@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..claims import ClaimResult
-from ..config import ranged
-from ..premises import Premise
-from ..protocols import (
-    Plan,
-    StudyResult,
-    WarmStartConfig,
-    check_sweep,
-    presets,
-)
-from ..stats import difference_test
+from ..analysis.claims import ClaimResult
+from ..analysis.premises import Premise
+from ..analysis.stats import difference_test
+from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
+from ..analysis.study_result import StudyResult
+from ..core.config import ranged
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -42,9 +37,8 @@ class Config(WarmStartConfig):
         plan = []
         for m in self.lr_multipliers:
             tune = dict(lr=self.lr * m)
-            for s in self.seeds:
-                plan.append((dict(lr_multiplier=m, seed=s, arm="warm"), self.warm(s, data_id, tune=tune)))
-                plan.append((dict(lr_multiplier=m, seed=s, arm="scratch"), self.scratch(s, data_id, tune=tune)))
+            plan += self.pairs(dict(lr_multiplier=m), lambda s: self.warm(s, data_id, tune=tune),
+                               lambda s: self.scratch(s, data_id, tune=tune))
         return plan
 
 

@@ -22,16 +22,16 @@ import dataclasses
 
 import pandas as pd
 
-from ..claims import ClaimResult
-from ..config import ConfigError, range_of, ranged
-from ..premises import Premise
-from ..probesettings import ProbeSettings
-from ..protocols import Plan, StudyResult, WarmStartConfig, check_sweep, presets
-from ..runconfig import Phase
-from ..stats import ratio_test
+from ..analysis.claims import ClaimResult
+from ..analysis.premises import Premise
+from ..analysis.stats import ratio_test
+from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
+from ..analysis.study_result import StudyResult
+from ..core.config import ConfigError, range_of, ranged
+from ..measures.probe_settings import ProbeSettings
+from ..measures.probes import PROBE_METRICS
+from ..run.run_config import Phase
 from . import tuning_lr
-
-PROBE_METRICS = ("lambda_max", "trace", "noise_trace", "noise_scale", "grad_norm", "weight_norm", "probe_loss")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -86,11 +86,9 @@ class Config(WarmStartConfig):
         plan = []
         for m in self.lr_multipliers:
             tune = dict(lr=self.lr * m, probe_epochs=tuple(sorted(self.probe_epochs)))
-            for s in self.seeds:
-                plan.append((dict(lr_multiplier=m, seed=s, arm="warm"),
-                             self.warm(s, data_id, tune=tune, probes=self.settings())))
-                plan.append((dict(lr_multiplier=m, seed=s, arm="scratch"),
-                             self.scratch(s, data_id, tune=tune, probes=self.settings())))
+            probes = self.settings()
+            plan += self.pairs(dict(lr_multiplier=m), lambda s: self.warm(s, data_id, tune=tune, probes=probes),
+                               lambda s: self.scratch(s, data_id, tune=tune, probes=probes))
         return plan
 
 
@@ -141,5 +139,5 @@ def end_of_tuning(result: StudyResult, config: Config) -> pd.DataFrame:
     """Mean (and sd over seeds) of every probe metric at the end of tuning, per multiplier and arm."""
     last = probe_table(result)
     last = last[last.tune_epoch == config.tune_epochs]
-    return last.groupby(["lr_multiplier", "arm"])[list(PROBE_METRICS)].agg(["mean", "std"]).round(4)
+    return last.groupby(["lr_multiplier", "arm"])[[*PROBE_METRICS, "probe_loss"]].agg(["mean", "std"]).round(4)
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..claims import ClaimResult
-from ..protocols import StudyResult, WarmStartConfig
+from ..analysis.claims import ClaimResult
+from ..analysis.study_config import WarmStartConfig
+from ..analysis.study_result import StudyResult
 
 Config = WarmStartConfig
 EARLIER_FLOOR = 97.0  # C1's premise floor (%) at quick before 4f36217, primary on the seeds it had seen

@@ -1,0 +1,361 @@
+"""The claims registry and `<out>/claims.csv`: one row per claim and preset.
+
+Each claim states what its source says, and is tested the way the statement needs (see stats.py): a
+difference ("X is worse": the paired CI above 0), an equivalence ("X recovers": TOST against the preset's
+margin) or a bound ("X does not speed up by more than m"). Before any verdict, the claim's premise is
+checked (both arms fit their training data, see premises.py): when it fails the verdict is `premise not
+met`, when it cannot be told from these seeds `premise uncertain`. Claims the paper did not make (C8a's
+protocol, C9, C10, C15) are `extension`, never "agrees"; an unsettled verdict is "not resolved", never
+"departs".
+
+The registry is this module's CLAIMS (each definition, with the date it was fixed and its smallest effect of
+interest) with claim_history.CHANGES (every change to a definition or a procedure, dated, with its reason and
+whether it came after the claim's data were seen). A definition changed after its data were seen keeps the
+earlier definition's verdict primary on the seeds already seen (the new one beside it, labelled post hoc);
+the new definition is primary only on seeds not yet seen (`standing`). `registry_hash` ties a report to the
+definitions it used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ..core.files import locked, remove_stale_temporaries, write_atomic
+from .claim_history import ADDED, CHANGES, DEFINITION, Change
+from .premises import Premise
+from .sequential import BUDGET, FUTILE, OPEN
+from .stats import (
+    INCONCLUSIVE,
+    POSITIVE,
+    PREMISE_NOT_MET,
+    PREMISE_UNCERTAIN,
+    Test,
+    combine,
+    power_of,
+    seeds_for,
+)
+
+COLUMNS = ["claim", "notebook", "statement", "preset", "test", "unit", "n_seeds", "n_missing", "method", "effect",
+           "ci_low", "ci_high", "ci_level", "sd", "margin", "p_value", "mde_80", "sesoi", "power_at_sesoi",
+           "seeds_for_sesoi", "verdict", "vs_paper", "definition", "post_hoc", "premise", "other_tests", "condition",
+           "registry"]
+PAPER, EXTENSION = "paper", "extension"
+NOT_RESOLVED, POST_HOC = "not resolved", "post hoc"
+# sequential outcomes (sequential.py) that settle nothing: still open, futile (the effect, if any, is below the
+# smallest one of interest: not a contrary verdict), or ended by a budget or the last look without a verdict
+UNSETTLED = (INCONCLUSIVE, PREMISE_UNCERTAIN, NOT_RESOLVED, OPEN, FUTILE, BUDGET)
+# Sources of the remedy claims (notebook 10): their verdicts agree or depart from these, as C1-C8 from the paper's.
+ASH_ADAMS, SHIN, LEE, RESCIENCE = "Ash & Adams 2020", "Shin et al. 2024", "Lee et al. 2024", "Kireev 2021"
+FIRST_FIXED = "2026-11-24"  # the date the first claims were written down (commit 3d35472's parent and before)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    id: str
+    notebook: str  # notebook stem that tests it
+    statement: str  # what a positive verdict means
+    paper: str  # what the source found (direction only: Berariu et al.'s exact numbers are not known to us)
+    effect: str  # what the primary test's effect measures
+    source: str = PAPER  # paper: a statement of Berariu et al.; a citation: that source's; extension: nobody's
+    unit: str = "pp"  # unit of the effect
+    # smallest effect of interest in `unit`, for planning; None: the preset's `smallest_effect` (a gap in points),
+    # or, for an equivalence or a bound, its margin
+    sesoi: float | None = None
+    fixed: str = FIRST_FIXED  # the date its first definition was written down (later changes: claim_history)
+
+    def __post_init__(self) -> None:
+        if self.sesoi is not None and not self.sesoi > 0:
+            raise ValueError(f"claim {self.id}: its smallest effect of interest must be > 0, got {self.sesoi!r}")
+
+
+def trainability_claim(claim: str, name: str) -> "Claim":
+    """Lee et al.'s statement about one remedy that keeps a network trainable (C13a-c)."""
+    return Claim(claim, "10_remedies", f"{name} does little for the warm-start gap",
+                 f"Methods that keep a network trainable ({name} among them) do little for generalisation after a "
+                 "warm start (Lee et al. 2024).",
+                 f"reduction = gap(none) - gap({name} in both phases); bound: below the preset's smallest effect of "
+                 "interest (`smallest_effect`)", source=LEE)
+
+
+CLAIMS = {c.id: c for c in [
+    Claim("C1", "01_warm_start_gap", "warm-started training generalises worse than training from scratch",
+          "Both arms reach 100% train accuracy; the warm-started model's test accuracy plateaus lower (Fig. 1).",
+          "gap = scratch - warm test accuracy over the metric window; difference test"),
+    Claim("C2", "02_pretraining_duration", "the gap appears after only 5-10 pretraining epochs",
+          "The gap appears after about 5-10 epochs of pretraining with Adam, before pretraining fits the "
+          "half; early stopping does not avoid it (Fig. 2).",
+          "gap after `few_epochs` pretraining epochs (inside the paper's 5-10); difference test"),
+    Claim("C3", "03_optimisers", "the gap appears under every optimiser",
+          "The gap appears with Adam, RMSprop, SGD and SGD with momentum (App. A.1).",
+          "gap per optimiser at `pretrain_epochs`, each optimiser with its own lr and epoch budget; one difference "
+          "test per optimiser, reported: the one with the weakest evidence"),
+    Claim("C4", "04_blending", "a transient bias toward the pretraining subset is enough to cause the gap",
+          "Even a transient, slowly fading bias towards the half produces the gap (Fig. 3).",
+          "gap of the single-stage blended run with the slowest fade (largest gamma); difference test"),
+    Claim("C5a", "05_multistage", "the gap grows with the number of stages (no class shift)",
+          "Final test accuracy falls steadily as the number of pretraining stages grows (Fig. 4, left).",
+          "gap(most stages) - gap(fewest stages) at r = 1 (class-balanced stages: stage count alone); difference test"),
+    Claim("C5b", "05_multistage", "the gap grows with the class shift between stages",
+          "A larger difference between stages (smaller uniform fraction r) gives a larger gap (Fig. 4).",
+          "gap(smallest r) - gap(largest r) at a fixed stage count (`shift_stages`); difference test"),
+    Claim("C6", "06_capacity", "the gap survives every depth and width tried, including wider than the base",
+          "The gap survives every depth and width tried; bigger models do not fix it (Fig. 5).",
+          "gap per (depth, width), the grid including a width above the base width; one difference test per "
+          "condition, reported: the one with the weakest evidence"),
+    Claim("C7a", "07_resets", "re-initialising the top 4-5 groups recovers from-scratch accuracy",
+          "Resetting the top 4 or 5 module groups recovers from-scratch generalisation (Fig. 6).",
+          "remaining gap = scratch - reset test accuracy at k = 3 and at k = 2; equivalence (TOST) within +/- the "
+          "preset's margin at each depth"),
+    Claim("C7b", "07_resets", "re-initialising only the top 1-2 groups leaves a gap",
+          "Resetting only a few (top) groups is not enough (Fig. 6).",
+          "remaining gap after resetting the top 1-2 groups, at k = 6 and at k = 5; difference test at each depth"),
+    Claim("C7c", "07_resets", "once the top 4-5 groups are reset, keeping the bottom ones does not speed up training",
+          "Once enough is reset to fix generalisation, warm-starting's speed advantage is gone (Fig. 11).",
+          "speed-up = scratch's tuning epochs to `speed_target_acc` train accuracy minus the reset run's, at k = 3 "
+          "and at k = 2; a run that never reaches it counts as budget + 1; bound: below `speed_margin` epochs at each "
+          "depth",
+          unit="epochs"),
+    Claim("C8a", "08_tuning_lr", "a 10x tuning lr reduces but does not close the gap (scratch at the same rate)",
+          "A 10x larger tuning learning rate substantially reduces, but does not close, the gap (Fig. 7); the paper "
+          "does not say that scratch was also trained at 10x: this protocol is ours.",
+          "gap(1x) - gap(10x), both arms at the same rate (difference test), and the remaining gap(10x) (difference "
+          "test): supported only if both are above 0", source=EXTENSION),
+    Claim("C8b", "08_tuning_lr", "a 10x tuning lr reduces but does not close the gap (scratch at 1x, the paper's view)",
+          "A 10x larger tuning learning rate substantially reduces, but does not close, the gap (Fig. 7).",
+          "gap(1x) - [scratch(1x) - warm(10x)] (difference test), and the remaining scratch(1x) - warm(10x) "
+          "(difference test): supported only if both are above 0"),
+    Claim("C9", "09_two_phases", "warm-started tuning ends in a sharper minimum (higher top eigenvalue and trace)",
+          "Not measured by the paper; its two-phases hypothesis (§3) predicts a narrower minimum after warm-starting.",
+          "100 (warm / scratch - 1) of the top Hessian eigenvalue and of the trace at the end of tuning (geometric "
+          "mean over seeds: tested on log ratios), BatchNorm statistics re-estimated on the probe set; both arms "
+          "fitted and at matched probe loss; one difference test each, reported: the weaker", source=EXTENSION,
+          unit="%", sesoi=10.0),
+    Claim("C10", "09_two_phases", "warm-started tuning starts with less gradient noise",
+          "Not measured by the paper; its hypothesis is that pretraining removes the gradient noise that drives "
+          "exploration at the start of tuning.",
+          "100 (1 - warm / scratch) of the gradient noise scale tr(Sigma)/|G|^2 over the early tuning probes "
+          "(geometric mean over seeds: tested on log ratios), with tr(Sigma) reported beside it; difference test",
+          source=EXTENSION, unit="%", sesoi=10.0),
+    Claim("C11", "10_remedies", "shrink-and-perturb before tuning closes the warm-start gap",
+          "Shrink-and-perturb (lambda 0.6, sigma 0.01 at its sweet spot) recovers from-scratch generalisation while "
+          "keeping most of warm-starting's speed (Ash & Adams 2020, Fig. 8; their Table 1 gap: 78.0 scratch vs 74.4 "
+          "warm, ResNet-18 + Adam, CIFAR-10 at full scale).",
+          "remaining gap = scratch - warm with shrink-and-perturb at the start of tuning; equivalence (TOST) within "
+          "+/- the preset's margin", source=ASH_ADAMS),
+    Claim("C12", "10_remedies", "DASH before tuning closes the warm-start gap",
+          "DASH beats warm start, shrink-and-perturb and cold start in test accuracy (Shin et al. 2024, Table 1; "
+          "numbers not quoted: we cannot read them in our sources).",
+          "remaining gap = scratch - warm with DASH at the start of tuning; equivalence (TOST) within +/- the margin",
+          source=SHIN),
+    Claim("C12b", "10_remedies", "DASH before tuning generalises better than training from scratch",
+          "DASH beats warm start, shrink-and-perturb and cold start in test accuracy (Shin et al. 2024, Table 1). "
+          "Added after seeing C12's result (DASH above scratch, so 'not equivalent'): this is their own statement.",
+          "warm with DASH - scratch test accuracy (the negative remaining gap); difference test", source=SHIN,
+          fixed="2026-11-26"),
+    *(trainability_claim(claim, name) for claim, name in (("C13a", "L2 Init"), ("C13b", "ReDo"),
+                                                           ("C13c", "continual backprop"))),
+    Claim("C14a", "10_remedies", "data augmentation shrinks the warm-start gap",
+          "With standard augmentation the warm-start gap shrinks (ReScience reproduction of Ash & Adams, Kireev "
+          "2021); re-initialisation helps little once augmentation is used (Zaidi et al. 2022).",
+          "gap(no augmentation) - gap(augmentation, both arms augmented); difference test", source=RESCIENCE),
+    Claim("C14b", "10_remedies", "weight decay does not close the warm-start gap",
+          "No ordinary knob, L2 regularisation included, closes the gap (Ash & Adams 2020).",
+          "gap with weight decay in both arms; difference test", source=ASH_ADAMS),
+    Claim("C15", "10_remedies", "the gradient imbalance at the start of tuning predicts the gap",
+          "Not tested by a source: Ash & Adams explain the gap by the imbalance of gradients between fitted and new "
+          "data; Lyle et al. (2023) warn that such metrics are correlates, not causes.",
+          "Pearson r across conditions (plain and remedied warm starts whose premise holds; each its mean over "
+          "seeds, since runs of one seed share its scratch run) between |grad on the new half| / |grad on the "
+          "pretraining half| at the start of tuning and the gap; Fisher-z 95 % CI; other start-of-tuning metrics "
+          "beside it", source=EXTENSION, unit="r", sesoi=0.5),
+]}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClaimResult:
+    claim: str  # id in CLAIMS
+    tests: tuple[Test, ...]  # the primary test first; every test must hold for a positive verdict
+    premise: Premise
+    others: tuple[Test, ...] = ()  # reported beside the claim, not part of its verdict (e.g. a secondary metric)
+    # the same claim under its definition before a change made after its data were seen (claim_history), where
+    # the runs can still compute it: primary on the seeds that change had seen
+    earlier: "ClaimResult | None" = None
+
+    def __post_init__(self) -> None:
+        if self.claim not in CLAIMS:
+            raise ValueError(f"unknown claim id {self.claim!r}; the registry has {', '.join(CLAIMS)}")
+
+    @property
+    def primary(self) -> Test:
+        return self.tests[0]
+
+    @property
+    def verdict(self) -> str:
+        if not self.premise.met:
+            return PREMISE_UNCERTAIN if self.premise.uncertain else PREMISE_NOT_MET
+        return combine(self.tests)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Every seed any of its tests used (known where the differences came indexed by seed)."""
+        return tuple(sorted({s for t in self.tests for s in t.estimate.seeds}))
+
+    @classmethod
+    def every_condition(cls, claim: str, tests: Sequence[Test], premise: Premise, **fields: Any) -> "ClaimResult":
+        """Holds only if it holds in every condition; the test with the weakest evidence is reported first."""
+        ordered = sorted(tests, key=lambda t: -t.support_p if math.isfinite(t.support_p) else -math.inf)
+        return cls(claim, tuple(ordered), premise, **fields)
+
+
+def relation(claim: Claim, verdict: str, post_hoc: bool = False) -> str:
+    """agrees / departs / not resolved / premise not met / post hoc / extension: how a verdict stands against its
+    source. `post_hoc`: the claim was added after seeing these seeds' data, so it cannot agree on them."""
+    if claim.source == EXTENSION:
+        return EXTENSION
+    if verdict == PREMISE_NOT_MET:
+        return PREMISE_NOT_MET
+    if verdict in UNSETTLED:
+        return NOT_RESOLVED
+    if post_hoc:
+        return POST_HOC
+    return "agrees" if verdict in POSITIVE else "departs"
+
+
+def changes_of(claim: str) -> list[Change]:
+    return [c for c in CHANGES if c.claim in (claim, "all")]
+
+
+def standing(claim: str, preset: str, seeds: Sequence[int]) -> tuple[Change | None, bool]:
+    """The latest change made after this claim's data were seen at `preset` (a definition change, or the claim's
+    addition), and whether `seeds` include any that change had seen (then its new definition is post hoc here;
+    unknown seeds count as seen)."""
+    after = [c for c in changes_of(claim) if c.kind in (DEFINITION, ADDED) and preset in c.seen]
+    if not after:
+        return None, False
+    change = after[-1]
+    return change, not seeds or bool(set(seeds) & set(change.seen[preset]))
+
+
+def planned(result: ClaimResult, smallest_effect: float | None) -> tuple[float, float, float]:
+    """(smallest effect of interest, the joint power these seeds give every test at it, the seeds each test needs
+    for 80 % power at it), at each test's own SD; never at the observed effect. A ratio's effect is planned on the
+    log scale."""
+    test, sesoi = result.primary, sesoi_of(result, smallest_effect)
+    if not math.isfinite(sesoi):
+        return math.nan, math.nan, math.nan
+    effect = math.log1p(sesoi / 100) if test.log_scale else sesoi
+    scale = 100 if test.log_scale else 1
+
+    def power(t: Test, n: int) -> float:
+        room = effect if t.kind != "bound" else t.margin  # a bound's power: the truth at 0, the margin away
+        return power_of(t, room, t.estimate.sd / scale, n)
+
+    joint = math.prod(power(t, t.estimate.n) for t in result.tests)  # intersection-union: at least this if the
+    # tests correlate positively, as conditions sharing seeds do
+    needed = max(seeds_for(lambda n, t=t: power(t, n)) if t.estimate.sd > 0 or t.kind == "correlation" else math.nan
+                 for t in result.tests)
+    return sesoi, joint, needed
+
+
+def sesoi_of(result: ClaimResult, smallest_effect: float | None) -> float:
+    """The claim's smallest effect of interest in its unit (a ratio's in percent): the registry's, else the preset's
+    `smallest_effect` for a difference, the margin for an equivalence or a bound; NaN when there is none."""
+    claim, test = CLAIMS[result.claim], result.primary
+    sesoi = claim.sesoi if claim.sesoi is not None else smallest_effect if test.kind == "difference" else test.margin
+    return math.nan if sesoi is None or not math.isfinite(sesoi) else float(sesoi)
+
+
+def registry_hash() -> str:
+    """A short hash of every claim's definition and every change: a report names the registry it used."""
+    text = repr(sorted(CLAIMS.items())) + repr(CHANGES)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def claims_path(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / "claims.csv"
+
+
+def read_claims(out_dir: str | os.PathLike) -> pd.DataFrame:
+    path = claims_path(out_dir)
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    table = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"])
+    if "registry" not in table.columns:  # written by an older version: its verdicts used other procedures
+        return pd.DataFrame(columns=COLUMNS)
+    return table
+
+
+def claim_row(result: ClaimResult, preset: str, smallest_effect: float | None = None) -> dict:
+    """The claims.csv row: the primary verdict by the registry's standing (see `standing`), a post-hoc one beside
+    it where a definition changed after these seeds were seen, and the plan at the smallest effect of interest."""
+    claim = CLAIMS[result.claim]
+    change, seen = standing(result.claim, preset, result.seeds)
+    shown, verdict, beside, post_hoc = result, result.verdict, "", False
+    own = [c for c in CHANGES if c.claim == result.claim and c.kind == DEFINITION]
+    definition = f"fixed before its data ({claim.fixed}" + (f"; last changed {own[-1].date}, {own[-1].commit})"
+                                                           if own else ")")
+    if change and change.kind == ADDED:
+        post_hoc = seen
+        definition = (f"post hoc: added {change.date} after seeing seeds {seeds_text(change.seen[preset])}, "
+                      "so it cannot agree on them" if seen else f"added {change.date}; confirmatory on unseen seeds")
+    elif change and seen:
+        beside = f"{result.verdict} ({result.primary.describe(claim.unit)})"
+        shown = result.earlier or result
+        verdict = result.earlier.verdict if result.earlier else NOT_RESOLVED
+        definition = (f"post hoc: changed {change.date} ({change.commit}) after seeing seeds "
+                      f"{seeds_text(change.seen[preset])}; the earlier definition is primary on them"
+                      + ("" if result.earlier else ", and the runs cannot compute it"))
+    elif change:
+        definition = f"changed {change.date} ({change.commit}); confirmatory on unseen seeds"
+    test, e = shown.primary, shown.primary.estimate
+    sesoi, power, needed = planned(shown, smallest_effect)
+    return {
+        "claim": result.claim, "notebook": claim.notebook, "statement": claim.statement, "preset": preset,
+        "test": test.kind, "unit": claim.unit, "n_seeds": e.n, "n_missing": e.missing, "method": e.method,
+        "effect": round(e.mean, 3), "ci_low": round(e.ci_low, 3), "ci_high": round(e.ci_high, 3),
+        "ci_level": e.confidence, "sd": round(e.sd, 3), "margin": test.margin, "p_value": round(test.p_value, 4),
+        "mde_80": round(test.mde, 3), "sesoi": sesoi, "power_at_sesoi": round(power, 3), "seeds_for_sesoi": needed,
+        "verdict": verdict, "vs_paper": relation(claim, verdict, post_hoc), "definition": definition,
+        "post_hoc": beside, "premise": f"{shown.premise.state}: {shown.premise.detail}",
+        "other_tests": " | ".join(t.describe(claim.unit) for t in (*shown.tests[1:], *shown.others)),
+        "condition": test.label, "registry": registry_hash(),
+    }
+
+
+def seeds_text(seeds: Sequence[int]) -> str:
+    return f"{min(seeds)}-{max(seeds)}" if list(seeds) == list(range(min(seeds), max(seeds) + 1)) else \
+        ", ".join(map(str, seeds))
+
+
+def record_claims(out_dir: str | os.PathLike, preset: str, results: list[ClaimResult],
+                  config: Any = None) -> pd.DataFrame:
+    """Write (or replace) these claims' rows for this preset in claims.csv; return the new rows. `config` (the
+    study's) gives the smallest effect of interest the seeds are planned for."""
+    smallest = getattr(config, "smallest_effect", None)
+    rows = pd.DataFrame([claim_row(r, preset, smallest) for r in results], columns=COLUMNS)
+    replace_rows(out_dir, preset, rows)
+    return rows
+
+
+def claims_lock(out_dir: str | os.PathLike) -> Path:
+    """The lock held while claims.csv is read and rewritten, and while report.md is made from it: batches and
+    notebook kernels on one output folder all update them."""
+    return Path(out_dir) / ".locks" / "claims.lock"
+
+
+def replace_rows(out_dir: str | os.PathLike, preset: str, rows: pd.DataFrame) -> None:
+    """Put claims.csv rows in place of the same claims' rows at this preset (the batch's execution cache
+    restores a notebook's rows with it), under the claims lock so that concurrent writers keep each other's rows;
+    readers see the old table or the new one."""
+    with locked(claims_lock(out_dir)):
+        remove_stale_temporaries(claims_path(out_dir))
+        table = read_claims(out_dir)
+        table = table[~(table.claim.isin(rows.claim) & (table.preset == preset))]
+        table = pd.concat([t for t in (table, rows) if len(t)], ignore_index=True).sort_values(["preset", "claim"])
+        write_atomic(claims_path(out_dir), table.to_csv(index=False))

@@ -1,0 +1,328 @@
+"""`run --settle`: settle each claim at planned looks of a group-sequential design, its verdict frozen where it stops.
+
+Adding seeds after looking and testing again inflates the error rate (report.md says by how much); a `Design`
+(sequential.py) fixes the looks, the boundaries and every stopping rule before any run. This module is the
+batch's loop around it:
+
+- look k runs every notebook that still has an open claim with seeds [first, first + n_k) (the batch's own
+  machinery: the runs already stored are reused, so a look trains only its new seeds), then computes each
+  claim of those notebooks from the stored runs and decides every claim still open with `Design.decide`;
+- a claim that stops is frozen in the ledger `<out>/settled-<preset>.json` (written atomically after every
+  look) and never decided again: re-running the same command continues from the ledger, and a command with
+  another design, first seed, selection or parameters is refused, since its looks would not be the planned ones;
+- the seed budget is the design's (a look it cannot reach never runs); the time budget is checked after each
+  look (this command's wall time plus the ledger's), and when it is spent that look is the last: every claim
+  still open gets `decide(final=True)`, i.e. 'stopped by budget: not resolved' unless a boundary was crossed;
+- a claim the design cannot decide (a correlation across conditions, tests of mixed kinds or margins, or a
+  definition changed after seeing these seeds) is listed as not settled sequentially, with why.
+
+The premise policy is the design's (sequential.py): evaluated at every look on all seeds so far; 'not met' stops
+the claim ('premise not met', frozen); 'uncertain' makes no decision at that look ('premise uncertain' at the last).
+Its planning is the premise rule's (premises.pass_chance): report.md states, per claim, the chance that arms which
+truly fit pass at the last look, and flags a claim under premises.WANTED_PASS with the seeds that would reach it.
+Nothing here trains or executes: the caller (cli.py) passes how a look runs and how claims are computed, which
+keeps the decision path testable on constructed looks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from ..core.files import locked, remove_stale_temporaries, write_atomic
+from .claims import ADDED, CLAIMS, ClaimResult, claims_lock, registry_hash, relation, sesoi_of, standing
+from .premises import PLANNING_MARGIN_SD, WANTED_PASS, pass_chance, seeds_to_pass
+from .sequential import DIFFERENCE, KINDS, OPEN, Decision, Design
+
+LEDGER_VERSION = 1
+START, END = "<!-- settled sequentially: start -->", "<!-- settled sequentially: end -->"  # report.md markers
+
+
+class SettleError(RuntimeError):
+    """The ledger does not belong to this command, or a look could not be completed; the message says which."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Notebook:
+    """A selected notebook as the loop sees it: its id (for the runner), stem (its claims) and the preset's
+    smallest effect of interest (the futility rule's sesoi for claims without their own)."""
+
+    id: str
+    stem: str
+    smallest_effect: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Settled:
+    """A claim's frozen verdict: where it stopped and why."""
+
+    claim: str
+    verdict: str
+    look: int  # 1-based
+    seeds: int  # the look's planned seed count
+    n: int  # the fewest finite pairs over its conditions
+    reason: str
+    interval: tuple[float, float] | None  # the weakest condition's repeated CI (log ratio for a ratio claim)
+    log_scale: bool = False
+    registry: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ledger:
+    """What a settle command fixed (design, first seed, preset, notebooks, parameters) and what it has settled."""
+
+    design: Design
+    first_seed: int
+    preset: str
+    notebooks: tuple[str, ...]
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the config parameters (JSON values)
+    looks_done: int = 0
+    elapsed_s: float = 0.0  # wall time of completed looks, over every command that continued this ledger
+    settled: Mapping[str, Settled] = dataclasses.field(default_factory=dict)
+    unsettled: Mapping[str, str] = dataclasses.field(default_factory=dict)  # claim -> why the design cannot decide it
+    arms: Mapping[str, int] = dataclasses.field(default_factory=dict)  # claim -> arms its premise checks (last look)
+
+    def identity(self) -> dict[str, Any]:
+        return {"design": dataclasses.asdict(self.design), "first_seed": self.first_seed, "preset": self.preset,
+                "notebooks": list(self.notebooks), "params": json.loads(json.dumps(dict(self.params)))}
+
+    def is_open(self, claim: str) -> bool:
+        return claim not in self.settled and claim not in self.unsettled
+
+    def seeds(self, look: int) -> tuple[int, ...]:
+        return tuple(range(self.first_seed, self.first_seed + self.design.looks[look - 1]))
+
+
+def ledger_path(out_dir: str | Path, preset: str) -> Path:
+    return Path(out_dir) / f"settled-{preset}.json"
+
+
+def to_json(ledger: Ledger) -> str:
+    body = {"version": LEDGER_VERSION, **ledger.identity(), "looks_done": ledger.looks_done,
+            "elapsed_s": round(ledger.elapsed_s, 3), "unsettled": dict(ledger.unsettled), "arms": dict(ledger.arms),
+            "claims": {c: {**dataclasses.asdict(s), "interval": list(s.interval) if s.interval else None}
+                       for c, s in ledger.settled.items()}}
+    return json.dumps(body, indent=1, allow_nan=False) + "\n"
+
+
+def from_json(text: str) -> Ledger:
+    body = json.loads(text)
+    design = body["design"]
+    settled = {c: Settled(**{**s, "interval": tuple(s["interval"]) if s["interval"] else None})
+               for c, s in body["claims"].items()}
+    return Ledger(Design(**{**design, "looks": tuple(design["looks"])}), body["first_seed"], body["preset"],
+                  tuple(body["notebooks"]), body["params"], body["looks_done"], body["elapsed_s"], settled,
+                  body["unsettled"], body.get("arms", {}))
+
+
+def read_ledger(out_dir: str | Path, preset: str) -> Ledger | None:
+    path = ledger_path(out_dir, preset)
+    return from_json(path.read_text()) if path.exists() else None
+
+
+def write_ledger(out_dir: str | Path, ledger: Ledger) -> None:
+    path = ledger_path(out_dir, ledger.preset)
+    remove_stale_temporaries(path)
+    write_atomic(path, to_json(ledger))
+
+
+def resume(out_dir: str | Path, fresh: Ledger) -> Ledger:
+    """The stored ledger when it belongs to this command (`fresh` is the command's own, empty one), else `fresh`
+    when there is none; a ledger of another design, first seed, selection or parameters is refused."""
+    stored = read_ledger(out_dir, fresh.preset)
+    if stored is None:
+        return fresh
+    ours, theirs = fresh.identity(), stored.identity()
+    differ = [name for name in ours if ours[name] != theirs[name]]
+    if differ:
+        details = "; ".join(f"{name}: ledger {theirs[name]!r}, this command {ours[name]!r}" for name in differ)
+        raise SettleError(f"{ledger_path(out_dir, fresh.preset)} was made by another settle command ({details}). "
+                          "Its looks were planned with that design: continue it with the same options, or settle "
+                          "into another --out folder")
+    return stored
+
+
+def claims_of(stem: str) -> tuple[str, ...]:
+    return tuple(c.id for c in CLAIMS.values() if c.notebook == stem)
+
+
+def open_notebooks(ledger: Ledger, notebooks: Sequence[Notebook]) -> list[Notebook]:
+    return [nb for nb in notebooks if any(ledger.is_open(c) for c in claims_of(nb.stem))]
+
+
+def why_not_sequential(result: ClaimResult, preset: str) -> str | None:
+    """Why the design cannot decide this claim (None: it can)."""
+    tests = result.tests
+    kinds, margins = {t.kind for t in tests}, {t.margin for t in tests}
+    if len(kinds) > 1 or len(margins) > 1:
+        return "its tests differ in kind or margin: one design table cannot decide them together"
+    if tests[0].kind not in KINDS:
+        return f"a {tests[0].kind} test has no sequential boundaries (the design handles {', '.join(KINDS)})"
+    change, seen = standing(result.claim, preset, result.seeds)
+    if change is not None and seen:
+        return (f"its definition was {'added' if change.kind == ADDED else 'changed'} {change.date} after seeing "
+                "some of these seeds: a settled verdict on them would be post hoc (use fresh seeds, --first-seed)")
+    return None
+
+
+def decide_claim(design: Design, result: ClaimResult, look: int, final: bool,
+                 smallest_effect: float | None) -> Decision:
+    """One claim's decision at `look` from all its seeds so far: kind, margin and values from its tests (every one
+    a condition that must hold), the sesoi as claims.planned takes it (on the log scale for a ratio), its premise."""
+    tests = result.tests
+    kind = tests[0].kind
+    labels = [t.label or f"test {i + 1}" for i, t in enumerate(tests)]
+    labels = labels if len(set(labels)) == len(labels) else [f"{i + 1}: {label}" for i, label in enumerate(labels)]
+    differences = tests[0].values if len(tests) == 1 else {label: t.values for label, t in zip(labels, tests)}
+    sesoi = sesoi_of(result, smallest_effect) if kind == DIFFERENCE else math.nan
+    sesoi = math.log1p(sesoi / 100) if tests[0].log_scale and math.isfinite(sesoi) else sesoi
+    return design.decide(kind, differences, look, margin=None if kind == DIFFERENCE else tests[0].margin,
+                         sesoi=sesoi if math.isfinite(sesoi) else None, premise=result.premise.state, final=final)
+
+
+def frozen(decision: Decision, result: ClaimResult, seeds: int) -> Settled:
+    interval = None
+    if decision.conditions:
+        weakest = min(decision.conditions, key=lambda c: c.statistic - c.boundary)
+        if math.isfinite(weakest.ci_low) and math.isfinite(weakest.ci_high):
+            interval = (round(weakest.ci_low, 4), round(weakest.ci_high, 4))
+    return Settled(result.claim, decision.verdict, decision.look, seeds, decision.n, decision.reason, interval,
+                   result.primary.log_scale, registry_hash())
+
+
+def decide_look(ledger: Ledger, look: int, results: Sequence[ClaimResult], final: bool,
+                smallest_effect: Mapping[str, float | None] | None = None) -> Ledger:
+    """The ledger after `look`: each open claim among `results` decided, the ones that stop frozen; frozen and
+    unsettleable claims are never decided again. `smallest_effect`: claim -> the preset's value (none: None)."""
+    settled, unsettled, arms = dict(ledger.settled), dict(ledger.unsettled), dict(ledger.arms)
+    for result in results:
+        if not ledger.is_open(result.claim):
+            continue
+        arms[result.claim] = result.premise.arms
+        why = why_not_sequential(result, ledger.preset)
+        if why is not None:
+            unsettled[result.claim] = why
+            continue
+        decision = decide_claim(ledger.design, result, look, final, (smallest_effect or {}).get(result.claim))
+        if decision.stop:
+            settled[result.claim] = frozen(decision, result, ledger.design.looks[look - 1])
+    return dataclasses.replace(ledger, looks_done=look, settled=settled, unsettled=unsettled, arms=arms)
+
+
+RunLook = Callable[[Sequence[Notebook], tuple[int, ...]], list[str]]  # -> failure messages
+Evaluate = Callable[[Notebook, tuple[int, ...]], "list[ClaimResult] | None"]  # None: runs missing from the store
+
+
+def run_settle(out_dir: str | Path, fresh: Ledger, notebooks: Sequence[Notebook], run_look: RunLook,
+               evaluate: Evaluate, clock: Callable[[], float] = time.monotonic) -> tuple[Ledger, list[str]]:
+    """Look after look until every claim is settled or a budget ends; returns the ledger and the failures."""
+    ledger, failures, started = resume(out_dir, fresh), [], clock()
+    while ledger.looks_done < ledger.design.reachable and (todo := open_notebooks(ledger, notebooks)):
+        look = ledger.looks_done + 1
+        seeds = ledger.seeds(look)
+        print(f"settle: look {look} of {len(ledger.design.looks)} ({len(seeds)} seeds, {seeds[0]}-{seeds[-1]}): "
+              f"notebook(s) {', '.join(nb.id for nb in todo)}", flush=True)
+        failures += run_look(todo, seeds)
+        results, smallest = [], {}
+        for nb in todo:
+            found = evaluate(nb, seeds)
+            if found is None:
+                raise SettleError(f"look {look}: notebook {nb.stem}'s runs at seeds {seeds[0]}-{seeds[-1]} are not all "
+                                  "in the store; run the same command again to continue this look")
+            results += found
+            smallest.update({r.claim: nb.smallest_effect for r in found})
+        elapsed = ledger.elapsed_s + clock() - started
+        budget = ledger.design.time_budget_s
+        final = look == ledger.design.reachable or (budget is not None and elapsed >= budget)
+        ledger = dataclasses.replace(decide_look(ledger, look, results, final, smallest), elapsed_s=elapsed)
+        started = clock()
+        with locked(claims_lock(out_dir)):
+            write_ledger(out_dir, ledger)
+        refresh_report(out_dir, ledger.preset)
+        print_look(ledger, look)
+    return ledger, failures
+
+
+def print_look(ledger: Ledger, look: int) -> None:
+    stopped = [s for s in ledger.settled.values() if s.look == look]
+    for s in stopped:
+        print(f"settle: {s.claim} {s.verdict} at look {look} ({s.seeds} seeds): {s.reason}", flush=True)
+
+
+def section(out_dir: str | Path, preset: str) -> list[str]:
+    """report.md's section on the sequential design and its settled verdicts (none without a ledger), between
+    markers so that `refresh_report` can replace it after each look."""
+    ledger = read_ledger(out_dir, preset)
+    if ledger is None:
+        return []
+    lines = ["", START, "## Settled sequentially", "",
+             f"`run --settle` ledger `{ledger_path(out_dir, preset).name}`: notebooks {', '.join(ledger.notebooks)}, "
+             f"seeds from {ledger.first_seed}; {ledger.looks_done} of {len(ledger.design.looks)} looks done in "
+             f"{ledger.elapsed_s / 60:.1f} min. A verdict here is frozen at the look where its claim stopped, and is "
+             "the error-controlled one: the claims table above re-tests all seeds of its last run at a fixed n.", "",
+             ledger.design.describe(), "", premise_planning(ledger), "",
+             "| claim | verdict | vs its source | look | seeds | pairs | repeated interval | premise pass (arms) "
+             "| why |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for claim in sorted({c for nb in ledger.notebooks for c in claims_of_id(nb)} | set(ledger.settled),
+                        key=list(CLAIMS).index):
+        s = ledger.settled.get(claim)
+        if s is None:
+            why = ledger.unsettled.get(claim)
+            verdict, reason = ("not settled sequentially", why) if why else (OPEN, "no boundary crossed yet")
+            lines.append(f"| {claim} | {verdict} | – | – | – | – | – | {planned_pass(ledger, claim)} | {reason} |")
+            continue
+        interval = "–" if s.interval is None else f"{s.interval[0]:+.3g} to {s.interval[1]:+.3g}" + \
+            (" (log ratio)" if s.log_scale else f" {CLAIMS[claim].unit}")
+        lines.append(f"| {claim} | {s.verdict} | {relation(CLAIMS[claim], s.verdict)} | {s.look} | {s.seeds} | {s.n} "
+                     f"| {interval} | {planned_pass(ledger, claim)} | {s.reason} |")
+    return lines + ["", END]
+
+
+def last_seeds(design: Design) -> int:
+    return design.looks[design.reachable - 1]
+
+
+def premise_planning(ledger: Ledger) -> str:
+    return (f"**Premise planning.** 'Premise pass' is the chance that a claim's arms, if each truly fits "
+            f"{PLANNING_MARGIN_SD:g} per-seed SD above the floor, all pass the premise at the last reachable look "
+            f"({last_seeds(ledger.design)} seeds; premises.pass_chance, noncentral t; a scratch arm shared by "
+            f"conditions is counted once per condition, so it is a lower bound). Wanted: >= {WANTED_PASS:.0%}; a "
+            "claim under it is marked with the seeds that would reach it. A premise still uncertain at the last "
+            "look is 'premise uncertain' (not resolved).")
+
+
+def planned_pass(ledger: Ledger, claim: str) -> str:
+    """The claim's premise pass chance at the last reachable look, its arm count, and where it would reach
+    WANTED_PASS when it falls short ('–' before its first look or for a premise on something else)."""
+    arms = ledger.arms.get(claim, 0)
+    if not arms:
+        return "–"
+    chance = pass_chance(last_seeds(ledger.design), arms)
+    if chance >= WANTED_PASS:
+        return f"{chance:.2f} ({arms})"
+    return f"**{chance:.2f}** ({arms}; {WANTED_PASS:.0%} needs {seeds_to_pass(arms)} seeds)"
+
+
+def claims_of_id(notebook_id: str) -> tuple[str, ...]:
+    return tuple(c.id for c in CLAIMS.values() if c.notebook[:2] == notebook_id)
+
+
+def refresh_report(out_dir: str | Path, preset: str) -> None:
+    """Put the current section in place of the old one in report.md (the batch rewrites the whole page after each
+    notebook, from the ledger as it then was); appended where the page has none yet."""
+    path = Path(out_dir) / "report.md"
+    with locked(claims_lock(out_dir)):
+        if not path.exists():
+            return
+        text = path.read_text()
+        new = "\n".join(section(out_dir, preset)[1:])
+        if START in text and END in text:
+            head, rest = text.split(START, 1)
+            text = head + new + rest.split(END, 1)[1]
+        else:
+            text = text.rstrip("\n") + "\n\n" + new + "\n"
+        write_atomic(path, text)

@@ -1,0 +1,180 @@
+"""A study's runs compared: each condition's gap (scratch - warm, in percentage points, positive = warm-starting
+hurts) paired by seed and summarised by its mean and 95% t CI beside each arm's fit and the premise. The metric
+is the mean test accuracy over the last `last_k` epochs of a run.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pandas as pd
+
+from ..execution.store import RunRecord
+from .pooling import pooled_estimates
+from .premises import Premise, PremiseRule
+from .stats import Estimate, Test, difference_test, equivalence_test, paired_estimate
+from .study_config import ARMS
+
+
+@dataclasses.dataclass
+class StudyResult:
+    """Tidy tables of a study, as pandas DataFrames; accuracies in percent."""
+
+    history: pd.DataFrame  # one row per run and epoch: labels, phase, epoch, tune_epoch, accuracies...
+    probes: pd.DataFrame  # one row per run and curvature/noise probe (empty unless the study probes)
+    summary: pd.DataFrame  # one row per run: labels, status, test accuracy and train accuracy over the window, key
+    gaps: pd.DataFrame  # one row per condition and seed: scratch, warm, gap_pp
+    estimates: pd.DataFrame  # one row per condition: mean gap, 95% CI, n_seeds, verdict, each arm's fit, premise
+    conditions: tuple[str, ...]  # the condition columns
+    last_k: int
+
+    def gap_series(self, **condition: Any) -> pd.Series:
+        """Per seed: the gap (scratch - warm, points) of one condition (all rows when the study has none)."""
+        return select(self.gaps, condition).set_index("seed").gap_pp
+
+    def gap_estimate(self, **condition: Any) -> Estimate:
+        """The paired gap estimate of one condition (all rows when the study has none)."""
+        return paired_estimate(self.gap_series(**condition))
+
+    def gap_test(self, **condition: Any) -> Test:
+        """Is the condition's gap above 0? (the difference test, labelled with the condition)"""
+        return difference_test(self.gap_series(**condition), describe(condition))
+
+    def gap_equivalence(self, margin: float, **condition: Any) -> Test:
+        """Is the condition's gap within +/- margin points of 0? (paired TOST)"""
+        return equivalence_test(self.gap_series(**condition), margin, describe(condition))
+
+    def gap_change(self, column: str, larger: Any, smaller: Any, **fixed: Any) -> pd.Series:
+        """Per seed: gap(column=larger) - gap(column=smaller), other conditions held at `fixed`."""
+        return self.gap_series(**{column: larger, **fixed}) - self.gap_series(**{column: smaller, **fixed})
+
+    def arm_series(self, arm: str, metric: str = "final_test_acc", **condition: Any) -> pd.Series:
+        """Per seed: one arm's `metric` under one condition."""
+        rows = select(self.summary, condition)
+        return rows[rows.arm == arm].set_index("seed")[metric]
+
+    def fit(self, arm: str, **condition: Any) -> float:
+        """One arm's train accuracy (%) over the metric window, mean over seeds (NaN if any run diverged)."""
+        return float(self.fits(arm, **condition).mean(skipna=False))
+
+    def fits(self, arm: str, **condition: Any) -> pd.Series:
+        """One arm's train accuracy (%) over the metric window, per seed (NaN where a run diverged)."""
+        return self.arm_series(arm, "window_train_acc", **condition)
+
+    def premise(self, rule: PremiseRule, **condition: Any) -> Premise:
+        """Do warm and scratch both fit under `condition` (every condition when none is given)?"""
+        if condition or not self.conditions:
+            return rule.check({arm: self.fits(arm, **condition) for arm in ARMS}, describe(condition))
+        keys = self.gaps[list(self.conditions)].drop_duplicates().to_dict("records")
+        return Premise.all_of([self.premise(rule, **key) for key in keys])
+
+    def where(self, column: str, values: list[Any]) -> StudyResult:
+        """The result of only the runs whose `column` is one of `values` (e.g. some of a sweep's conditions)."""
+        def keep(table: pd.DataFrame) -> pd.DataFrame:
+            return table[table[column].isin(values)] if column in table else table  # probes may be empty
+
+        return dataclasses.replace(self, **{name: keep(getattr(self, name))
+                                            for name in ("history", "probes", "summary", "gaps", "estimates")})
+
+    @property
+    def estimate(self) -> Estimate:
+        if self.conditions:
+            raise AttributeError("this study has conditions: use gap_estimate(**condition) or estimates")
+        return self.gap_estimate()
+
+
+def select(table: pd.DataFrame, condition: dict[str, Any]) -> pd.DataFrame:
+    for column, value in condition.items():
+        table = table[table[column] == value]
+    return table
+
+
+def describe(condition: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in condition.items()) or "all runs"
+
+
+def compare(records: list[RunRecord], labels: list[dict[str, Any]], last_k: int,
+            conditions: tuple[str, ...] = (), rule: PremiseRule | None = None) -> StudyResult:
+    """Tidy tables of the runs, and one row per condition: the gap's estimate beside each arm's accuracies
+    and (given the preset's `rule`) whether the premise holds, so a gap between an under-trained and a
+    fitted arm is never read alone."""
+    runs = list(zip(records, labels))
+    history = pd.concat([tidy_history(record, label) for record, label in runs], ignore_index=True)
+    probes = pd.concat([tidy(record, record.probes, label) for record, label in runs], ignore_index=True)
+    summary = pd.DataFrame([{**label, **final_metrics(record, last_k)} for record, label in runs])
+    result = StudyResult(history, probes, summary, paired_gaps(summary, conditions), pd.DataFrame(), conditions,
+                         last_k)
+    rows, pooled = [], pooled_gaps(result.gaps, conditions)
+    for key in (result.gaps[list(conditions)].drop_duplicates().to_dict("records") if conditions else [{}]):
+        estimate = result.gap_estimate(**key)
+        arms = {f"{arm}_{what}": float(result.arm_series(arm, metric, **key).mean())
+                for arm in ARMS for what, metric in (("test_acc", "final_test_acc"), ("train_acc", "window_train_acc"))}
+        premise = {"premise": result.premise(rule, **key).state} if rule else {}
+        rows.append({**key, "effect_pp": estimate.mean, "ci_low_pp": estimate.ci_low, "ci_high_pp": estimate.ci_high,
+                     "n_seeds": estimate.n, "n_missing": estimate.missing, "verdict": estimate.verdict,
+                     **pooled(key), **arms, **premise})
+    result.estimates = pd.DataFrame(rows)
+    return result
+
+
+def pooled_gaps(gaps: pd.DataFrame, conditions: tuple[str, ...]):
+    """key -> the condition's gap under the study's pooled analysis (pooling.py: a moderated t where the conditions'
+    variances are shown to agree, else its own t), for the per-condition table beside its own interval."""
+    if len(conditions) == 0 or gaps.empty:
+        return lambda key: {}
+    try:
+        pooled = pooled_estimates(gaps, "gap_pp", list(conditions))
+    except ValueError as err:  # a condition with fewer than 2 finite seeds: nothing to pool
+        fallback = {"variance": f"per-condition t ({err})"}
+        return lambda key: fallback
+
+    def columns(key: dict[str, Any]) -> dict[str, Any]:
+        p = pooled[key[conditions[0]] if len(conditions) == 1 else tuple(key[c] for c in conditions)]
+        why = f": {p.decision.reason}" if p.decision.reason else ""
+        return {"pooled_ci_low_pp": p.estimate.ci_low, "pooled_ci_high_pp": p.estimate.ci_high,
+                "variance": f"{p.decision.method}{why}"}
+
+    return columns
+
+
+def tidy_history(record: RunRecord, labels: dict[str, Any]) -> pd.DataFrame:
+    h = tidy(record, record.history, labels)
+    for column in ("train_acc", "test_acc"):
+        h[column] = 100 * h[column]
+    return h
+
+
+def tidy(record: RunRecord, table: pd.DataFrame, labels: dict[str, Any]) -> pd.DataFrame:
+    """`table` (history or probes) with the run's labels and status, and `tune_epoch`: epochs into the
+    run's last phase (1 = its first epoch, 0 = just before it, pretraining <= 0)."""
+    if table.empty:
+        return pd.DataFrame()
+    h = record.history
+    before = h.loc[h.phase < h.phase.max(), "epoch"]
+    out = table.assign(tune_epoch=table.epoch - (before.max() if len(before) else 0), status=record.status, **labels)
+    return out[[*labels, "status", *table.columns, "tune_epoch"]]
+
+
+def final_metrics(record: RunRecord, last_k: int) -> dict[str, Any]:
+    """The paper's metric, mean test accuracy (%) over the last `last_k` epochs of the final phase; and the
+    premise's, mean train accuracy (%) over the same window; the last epoch's train accuracy beside them."""
+    h = record.history
+    window = h[h.phase == h.phase.max()].tail(last_k)
+    finished = record.status == "finished"
+    return {
+        "status": record.status,
+        "final_test_acc": 100 * window.test_acc.mean() if finished else float("nan"),
+        "window_train_acc": 100 * window.train_acc.mean() if finished else float("nan"),
+        "final_train_acc": 100 * h.train_acc.iloc[-1] if finished else float("nan"),
+        "key": record.key,
+    }
+
+
+def paired_gaps(summary: pd.DataFrame, conditions: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per condition and seed: scratch and warm final test accuracy and their gap (pp)."""
+    wide = summary.pivot_table(index=[*conditions, "seed"], columns="arm", values="final_test_acc",
+                               dropna=False, sort=False)
+    wide = wide.reindex(columns=list(ARMS)).reset_index()
+    wide.columns.name = None
+    wide["gap_pp"] = wide.scratch - wide.warm
+    return wide

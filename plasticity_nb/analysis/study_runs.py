@@ -1,0 +1,47 @@
+"""A study's plan executed through the run store (identical configs across studies are trained once), or its
+result read from the store alone.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..core.paths import default_out_dir
+from ..data.cifar10 import load_cifar10
+from ..execution.runner import run_many
+from ..execution.store import RunStore
+from ..training.runtime import resolve_device
+from .study_config import StudyConfig, WarmStartConfig
+from .study_result import StudyResult, compare
+
+
+def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
+              out_dir: str | os.PathLike | None = None, device: str | None = None, workers: int | None = None,
+              executor: str = "local", ray_address: str | None = None, progress: bool = True) -> StudyResult:
+    """Run (or load from the store) every run of `config`'s plan, then compare warm with scratch.
+
+    `workers`, `executor` and `ray_address` choose where runs execute (see `runner.run_many`).
+    """
+    device = resolve_device(device)
+    data = load_cifar10(data_dir, device)  # fails early, before any run, if the data is missing or bad
+    plan = config.plan(data.data_id)
+    records = run_many([c for _, c in plan], out_dir, data_dir, device, workers, progress, executor=executor,
+                       ray_address=ray_address)
+    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS, config.premise_rule())
+
+
+def warm_start_gap(config: WarmStartConfig, **kwargs: Any) -> StudyResult:
+    """Berariu et al. Fig. 1 (notebook 01); keyword arguments as for `run_study`."""
+    return run_study(config, **kwargs)
+
+
+def load_study(config: StudyConfig, out_dir: str | os.PathLike | None, data_id: str,
+               read_only: bool = False) -> StudyResult | None:
+    """The study's result built from the run store only (None unless every run is stored and passes its check):
+    no training. `read_only`: a run that fails its check is reported and skipped, never moved."""
+    store = RunStore(out_dir or default_out_dir(), read_only)
+    plan = config.plan(data_id)
+    records = [store.load(c) for _, c in plan]
+    if any(r is None for r in records):
+        return None
+    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS, config.premise_rule())

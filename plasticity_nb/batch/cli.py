@@ -1,0 +1,346 @@
+"""Batch CLI: execute the study notebooks headless with papermill and collect their claims.
+
+    python -m plasticity_nb run [--preset smoke|quick|paper] [--only 01,...] [--param name=value ...]
+                                [--seeds N] [--force] [--train-only] [--data DIR] [--out DIR]
+                                [--settle 4,8,12,16 [--first-seed 100] [--seed-budget N] [--time-budget HOURS]]
+
+Every `--param` is checked (known name, right type and value) and the data is found before any notebook
+starts, so bad input fails in a second with one message naming the culprit, and nothing is written.
+The batch then goes notebook by notebook (see `notebook_runs.py`): each is executed as soon as its runs are stored,
+while the next one's runs train, and an unchanged notebook reuses its previous execution (`--force`
+re-executes). Executed notebooks land in `<out>/notebooks/` only when they finish; a failing notebook is
+kept in a temporary folder, its failing cell is printed and the exit status is non-zero. Ctrl-C stops with
+exit status 130: stored runs stay, the run in progress resumes from its last checkpoint next time.
+`--train-only` trains the runs and executes nothing, for a GPU box or cluster node without Jupyter: copy the
+run store back and the same command without it executes the notebooks from the stored runs.
+`--settle LOOKS` settles each claim sequentially (analysis/settle.py, analysis/sequential.py): look after look, only notebooks with
+an open claim get the next look's seeds, and each claim's verdict is frozen where its design's boundary stops it.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..analysis.claims import read_claims
+from ..analysis.sequential import Design
+from ..analysis.settle import Ledger, Notebook, SettleError, resume, run_settle
+from ..analysis.study_runs import load_study
+from ..core.config import ConfigError
+from ..core.files import is_full_disk
+from ..core.paths import resolve_out_dir
+from ..data.cifar10 import DataError, load_cifar10
+from ..execution.executors import EXECUTORS
+from ..execution.runner import CHECKPOINT_EVERY
+from ..execution.store import RunStore, StoreError, print_store_warnings_plainly
+from ..run.run_config import PRECISIONS
+from ..studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
+from ..training.runtime import COMPILE_CHOICES, COMPILE_ENV, resolve_device
+from .notebook_cache import NotebookCache, execution_key, parameter_names
+from .notebook_runs import Job, Settings, ensure_kernel, run_batch, train_all
+
+INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
+
+
+class UsageError(RuntimeError):
+    """Bad command-line input; the message names the culprit."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="python -m plasticity_nb", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="execute study notebooks with papermill and write claims.csv")
+    run.add_argument("--preset", default="quick", choices=PRESETS, help="scale of every notebook (default: quick)")
+    run.add_argument("--only", default=None, help=f"comma-separated notebook ids (default: all of {','.join(STUDIES)})")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="notebook parameter override (a Python literal, else a string); repeatable")
+    run.add_argument("--seeds", default=None, metavar="N",
+                     help="shortcut for --param seeds=[0,...,N-1] in every selected notebook (N >= 2)")
+    run.add_argument("--force", action="store_true",
+                     help="re-execute every notebook, even one whose cached execution is still valid")
+    run.add_argument("--train-only", action="store_true",
+                     help="train the selected notebooks' runs into the run store and execute no notebook (for a "
+                          "machine without Jupyter); the same command without it then executes them")
+    run.add_argument("--data", default=None, help="CIFAR-10 folder (default: PLASTICITY_DATA, then data/)")
+    run.add_argument("--out", default=None, help="output folder (default: PLASTICITY_OUT, then outputs/)")
+    run.add_argument("--executor", default="local", choices=EXECUTORS,
+                     help="where runs train: local worker processes (default) or Ray tasks (pip install .[ray])")
+    run.add_argument("--ray-address", default=None,
+                     help="Ray cluster to use with --executor ray (default: a local one)")
+    run.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="EPOCHS",
+                     help=f"epochs between checkpoints that make killed runs resumable (default: {CHECKPOINT_EVERY})")
+    run.add_argument("--compile", default=None, choices=COMPILE_CHOICES, metavar="MODE",
+                     help="torch.compile every run in this mode, or 'off' for eager: reduce-overhead (CUDA graphs) "
+                          "is the fast one on a GPU (benchmarks/RESULTS.md); one of "
+                          f"{', '.join(COMPILE_CHOICES)} (default: eager). Compiled code is cached in "
+                          "OUT/compile-cache")
+    run.add_argument("--settle", default=None, metavar="LOOKS",
+                     help="settle each claim sequentially at these seed counts (e.g. 4,8,12,16): each look adds seeds "
+                          "only to notebooks with an open claim, and a claim's verdict is frozen where it stops "
+                          "(error-controlled; the ledger <out>/settled-<preset>.json makes it resumable)")
+    run.add_argument("--first-seed", type=int, default=FIRST_SEED, metavar="SEED",
+                     help=f"with --settle: look k runs seeds SEED..SEED+n_k-1 (default {FIRST_SEED}: fresh seeds)")
+    run.add_argument("--seed-budget", type=int, default=None, metavar="N",
+                     help="with --settle: no look beyond N seeds (default: the last look)")
+    run.add_argument("--time-budget", type=float, default=None, metavar="HOURS",
+                     help="with --settle: no look starts once this command's looks (with the ledger's) took HOURS")
+    args = parser.parse_args(argv)
+    print_store_warnings_plainly()
+    if args.compile:
+        os.environ[COMPILE_ENV] = args.compile  # read by Runtime.for_config here and in spawned workers
+    try:
+        settle = settle_options(args.settle, args.first_seed, args.seed_budget, args.time_budget)
+        return run_notebooks(args.preset, args.only, args.param, args.data, args.out, args.executor,
+                             args.ray_address, args.checkpoint_every, args.seeds, args.force, args.train_only, settle)
+    except (UsageError, ConfigError, DataError, StoreError, SettleError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if not is_full_disk(err):
+            raise
+        print(f"error: the disk holding the output folder {resolve_out_dir(args.out)} is full ({err.strerror}"
+              f"{f': {err.filename}' if err.filename else ''}). Nothing half-written was kept; free space, then run "
+              f"the same command again: it continues from the stored runs and their last checkpoints:\n"
+              f"  python -m plasticity_nb {shlex.join(argv)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are kept in the run store and the run in progress resumes from its "
+              "last checkpoint. To continue, run the same command again:\n"
+              f"  python -m plasticity_nb {shlex.join(argv)}", file=sys.stderr)
+        return INTERRUPTED
+
+
+def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: str | None, out: str | None,
+                  executor: str = "local", ray_address: str | None = None,
+                  checkpoint_every: int = CHECKPOINT_EVERY, seeds: str | None = None, force: bool = False,
+                  train_only: bool = False, settle: "SettleOptions | None" = None) -> int:
+    if checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every must be >= 1 epoch, got {checkpoint_every}")
+    studies = select_studies(only)
+    params = {**parse_params(raw_params), **seeds_param(seeds, raw_params)}
+    if settle is not None:
+        check_settle_alone(params, seeds, train_only)
+        params["seeds"] = list(settle.seeds(1))  # validated at the first look's seeds; each look sets its own
+    out_dir = resolve_out_dir(out)
+    names = {s.id: parameter_names(s.path) for s in studies}
+    per_study = validate_params(studies, preset, params, names)
+    data_dir = str(Path(data).expanduser().resolve()) if data else None
+    device = resolve_device(params.get("device"))
+    cifar = load_cifar10(data_dir, device)  # the data is found and checked before anything runs
+    if settle is not None:
+        fresh = Ledger(settle.design, settle.first_seed, preset, tuple(s.id for s in studies),
+                       config_values({k: v for k, v in params.items() if k != "seeds"}))
+        resume(out_dir, fresh)  # refuses another command's ledger before anything is written
+        check_precision(studies, preset, per_study, settle, out_dir, cifar.data_id)
+    RunStore(out_dir).ensure_writable()
+    settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every)
+    if settle is not None:
+        return settle_notebooks(studies, preset, per_study, fresh, settings, cifar.data_id, force)
+    jobs = [job_for(s, preset, per_study[s.id], out_dir, data_dir, executor, ray_address, cifar.data_id, force)
+            for s in studies]
+    if train_only:
+        train_all(jobs, settings)
+        print(f"\ntrained every run into {out_dir / 'runs'}; to execute the notebooks from them, run the same "
+              "command without --train-only where Jupyter is installed (with that run store as --out)")
+        return 0
+    if not all(job.reuse for job in jobs):
+        ensure_kernel()
+    failures = run_batch(jobs, preset, cifar.data_id, settings)
+    return summarise(out_dir, preset, failures)
+
+
+def summarise(out_dir: Path, preset: str, failures: list[str]) -> int:
+    print(f"\nreport: {out_dir / 'report.md'}")
+    table = read_claims(out_dir)
+    table = table[table.preset == preset]
+    if len(table):
+        print(f"\nclaims ({out_dir / 'claims.csv'}):")
+        print(table.drop(columns=["statement"]).to_string(index=False))
+    for failure in failures:
+        print(failure, file=sys.stderr)
+    return 1 if failures else 0
+
+
+FIRST_SEED = 100  # a settle run's default first seed: above every seed the presets and notebooks used so far
+
+
+@dataclasses.dataclass(frozen=True)
+class SettleOptions:
+    design: Design
+    first_seed: int
+
+    def seeds(self, look: int) -> range:
+        return range(self.first_seed, self.first_seed + self.design.looks[look - 1])
+
+
+def settle_options(looks: str | None, first_seed: int, seed_budget: int | None,
+                   time_budget_hours: float | None) -> SettleOptions | None:
+    """The design of `--settle` (None without it); each bad value is a usage error naming its option."""
+    if looks is None:
+        if seed_budget is not None or time_budget_hours is not None or first_seed != FIRST_SEED:
+            raise UsageError("--first-seed, --seed-budget and --time-budget apply to --settle only")
+        return None
+    try:
+        counts = tuple(int(n) for n in looks.split(","))
+    except ValueError:
+        raise UsageError(f"--settle takes comma-separated seed counts, e.g. 4,8,12,16; got {looks!r}") from None
+    if first_seed < 0:
+        raise UsageError(f"--first-seed must be >= 0, got {first_seed}")
+    if time_budget_hours is not None and not time_budget_hours > 0:
+        raise UsageError(f"--time-budget must be > 0 hours, got {time_budget_hours:g}")
+    try:
+        design = Design(counts, seed_budget=seed_budget,
+                        time_budget_s=None if time_budget_hours is None else time_budget_hours * 3600)
+    except ValueError as err:
+        option = "--seed-budget" if "seed budget" in str(err) else "--settle"
+        raise UsageError(f"{option}: {err}") from None
+    return SettleOptions(design, first_seed)
+
+
+def check_settle_alone(params: dict[str, Any], seeds: str | None, train_only: bool) -> None:
+    if seeds is not None or "seeds" in params:
+        raise UsageError("--settle chooses every look's seeds (--first-seed onwards): drop --seeds and --param seeds=")
+    if train_only:
+        raise UsageError("--settle decides after each look, so it executes every look: drop --train-only")
+
+
+def check_precision(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], settle: SettleOptions,
+                    out_dir: Path, data_id: str) -> None:
+    """Every look must train at one precision: refuse a store that holds any of these looks' runs at another
+    precision than this machine resolves now (from an earlier look on another CPU kind or a GPU, say)."""
+    store = RunStore(out_dir, read_only=True)
+    seeds = list(settle.seeds(settle.design.reachable))
+    for study in studies:
+        config = study.config.from_preset(preset, **config_values({**per_study[study.id], "seeds": seeds}))
+        for _, run in config.plan(data_id):
+            for other in (p for p in PRECISIONS if p != run.precision):
+                if store.has(run.replace(precision=other)):
+                    key = run.replace(precision=other).key()
+                    raise UsageError(
+                        f"--settle: the store {store.root} holds run {key} (notebook {study.stem}, seed {run.seed}) "
+                        f"at precision {other}, but this machine resolves {run.precision}: every look of a sequential "
+                        "design must train at one precision. Continue on the machine kind that trained it, or settle "
+                        "into another --out folder")
+
+
+def settle_notebooks(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], fresh: Ledger,
+                     settings: Settings, data_id: str, force: bool) -> int:
+    """`run --settle`: the look loop of settle.py, each look a batch of the notebooks with an open claim."""
+    by_id = {s.id: s for s in studies}
+
+    def params_at(nb_id: str, seeds: tuple[int, ...]) -> dict[str, Any]:
+        return {**per_study[nb_id], "seeds": list(seeds)}
+
+    def config_at(nb_id: str, seeds: tuple[int, ...]):
+        return by_id[nb_id].config.from_preset(preset, **config_values(params_at(nb_id, seeds)))
+
+    def run_look(todo: list[Notebook], seeds: tuple[int, ...]) -> list[str]:
+        jobs = [job_for(by_id[nb.id], preset, params_at(nb.id, seeds), settings.out_dir, settings.data_dir,
+                        settings.executor, settings.ray_address, data_id, force) for nb in todo]
+        if not all(job.reuse for job in jobs):
+            ensure_kernel()
+        return run_batch(jobs, preset, data_id, settings)
+
+    def evaluate(nb: Notebook, seeds: tuple[int, ...]):
+        config = config_at(nb.id, seeds)
+        result = load_study(config, settings.out_dir, data_id)
+        return None if result is None else by_id[nb.id].module.claims(result, config)
+
+    notebooks = [Notebook(s.id, s.stem, config_at(s.id, fresh.seeds(1)).smallest_effect) for s in studies]
+    ledger, failures = run_settle(settings.out_dir, fresh, notebooks, run_look, evaluate)
+    print(f"\nsettled: {len(ledger.settled)} claim(s) in {ledger.looks_done} look(s); ledger "
+          f"{settings.out_dir / f'settled-{preset}.json'}")
+    return summarise(settings.out_dir, preset, failures)
+
+
+def job_for(study: Study, preset: str, params: dict[str, Any], out_dir: Path, data_dir: str | None, executor: str,
+            ray_address: str | None, data_id: str, force: bool) -> Job:
+    parameters = {"preset": preset, "data_dir": data_dir, "out_dir": str(out_dir), "executor": executor,
+                  "ray_address": ray_address, **params}
+    config = study.config.from_preset(preset, **config_values(params))
+    configs = [c for _, c in config.plan(data_id)]
+    key = execution_key(study.path, parameters, data_id, [c.key() for c in configs])
+    store = RunStore(out_dir)
+    reuse = not force and NotebookCache(out_dir).has(key) and all(store.has(c) for c in configs)
+    return Job(study, parameters, config, configs, key, reuse)
+
+
+def config_values(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in EXECUTION_PARAMETERS}
+
+
+def select_studies(only: str | None) -> list[Study]:
+    if not only:
+        return list(STUDIES.values())
+    ids = [i.strip() for i in only.split(",") if i.strip()]
+    unknown = [i for i in ids if i not in STUDIES]
+    if unknown:
+        raise UsageError(f"--only names unknown notebook id(s) {', '.join(unknown)}; known: {', '.join(STUDIES)}")
+    return [study for study_id, study in STUDIES.items() if study_id in ids]  # in order: 01 first
+
+
+def seeds_param(seeds: str | None, raw_params: list[str]) -> dict[str, Any]:
+    """`--seeds N` as the `seeds` parameter [0, ..., N-1]; {} without it."""
+    if seeds is None:
+        return {}
+    if not seeds.strip().isdigit() or int(seeds) < 2:
+        raise UsageError(f"--seeds must be an integer >= 2 (it runs seeds 0..N-1), got {seeds!r}")
+    if "seeds" in parse_params(raw_params):
+        raise UsageError("--seeds and --param seeds=... both set the seeds: give one of them")
+    return {"seeds": list(range(int(seeds)))}
+
+
+def parse_params(raw: list[str]) -> dict[str, Any]:
+    params = {}
+    for item in raw:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param {item!r} must look like name=value")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text  # a bare word such as sgd is a string
+        params[name.strip()] = value
+    return params
+
+
+RESERVED = {"preset": "--preset", "data_dir": "--data", "out_dir": "--out", "executor": "--executor",
+            "ray_address": "--ray-address"}  # set by their own options
+
+
+def validate_params(studies: list[Study], preset: str, params: dict[str, Any],
+                    notebook_params: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
+    """For each study, the overrides that apply to it, checked against its notebook's parameter names
+    and its config."""
+    known = sorted(set().union(*notebook_params.values()) - set(RESERVED))
+    for name, value in params.items():
+        if name in RESERVED:
+            raise UsageError(f"set {name} with {RESERVED[name]}, not --param")
+        if name not in known:
+            raise UsageError(f"unknown parameter {name!r} for notebook(s) {', '.join(notebook_params)}; "
+                             f"known: {', '.join(known)}")
+        check_execution_param(name, value)
+    per_study = {}
+    for study in studies:
+        mine = {k: v for k, v in params.items() if k in notebook_params[study.id]}
+        try:
+            study.config.from_preset(preset, **{k: v for k, v in mine.items() if k not in EXECUTION_PARAMETERS})
+        except ConfigError as err:
+            raise ConfigError(f"notebook {study.stem}: {err}") from None
+        per_study[study.id] = mine
+    return per_study
+
+
+def check_execution_param(name: str, value: Any) -> None:
+    if name == "workers" and not (value is None or (type(value) is int and value >= 1)):
+        raise UsageError(f"workers must be a whole number >= 1 (or None for automatic), got {value!r}")
+    if name == "progress" and not isinstance(value, bool):
+        raise UsageError(f"progress must be True or False, got {value!r}")
+    if name == "device" and not (value is None or value in ("cpu", "cuda") or str(value).startswith("cuda:")):
+        raise UsageError(f"device must be cpu, cuda, cuda:N or None (automatic), got {value!r}")

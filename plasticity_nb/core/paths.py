@@ -1,0 +1,23 @@
+"""Where things live: the project root, the data folder and the outputs folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the plasticity_nb folder, whatever layer asks
+
+
+def project_root() -> Path:
+    """The source checkout holding this package (editable installs), else the working directory."""
+    checkout = PACKAGE_DIR.parent
+    return checkout if (checkout / "pyproject.toml").exists() else Path.cwd()
+
+
+def default_out_dir() -> Path:
+    """`PLASTICITY_OUT` if set (the tests point it at a temporary folder), else `<project>/outputs`."""
+    return Path(os.environ.get("PLASTICITY_OUT") or project_root() / "outputs").resolve()
+
+
+def resolve_out_dir(out_dir: str | os.PathLike | None) -> Path:
+    """The notebooks' `out_dir` parameter: None means the default outputs folder."""
+    return Path(out_dir).expanduser().resolve() if out_dir else default_out_dir()

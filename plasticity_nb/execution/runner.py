@@ -1,0 +1,221 @@
+"""Running configs through the store: cache hits load, misses train, warm starts reuse their prefix.
+
+`run(config)` is the unit of work: a pure function of the config whose result lands in the run store
+under the config's hash. A multi-phase run first gets its prefix (the same run minus its last phase)
+from the store, training it only if missing, so e.g. one pretraining serves every tuning variant.
+`run_many` schedules prefixes before the runs that continue them and can spread runs over worker
+processes (on a CPU, two 1-thread processes train narrow nets faster than one 2-thread process).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..core.config import ConfigError
+from ..core.paths import default_out_dir
+from ..data.cifar10 import CIFAR10, load_cifar10
+from ..run.run_config import RunConfig
+from ..run.run_state import RunOutcome
+from ..training.ensemble import members_of, train_ensemble
+from ..training.runtime import resolve_device, share_compile_cache
+from ..training.train import train_run
+from .executors import EXECUTORS, LocalExecutor, RayExecutor
+from .provenance import collect
+from .store import CorruptRun, RunRecord, RunStore, print_store_warnings_plainly
+
+CHECKPOINT_EVERY = 5  # epochs between checkpoints of a running run (they make killed runs resumable)
+
+
+def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR10 | None = None,
+        data_dir: str | os.PathLike | None = None, device: str | None = None, progress: bool = False,
+        checkpoint_every: int = CHECKPOINT_EVERY) -> RunRecord:
+    """The stored result of `config`, training it (and any missing prefix) first if needed.
+
+    Safe to call from several processes on one output folder: a per-run lock makes sure a config is
+    trained by one process at a time, and the others then load its result. A run killed part-way
+    continues from its last checkpoint and ends with the same history as an uninterrupted one.
+    """
+    store = RunStore(out_dir or default_out_dir())
+    record = store.load(config)
+    if record is not None:
+        return record
+    start = None
+    if len(config.phases) > 1:
+        start = continued_from(config.prefix(), out_dir, data, data_dir, device, progress, checkpoint_every)
+    device = resolve_device(device)
+    data = data if data is not None else load_cifar10(data_dir, device)
+    if config.data_id and config.data_id != data.data_id:
+        raise ConfigError(f"config was made for data {config.data_id!r} but the loaded copy is {data.data_id!r} "
+                          f"({data.source})")
+    data.decode()  # images are decoded lazily: a corrupt image array fails here, before anything is written
+    store.ensure_writable()
+    with store.lock(config):
+        record = store.load(config)  # another process may have finished it while we waited for the lock
+        if record is not None:
+            return record
+        resume = store.load_checkpoint(config)
+        store.log("resume" if resume else "start", config, **({"phase": resume.phase_index + 1, "epoch": resume.epoch}
+                                                               if resume else {}))
+        share_compile_cache(store.root.parent)
+        started = time.perf_counter()
+        outcome = train_run(config, data, device, start, progress, resume,
+                            checkpoint=lambda state: store.save_checkpoint(config, state),
+                            checkpoint_every=checkpoint_every)
+        provenance = {**collect(device, time.perf_counter() - started, data.source), "compile": outcome.compile}
+        if resume:
+            provenance["resumed_from"] = {"phase": resume.phase_index + 1, "epoch": resume.epoch}
+        record = store.save(config, outcome, provenance)  # discards the checkpoint
+        store.log("finish", config, status=outcome.status)
+        return record
+
+
+def continued_from(prefix: RunConfig, out_dir: str | os.PathLike | None, data: CIFAR10 | None,
+                   data_dir: str | os.PathLike | None, device: str | torch.device | None, progress: bool = False,
+                   checkpoint_every: int = CHECKPOINT_EVERY) -> RunOutcome:
+    """The outcome a run continues from: its stored prefix, trained first if missing, or again if its weights
+    fail their check as they are read (the store sets it aside)."""
+    try:
+        return run(prefix, out_dir, data, data_dir, device, progress, checkpoint_every).outcome()
+    except CorruptRun:
+        return run(prefix, out_dir, data, data_dir, device, progress, checkpoint_every).outcome()
+
+
+def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = None,
+             data_dir: str | os.PathLike | None = None, device: str | None = None,
+             workers: int | None = None, progress: bool = False, checkpoint_every: int = CHECKPOINT_EVERY,
+             executor: str = "local", ray_address: str | None = None, ensemble: bool = False) -> list[RunRecord]:
+    """`run` for every config; missing runs (and missing prefixes) spread over worker processes.
+
+    `executor="local"`: `workers` processes on this machine (None: automatic, see `auto_workers`; 1 runs
+    in this process). `executor="ray"`: Ray tasks on the cluster at `ray_address` (None: a local Ray
+    cluster of `workers` CPUs). A run starts once its prefix is stored; among the runs ready to start,
+    those that others continue from go first, then the longest. `ensemble=True` trains runs that differ
+    only by seed together as one vmapped model, in this process (see `ensemble.py`; meant for a GPU).
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor is {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    configs = list(configs)
+    out_dir = Path(out_dir or default_out_dir())
+    store = RunStore(out_dir)
+    device = resolve_device(device)
+    store.discard_leftovers()
+    todo = missing_runs(configs, store)
+    if workers is not None and (type(workers) is not int or workers < 1):
+        raise ConfigError(f"workers must be a whole number >= 1, got {workers!r}")
+    workers = workers or auto_workers(device, list(todo.values()))
+    bar = tqdm(total=len(todo), desc="runs", disable=not progress or not todo)
+    if ensemble:
+        data = load_cifar10(data_dir, device).decode() if todo else None
+        for depth in sorted({len(c.phases) for c in todo.values()}):  # prefixes first
+            for group in members_of([c for c in todo.values() if len(c.phases) == depth]).values():
+                run_together(group, store, data, device)
+                bar.update(len(group))
+    elif executor == "local" and (workers == 1 or len(todo) <= 1):
+        data = load_cifar10(data_dir, device) if todo else None  # `run` decodes the images before it writes
+        for config in sorted(todo.values(), key=lambda c: len(c.phases)):  # prefixes first
+            run(config, out_dir, data, data_dir, device, progress, checkpoint_every)
+            bar.update()
+    elif todo:
+        threads = max(1, torch.get_num_threads() // workers)
+        pool = (LocalExecutor(workers, threads, execute_run) if executor == "local"
+                else RayExecutor(ray_address, workers, threads, device.type == "cuda", execute_run))
+        try:
+            args = (str(out_dir), str(data_dir) if data_dir else None, str(device), checkpoint_every)
+            _run_dag(todo, pool, args, bar)
+        finally:
+            pool.close()
+    bar.close()
+    return [store.load(c) for c in configs]
+
+
+def missing_runs(configs: Iterable[RunConfig], store: RunStore) -> dict[str, RunConfig]:
+    """Every run the configs need that is not stored, by key: the configs themselves and their missing
+    prefixes (a warm run's pretraining is a run of its own)."""
+    todo: dict[str, RunConfig] = {}
+    for config in configs:
+        for n in range(1, len(config.phases) + 1):
+            prefix = config.truncated(n)
+            if prefix.key() not in todo and not store.has(prefix):
+                todo[prefix.key()] = prefix
+    return todo
+
+
+def execute_run(config: dict, out_dir: str, data_dir: str | None, device: str, checkpoint_every: int,
+                threads: int) -> str:
+    """One run in a worker: the unit of work every executor ships (picklable: a config as a dict)."""
+    print_store_warnings_plainly()
+    torch.set_num_threads(threads)
+    return run(RunConfig.from_dict(config), out_dir, None, data_dir, device, checkpoint_every=checkpoint_every).key
+
+
+def run_together(configs: list[RunConfig], store: RunStore, data: CIFAR10, device: torch.device) -> None:
+    """Train configs that differ only by seed as one ensemble and store each member as its own run."""
+    if len(configs) == 1:
+        run(configs[0], store.root.parent, data, device=device)
+        return
+    starts = ([continued_from(c.prefix(), store.root.parent, data, None, device) for c in configs]
+              if len(configs[0].phases) > 1 else None)
+    with contextlib.ExitStack() as locks:
+        for config in configs:
+            locks.enter_context(store.lock(config))
+        share_compile_cache(store.root.parent)
+        started = time.perf_counter()
+        outcomes = train_ensemble(configs, data, device, starts)
+        seconds = time.perf_counter() - started
+        for config, outcome in zip(configs, outcomes):
+            provenance = {**collect(device, seconds / len(configs), data.source), "ensemble_members": len(configs)}
+            store.save(config, outcome, provenance)
+            store.log("finish", config, status=outcome.status, ensemble=len(configs))
+
+
+def _run_dag(todo: dict[str, RunConfig], pool, args: tuple, bar: tqdm) -> None:
+    """Keep `pool.slots` runs going; a run is ready once its prefix is no longer to do."""
+    todo = dict(todo)
+    children = {key: sum(c.prefix().key() == key for c in todo.values() if len(c.phases) > 1) for key in todo}
+    priority = lambda key: (-children[key], -training_examples(todo[key]))
+    pending, running = dict(todo), {}
+    while pending or running:
+        ready = [k for k, c in pending.items() if len(c.phases) == 1 or c.prefix().key() not in todo]
+        for key in sorted(ready, key=priority)[: pool.slots - len(running)]:
+            running[pool.submit(pending.pop(key).to_dict(), *args)] = key
+        for handle in pool.wait_any(list(running)):
+            pool.result(handle)
+            del todo[running.pop(handle)]
+            bar.update()
+
+
+def training_examples(config: RunConfig) -> int:
+    """Examples the config's last phase trains on (its prefix is a run of its own): a cost estimate."""
+    phase = config.phases[-1]
+    return phase.epochs * (config.train_subset // 2 if phase.pool == "half" else config.train_subset)
+
+
+# Below this many training examples in all, starting worker processes (a few seconds each: import
+# torch, load the data) costs more than it saves.
+MIN_EXAMPLES_FOR_WORKERS = 200_000
+
+
+# Widths up to this are bound by kernel launches on a GPU: one process leaves it mostly idle.
+NARROW_ON_GPU = 16
+
+
+def auto_workers(device: torch.device, todo: list[RunConfig]) -> int:
+    """On a CPU, one single-threaded process per core (no more than runs). On a GPU, one process for wide
+    nets; for narrow ones, processes on three quarters of the cores share the GPU (12 of 16 trained the quick
+    study on an H200, benchmarks/RESULTS.md), the rest feed them.
+
+    Single-threaded processes train narrow nets faster in total than one multi-threaded process.
+    """
+    if sum(map(training_examples, todo)) < MIN_EXAMPLES_FOR_WORKERS:
+        return 1
+    if device.type == "cuda":
+        if max(c.width for c in todo) > NARROW_ON_GPU:
+            return 1
+        return max(1, min((os.cpu_count() or 1) * 3 // 4, len(todo)))
+    return max(1, min(torch.get_num_threads(), len(todo)))

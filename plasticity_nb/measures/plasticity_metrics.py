@@ -1,0 +1,101 @@
+"""Measures that accompany plasticity loss: dormant units, feature rank, weight growth, gradient imbalance.
+
+Lyle et al. ("Understanding plasticity in neural networks", ICML 2023) show each can move either way with
+plasticity loss: report them as correlates, not causes. Activations come from
+`remedies.activations.probe_activations`; every forward pass here runs in the model's current mode and leaves
+its BatchNorm running statistics as they were (say which mode a reported number used: pitfalls 2 and 9 of
+docs/study-protocols.md).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .activations import call_keeping_buffers
+
+
+def dormant_fraction(scores: dict[str, torch.Tensor], tau: float = 0.1) -> float:
+    """Share of all units, pooled over layers, that are tau-dormant: ReDo score <= tau (Sokar et al., ICML
+    2023; scores from `remedies.redo.dormant_scores`)."""
+    dormant = sum(int((score <= tau).sum()) for score in scores.values())
+    return dormant / sum(score.numel() for score in scores.values())
+
+
+def dohare_dormant_fraction(activations: dict[str, torch.Tensor], threshold: float = 0.01) -> float:
+    """Share of all units, pooled over layers, that are non-zero on fewer than `threshold` of the inputs
+    (Dohare et al., Nature 2024; shibhansh/loss-of-plasticity `lop/incremental_cifar/post_run_analysis.py`:
+    for a conv channel, the rate is over examples and spatial positions). Dim 1 indexes units."""
+    dormant = total = 0
+    for h in activations.values():
+        active_rate = (h != 0).float().mean(dim=[d for d in range(h.ndim) if d != 1])
+        dormant += int((active_rate < threshold).sum())
+        total += active_rate.numel()
+    return dormant / total
+
+
+def effective_rank(features: torch.Tensor) -> float:
+    """exp of the entropy of the normalised singular values p_i = s_i / sum_j s_j (Roy & Vetterli 2007):
+    a rank-k matrix with equal singular values has effective rank k."""
+    singular = torch.linalg.svdvals(features.double())
+    p = singular / singular.sum()
+    p = p[p > 0]  # 0 log 0 = 0
+    return math.exp(-(p * p.log()).sum().item())
+
+
+def srank(features: torch.Tensor, delta: float = 0.01) -> int:
+    """Smallest k whose top-k singular values reach (1 - delta) of their sum (Kumar et al., "Implicit
+    Under-Parameterization Inhibits Data-Efficient Deep RL", ICLR 2021; as Dohare et al.'s
+    `lop/incremental_cifar/post_run_analysis.py` computes it). Neither the ratio ||A||_F^2 / ||A||_2^2 that also
+    goes by "stable rank", nor the "approximate rank" on squared singular values in `lop/utils/miscellaneous.py`."""
+    singular = torch.linalg.svdvals(features.double())  # descending
+    reached = torch.cumsum(singular, 0) / singular.sum()
+    return int((reached < 1 - delta).sum()) + 1
+
+
+def mean_weight_magnitude(model: nn.Module) -> float:
+    """Mean |theta| over every parameter (Dohare et al.'s average weight magnitude)."""
+    total = sum(p.detach().abs().double().sum().item() for p in model.parameters())
+    return total / sum(p.numel() for p in model.parameters())
+
+
+def parameter_distance(model: nn.Module, reference: dict[str, torch.Tensor]) -> float:
+    """||theta - theta_ref|| over all parameters: to the initial weights (theta0, e.g. from
+    `remedies.l2_init.initial_parameters`) or to the end of pretraining (theta_pre)."""
+    named = dict(model.named_parameters())
+    if named.keys() != reference.keys():
+        raise ValueError("reference must hold exactly the model's parameters")
+    squared = sum((p.detach() - reference[n]).double().pow(2).sum().item() for n, p in named.items())
+    return math.sqrt(squared)
+
+
+@torch.no_grad()
+def penultimate_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The input to the model's `head` on `x` (batch x features), captured with a forward hook."""
+    captured = []
+    handle = model.head.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0].detach()))
+    try:
+        call_keeping_buffers(model, x)
+    finally:
+        handle.remove()
+    return captured[0]
+
+
+def gradient_norms(model: nn.Module, batches_by_name: dict[str, Iterable[tuple[torch.Tensor, torch.Tensor]]],
+                   loss_fn: Callable = F.cross_entropy) -> dict[str, float]:
+    """Per name, the norm of the gradient (all parameters) of the mean loss over all examples of its batches:
+    Ash & Adams' imbalance between the fitted (pretraining) half and the new half. `.grad` is not touched."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    norms = {}
+    for name, batches in batches_by_name.items():
+        total, count = [torch.zeros_like(p) for p in params], 0
+        for x, y in batches:
+            # loss_fn averages over the batch: weight each batch by its size to average over examples
+            grads = torch.autograd.grad(loss_fn(call_keeping_buffers(model, x), y) * len(y), params)
+            total = [t + g for t, g in zip(total, grads)]
+            count += len(y)
+        norms[name] = math.sqrt(sum((t / count).double().pow(2).sum().item() for t in total))
+    return norms

@@ -1,0 +1,132 @@
+"""What a run is: its phases and settings (`Phase`, `RunConfig`), checked when built.
+
+At the bottom of the import graph: the store, the studies and the training code all read run configs,
+and none of them needs the others to do so. A config's hash names its stored results (config.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..core.config import Config, ConfigError, ranged
+from ..data.cifar10 import NUM_CLASSES, TEST_SIZE, TRAIN_SIZE
+from ..measures.probe_settings import ProbeSettings
+from ..nets.models import MODELS
+from ..remedies.settings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
+
+OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "rmsprop")
+# Training pools: the pretraining half of the subset, the whole subset, a blend that fades from the
+# half to the whole (Fig. 3), or one set of a multi-stage split (Fig. 4).
+POOLS = ("half", "full", "blend", "stage")
+PRECISIONS = ("bf16", "fp32")
+REMEDIES = ("shrink_perturb", "dash", "l2_init", "redo", "cbp")  # Phase fields, in the order they act
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Phase(Config):
+    pool: str = ranged("full", choices=POOLS)  # training examples: half | full | blend | stage
+    epochs: int = ranged(1, gt=0)  # epoch budget: passes over the pool (blend: steps of the full subset)
+    optimizer: str = ranged("adam", choices=OPTIMIZERS)  # adam | sgd | sgd_momentum | rmsprop; a new one at every phase
+    lr: float = ranged(1e-3, gt=0)  # constant learning rate
+    # stop once an epoch's train accuracy (fraction) reaches this
+    target_train_acc: float | None = ranged(None, gt=0, le=1)
+    reset_groups: tuple[int, ...] = ranged((), ge=1, le=6)  # module groups (1-6) re-initialised before this phase
+    # blend only: p(full) = 1 - gamma^(blend_rate * step / steps of the phase)
+    gamma: float | None = ranged(None, gt=0, lt=1)
+    blend_rate: float | None = ranged(None, gt=0)  # blend only: the paper's 50
+    stage: int | None = ranged(None, ge=1)  # stage only: which set D_i of the run's multi-stage split (1-based)
+    eval_every: int = ranged(1, gt=0)  # test-set evaluation every this many epochs (and always at the phase's last)...
+    eval_tail: int = ranged(0, ge=0)  # ...and at each of the phase's last eval_tail epochs (a metric window)
+    # curvature/noise probes after these epochs (0: before the first step)
+    probe_epochs: tuple[int, ...] = ranged((), ge=0)
+    # Remedies (remedies/settings.py; None: off). At the phase start, after any reset_groups:
+    shrink_perturb: ShrinkPerturb | None = None  # Ash & Adams: theta <- shrink theta + perturb theta_fresh
+    dash: Dash | None = None  # Shin et al.: direction-aware shrinking over the data of the earlier phases
+    # During the phase:
+    l2_init: L2Init | None = None  # Kumar et al.: loss + coefficient sum ||theta - theta_0||^2
+    redo: ReDo | None = None  # Sokar et al.: re-initialise dormant units every `every` steps
+    cbp: ContinualBackpropSettings | None = None  # Dohare et al.: replace low-utility mature units each step
+
+    @property
+    def remedies(self) -> tuple[str, ...]:
+        """Names of the remedies this phase applies."""
+        return tuple(name for name in REMEDIES if getattr(self, name) is not None)
+
+    def check(self) -> None:
+        if any(e > self.epochs for e in self.probe_epochs):
+            raise ConfigError(f"probe_epochs {list(self.probe_epochs)} must lie in 0..epochs ({self.epochs})")
+        # Pool-specific fields are set exactly when used, so equal runs always hash equally.
+        blend, stage = self.pool == "blend", self.pool == "stage"
+        if blend != (self.gamma is not None) or blend != (self.blend_rate is not None):
+            raise ConfigError("gamma and blend_rate are set for (and only for) pool 'blend'")
+        if stage != (self.stage is not None):
+            raise ConfigError("stage is set for (and only for) pool 'stage'")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunConfig(Config):
+    phases: tuple[Phase, ...]  # trained in order from one initialisation
+    seed: int = ranged(0, ge=0)  # initial weights, subset and half draw, data order: paired arms share it
+    model: str = ranged("resnet", choices=MODELS)  # resnet | mlp
+    depth: int = ranged(2, gt=0)  # BasicBlocks per stage (resnet) or hidden layers (mlp); 2 = ResNet-18
+    width: int = ranged(64, gt=0)  # base channels w (stages w, 2w, 4w, 8w) or hidden units (mlp)
+    # training examples used (class-balanced); the half is half of these
+    train_subset: int = ranged(TRAIN_SIZE, gt=0, le=TRAIN_SIZE)
+    # test examples evaluated (class-balanced, the same for every run); None: all 10,000
+    test_subset: int | None = ranged(None, gt=0, le=TEST_SIZE)
+    batch_size: int = ranged(128, gt=0)  # examples per step; the last partial batch of an epoch is dropped
+    augment: bool = False  # random crop + flip (the paper trains without)
+    weight_decay: float = ranged(0.0, ge=0)  # L2 coefficient passed to the optimiser (the paper uses none)
+    momentum: float = ranged(0.9, ge=0)  # for sgd_momentum only
+    # bf16 autocast (fp32 master weights) or plain fp32; studies pick with `native_precision`
+    precision: str = ranged("bf16", choices=PRECISIONS)
+    # multi-stage runs only: pretraining stages n (the split has n+1 nested sets)
+    stages: int | None = ranged(None, ge=1, le=NUM_CLASSES - 1)
+    # multi-stage runs only: fraction r drawn uniformly over classes
+    uniform_ratio: float | None = ranged(None, ge=0, le=1)
+    probes: ProbeSettings | None = None  # how to probe; set for (and only for) runs with probe_epochs
+    metrics: MetricSettings | None = None  # plasticity metrics in the history at each evaluation (None: none)
+    data_id: str = ""  # fingerprint of the CIFAR-10 copy (set by the protocol from the loaded data)
+
+    def check(self) -> None:
+        if not self.phases:
+            raise ConfigError("a run needs at least one phase")
+        if any(p.probe_epochs for p in self.phases) != (self.probes is not None):
+            raise ConfigError("probes (the settings) are set for (and only for) runs whose phases have probe_epochs")
+        multistage = any(p.pool == "stage" for p in self.phases)
+        if multistage != (self.stages is not None) or multistage != (self.uniform_ratio is not None):
+            raise ConfigError("stages and uniform_ratio are set for (and only for) runs with 'stage' phases")
+        if multistage:
+            bad = [p.stage for p in self.phases if p.pool == "stage" and p.stage > self.stages + 1]
+            if bad:
+                raise ConfigError(f"stage {bad[0]} does not exist: the split has stages 1..{self.stages + 1}")
+        if self.phases[0].dash is not None:
+            raise ConfigError("dash shrinks along the gradient of the data seen before its phase: the first phase "
+                              "has seen none (set it on a later phase)")
+        cbp = {p.cbp for p in self.phases if p.cbp is not None}
+        if len(cbp) > 1:
+            raise ConfigError("cbp settings differ between phases: a run's units keep one utility and age "
+                              "throughout, so every phase with cbp needs the same settings")
+        smallest = min(self.pool_size_bound(p) for p in self.phases)
+        if smallest < self.batch_size:
+            raise ConfigError(f"batch_size {self.batch_size} exceeds the {smallest} examples of the smallest "
+                              f"training pool (train_subset={self.train_subset}): an epoch would have no step")
+
+    def pool_size_bound(self, phase: Phase) -> int:
+        """Examples in `phase`'s pool (a lower bound for multi-stage sets, whose class groups vary)."""
+        if phase.pool == "half":
+            return self.train_subset // 2
+        if phase.pool == "stage":
+            n, r = self.stages, self.uniform_ratio
+            smallest_group = NUM_CLASSES // (n + 1)
+            share = r * phase.stage / (n + 1) + (1 - r) * smallest_group * phase.stage / NUM_CLASSES
+            return int(self.train_subset * share)
+        return self.train_subset
+
+    def truncated(self, phases: int) -> "RunConfig":
+        """The run made of the first `phases` phases: a run of its own, stored under its own hash."""
+        kept = self.phases[:phases]
+        return self.replace(phases=kept, probes=self.probes if any(p.probe_epochs for p in kept) else None)
+
+    def prefix(self) -> "RunConfig":
+        """The same run without its last phase: the run a warm start continues from."""
+        return self.truncated(len(self.phases) - 1)

@@ -1,0 +1,152 @@
+"""The training loop, shared by a single run (train.py) and a seed ensemble (ensemble.py).
+
+A phase is epochs of steps. What one step does belongs to a `Learner` (one model, or S models stacked
+into one); this module owns what every run must do alike: when the test set is evaluated, what a
+history row holds, and when a run stops (a non-finite training loss ends the run, reaching the phase's
+target train accuracy ends the phase). `Hook`s are where code that changes training plugs in, at the
+start of a phase, around each step's forward pass and in its loss, after each step and after each epoch.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Any, ContextManager, Protocol, Sequence
+
+import torch
+
+from ..run.run_config import Phase
+from ..run.run_state import RunState
+
+
+class Hook:
+    """Acts on the model being trained at fixed moments; each method does nothing unless overridden.
+
+    Hooks run in list order. They act on one `torch.nn.Module`, so only a single run takes them: an
+    ensemble's members are slices of stacked tensors behind a functional call, with no module of their
+    own for a hook to change. A hook that changes training changes the run's result, which is stored under
+    the config's key: such a hook must be built from a config field, never handed in beside the config.
+    """
+
+    def on_phase_start(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, phase: Phase) -> None:
+        """Before the phase's first step (not when a checkpoint resumes the phase part-way: the checkpointed
+        weights already hold what the hook did)."""
+
+    def around_forward(self, model: torch.nn.Module) -> ContextManager:
+        """Entered around each training step's forward pass (e.g. to record activations)."""
+        return contextlib.nullcontext()
+
+    def penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
+        """A term added to the step's loss before backward; the logged train loss stays the data loss."""
+        return None
+
+    def on_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+        """After optimiser step `step` (counted over the whole run)."""
+
+    def on_epoch(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
+        """After an epoch's history `row` (the row in the history: a hook may add measurements to it), unless
+        that epoch ended the phase early (divergence or target): then there is nothing left to act on."""
+
+
+class Learner(Protocol):
+    """What the loop trains during one phase: `members` models stepped together (1 for a single run)."""
+
+    members: int
+    batch_size: int
+    model: torch.nn.Module | None  # what hooks act on; None for an ensemble (see `Hook`)
+    optimizer: torch.optim.Optimizer
+
+    def epoch_batches(self, epoch: int) -> tuple[torch.Tensor, list[dict[str, float]]]:
+        """The epoch's batches on the device, one per step, and what to log about how each member's were drawn."""
+
+    def step(self, batch: torch.Tensor, hooks: Sequence[Hook] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on `batch` (with the hooks' `around_forward` and `penalty`): each member's mean
+        data loss and correct predictions, (members,) on the device."""
+
+    def evaluate(self) -> list[tuple[float, float]]:
+        """Each member's test-set loss and accuracy."""
+
+
+def train_phase(learner: Learner, phase: Phase, states: Sequence[RunState], hooks: Sequence[Hook] = ()) -> None:
+    """Train `phase` from the members' `epoch` on (they move in step), appending to each member's state.
+
+    A member stops at the epoch it diverges or reaches the phase's target; one whose history already ends
+    in divergence (an ensemble member, in an earlier phase) gets no more rows.
+    """
+    if hooks and learner.model is None:
+        raise ValueError("hooks act on one model; train this run on its own, not in an ensemble")
+    going = [not diverged(s) for s in states]
+    if not any(going):
+        return
+    if states[0].epoch == 0:
+        for hook in hooks:
+            hook.on_phase_start(learner.model, learner.optimizer, phase)
+    for epoch in range(states[0].epoch, phase.epochs):
+        started = time.perf_counter()
+        batches, logs = learner.epoch_batches(epoch)
+        loss_sum, correct = _train_epoch(learner, batches, states[0].step, hooks)
+        seen = len(batches) * learner.batch_size
+        train = [(loss_sum[i].item() / seen, correct[i].item() / seen) for i in range(learner.members)]
+        tested = [going[i] and _tested(phase, epoch, *train[i]) for i in range(learner.members)]
+        test = learner.evaluate() if any(tested) else None
+        for i, state in enumerate(states):
+            if going[i]:
+                state.step += len(batches)
+                state.history.append(history_row(phase, state, epoch, *train[i], test[i] if tested[i] else None,
+                                                 time.perf_counter() - started, logs[i]))
+                state.epoch = epoch + 1
+                going[i] = not _stops(phase, *train[i])
+        if not any(going):
+            return
+        for hook in hooks:
+            hook.on_epoch(learner.model, learner.optimizer, states[0].history[-1])
+
+
+def _train_epoch(learner: Learner, batches: torch.Tensor, step: int,
+                 hooks: Sequence[Hook]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each member's summed loss and correct predictions over the epoch, kept on the device (no sync per step)."""
+    loss_sum = torch.zeros(learner.members, device=batches.device)
+    correct = torch.zeros(learner.members, device=batches.device, dtype=torch.long)
+    for batch in batches:
+        loss, right = learner.step(batch, hooks)
+        loss_sum += loss * learner.batch_size
+        correct += right
+        step += 1
+        for hook in hooks:
+            hook.on_step(learner.model, learner.optimizer, step)
+    return loss_sum, correct
+
+
+def scheduled(phase: Phase, epoch: int) -> bool:
+    """Whether the test set is evaluated after `epoch` (0-based) whatever happens in it: every `eval_every`
+    epochs, each of the last `eval_tail`, and the last."""
+    return (epoch + 1) % phase.eval_every == 0 or epoch >= phase.epochs - phase.eval_tail or epoch == phase.epochs - 1
+
+
+def _reached(phase: Phase, train_acc: float) -> bool:
+    return phase.target_train_acc is not None and train_acc >= phase.target_train_acc
+
+
+def _tested(phase: Phase, epoch: int, train_loss: float, train_acc: float) -> bool:
+    """A diverged model is not evaluated; one that reached the target is (its phase ends there)."""
+    return math.isfinite(train_loss) and (scheduled(phase, epoch) or _reached(phase, train_acc))
+
+
+def _stops(phase: Phase, train_loss: float, train_acc: float) -> bool:
+    return not math.isfinite(train_loss) or _reached(phase, train_acc)
+
+
+def diverged(state: RunState) -> bool:
+    """Whether the run's last epoch had a non-finite training loss: the run ends there."""
+    return bool(state.history) and not math.isfinite(state.history[-1]["train_loss"])
+
+
+def history_row(phase: Phase, state: RunState, epoch: int, train_loss: float, train_acc: float,
+                test: tuple[float, float] | None, seconds: float, log: dict[str, float]) -> dict[str, Any]:
+    """The history row of `epoch` (0-based) of the phase `state` is in, after its steps were counted;
+    `test` is None when the test set was not evaluated (NaN in the row)."""
+    test_loss, test_acc = test or (math.nan, math.nan)
+    run_epoch = (state.history[-1]["epoch"] if state.history else 0) + 1
+    return dict(phase=state.phase_index + 1, pool=phase.pool, epoch=run_epoch, phase_epoch=epoch + 1, step=state.step,
+                lr=phase.lr, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
+                seconds=seconds, **log)

@@ -1,0 +1,79 @@
+"""A run's data on the device: its training subset and the test set normalised once, and the positions each
+phase's pool, epoch batches, DASH's data and the metrics' probe batches draw from it.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..core.seeds import derived_seed
+from ..data.cifar10 import CIFAR10, Split, class_balanced_subset, normalise
+from ..data.sampling import BlendingSampler, multistage_split, shuffled_batches
+from ..measures.probes import probe_set
+from ..run.run_config import Phase, RunConfig
+from .remedy_hooks import (
+    Metrics,
+    RunRemedies,
+    metric_examples,
+)
+from .runtime import Runtime
+
+
+class RunTensors:
+    """The run's training subset and the test set, normalised once, on the device."""
+
+    def __init__(self, config: RunConfig, data: CIFAR10, runtime: Runtime):
+        self.split = Split.draw(data.train_labels, config.train_subset, config.seed)
+        # Only the subset is normalised; the pools index into it, not into the whole training set.
+        subset = self.split.full.to(data.device)
+        self.train_x = normalise(data.train_images[subset].to(runtime.device), runtime.channels_last)
+        self.train_y = data.train_labels[subset].to(runtime.device)
+        test = torch.arange(len(data.test_labels))
+        if config.test_subset is not None:  # fixed seed: every run of a comparison sees the same test images
+            test = class_balanced_subset(data.test_labels, config.test_subset, torch.Generator().manual_seed(0))
+        test = test.to(data.device)
+        self.test_x = normalise(data.test_images[test].to(runtime.device), runtime.channels_last)
+        self.test_y = data.test_labels[test].to(runtime.device)
+        position = torch.full((len(data.train_labels),), -1, dtype=torch.long)
+        position[self.split.full] = torch.arange(len(self.split.full))
+        self.full, self.half = torch.arange(len(self.split.full)), position[self.split.half]
+        self.probes = probe_set(self.train_x, self.train_y, config.probes) if config.probes else None
+        self.stages = []
+        if config.stages is not None:
+            self.stages = multistage_split(self.train_y.cpu(), config.stages, config.uniform_ratio,
+                                           derived_seed(config.seed, 2)).stages
+
+    def pool(self, phase: Phase) -> torch.Tensor:
+        """Positions (in the normalised subset) of the examples `phase` trains on."""
+        if phase.pool == "stage":
+            return self.stages[phase.stage - 1]
+        return self.half if phase.pool == "half" else self.full
+
+    def seen_batches(self, config: RunConfig, phase_index: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The examples of every phase before `phase_index`, in seeded random batches of the run's batch size
+        (DASH's "data seen so far")."""
+        seen = torch.unique(torch.cat([self.pool(p) for p in config.phases[:phase_index]]))
+        generator = torch.Generator().manual_seed(derived_seed(config.seed, phase_index, 8))
+        order = seen[torch.randperm(len(seen), generator=generator)].to(self.train_x.device)
+        return [(self.train_x[b], self.train_y[b]) for b in order.split(config.batch_size)]
+
+    def metrics_hook(self, config: RunConfig, remedies: RunRemedies) -> Metrics:
+        """The run's plasticity metrics: a fixed probe batch of the subset (seed 0, as the curvature probes: warm
+        and scratch of a seed are measured on the same examples), and as many of the half and of the rest."""
+        size = config.metrics.examples
+        half = torch.zeros(len(self.full), dtype=torch.bool)
+        half[self.half] = True
+        halves = {"half": metric_examples(self.train_x, self.train_y, self.half, size, 0),
+                  "new": metric_examples(self.train_x, self.train_y, self.full[~half], size, 0)}
+        return Metrics(config.metrics, metric_examples(self.train_x, self.train_y, self.full, size, 0), halves,
+                       remedies.initial)
+
+    def epoch_batches(self, phase: Phase, epoch: int, batch_size: int,
+                      generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        """(steps, batch_size) positions for one epoch of `phase`, and what to log about how they were drawn."""
+        if phase.pool != "blend":
+            return shuffled_batches(self.pool(phase), batch_size, generator), {}
+        steps = len(self.full) // batch_size
+        sampler = BlendingSampler(self.full, self.half, batch_size, phase.epochs * steps, phase.gamma, phase.blend_rate)
+        batches, from_full = sampler.batches(epoch * steps, steps, generator)
+        scheduled = sampler.p_full(torch.arange(epoch * steps, (epoch + 1) * steps)).mean().item()
+        return batches, {"blend_p": scheduled, "blend_from_full": from_full.float().mean().item()}

@@ -1,0 +1,112 @@
+"""How a run executes, not what it computes: device, precision, memory format and compilation (`Runtime`),
+decided in one place; and the compile cache that worker processes share.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..core.config import ConfigError, check_choice
+from ..run.run_config import RunConfig
+
+COMPILE_ENV = "PLASTICITY_COMPILE"  # execution only (how fast, not what): the compile setting of this process tree
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+# The default, PLASTICITY_COMPILE=off or `run --compile off`. On a CPU compiling does not pay for a whole quick run
+# once each worker's cold compile is counted (benchmarks/RESULTS.md, 2026-11-26); on a GPU ask for reduce-overhead.
+COMPILE_OFF = "off"
+
+
+COMPILE_CHOICES = (COMPILE_OFF, *COMPILE_MODES)
+
+
+CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"  # where inductor keeps compiled code (its FX graph and AOTAutograd caches)
+
+
+_OWN_CACHE_ENV = "PLASTICITY_COMPILE_CACHE"  # the cache folder this package chose (inherited by spawned workers)
+
+
+@dataclasses.dataclass
+class Runtime:
+    """How a run executes, not what it computes: device, precision, memory format and compilation,
+    decided in this one place (benchmarks/train_throughput.py measures each on and off)."""
+
+    device: torch.device
+    precision: str  # "bf16": autocast to bfloat16 (weights stay fp32); "fp32"
+    channels_last: bool  # NHWC memory format: faster convolutions on both CPU (oneDNN) and CUDA
+    compile: bool = False  # torch.compile the training forward (pays a compile time up front)
+    compile_mode: str = "default"  # torch.compile mode; "reduce-overhead" also replays CUDA graphs (GPU only)
+
+    def __post_init__(self) -> None:
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time and pick its fastest kernels
+
+    @classmethod
+    def for_config(cls, config: RunConfig, device: str | torch.device | None = None, **options: Any) -> "Runtime":
+        """Defaults: channels_last for convolutional nets (on a CPU, widths that are multiples of 8), and
+        torch.compile in the mode PLASTICITY_COMPILE names (set by `run --compile MODE`; e.g. reduce-overhead
+        on a GPU; "off": eager), else eager; `options` override."""
+        device = resolve_device(device)
+        # On a CPU, oneDNN's NHWC kernels vectorise over 8 channels: a width-4 ResNet in channels_last fell to a
+        # reference path on an AVX2 CPU (> 40 s for one fp32 step that takes 0.07 s in NCHW).
+        channels_last = config.model == "resnet" and (device.type == "cuda" or config.width % 8 == 0)
+        setting = os.environ.get(COMPILE_ENV) or COMPILE_OFF
+        check_choice(COMPILE_ENV, setting, COMPILE_CHOICES)
+        defaults: dict[str, Any] = {"channels_last": channels_last, **cls.compile_options(setting)}
+        return cls(device, config.precision, **{**defaults, **options})
+
+    @staticmethod
+    def compile_options(setting: str) -> dict[str, Any]:
+        """The fields of a compile setting: "off" (eager) or a torch.compile mode."""
+        return {"compile": False} if setting == COMPILE_OFF else {"compile": True, "compile_mode": setting}
+
+    @property
+    def compile_setting(self) -> str:
+        """"off" or the torch.compile mode: a checkpoint records it, so that a resumed run continues as it began."""
+        return self.compile_mode if self.compile else COMPILE_OFF
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def training_forward(self, forward: Callable) -> Callable:
+        """The callable a training step uses: the model (which keeps its state-dict keys) or, for ensembles,
+        the vmapped functional call; compiled when `compile` is set."""
+        return torch.compile(forward, mode=self.compile_mode) if self.compile else forward
+
+
+def share_compile_cache(out_dir: str | os.PathLike) -> None:
+    """Keep inductor's compiled code in `out_dir`/compile-cache, so that every worker process of a batch (and
+    every Ray task, the output folder being shared) after the first loads it instead of compiling again; a
+    TORCHINDUCTOR_CACHE_DIR the user set wins. Execution only: a run's key and results do not depend on it."""
+    current = os.environ.get(CACHE_ENV)
+    if current is not None and current != os.environ.get(_OWN_CACHE_ENV):
+        return
+    os.environ[CACHE_ENV] = os.environ[_OWN_CACHE_ENV] = str(Path(out_dir).expanduser().resolve() / "compile-cache")
+
+
+def native_precision() -> str:
+    """bf16 where this machine computes it natively (a CUDA GPU, or a CPU with AVX-512/AMX that oneDNN uses for
+    bf16), else fp32: on an AVX2-only CPU, bf16 autocast is emulated and measured 9x slower than fp32
+    (benchmarks/RESULTS.md). Resolved when a study builds its runs, so each stored run names its precision."""
+    if torch.cuda.is_available() or torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use device='cpu' or None")
+    return device

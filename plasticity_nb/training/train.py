@@ -1,0 +1,165 @@
+"""Training: a run is a pure function of its `RunConfig`.
+
+A run is a sequence of phases (pretraining on the half, tuning on the full subset, ...). Each phase
+builds a new optimiser (the paper resets it at every switch), trains with a constant learning rate for
+a fixed epoch budget and/or until an epoch's train accuracy reaches a target, and evaluates on the full
+10,000-image test set. Precision, memory format and device are decided in one place (`Runtime`).
+The epoch loop is loop.py's, shared with seed ensembles; a single run adds its step (`SingleLearner`)
+and, as hooks, module resets, remedies and plasticity metrics (remedy_hooks.py), probes, checkpoints and
+the progress bar.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..core.seeds import derived_seed
+from ..data.cifar10 import CIFAR10, augment
+from ..run.run_config import RunConfig
+from ..run.run_state import RunOutcome, RunState
+from .build import evaluate, init_model, make_optimizer
+from .loop import Hook, diverged, train_phase
+from .remedy_hooks import (
+    ContinualBackpropHook,
+    DashHook,
+    L2InitHook,
+    ReDoHook,
+    RunRemedies,
+    ShrinkPerturbHook,
+)
+from .run_hooks import Checkpointing, Probing, Progress, ResetGroups, cpu_state
+from .run_tensors import RunTensors
+from .runtime import Runtime
+
+
+class SingleLearner:
+    """One model during one phase (a `loop.Learner` of one member): its optimiser, data order and step."""
+
+    members = 1
+
+    def __init__(self, model: torch.nn.Module, config: RunConfig, state: RunState, tensors: RunTensors,
+                 runtime: Runtime):
+        self.model, self.tensors, self.runtime = model, tensors, runtime
+        self.phase, self.batch_size, self.augment = config.phases[state.phase_index], config.batch_size, config.augment
+        self.optimizer = make_optimizer(self.phase, config, model.parameters(), runtime)
+        self.generator = torch.Generator().manual_seed(derived_seed(config.seed, state.phase_index, 0))
+        if state.optimizer is not None:  # resumed part-way through the phase
+            self.optimizer.load_state_dict(state.optimizer)
+            self.generator.set_state(state.generator)
+        self.forward = runtime.training_forward(model)
+        model.train()
+
+    def epoch_batches(self, epoch: int) -> tuple[torch.Tensor, list[dict[str, float]]]:
+        batches, log = self.tensors.epoch_batches(self.phase, epoch, self.batch_size, self.generator)
+        return batches.to(self.runtime.device), [log]
+
+    def step(self, batch: torch.Tensor, hooks: Sequence[Hook] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.tensors.train_x[batch], self.tensors.train_y[batch]
+        if self.augment:
+            x = augment(x, self.generator)
+        with self.runtime.autocast(), contextlib.ExitStack() as recording:
+            for hook in hooks:
+                recording.enter_context(hook.around_forward(self.model))
+            logits = self.forward(x)
+            loss = F.cross_entropy(logits, y)
+        penalties = [p for p in (hook.penalty(self.model) for hook in hooks) if p is not None]
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss + sum(penalties) if penalties else loss).backward()
+        self.optimizer.step()
+        return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
+
+    def evaluate(self) -> list[tuple[float, float]]:
+        return [evaluate(self.model, self.tensors.test_x, self.tensors.test_y, self.runtime)]
+
+
+def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | None = None,
+              start: RunOutcome | None = None, progress: bool = False, resume: RunState | None = None,
+              checkpoint: Callable[[RunState], None] | None = None, checkpoint_every: int = 0,
+              runtime: Runtime | None = None) -> RunOutcome:
+    """Train every phase of `config`; or, given `start` (the outcome of `config.prefix()`), only the last.
+
+    `resume` continues from a checkpoint that `checkpoint` saved (every `checkpoint_every` epochs);
+    `runtime` overrides how it executes (default: `Runtime.for_config(config, device)`, compiled or not as the
+    resumed run was). Seeded and deterministic on CPU: the same config, thread count and compile setting give a
+    bitwise-identical history, whether the run went in one go, continued a stored prefix, or resumed from a
+    checkpoint.
+    """
+    if runtime is None:
+        started_as = Runtime.compile_options(resume.compile) if resume is not None and resume.compile else {}
+        runtime = Runtime.for_config(config, device, **started_as)
+    if start is not None and start.status == "diverged":
+        return start  # a diverged prefix has no weights worth continuing from
+    if start is not None and start.phases_done != len(config.phases) - 1:
+        raise ValueError("`start` must be the outcome of config.prefix()")
+    model = init_model(config, runtime)
+    remedies = RunRemedies(config, model, lambda tag: derived_seed(config.seed, tag))  # theta_0 before loading
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        remedies.load_state_dict(resume.remedies or {})
+        state = dataclasses.replace(resume, model=None, remedies=None, compile=runtime.compile_setting)
+    elif start is not None:
+        model.load_state_dict(start.state)
+        remedies.load_state_dict(start.remedies)
+        state = RunState(list(start.history), list(start.probes), start.phases_done, 0, start.history[-1]["step"],
+                         compile=runtime.compile_setting)
+    else:
+        state = RunState([], [], 0, 0, 0, compile=runtime.compile_setting)
+    tensors = RunTensors(config, data, runtime)
+    while state.phase_index < len(config.phases):
+        learner = SingleLearner(model, config, state, tensors, runtime)
+        description = f"seed {config.seed} phase {state.phase_index + 1}/{len(config.phases)} ({learner.phase.pool})"
+        with tqdm(total=learner.phase.epochs, initial=state.epoch, desc=description, disable=not progress,
+                  leave=False) as bar:
+            hooks = [*_remedy_hooks(config, state, tensors, runtime, remedies),
+                     *_phase_hooks(config, state, tensors, learner, bar, checkpoint, checkpoint_every, remedies)]
+            train_phase(learner, learner.phase, [state], hooks)
+        if diverged(state):
+            return RunOutcome(state.history, state.probes, cpu_state(model), "diverged", state.phase_index + 1,
+                              remedies.state_dict(), state.compile)
+        state = RunState(state.history, state.probes, state.phase_index + 1, 0, state.step, compile=state.compile)
+    return RunOutcome(state.history, state.probes, cpu_state(model), "finished", len(config.phases),
+                      remedies.state_dict(), state.compile)
+
+
+def _remedy_hooks(config: RunConfig, state: RunState, tensors: RunTensors, runtime: Runtime,
+                  remedies: RunRemedies) -> list[Hook]:
+    """The phase's group reset and remedies, in the order they act, then the metrics (which see their effect)."""
+    phase, index = config.phases[state.phase_index], state.phase_index
+    hooks: list[Hook] = []
+    if phase.reset_groups:
+        hooks.append(ResetGroups(phase.reset_groups, derived_seed(config.seed, index, 1)))
+    if phase.shrink_perturb:
+        fresh = config.replace(seed=derived_seed(config.seed, index, 7) % 2**31)
+        hooks.append(ShrinkPerturbHook(phase.shrink_perturb, lambda: init_model(fresh, runtime)))
+    if phase.dash:
+        hooks.append(DashHook(phase.dash, lambda: tensors.seen_batches(config, index)))
+    if phase.l2_init:
+        hooks.append(L2InitHook(phase.l2_init, remedies.initial))
+    if phase.redo:
+        pool = tensors.pool(phase)
+        hooks.append(ReDoHook(phase.redo, (tensors.train_x[pool], tensors.train_y[pool]), remedies.redo_generator))
+    if phase.cbp:
+        hooks.append(ContinualBackpropHook(remedies.cbp))
+    if config.metrics:
+        hooks.append(tensors.metrics_hook(config, remedies))
+    return hooks
+
+
+def _phase_hooks(config: RunConfig, state: RunState, tensors: RunTensors, learner: SingleLearner, bar: tqdm,
+                 checkpoint: Callable[[RunState], None] | None, checkpoint_every: int,
+                 remedies: RunRemedies) -> list[Hook]:
+    """Probes where the config asks for them, the progress bar, then checkpoints if asked for (last, so that a
+    checkpoint holds what the others did)."""
+    hooks: list[Hook] = []
+    if config.probes:
+        hooks.append(Probing(config, state, tensors))
+    hooks.append(Progress(bar))
+    if checkpoint and checkpoint_every:
+        hooks.append(Checkpointing(checkpoint, checkpoint_every, state, learner.generator, learner.phase.epochs,
+                                   remedies))
+    return hooks

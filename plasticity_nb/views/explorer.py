@@ -1,0 +1,236 @@
+"""An interactive explorer of the run store (ipywidgets) for every study notebook's results.
+
+Pick a study, preset, view and metric: warm vs scratch curves, gaps with their 95% CI, curvature and
+noise probes, the learning-rate mitigation (study 08, or 09 for its probes), and for study 10 the remedies
+to compare with the plain warm start (their gaps and verdicts, and their plasticity metric curves). Callbacks
+only read the store and plot: nothing is trained here. A study shows once all of its runs are in the store
+(run its notebook, or `python -m plasticity_nb run`, first); study 10 once the plain warm start's and at
+least one remedy's are, offering the remedies stored. With `interactive=False` (papermill, batch) the
+default view is rendered once, statically.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import io
+import json
+import os
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import HTML, Image, display
+
+from ..analysis.claims import read_claims
+from ..analysis.study_result import StudyResult
+from ..analysis.study_runs import load_study
+from ..core.paths import resolve_out_dir
+from ..execution.store import RunStore
+from ..measures.probes import PROBE_METRICS
+from ..studies import PRESETS, STUDIES
+from ..studies import remedies as remedy_study
+from . import plots, remedy_views
+
+VIEWS = ("gap", "learning curves", "curvature & noise", "plasticity metrics")
+HISTORY_METRICS = ("test_acc", "train_acc", "test_loss", "train_loss")
+METRICS = {"curvature & noise": PROBE_METRICS, "plasticity metrics": remedy_views.METRIC_CHOICES}
+
+
+class Unavailable(Exception):
+    """A view that has nothing to draw for this study; the message says why."""
+
+
+class StoreIndex:
+    """What the run store holds, and each study's results rebuilt from it (cached, read-only)."""
+
+    def __init__(self, out_dir: str | os.PathLike | None = None):
+        self.out_dir = resolve_out_dir(out_dir)
+        self.store = RunStore(self.out_dir, read_only=True)  # a reader: damaged runs are reported and skipped
+        keys = self.store.stored_keys()
+        self.keys = set(keys)
+        ids = (json.loads((self.store.root / k / "config.json").read_text())["data_id"] for k in keys)
+        self.data_ids = [d for d, _ in collections.Counter(ids).most_common()]
+        self._results: dict[tuple[str, str], StudyResult | None] = {}
+        # Both depend only on the keys read above, and every widget callback asks for them again.
+        self.config = functools.cache(self.config)
+        self.coverage = functools.cache(self.coverage)
+
+    def config(self, study_id: str, preset: str, data_id: str | None = None):
+        """The study's config at this preset's defaults; study 10's narrowed to the remedies whose runs are all
+        stored (for `data_id`; None: the data the store covers best)."""
+        config = STUDIES[study_id].config.from_preset(preset)
+        if not picks_remedies(study_id):
+            return config
+        data_id = self.coverage(study_id, preset)[2] if data_id is None else data_id
+        return remedy_views.stored_remedies(config, data_id, self.keys)
+
+    def coverage(self, study_id: str, preset: str) -> tuple[int, int, str]:
+        """(runs stored, runs needed, data id) for the study at this preset's defaults."""
+        best = (0, 0, "")
+        for data_id in self.data_ids:
+            keys = {c.key() for _, c in self.config(study_id, preset, data_id).plan(data_id)}
+            best = max(best, (len(keys & self.keys), len(keys), data_id))
+        return best
+
+    def available(self) -> list[tuple[str, str]]:
+        """(study id, preset) pairs whose runs are all in the store."""
+        return [(sid, preset) for sid in STUDIES for preset in PRESETS
+                if (c := self.coverage(sid, preset))[0] == c[1] > 0]
+
+    def result(self, study_id: str, preset: str) -> StudyResult | None:
+        if (study_id, preset) not in self._results:
+            data_id = self.coverage(study_id, preset)[2]
+            config = self.config(study_id, preset, data_id)
+            found = load_study(config, self.out_dir, data_id, read_only=True) if data_id else None
+            self._results[(study_id, preset)] = found
+        return self._results[(study_id, preset)]
+
+    def remedies(self, study_id: str, preset: str) -> tuple[str, ...]:
+        """The remedies the explorer offers to pick: study 10's stored ones (none for other studies)."""
+        found = picks_remedies(study_id) and self.result(study_id, preset) is not None
+        return tuple(self.config(study_id, preset).remedies) if found else ()
+
+
+def picks_remedies(study_id: str) -> bool:
+    return STUDIES[study_id].module is remedy_study
+
+
+def render(index: StoreIndex, study_id: str, preset: str, view: str, metric: str,
+           remedies: tuple[str, ...] | None = None) -> tuple[Any, pd.DataFrame]:
+    """The figure and table of one view (the gaps per condition, then the study's claim rows); (None,
+    message table) when there is nothing to show. `remedies`: study 10's remedies to show beside the plain
+    warm start (None: every stored one)."""
+    result = index.result(study_id, preset)
+    if result is None:
+        stored, needed, _ = index.coverage(study_id, preset)
+        return None, status(f"{stored} of {needed} runs of study {study_id} at preset {preset} are in the store: "
+                            "run its notebook first")
+    estimates = result.estimates
+    if picks_remedies(study_id):
+        picked = index.remedies(study_id, preset) if remedies is None else tuple(remedies)
+        estimates = remedy_views.gap_table(result, index.config(study_id, preset), picked)
+        result = remedy_views.shown(result, picked)
+    try:
+        figure = draw(result, view, metric, f"{STUDIES[study_id].stem} ({preset})")
+    except Unavailable as why:
+        return None, status(f"study {study_id} {why}")
+    return figure, with_claims(estimates, index.out_dir, STUDIES[study_id].stem, preset)
+
+
+def draw(result: StudyResult, view: str, metric: str, title: str) -> Any:
+    """The figure of one view; Unavailable when the study records nothing for it."""
+    condition = result.conditions[0] if result.conditions else None
+    if view == "plasticity metrics":
+        if condition != "remedy":
+            raise Unavailable("records no plasticity metrics (see 10)")
+        return remedy_views.metrics_figure(result, metric, title)
+    if view == "curvature & noise":
+        if result.probes.empty:
+            raise Unavailable("records no curvature/noise probes (see 09)")
+        return plots.probe_curves(result.probes[result.probes.tune_epoch >= 0], [metric], title=title)
+    if view == "learning curves":
+        return (plots.condition_curves(result.history, condition, result.last_k, title=title, metric=metric)
+                if condition else plots.learning_curves(result.history, result.last_k, title=title))
+    if condition:
+        return plots.sweep_plot(result, x=condition, hue=result.conditions[1] if len(result.conditions) > 1 else None,
+                                title=title)
+    return plots.gap_plot(result.gaps, result.estimate, title=title)
+
+
+def with_claims(estimates: pd.DataFrame, out_dir, stem: str, preset: str) -> pd.DataFrame:
+    """The gaps per condition, then the notebook's claim rows at this preset."""
+    claims = read_claims(out_dir)
+    claims = claims[(claims.notebook == stem) & (claims.preset == preset)]
+    table = estimates.round(3).assign(claim="")
+    for row in claims.itertuples():
+        table = pd.concat([table, pd.DataFrame([{"claim": f"{row.claim}: {row.statement}", "effect_pp": row.effect,
+                                                 "ci_low_pp": row.ci_low, "ci_high_pp": row.ci_high,
+                                                 "n_seeds": row.n_seeds, "verdict": row.verdict,
+                                                 "premise": row.premise}])])
+    return table.fillna("").reset_index(drop=True)
+
+
+def status(message: str) -> pd.DataFrame:
+    return pd.DataFrame({"status": [message]})
+
+
+def as_png(figure) -> Image:
+    """The figure as a PNG display object, whatever the matplotlib backend (inline or headless)."""
+    buffer = io.BytesIO()
+    getattr(figure, "figure", figure).savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close("all")
+    return Image(data=buffer.getvalue(), format="png")
+
+
+def explorer(out_dir: str | os.PathLike | None = None, interactive: bool = True):
+    """Display the explorer; `interactive=False` renders the default view once, without widgets."""
+    index = StoreIndex(out_dir)
+    choices = index.available()
+    if not choices:
+        display(HTML(f"<p>No study has all its runs in <code>{index.store.root}</code> yet: run a study notebook "
+                     "(or <code>python -m plasticity_nb run --preset smoke</code>) first.</p>"))
+        return None
+    study_id, preset = choices[0]
+    if not interactive:
+        figure, table = render(index, study_id, preset, "gap", "test_acc")
+        display(as_png(figure), table)
+        return None
+    return Explorer(index, choices).widget
+
+
+class Explorer:
+    """The widgets; every callback re-renders from the store index. `shown` holds what is on screen: the
+    figure as PNG bytes (None when there is nothing to draw) and the table."""
+
+    def __init__(self, index: StoreIndex, choices: list[tuple[str, str]]):
+        import ipywidgets as w
+
+        self.index = index
+        self.syncing = False  # set while choices are changed in code: their own callbacks must not re-render
+        studies = list(dict.fromkeys(sid for sid, _ in choices))
+        self.study = w.Dropdown(options=[(STUDIES[s].stem, s) for s in studies], description="study")
+        self.preset = w.ToggleButtons(options=PRESETS, description="preset")
+        self.view = w.Dropdown(options=VIEWS, description="view")
+        self.metric = w.Dropdown(options=HISTORY_METRICS, description="metric")
+        self.remedies = w.SelectMultiple(description="remedies", rows=4)
+        self.output = w.Output()
+        self.table = w.Output()
+        self.shown: tuple[bytes | None, pd.DataFrame] = (None, pd.DataFrame())
+        for control in (self.study, self.preset, self.view, self.metric, self.remedies):
+            control.observe(self.update, names="value")
+        self.preset.value = next(p for s, p in choices if s == studies[0])
+        self.widget = w.VBox([w.HBox([self.study, self.view, self.metric]), w.HBox([self.preset, self.remedies]),
+                              self.output, self.table])
+        self.update()
+
+    def update(self, change: dict | None = None) -> None:
+        if self.syncing:
+            return
+        self.syncing = True
+        try:
+            self.sync_choices()
+        finally:
+            self.syncing = False
+        picked = self.remedies.value if self.remedies.options else None
+        figure, table = render(self.index, self.study.value, self.preset.value, self.view.value, self.metric.value,
+                               picked)
+        self.shown = (as_png(figure).data if figure is not None else None, table)
+        with self.output:
+            self.output.clear_output(wait=True)
+            if figure is not None:
+                display(Image(data=self.shown[0], format="png"))
+        with self.table:
+            self.table.clear_output(wait=True)
+            display(table)
+
+    def sync_choices(self) -> None:
+        """The metrics of the view, and the remedy picker: study 10's stored remedies, all picked when the
+        study or preset changes; hidden for other studies."""
+        metrics = METRICS.get(self.view.value, HISTORY_METRICS)
+        if tuple(self.metric.options) != metrics:
+            keep = self.metric.value if self.metric.value in metrics else metrics[0]
+            self.metric.options, self.metric.value = metrics, keep
+        offered = self.index.remedies(self.study.value, self.preset.value)
+        if tuple(self.remedies.options) != offered:
+            self.remedies.options, self.remedies.value = offered, offered
+        self.remedies.layout.display = "" if offered else "none"

@@ -1,0 +1,193 @@
+"""Publication figures from the tidy tables (classic seaborn on long-form DataFrames), style set once."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from ..analysis.stats import Estimate
+from ..analysis.study_result import StudyResult
+from ..core.files import write_atomic
+
+ARM_COLOURS = {"scratch": "#1b7837", "warm": "#c51b7d"}
+
+
+def diverged_note(gaps: pd.DataFrame) -> str:
+    """Seeds whose warm or scratch run diverged have no gap: say how many were left out."""
+    missing = int(gaps.gap_pp.isna().sum())
+    return f"; {missing} seed(s) with a diverged run left out" if missing else ""
+
+
+def set_style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.2)
+    matplotlib.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight"})
+
+
+def learning_curves(history: pd.DataFrame, last_k: int, title: str = "") -> sns.FacetGrid:
+    """Train and test accuracy per epoch for warm and scratch: mean over seeds, band = ±1 sd.
+
+    Epoch 1 is the first tuning epoch for both arms; the warm arm's pretraining is drawn at epochs <= 0.
+    The metric window (last `last_k` tuning epochs) is shaded.
+    """
+    set_style()
+    long = history.melt(id_vars=["seed", "arm", "tune_epoch"], value_vars=["train_acc", "test_acc"],
+                        var_name="metric", value_name="accuracy (%)").dropna(subset=["accuracy (%)"])
+    long["metric"] = long.metric.map({"train_acc": "train accuracy", "test_acc": "test accuracy"})
+    grid = sns.relplot(data=long, x="tune_epoch", y="accuracy (%)", hue="arm", col="metric", kind="line",
+                       errorbar="sd", palette=ARM_COLOURS, facet_kws={"sharey": False}, height=3.6, aspect=1.3)
+    end = history.tune_epoch.max()
+    n_seeds = history.seed.nunique()
+    diverged = history.drop_duplicates(["seed", "arm"]).status.eq("diverged").sum()
+    if diverged:
+        title = f"{title}, {diverged} diverged run(s) end early"
+    for ax in grid.axes.flat:
+        ax.axvspan(end - last_k + 0.5, end + 0.5, color="0.85", zorder=0, label="metric window")
+        ax.axvline(0.5, color="0.4", lw=0.8, ls="--")
+        ax.set_xlabel("epoch (tuning starts at 1; warm pretraining <= 0)")
+    grid.set_titles("{col_name}")
+    grid.figure.suptitle(f"{title} (mean ± sd over {n_seeds} seeds)".strip(), y=1.03)
+    return grid
+
+
+def gap_plot(gaps: pd.DataFrame, estimate: Estimate, title: str = "") -> plt.Figure:
+    """Per-seed gaps (dots) and the mean gap with its paired 95% t CI (error bar)."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(4.5, 3.6))
+    ax.axhline(0, color="0.3", lw=0.8)
+    sns.stripplot(y=gaps.gap_pp, ax=ax, color="0.35", size=6, jitter=0.08, label="seeds")
+    low, high = estimate.mean - estimate.ci_low, estimate.ci_high - estimate.mean
+    ax.errorbar([0.25], [estimate.mean], yerr=[[low], [high]], fmt="o", color=ARM_COLOURS["warm"], capsize=6, lw=2,
+                label="mean, 95% CI")
+    ax.set_xlim(-0.5, 0.75)
+    ax.set_xticks([])
+    ax.set_ylabel("gap: scratch - warm (pp)")
+    handles, names = ax.get_legend_handles_labels()
+    ax.legend(handles[-2:], names[-2:], loc="best", frameon=False)
+    ax.set_title(f"{title}\n{estimate}{diverged_note(gaps)}".strip(), fontsize=9)
+    return fig
+
+
+def sweep_plot(result: StudyResult, x: str, hue: str | None = None, log_x: bool = False, title: str = "",
+               labels: dict | None = None) -> plt.Figure:
+    """Gap (scratch - warm) along a swept value: per-seed dots, and the mean with its paired 95% t CI band.
+
+    `hue` draws one line per value of a second condition; `labels` renames x values on the axis.
+    A categorical or relabelled x is drawn at evenly spaced positions.
+    """
+    set_style()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.axhline(0, color="0.3", lw=0.8)
+    values = list(dict.fromkeys(result.estimates[x]))
+    evenly = labels is not None or not pd.api.types.is_numeric_dtype(result.estimates[x])
+    where = (lambda v: values.index(v)) if evenly else (lambda v: v)
+    levels = list(dict.fromkeys(result.estimates[hue])) if hue else [None]
+    palette = sns.color_palette("viridis" if hue else ["#c51b7d"], len(levels))
+    for colour, level in zip(palette, levels):
+        est = result.estimates if hue is None else result.estimates[result.estimates[hue] == level]
+        gaps = result.gaps if hue is None else result.gaps[result.gaps[hue] == level]
+        xs = np.array([where(v) for v in est[x]], dtype=float)
+        finite = lambda column: est[column].replace([np.inf, -np.inf], np.nan)  # 1 seed: no CI to draw
+        ax.plot(xs, est.effect_pp, "o-", color=colour, lw=2, label=f"{hue} = {level}" if hue else "mean gap")
+        ax.fill_between(xs, finite("ci_low_pp"), finite("ci_high_pp"), color=colour, alpha=0.2, lw=0)
+        spread = 0.03 * (np.ptp(xs) or 1) if not log_x else 0
+        jitter = np.random.default_rng(0).uniform(-spread, spread, len(gaps))
+        ax.scatter([where(v) for v in gaps[x]] + jitter, gaps.gap_pp, color=colour, s=14, alpha=0.6, zorder=3)
+    if evenly:
+        ax.set_xticks(range(len(values)), [(labels or {}).get(v, v) for v in values])
+    else:
+        if log_x:
+            ax.set_xscale("log", base=2 if all(float(v).is_integer() for v in values) else 10)
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel("gap: scratch - warm (pp)")
+    n_seeds = result.gaps.seed.nunique()
+    ax.set_title(f"{title} ({n_seeds} paired seeds; band: 95% CI{diverged_note(result.gaps)})".strip(), fontsize=10)
+    ax.legend(frameon=False, fontsize=9)
+    return fig
+
+
+def condition_curves(history: pd.DataFrame, condition: str, last_k: int, title: str = "",
+                     metric: str = "test_acc") -> sns.FacetGrid:
+    """A metric (default test accuracy) per epoch of the final phase, warm vs scratch, one panel per
+    condition (mean, band ±1 sd)."""
+    set_style()
+    tested = history.dropna(subset=[metric])
+    tested = tested[tested.tune_epoch >= 1]
+    grid = sns.relplot(data=tested, x="tune_epoch", y=metric, hue="arm", col=condition, kind="line",
+                       errorbar="sd", palette=ARM_COLOURS, col_wrap=min(4, tested[condition].nunique()),
+                       height=2.8, aspect=1.1, marker="o", markersize=3)
+    end = tested.tune_epoch.max()
+    for ax in grid.axes.flat:
+        ax.axvspan(end - last_k + 0.5, end + 0.5, color="0.88", zorder=0)
+    grid.set_axis_labels("epoch (of the final phase)", metric.replace("_acc", " accuracy (%)").replace("_", " "))
+    grid.figure.suptitle(f"{title} (shaded: metric window)".strip(), y=1.03)
+    return grid
+
+
+def blend_schedule_plot(history: pd.DataFrame) -> plt.Figure:
+    """Blending runs: the scheduled probability of drawing from the full set, and the realised share."""
+    set_style()
+    blended = history[(history.arm == "warm") & history.blend_p.notna()]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    sns.lineplot(data=blended, x="epoch", y="blend_p", hue="gamma", palette="viridis", ax=ax, errorbar=None)
+    sns.scatterplot(data=blended.drop_duplicates(["gamma", "epoch", "seed"]), x="epoch", y="blend_from_full",
+                    hue="gamma", palette="viridis", ax=ax, legend=False, s=14, alpha=0.6)
+    ax.set_ylabel("P(example from the full set)")
+    ax.set_title("schedule (lines) and realised share (dots)", fontsize=10)
+    return fig
+
+
+def probe_curves(probes: pd.DataFrame, metrics: list[str], title: str = "") -> sns.FacetGrid:
+    """Curvature and noise probes over tuning: one panel per metric, warm vs scratch (mean, band ±1 sd),
+    line style per tuning-lr multiplier; log scale but for weight norms (they span orders of magnitude)."""
+    set_style()
+    long = probes.melt(id_vars=["seed", "arm", "lr_multiplier", "tune_epoch"], value_vars=metrics,
+                       var_name="metric", value_name="value")
+    grid = sns.relplot(data=long, x="tune_epoch", y="value", hue="arm", style="lr_multiplier", col="metric",
+                       col_wrap=min(3, len(metrics)), kind="line", errorbar="sd", palette=ARM_COLOURS, markers=True,
+                       facet_kws={"sharey": False}, height=3, aspect=1.15)
+    grid.set_titles("{col_name}")
+    for ax in grid.axes.flat:
+        if ax.get_title() != "weight_norm":
+            ax.set_yscale("log")
+    grid.set_axis_labels("tuning epoch (0: start of tuning)", "")
+    grid.figure.suptitle(f"{title} ({probes.seed.nunique()} seeds)".strip(), y=1.03)
+    return grid
+
+
+def metric_curves(curves: pd.DataFrame, title: str = "") -> sns.FacetGrid:
+    """Plasticity metrics over the run (tuning epoch <= 0: pretraining), one panel per metric, one line per
+    warm-started condition (mean over seeds, band +/- 1 sd) and plain scratch dashed."""
+    set_style()
+    warm = curves[curves.arm == "warm"]
+    scratch = curves[(curves.arm == "scratch") & (curves.remedy == "none")].assign(remedy="scratch")
+    long = pd.concat([warm, scratch], ignore_index=True)
+    dashes = {r: (2, 2) if r == "scratch" else "" for r in long.remedy.unique()}
+    grid = sns.relplot(data=long, x="tune_epoch", y="value", hue="remedy", style="remedy", dashes=dashes,
+                       col="metric", col_wrap=3, kind="line", errorbar="sd", facet_kws={"sharey": False},
+                       height=2.8, aspect=1.2)
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("tuning epoch (<= 0: pretraining)", "")
+    grid.figure.suptitle(f"{title} ({curves.seed.nunique()} seeds)".strip(), y=1.03)
+    return grid
+
+
+def save_figure(figure: plt.Figure | sns.FacetGrid, out_dir: str | os.PathLike, name: str) -> list[Path]:
+    """Save as PNG (for reports) and PDF (for papers) under `<out>/figures/`; returns the paths."""
+    figure = getattr(figure, "figure", figure)
+    folder = Path(out_dir) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suffix in (".png", ".pdf"):
+        path = folder / f"{name}{suffix}"
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=suffix[1:])
+        write_atomic(path, buffer.getvalue())  # another batch on this folder may write the same figure
+        paths.append(path)
+    return paths

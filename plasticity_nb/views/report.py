@@ -1,0 +1,180 @@
+"""`<out>/report.md`: the claims table, the paper's findings beside ours, and the figures.
+
+The page a researcher pastes into a lab meeting: one row per claim with the paper's finding, our effect
+with its interval, the SD of the paired differences and the plan (what effect these seeds can detect, the
+power at the claim's smallest effect of interest and the seeds it needs), whether the premise holds, the
+verdict, whether its definition was fixed before its data (and the post-hoc verdict beside it where not), and
+how it stands against its source (agrees / departs / not resolved / premise not met / post hoc / extension);
+after a `run --settle`, its sequential design and each claim's frozen verdict; then every change made to the
+registry, the figures of every notebook that ran at this preset, and where the run time went.
+"""
+from __future__ import annotations
+
+import math
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from ..analysis.claim_history import CHANGES, PROCEDURE
+from ..analysis.claims import CLAIMS, PAPER, claims_lock, read_claims, registry_hash
+from ..analysis.settle import section as settled_section
+from ..analysis.stats import ALPHA, POWER
+from ..analysis.study_result import StudyResult
+from ..core.files import locked, remove_stale_temporaries, write_atomic
+from ..execution.provenance import git_commit
+
+TESTS = {"difference": "CI above 0", "equivalence": "TOST within ±{margin:g}", "bound": "below {margin:+g}",
+         "correlation": "r's CI above 0"}
+
+
+def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame | None = None,
+                 results: dict[str, StudyResult] | None = None) -> Path:
+    """`results` (notebook stem -> its StudyResult) adds each notebook's per-condition table."""
+    out_dir = Path(out_dir)
+    with locked(claims_lock(out_dir)):  # the page matches claims.csv as it is, not as another batch left it
+        claims = read_claims(out_dir)
+        path = out_dir / "report.md"
+        remove_stale_temporaries(path)
+        write_atomic(path, "\n".join(report_lines(out_dir, preset, claims[claims.preset == preset], timings,
+                                                  results)) + "\n")
+    return path
+
+
+def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.DataFrame | None,
+                 results: dict[str, StudyResult] | None) -> list[str]:
+    lines = [f"# plasticity_nb report: preset `{preset}`", "",
+             f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}; "
+             f"claims registry `{registry_hash()}` (the hash of every definition and change below). "
+             "Gaps are *scratch − warm* test accuracy in percentage points (positive: warm-starting hurts), paired "
+             f"by seed. Each claim gets the test its statement needs, at α = {ALPHA:g}: a difference (\"worse\", "
+             "\"reduces\": the 95 % t interval above 0), an equivalence (\"recovers\": two one-sided tests, the 90 % "
+             "interval inside ± the margin), or a bound (one-sided). Where the differences tie (fewer than 3 "
+             "distinct values, or none spread) the t model is replaced by the exact sign-flip test, which from 3 "
+             "seeds gives no verdict. Ratios (C9, C10) are tested on the log scale and shown as geometric-mean "
+             "percentages. A claim over several conditions or tests holds only if each holds (no correction; the "
+             "joint power is stated) and fails if one fails after Holm's correction. Plan: the smallest effect these "
+             f"seeds detect with {POWER:.0%} power at the SD seen, the power at the claim's smallest effect of "
+             f"interest (the margin for an equivalence or a bound), and the seeds that effect needs for {POWER:.0%}: "
+             "planned from the SD, never from the observed effect. No verdict is given where the premise fails "
+             "or cannot be told from these seeds (both arms must fit their training data). The paper's exact numbers "
+             "are not known to us: agreement is in direction only. Claims C11-C14 (remedies) are stated as their "
+             "cited sources state them; C15's test is a correlation across conditions.", ""]
+    lines += claims_table(claims)
+    lines += ["", "What each claim's effect measures, its other tests, and its premise:", ""]
+    for row in claims.itertuples():
+        others = f" Other tests: {row.other_tests}." if isinstance(row.other_tests, str) and row.other_tests else ""
+        lines.append(f"- **{row.claim}**: {CLAIMS[row.claim].effect}.{others} Premise {row.premise}.")
+    lines += settled_section(out_dir, preset)  # `run --settle`'s design and frozen verdicts (settle.py)
+    lines += settle(claims) + departures(claims, preset) + registry_changes()
+    if results:
+        lines += ["", "## Per condition", "",
+                  "Mean test accuracy and train accuracy (%, both over the metric window) of each arm beside every "
+                  "gap, and whether the premise holds there.",
+                  ""]
+        for stem, result in results.items():
+            lines += [f"### {stem}", "", markdown_table(result.estimates.round(2)), ""]
+    if timings is not None and len(timings):
+        lines += ["", "## Run time", "", markdown_table(timings)]
+    lines += ["", "## Figures", ""]
+    for notebook in dict.fromkeys(claims.notebook):
+        figures = sorted((out_dir / "figures").glob(f"{notebook}_{preset}_*.png"))
+        if figures:
+            lines += [f"### {notebook}", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
+    return lines
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    rows = [list(map(str, table.columns))] + [[f"{v:g}" if isinstance(v, float) else str(v) for v in r]
+                                               for r in table.itertuples(index=False)]
+    return "\n".join(["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+                     + ["| " + " | ".join(r) + " |" for r in rows[1:]])
+
+
+def claims_table(claims: pd.DataFrame) -> list[str]:
+    lines = ["| claim | statement | the source's finding | test | ours: effect | interval | SD | seeds | detectable at "
+             "80 % | smallest effect of interest: power, seeds for 80 % | premise | verdict | vs its source | "
+             "definition | post-hoc verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in claims.itertuples():
+        test = TESTS[row.test].format(margin=row.margin if isinstance(row.margin, float) else math.nan)
+        state = row.premise.split(":")[0]
+        premise = state if state == "met" else f"**{state}**"
+        missing = f" ({row.n_missing} missing)" if row.n_missing else ""
+        exact = " (exact sign-flip)" if row.method == "exact sign-flip" else ""
+        plan = "–" if not row.sesoi == row.sesoi else \
+            f"{row.sesoi:g} {row.unit}: {percent(row.power_at_sesoi)}, {seeds(row.seeds_for_sesoi)}"
+        beside = row.post_hoc if isinstance(row.post_hoc, str) and row.post_hoc else "–"
+        lines.append(f"| {row.claim} | {row.statement} | {CLAIMS[row.claim].paper} | {test}{exact} | {row.effect:+.2f} "
+                     f"{row.unit} | {row.ci_low:+.2f} to {row.ci_high:+.2f} ({row.ci_level:.0%}) | {row.sd:.2f} | "
+                     f"{row.n_seeds}{missing} | {row.mde_80:.2f} | {plan} | {premise} | {row.verdict} | "
+                     f"{row.vs_paper} | {row.definition} | {beside} |")
+    return lines
+
+
+def percent(value: float) -> str:
+    return "–" if not value == value else f"{value:.0%}"
+
+
+def settle(claims: pd.DataFrame) -> list[str]:
+    """For each unresolved claim, what these seeds can detect and the seeds its smallest effect of interest needs;
+    and why adding them after looking is not error-controlled."""
+    unresolved = claims[claims.vs_paper.eq("not resolved") | claims.verdict.eq("inconclusive")]
+    if not len(unresolved):
+        return []
+    lines = ["", "## What would settle the unresolved claims", ""]
+    for row in unresolved.itertuples():
+        target = (f"its smallest effect of interest ({row.sesoi:g} {row.unit}) needs {seeds(row.seeds_for_sesoi)} "
+                  f"seeds for 80 % power at SD {row.sd:.2f}" if row.sesoi == row.sesoi else "it has no planned effect")
+        lines.append(f"- **{row.claim}**: {row.n_seeds} seeds detect {row.mde_80:.2f} {row.unit} with 80 % power; "
+                     f"{target}.")
+    lines += ["", "Adding seeds with `run --seeds N` after looking at these verdicts and testing again is **not "
+              "error-controlled**: every look is another chance of a false positive (about 12 % instead of 5 % with "
+              "looks at 3, 5 and 8 seeds). Plan N from the smallest effect of interest before looking, or settle the "
+              "claims with a sequential design whose boundaries allow for the looks (`run --settle 4,8,12,16`: "
+              "README, \"Settling claims sequentially\")."]
+    return lines
+
+
+def registry_changes() -> list[str]:
+    """Every change to the claims registry: definitions changed after their data were seen, claims added after
+    their data, and procedure corrections (which apply to every result, old data included)."""
+    lines = ["", "## Changes to the claims registry", "",
+             "A definition changed after its data were seen keeps the earlier definition's verdict primary on the "
+             "seeds that were seen; the new one is reported beside it as post hoc, and is primary only on seeds not "
+             "seen before the change. Procedure corrections fix a test that was wrong for its statement and apply to "
+             "every result.", ""]
+    for change in CHANGES:
+        seen = "; ".join(f"{preset}: seeds {', '.join(map(str, s))}" for preset, s in change.seen.items())
+        when = f"after seeing data ({seen})" if seen else "before any of its data were seen"
+        kind = "procedure correction" if change.kind == PROCEDURE else change.kind
+        lines.append(f"- **{change.claim}**, {change.date} ({change.commit or 'this registry'}), {kind}, {when}: "
+                     f"{change.before} → {change.after}. Why: {change.reason}")
+    return lines
+
+
+def departures(claims: pd.DataFrame, preset: str) -> list[str]:
+    rows = claims[claims.vs_paper.isin(["departs", "premise not met"])]
+    if not len(rows):
+        return []
+    lines = ["", "## Where this run departs from its sources", ""]
+    for row in rows.itertuples():
+        source = CLAIMS[row.claim].source
+        lines.append(f"- **{row.claim}** ({row.notebook}): {row.verdict} at the `{preset}` preset "
+                     f"({row.effect:+.2f} {row.unit}, interval {row.ci_low:+.2f} to {row.ci_high:+.2f}, "
+                     f"{row.n_seeds} seeds) where {'the paper' if source == PAPER else source} reports: "
+                     f"{CLAIMS[row.claim].paper}")
+    if preset != "paper":
+        lines += ["", f"The `{preset}` preset trains narrow ResNets on a CIFAR-10 subset for tens of epochs "
+                  "(sized for a CPU), far from the paper's 850 epochs of ResNet-18 on all 50,000 images (and from "
+                  "Ash & Adams' ResNet-18 on 2/3 of the training set, tested on the other third); a departure here "
+                  "is a finding about that scale, not a verdict on the source. The `paper` preset runs the paper's "
+                  "setting."]
+    return lines
+
+
+def seeds(value: float) -> str:
+    if not isinstance(value, (int, float)) or math.isnan(value):
+        return "–"
+    return "> 1,000, or never (an effect at or beyond the margin)" if math.isinf(value) else f"{value:.0f}"
