@@ -68,3 +68,16 @@ def test_round_trip_through_json():
 def test_nested_phase_is_validated():
     with pytest.raises(ConfigError, match="pool is 'quarter'"):
         tiny_run(phases=[{"pool": "quarter"}])
+
+
+def test_a_versioned_setting_is_in_the_key_even_at_its_default():
+    """A definition change (e.g. to follow the authors' code) gives its runs new keys, defaults included."""
+    from plasticity_nb.remedies.settings import Dash, L2Init, MetricSettings
+
+    assert L2Init().identity() == {"version": 2} and Dash(alpha=0.5).identity() == {"alpha": 0.5, "version": 2}
+    assert MetricSettings().identity() == {"version": 2}
+    with_l2 = tiny_run(phases=(Phase(pool="half", epochs=1), Phase(pool="full", epochs=1, l2_init=L2Init())))
+    assert with_l2.key() != tiny_run().key()
+    with pytest.raises(ConfigError, match="version"):
+        L2Init(version=1)  # the old definition is no longer trained
+    assert L2Init.from_dict({"coefficient": 0.01}).version == 2  # a config stored before versions still loads

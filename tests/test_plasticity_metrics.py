@@ -98,3 +98,66 @@ def test_gradient_norms_are_those_of_the_mean_loss_over_each_named_set():
         grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
         assert norms[name] == pytest.approx(math.sqrt(sum(g.pow(2).sum().item() for g in grads)), rel=1e-5)
     assert all(p.grad is None for p in model.parameters())
+
+
+# --- which layers the dormant fractions count ---------------------------------------------------------------
+
+def resnet18_probe(seed=0):
+    from plasticity_nb.measures.activations import probe_site_activations
+    from plasticity_nb.nets.units import dohare_sites, redo_sites
+
+    torch.manual_seed(seed)
+    model = ResNet(depth=2, width=4)
+    x = torch.randn(6, 3, 16, 16)
+    return model, x, probe_site_activations(model, x, dohare_sites(model)), probe_site_activations(
+        model, x, redo_sites(model))
+
+
+def test_dohare_counts_the_stem_each_first_conv_each_block_output_but_the_last_and_the_pooled_features():
+    """lop/nets/torchvision_modified_resnet.py's feature list: stem (221), per block relu(bn1(conv1)) (96) and
+    the block output (107), the last block output popped (228), the pooled features appended (233): 17 layers."""
+    model, x, dohare, _ = resnet18_probe()
+    blocks = [f"stage{s}.{b}" for s in range(1, 5) for b in range(2)]
+    expected = ["stem", *[name for block in blocks for name in (f"{block}.conv1", f"{block}.out")][:-1], "pooled"]
+    assert list(dohare) == expected and len(expected) == 17
+    assert torch.equal(dohare["pooled"], penultimate_features(model, x))
+    assert torch.allclose(dohare["stem"], model.stem(x))
+    assert all((h >= 0).all() for h in dohare.values())  # every one of them after a ReLU
+    _, _, _, redo = resnet18_probe()
+    assert list(redo) == ["stem", *[f"{block}.{part}" for block in blocks for part in ("conv1", "out")]]
+
+
+def authors_dohare_proportion(features_per_layer, dormant_unit_threshold=0.01):
+    """shibhansh/loss-of-plasticity lop/incremental_cifar/post_run_analysis.py:127-131 (commit 63c35f3c)."""
+    dead_neurons = torch.zeros(len(features_per_layer), dtype=torch.float32)
+    for layer_idx in range(len(features_per_layer) - 1):
+        dead_neurons[layer_idx] = ((features_per_layer[layer_idx] != 0).float().mean(dim=(0, 2, 3)) < dormant_unit_threshold).sum()  # noqa: E501 (verbatim)
+    dead_neurons[-1] = ((features_per_layer[-1] != 0).float().mean(dim=0) < dormant_unit_threshold).sum()
+    number_of_features = torch.sum(torch.tensor([layer_feats.shape[1] for layer_feats in features_per_layer])).item()
+    return dead_neurons.sum().item() / number_of_features
+
+
+def authors_redo_fraction(activations, tau):
+    """google/dopamine labs/redo/weight_recyclers.py:303-326 (score, channels last) and 261-301 (the count over
+    every recorded layer), in torch: mean |a| over all but the unit axis, normalised by its layer mean + 1e-9."""
+    dead = total = 0
+    for a in activations:
+        a = a.movedim(1, -1)
+        score = a.abs().mean(dim=tuple(range(a.ndim - 1)))
+        score = score / (score.mean() + 1e-9)
+        dead, total = dead + int((score <= tau).sum()), total + score.numel()
+    return dead / total
+
+
+@pytest.mark.parametrize("kill", [0, 1, 3])
+def test_both_dormant_fractions_equal_the_authors_over_their_layers(kill):
+    from plasticity_nb.remedies.redo import dormant_scores
+
+    model, x, dohare, redo = resnet18_probe()
+    for h in (dohare, redo):  # silence some channels, so that the counts are not all zero
+        for name in list(h)[:kill]:
+            h[name][:, : h[name].shape[1] // 2] = 0
+    assert dohare_dormant_fraction(dohare, 0.01) == authors_dohare_proportion(list(dohare.values()), 0.01)
+    assert dormant_fraction(dormant_scores(redo), 0.1) == authors_redo_fraction(list(redo.values()), 0.1)
+    if kill:
+        assert dohare_dormant_fraction(dohare, 0.01) > 0 and dormant_fraction(dormant_scores(redo), 0.1) > 0

@@ -1,5 +1,6 @@
 """The exact maths of each remedy on tiny models (a few thousand parameters, random tensors, no data)."""
 import copy
+from math import sqrt
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from plasticity_nb.remedies.dash import dash_
 from plasticity_nb.remedies.l2_init import initial_parameters, l2_init_penalty
 from plasticity_nb.remedies.redo import dormant_scores, redo_reset_
 from plasticity_nb.remedies.shrink_perturb import shrink_perturb_
+from plasticity_nb.remedies.unit_reset import fresh_incoming_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -203,6 +205,100 @@ def test_dash_matches_the_maths_written_by_hand(make, size, floor):
     assert not any(name.startswith("bn.") for name in scales)
 
 
+def authors_dash(args, model, criterion, chunk_loader):
+    """baekrok/DASH-Direction-Aware-SHrinking, utils/train_utils.py:111-174 (commit 3d3cea6c), verbatim except
+    einops' rearrange(w, 'o i h w -> o i (h w)'), written as the equivalent reshape, and the CUDA cache call."""
+    ####################
+    #### initialize
+    temp_net = copy.deepcopy(model)
+    all_grad_lst = []
+    all_grad_bias_lst = []
+
+    for m in temp_net.modules():
+        if isinstance(m, nn.Conv2d) or isinstance(m, nn.Linear):
+            all_grad_lst.append(torch.zeros_like(m.weight))
+            if m.bias != None:  # noqa: E711 (verbatim)
+                all_grad_bias_lst.append(torch.zeros_like(m.bias))
+
+    ####################
+    #### Gather Gradient
+    for i, (x_batch, y_batch) in enumerate(chunk_loader):
+        temp_net.zero_grad()
+        y_hat = temp_net(x_batch.to(args.device))
+        loss = criterion(y_hat, y_batch.to(args.device))
+        loss.backward()
+
+        step = 0
+        bias_step = 0
+        for m in temp_net.modules():
+            if isinstance(m, nn.Conv2d) or isinstance(m, nn.Linear):
+                all_grad_lst[step] = (1 - args.dash_alpha) * all_grad_lst[step] + args.dash_alpha * (-m.weight.grad.detach())  # noqa: E501 (verbatim)
+                if m.bias != None:  # noqa: E711 (verbatim)
+                    all_grad_bias_lst[bias_step] = (1 - args.dash_alpha) * all_grad_bias_lst[bias_step] + args.dash_alpha * (-m.bias.grad.detach())  # noqa: E501 (verbatim)
+                    bias_step += 1
+                step += 1
+    #########################
+    ## Shrink
+    step = 0
+    bias_step = 0
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                o, i, h, w = all_grad_lst[step].shape
+                grad = all_grad_lst[step].reshape(o, i, h * w)
+                param_r = m.weight.reshape(o, i, h * w)
+                cos_sim = torch.cosine_similarity(grad, param_r, dim=-1)
+                scale = torch.clamp(cos_sim, min=args.dash_lambda, max=1)
+                param_r.mul_(scale[:, :, None])
+                step += 1
+
+                if m.bias is not None:
+                    cos_sim_bias = torch.cosine_similarity(all_grad_bias_lst[bias_step].reshape(1, -1), m.bias.reshape(1, -1))  # noqa: E501 (verbatim)
+                    scale_bias = torch.clamp(cos_sim_bias, min=args.dash_lambda, max=1)
+                    m.bias.mul_(scale_bias)
+                    bias_step += 1
+
+            elif isinstance(m, nn.Linear):
+                cos_sim = torch.cosine_similarity(all_grad_lst[step], m.weight, dim=-1)
+                scale = torch.clamp(cos_sim, min=args.dash_lambda, max=1)
+                m.weight.mul_(scale[:, None])
+                step += 1
+                if m.bias is not None:
+                    cos_sim_bias = torch.cosine_similarity(all_grad_bias_lst[bias_step].reshape(1, -1), m.bias.reshape(1, -1))  # noqa: E501 (verbatim)
+                    scale_bias = torch.clamp(cos_sim_bias, min=args.dash_lambda, max=1)
+                    m.bias.mul_(scale_bias)
+                    bias_step += 1
+
+    return model
+
+
+@pytest.mark.parametrize("make", [lambda: TinyConvNet().double(), lambda: tiny_resnet().double()])
+def test_dash_as_its_authors_call_it_equals_their_function(make):
+    """Their procedure (main.py:54, 68-69; train_utils.py:184-186): the buffer of chunks, the new one last, one
+    batch per chunk (shuffle=False), the model in eval mode; ours gets each chunk as micro-batches."""
+    from types import SimpleNamespace
+
+    from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
+
+    torch.manual_seed(3)
+    model = make()
+    model(torch.randn(16, 3, 8, 8, dtype=torch.float64))  # BatchNorm running statistics away from their defaults
+    model.eval()
+    g = torch.Generator().manual_seed(4)
+    buffer = [TensorDataset(torch.randn(12, 3, 8, 8, generator=g, dtype=torch.float64),
+                            torch.randint(0, 10, (12,), generator=g)) for _ in range(3)]
+    args = SimpleNamespace(device="cpu", dash_alpha=0.3, dash_lambda=0.3)
+    loader = DataLoader(ConcatDataset(buffer), batch_size=12, shuffle=False)
+    before = params(model)
+    theirs = authors_dash(args, copy.deepcopy(model), nn.CrossEntropyLoss(), loader)
+    chunks = [[(c.tensors[0][i:i + 5], c.tensors[1][i:i + 5]) for i in range(0, 12, 5)] for c in buffer]
+    dash_(model, chunks, alpha=0.3, shrink_floor=0.3)
+    for name, value in params(model).items():
+        assert_close(value, params(theirs)[name], rtol=1e-10, atol=1e-12)
+    assert any(not torch.equal(v, before[k]) for k, v in params(theirs).items())  # it did shrink
+
+
 def test_dash_with_floor_one_is_the_identity_and_leaves_batchnorm_alone():
     model = TinyConvNet()
     model(torch.randn(4, 3, 8, 8))
@@ -217,6 +313,55 @@ def test_dash_with_floor_one_is_the_identity_and_leaves_batchnorm_alone():
 
 # --- L2 Init -----------------------------------------------------------------------------------------------
 
+def authors_l2_init_loss(model, init_params_dict, l2_weight):
+    """skumar9876/L2_Init, agents/agents.py, L2InitAgent.compute_loss, lines 282-297 (commit 3f86d26f), less
+    the task loss and the resampled-init branch (sample_init_values is False in config/agent/l2_init.yaml)."""
+    l2_loss = 0
+    for name, param in model.named_parameters():
+        if not param.requires_grad or 'layer_norm' in name or \
+            'init_params' in name or \
+                'original_last_layer_params' in name:
+            continue
+        init_param = init_params_dict[name].detach()
+        diff = param - init_param
+        l2_loss += torch.sum(diff ** 2)
+    return l2_weight * 0.5 * l2_loss
+
+
+def displaced(model):
+    theta0 = initial_parameters(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    return theta0
+
+
+@pytest.mark.parametrize("l2_weight", [1e-2, 1e-3, 1e-4, 1e-5])  # the authors' swept values
+def test_l2_init_is_the_authors_penalty_on_their_kind_of_network(l2_weight):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10)).double()
+    theta0 = displaced(model)
+    ours, theirs = l2_init_penalty(model, theta0, l2_weight), authors_l2_init_loss(model, theta0, l2_weight)
+    assert_close(ours, theirs, rtol=1e-12, atol=0)
+    assert_close(l2_init_penalty(model, theta0, l2_weight, convention="paper"), 2 * theirs, rtol=1e-12, atol=0)
+
+
+def test_l2_init_leaves_batchnorm_out_by_default_and_takes_it_in_as_an_option():
+    torch.manual_seed(1)
+    model = tiny_resnet().double()
+    theta0 = displaced(model)
+    norms = {n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    without_bn = copy.deepcopy(model)
+    for name in norms:  # the authors' network: the same layers, no BatchNorm
+        parent, _, leaf = name.rpartition(".")
+        setattr(without_bn.get_submodule(parent) if parent else without_bn, leaf, nn.Identity())
+    theirs = authors_l2_init_loss(without_bn, theta0, 1e-2)
+    assert_close(l2_init_penalty(model, theta0, 1e-2), theirs, rtol=1e-12, atol=0)
+    assert_close(l2_init_penalty(model, theta0, 1e-2, parameters="all"), authors_l2_init_loss(model, theta0, 1e-2),
+                 rtol=1e-12, atol=0)
+    assert l2_init_penalty(model, theta0, 1e-2, parameters="all") > l2_init_penalty(model, theta0, 1e-2)
+
+
 def test_l2_init_is_a_sum_of_squared_norms_on_a_hand_case():
     layer = nn.Linear(2, 1)
     theta0 = initial_parameters(layer)
@@ -224,24 +369,30 @@ def test_l2_init_is_a_sum_of_squared_norms_on_a_hand_case():
         layer.weight.add_(torch.tensor([[3.0, 0.0]]))
         layer.bias.add_(torch.tensor([4.0]))
     # sum of squared norms 9 + 16 = 25 (the wrong "square of the sum of norms" would give 49)
-    assert_close(l2_init_penalty(layer, theta0, 0.1), torch.tensor(2.5))
+    assert_close(l2_init_penalty(layer, theta0, 0.1), torch.tensor(1.25))
+    assert_close(l2_init_penalty(layer, theta0, 0.1, convention="paper"), torch.tensor(2.5))
 
 
-def test_l2_init_gradient_is_two_coefficient_times_the_displacement_exactly():
+def test_l2_init_gradient_is_the_coefficient_times_the_displacement_exactly():
     model = tiny_resnet()
-    theta0 = initial_parameters(model)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p))
+    theta0 = displaced(model)
     coefficient = 0.25  # a power of two: every product below is exact, so equality can be bitwise
     l2_init_penalty(model, theta0, coefficient).backward()
+    batchnorm = {f"{n}.{leaf}" for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)
+                 for leaf, _ in m.named_parameters(recurse=False)}
+    assert batchnorm
     for name, p in model.named_parameters():
-        assert torch.equal(p.grad, 2 * coefficient * (p.detach() - theta0[name])), name
+        if name in batchnorm:
+            assert p.grad is None, name
+        else:
+            assert torch.equal(p.grad, coefficient * (p.detach() - theta0[name])), name
 
 
-def test_l2_init_refuses_other_parameters():
+def test_l2_init_refuses_other_parameters_and_unknown_options():
     with pytest.raises(ValueError):
         l2_init_penalty(tiny_mlp(), initial_parameters(tiny_resnet()), 0.1)
+    with pytest.raises(ValueError, match="convention"):
+        l2_init_penalty(tiny_mlp(), initial_parameters(tiny_mlp()), 0.1, convention="half")
 
 
 # --- ReDo --------------------------------------------------------------------------------------------------
@@ -421,3 +572,38 @@ def test_cbp_state_round_trips_through_a_plain_dict_of_tensors():
     assert all(torch.equal(state[k], v) for k, v in other.state_dict().items())
     with pytest.raises(ValueError):
         ContinualBackprop(tiny_mlp(depth=1), 0.3, 1).load_state_dict(state)
+
+
+def authors_gnt_bound(in_features, hidden_activation="relu"):
+    """shibhansh/loss-of-plasticity, lop/algos/gnt.py:74-75 (init='kaiming', the default), for one layer."""
+    return torch.nn.init.calculate_gain(nonlinearity=hidden_activation) * sqrt(3 / in_features)
+
+
+def test_continual_backprop_draws_fresh_weights_as_gnt_py():
+    """gnt.py:193-195: torch.empty(n, in_features).uniform_(-bound, bound); fan-in 100: std sqrt(2/100) = 0.141."""
+    layer = nn.Linear(100, 7)
+    ours = fresh_incoming_weights(layer, 5, torch.Generator().manual_seed(0), "kaiming")
+    bound = authors_gnt_bound(layer.in_features)
+    theirs = torch.empty(5, layer.in_features).uniform_(-bound, bound, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ours, theirs)
+    conv = nn.Conv2d(16, 8, 3)  # fan-in 16 * 3 * 3 = 144, as gnt.py's in_features for a conv kernel
+    many = fresh_incoming_weights(conv, 4000, torch.Generator().manual_seed(1), "kaiming")
+    assert many.abs().max() <= authors_gnt_bound(144) and abs(many.std().item() - sqrt(2 / 144)) < 0.002
+    default = fresh_incoming_weights(layer, 4000, torch.Generator().manual_seed(1))  # the layer's own init
+    assert abs(default.std().item() - 1 / sqrt(300)) < 0.002 and abs(bound / sqrt(3) / (1 / sqrt(300)) - 2.449) < 1e-3
+    with pytest.raises(ValueError, match="init"):
+        fresh_incoming_weights(layer, 1, None, "xavier")
+
+
+def test_continual_backprop_replaces_with_the_fresh_init_it_was_given():
+    torch.manual_seed(0)
+    model = tiny_resnet()
+    cbp = ContinualBackprop(model, replacement_rate=1.0, maturity_threshold=0,
+                            generator=torch.Generator().manual_seed(0))
+    layer = cbp.layers[0]
+    with record_activations(model, cbp.layers) as recorded:
+        model(images(4, size=8)[0])
+    replaced = cbp.step({k: v.float() for k, v in recorded.items()})[layer.name]
+    assert replaced.numel() > 0
+    expected = fresh_incoming_weights(layer.incoming, replaced.numel(), torch.Generator().manual_seed(0), "kaiming")
+    assert torch.equal(layer.incoming.weight[replaced], expected)

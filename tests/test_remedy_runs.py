@@ -55,7 +55,8 @@ def test_a_fresh_shrink_perturb_is_a_different_run_from_the_same_start(cifar, on
 
 def test_metrics_fill_evaluated_rows_and_the_start_of_each_phase(cifar, one_thread):
     rows = history(train_run(remedied(l2_init=L2Init(coefficient=1e-3)), cifar))
-    metrics = ["dormant_redo", "dormant_dohare", "effective_rank", "srank", "weight_norm", "init_distance"]
+    metrics = ["dormant_redo", "dormant_dohare", "dormant_redo_units", "effective_rank", "srank", "weight_norm",
+               "init_distance"]
     assert rows[metrics].notna().all().all()  # every epoch of a tiny run is evaluated
     first = rows.groupby("phase").head(1)
     assert first.grad_norm_half.gt(0).all() and first.grad_norm_new.gt(0).all()
@@ -91,7 +92,7 @@ def test_ensembles_refuse_remedies_by_name(cifar):
 
 
 def test_bad_remedy_settings_are_named():
-    with pytest.raises(ConfigError, match="first phase has seen none"):
+    with pytest.raises(ConfigError, match="from the second phase on"):
         tiny_run(phases=(Phase(pool="full", dash=Dash()),))
     with pytest.raises(ConfigError, match="cbp settings differ"):
         tiny_run(phases=(Phase(pool="half", cbp=CBP), Phase(cbp=ContinualBackpropSettings())))
@@ -99,3 +100,25 @@ def test_bad_remedy_settings_are_named():
         Dash(shrink_floor=0.0)
     with pytest.raises(ConfigError, match="bn_statistics"):
         ShrinkPerturb(bn_statistics="re-estimate")
+
+
+def test_dash_gets_each_phases_new_data_the_new_last_in_eval_mode(cifar, one_thread, monkeypatch):
+    """As its authors call it (DASH main.py:54, 68-69; metric_utils.py:161): the half, then the rest of the
+    subset, one chunk each, BatchNorm in eval mode; the model trains on in train mode afterwards."""
+    from plasticity_nb.training import remedy_hooks
+    from plasticity_nb.training.run_tensors import RunTensors
+    from plasticity_nb.training.runtime import Runtime
+
+    config = tiny_run(phases=(Phase(pool="half", epochs=1), Phase(pool="full", epochs=1, dash=Dash())))
+    tensors = RunTensors(config, cifar, Runtime.for_config(config, "cpu"))
+    chunks = tensors.dash_chunks(config, 1)
+    joined = [torch.cat([x for x, _ in chunk]) for chunk in chunks]
+    rest = torch.ones(len(tensors.full), dtype=torch.bool)
+    rest[tensors.half] = False
+    assert torch.equal(joined[0], tensors.train_x[tensors.half.sort().values])
+    assert torch.equal(joined[1], tensors.train_x[tensors.full[rest]])
+    modes = []
+    real = remedy_hooks.dash_
+    monkeypatch.setattr(remedy_hooks, "dash_", lambda model, *a: modes.append(model.training) or real(model, *a))
+    train_run(config, cifar)
+    assert modes == [False]

@@ -13,8 +13,9 @@ kept in a temporary folder, its failing cell is printed and the exit status is n
 exit status 130: stored runs stay, the run in progress resumes from its last checkpoint next time.
 `--train-only` trains the runs and executes nothing, for a GPU box or cluster node without Jupyter: copy the
 run store back and the same command without it executes the notebooks from the stored runs.
-`--settle LOOKS` settles each claim sequentially (analysis/settle.py, analysis/sequential.py): look after look, only notebooks with
-an open claim get the next look's seeds, and each claim's verdict is frozen where its design's boundary stops it.
+`--settle LOOKS` settles each claim sequentially (analysis/settle.py, analysis/sequential.py): look after look,
+only notebooks with an open claim get the next look's seeds, and each claim's verdict is frozen where its design's
+boundary stops it.
 """
 from __future__ import annotations
 

@@ -70,6 +70,7 @@ def _above(bound: float | None, step: int) -> float | None:
 
 
 RANGE, OWNER = "range", "range_owner"  # dataclass field metadata: its Range, and whose field declared it
+VERSION = "version"  # dataclass field metadata: the field is a definition's version (`versioned`)
 
 
 def ranged(default: Any = dataclasses.MISSING, **bounds: Any) -> Any:
@@ -77,6 +78,13 @@ def ranged(default: Any = dataclasses.MISSING, **bounds: Any) -> Any:
     if "choices" in bounds:
         bounds["choices"] = tuple(bounds["choices"])
     return dataclasses.field(default=default, metadata={RANGE: Range(**bounds)})
+
+
+def versioned(current: int) -> Any:
+    """A settings type's definition version, bumped when what it computes changes (e.g. to follow its authors'
+    code): unlike other fields it is in the key even at its default, so runs of the new definition never reuse
+    results stored under the old one. Only the current version can be built."""
+    return dataclasses.field(default=current, metadata={RANGE: Range(choices=(current,)), VERSION: True})
 
 
 def range_of(owner: type, name: str, default: Any = dataclasses.MISSING) -> Any:
@@ -153,7 +161,8 @@ class Config:
         out = {}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.default is not dataclasses.MISSING and value == field.default:
+            at_default = field.default is not dataclasses.MISSING and value == field.default
+            if at_default and not field.metadata.get(VERSION):
                 continue
             if isinstance(value, Config):
                 value = value.identity()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ..nets.units import UnitLayer, unit_layers
+from ..nets.units import INPUT, RELU_OF_OUTPUT, ActivationSite, UnitLayer, unit_layers
 
 
 @contextlib.contextmanager
@@ -51,3 +51,26 @@ def probe_activations(model: nn.Module, x: torch.Tensor,
     with record_activations(model, layers) as recorded:
         call_keeping_buffers(model, x)
     return dict(recorded)
+
+
+@torch.no_grad()
+def probe_site_activations(model: nn.Module, x: torch.Tensor, sites: list[ActivationSite]) -> dict[str, torch.Tensor]:
+    """The post-ReLU activation at each site on the probe batch `x`, in the model's current mode, its BatchNorm
+    running statistics left as they were (dim 1 indexes units: channels or features)."""
+    recorded: dict[str, torch.Tensor] = {}
+
+    def recorder(site):
+        if site.read == INPUT:
+            return lambda module, inputs: recorded.__setitem__(site.name, inputs[0].detach())
+        relu = site.read == RELU_OF_OUTPUT
+        return lambda module, inputs, output: recorded.__setitem__(site.name,
+                                                                   (F.relu(output) if relu else output).detach())
+
+    handles = [site.module.register_forward_pre_hook(recorder(site)) if site.read == INPUT
+               else site.module.register_forward_hook(recorder(site)) for site in sites]
+    try:
+        call_keeping_buffers(model, x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {site.name: recorded[site.name] for site in sites}

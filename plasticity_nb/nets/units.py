@@ -39,7 +39,7 @@ def unit_layers(model: nn.Module) -> list[UnitLayer]:
         return resnet_unit_layers(model)
     if isinstance(model, MLP):
         return mlp_unit_layers(model)
-    raise TypeError(f"no units defined for {type(model).__name__}: define them in plasticity_nb/remedies/units.py")
+    raise TypeError(f"no units defined for {type(model).__name__}: define them in plasticity_nb/nets/units.py")
 
 
 def resnet_unit_layers(model: ResNet) -> list[UnitLayer]:
@@ -54,3 +54,59 @@ def mlp_unit_layers(model: MLP) -> list[UnitLayer]:
     readers = list(model.hidden)[1:] + [model.head]
     return [UnitLayer(f"hidden.{i}", layer, None, reader)
             for i, (layer, reader) in enumerate(zip(model.hidden, readers))]
+
+
+# Where a post-ReLU activation is read from a module: its output, its output through a ReLU (the functional ReLU
+# after a BatchNorm), or its input (the head's: the pooled features).
+OUTPUT, RELU_OF_OUTPUT, INPUT = "output", "relu_of_output", "input"
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationSite:
+    name: str
+    module: nn.Module
+    read: str  # OUTPUT | RELU_OF_OUTPUT | INPUT
+
+
+def dohare_sites(model: nn.Module) -> list[ActivationSite]:
+    """The layers Dohare et al. count as units (shibhansh/loss-of-plasticity
+    lop/incremental_cifar/post_run_analysis.py:105-131 over lop/nets/torchvision_modified_resnet.py's feature
+    list): the stem's output, each block's relu(bn1(conv1)) and each block's output but the last, then the
+    pooled features (17 layers for ResNet-18); an MLP's hidden layers."""
+    if isinstance(model, MLP):
+        return _hidden_sites(model)
+    sites, blocks = [ActivationSite("stem", model.stem, OUTPUT)], _blocks(model)
+    for i, (name, block) in enumerate(blocks):
+        sites.append(ActivationSite(f"{name}.conv1", block.bn1, RELU_OF_OUTPUT))
+        if i < len(blocks) - 1:
+            sites.append(ActivationSite(f"{name}.out", block, OUTPUT))
+    return [*sites, ActivationSite("pooled", model.head, INPUT)]
+
+
+def redo_sites(model: nn.Module) -> list[ActivationSite]:
+    """Every post-ReLU activation but the output, as ReDo's dormant count logs them (google/dopamine
+    labs/redo/weight_recyclers.py:261-301, all recorded activations except 'final_layer'): the stem's output,
+    each block's relu(bn1(conv1)) and each block's output (the residual stream); an MLP's hidden layers."""
+    if isinstance(model, MLP):
+        return _hidden_sites(model)
+    sites = [ActivationSite("stem", model.stem, OUTPUT)]
+    for name, block in _blocks(model):
+        sites += [ActivationSite(f"{name}.conv1", block.bn1, RELU_OF_OUTPUT),
+                  ActivationSite(f"{name}.out", block, OUTPUT)]
+    return sites
+
+
+def unit_sites(model: nn.Module) -> list[ActivationSite]:
+    """The resettable units' activations (`unit_layers`): each block's relu(bn1(conv1)), an MLP's hidden layers."""
+    return [ActivationSite(layer.name, layer.pre_activation, RELU_OF_OUTPUT) for layer in unit_layers(model)]
+
+
+def _blocks(model: ResNet) -> list[tuple[str, nn.Module]]:
+    if not isinstance(model, ResNet):
+        raise TypeError(f"no activation sites defined for {type(model).__name__}: define them in nets/units.py")
+    return [(f"{stage}.{b}", block) for stage in ("stage1", "stage2", "stage3", "stage4")
+            for b, block in enumerate(getattr(model, stage))]
+
+
+def _hidden_sites(model: MLP) -> list[ActivationSite]:
+    return [ActivationSite(f"hidden.{i}", layer, RELU_OF_OUTPUT) for i, layer in enumerate(model.hidden)]

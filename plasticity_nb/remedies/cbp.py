@@ -1,6 +1,7 @@
 """Continual backprop (Dohare et al., "Loss of plasticity in deep continual learning", Nature 2024; reference
-code: shibhansh/loss-of-plasticity, `lop/algos/cbp_linear.py`, `lop/algos/cbp_conv.py`, and `lop/algos/gnt.py`
-for the running, bias-corrected utility).
+code: shibhansh/loss-of-plasticity, `lop/algos/gnt.py` for the running, bias-corrected utility and the fresh
+weights, `lop/algos/cbp_linear.py` and `cbp_conv.py` for the replacement count; their ResNet experiment calls
+`lop/algos/res_gnt.py`, incremental_cifar_experiment.py:120-126, 396).
 
 Per unit: utility u <- eta u + (1 - eta) * mean|h| * sum|w_out| (mean over the batch, and spatial positions
 for conv channels; sum over the unit's outgoing weights) and an age. Each step, per layer, the accumulator
@@ -10,10 +11,16 @@ replacements when units first mature; ranking by the corrected utility keeps you
 averages from marking them as useless. A replaced unit gets fresh incoming weights, zero outgoing weights,
 BatchNorm defaults and zeroed optimiser state (`unit_reset.py`), and utility and age 0.
 
+Fresh incoming weights are drawn as gnt.py draws them (`fresh_init="kaiming"`: U(+-sqrt(2) sqrt(3/fan_in)), std
+sqrt(2/fan_in), the std of res_gnt.py's normal draw too); `fresh_init="default"` (the layer's own PyTorch init,
+2.45x smaller) is kept as an option.
+
 Differences from the reference code, on purpose: outgoing magnitude is a sum (the paper's formula; gnt.py
-takes a mean, the same ranking within a layer); fresh weights come from the layer's own default init; the
-next layer's bias is not corrected for the removed unit's mean contribution (gnt.py does, cbp_linear.py
-does not); torch's optimisers keep one step count per tensor (see `optimizer_state.py`).
+takes a mean, the same ranking within a layer); the units are each block's first conv (the set for which zeroing
+outgoing weights removes a unit; res_gnt.py also replaces the stem and every block's second conv, ignoring the
+shortcut); the next layer's bias is not corrected for the removed unit's mean contribution (gnt.py does,
+cbp_linear.py and res_gnt.py do not; our block convs have no bias); optimiser state is zeroed (res_gnt.py keeps
+SGD's momentum); torch's optimisers keep one step count per tensor (see `optimizer_state.py`).
 """
 from __future__ import annotations
 
@@ -29,12 +36,12 @@ class ContinualBackprop:
     (`activations.record_activations` around its forward pass). rho = 0 never changes the model."""
 
     def __init__(self, model: nn.Module, replacement_rate: float, maturity_threshold: int, decay: float = 0.99,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, fresh_init: str = "kaiming"):
         if not 0 <= replacement_rate <= 1 or maturity_threshold < 0 or not 0 <= decay < 1:
             raise ValueError("need 0 <= replacement_rate <= 1, maturity_threshold >= 0 and 0 <= decay < 1")
         self.layers = unit_layers(model)
         self.replacement_rate, self.maturity_threshold, self.decay = replacement_rate, maturity_threshold, decay
-        self.generator = generator
+        self.generator, self.fresh_init = generator, fresh_init
         device = next(model.parameters()).device
         self.utility = {layer.name: torch.zeros(layer.size, device=device) for layer in self.layers}
         self.age = {layer.name: torch.zeros(layer.size, dtype=torch.long, device=device) for layer in self.layers}
@@ -59,7 +66,7 @@ class ContinualBackprop:
             return mature[:0]
         corrected = self.bias_corrected_utility(name)[mature]
         replaced = mature[torch.topk(corrected, count, largest=False).indices]
-        reinitialise_units_(layer, replaced, optimizer, self.generator)
+        reinitialise_units_(layer, replaced, optimizer, self.generator, self.fresh_init)
         self.utility[name][replaced], self.age[name][replaced] = 0, 0
         return replaced
 

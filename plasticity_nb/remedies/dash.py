@@ -1,12 +1,17 @@
 """DASH, direction-aware shrinking (Shin et al., "DASH: Warm-Starting Neural Network Training in Stationary
 Settings without Loss of Plasticity", NeurIPS 2024), as in the authors' code: baekrok/DASH-Direction-Aware-
-SHrinking, `utils/train_utils.py`, `dash`.
+SHrinking, `utils/train_utils.py`, `dash` (lines 111-174).
 
 Over the given batches in order, g <- (1 - alpha) g + alpha (-grad W) for every Conv2d/Linear weight and bias
 (gradients taken on a deep copy, in the model's current mode, so the model's own BN statistics stay). Then
 each conv kernel slice (out, in) and each Linear output row is scaled by clamp(cos(g, W), shrink_floor, 1),
-computed over its entries; a bias gets one cosine for the whole vector. BatchNorm is untouched. The authors
-call it at each new data chunk from the second on, with batches covering all data seen so far.
+computed over its entries; a bias gets one cosine for the whole vector. BatchNorm is untouched.
+
+How the authors call it (main.py:54, 68-69; train_utils.py:184-185; metric_utils.py:161): at each new data chunk
+from the second on, after the new chunk joined the buffer, with one batch per chunk in arrival order (so the new
+chunk gets the largest weight, alpha) and the model in eval mode (left so by the evaluation before). A batch here
+may be a whole chunk given as micro-batches: in eval mode the chunk's mean-loss gradient is exactly the
+size-weighted mean of theirs, so memory stays bounded at any chunk size.
 """
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+Batch = tuple[torch.Tensor, torch.Tensor]
+# Each item is one step of the moving average: a batch, or a chunk given as a list of micro-batches.
+Batches = Iterable[Batch | list[Batch]]
 
 
 def dash_(model: nn.Module, batches: Batches, alpha: float = 0.3, shrink_floor: float = 0.3,
@@ -43,16 +50,28 @@ def dash_parameters(model: nn.Module) -> list[str]:
 
 def averaged_negative_gradients(model: nn.Module, batches: Batches, alpha: float,
                                 loss_fn: Callable) -> dict[str, torch.Tensor]:
-    """g <- (1 - alpha) g + alpha (-grad) per batch, from g = 0, on a copy of the model."""
+    """g <- (1 - alpha) g + alpha (-grad) per batch (or chunk), from g = 0, on a copy of the model."""
     copy_ = copy.deepcopy(model)
     params = dict(copy_.named_parameters())
     names = dash_parameters(copy_)
     directions = {name: torch.zeros_like(params[name]) for name in names}
-    for x, y in batches:
-        grads = torch.autograd.grad(loss_fn(copy_(x), y), [params[name] for name in names])
+    for item in batches:
+        grads = chunk_gradients(copy_, [params[name] for name in names], item, loss_fn)
         for name, grad in zip(names, grads):
             directions[name] = (1 - alpha) * directions[name] + alpha * (-grad)
     return directions
+
+
+def chunk_gradients(model: nn.Module, params: list[torch.Tensor], item: Batch | list[Batch],
+                    loss_fn: Callable) -> list[torch.Tensor]:
+    """The gradient of the mean loss over a batch, or over a chunk's micro-batches (each weighted by its size)."""
+    parts = [item] if isinstance(item, tuple) else item
+    total = sum(len(y) for _, y in parts)
+    summed = [torch.zeros_like(p) for p in params]
+    for x, y in parts:
+        for acc, grad in zip(summed, torch.autograd.grad(loss_fn(model(x), y), params)):
+            acc.add_(grad, alpha=len(y) / total)
+    return summed
 
 
 def shrink_scale(direction: torch.Tensor, weight: torch.Tensor, is_bias: bool, shrink_floor: float) -> torch.Tensor:

@@ -1,15 +1,27 @@
 """L2 Init (Kumar, Marklund & Van Roy, "Maintaining Plasticity in Continual Learning via Regenerative
-Regularization", 2023): add coefficient * sum_l ||theta_l - theta0_l||^2 to the loss, pulling towards the
-*initial* weights.
+Regularization", 2023): a penalty pulling the weights towards the run's *initial* weights theta0.
 
-A sum of squared norms, whose gradient is 2 * coefficient * (theta - theta0). Two public implementations get
-it wrong: baekrok/DASH-Direction-Aware-SHrinking `utils/train_utils.py` (`l2_init`) squares the sum of
-per-layer norms (and only regularises `.weight`s); another regularises only the last parameter, unsquared.
+As in the authors' code (skumar9876/L2_Init, `agents/agents.py`, `L2InitAgent.compute_loss`, lines 282-297):
+`loss += lambda * 0.5 * sum ||theta - theta0||^2`, gradient lambda * (theta - theta0), over the weights and biases
+of every layer (their nets have no BatchNorm; their one normalisation rule leaves norm parameters out, line 284).
+Their swept lambdas {1e-2, 1e-3, 1e-4, 1e-5} are in that convention. Deliberate deviations, as options: the
+paper's text writes lambda * sum ||theta - theta0||^2 (twice their penalty: `convention="paper"`), and a
+BatchNorm network could also pull gamma and beta towards 1 and 0 (`parameters="all"`).
+
+Two other public implementations differ: baekrok/DASH-Direction-Aware-SHrinking `utils/train_utils.py`
+(`l2_init`) squares the sum of per-layer norms (and only regularises `.weight`s); another regularises only the
+last parameter, unsquared.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+# Factor on lambda * sum ||theta - theta0||^2: the authors' code (0.5) or the paper's text (1).
+CONVENTIONS = {"authors": 0.5, "paper": 1.0}
+# Penalised parameters: the weights and biases of Conv2d and Linear layers (the authors' nets hold nothing
+# else), or every parameter, BatchNorm's gamma and beta included.
+PARAMETER_SETS = ("conv_linear", "all")
 
 
 def initial_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -17,10 +29,25 @@ def initial_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: param.detach().clone() for name, param in model.named_parameters()}
 
 
-def l2_init_penalty(model: nn.Module, initial_params: dict[str, torch.Tensor], coefficient: float) -> torch.Tensor:
-    """coefficient * sum over all parameters of ||theta - theta0||^2, differentiable in the model's parameters."""
+def penalised_parameters(model: nn.Module, parameters: str = "conv_linear") -> list[str]:
+    """Names of the parameters the penalty pulls towards theta0 (`parameters`: one of PARAMETER_SETS)."""
+    if parameters not in PARAMETER_SETS:
+        raise ValueError(f"parameters must be one of {PARAMETER_SETS}, got {parameters!r}")
+    if parameters == "all":
+        return [name for name, _ in model.named_parameters()]
+    return [f"{module_name}.{param_name}" if module_name else param_name
+            for module_name, module in model.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))
+            for param_name, _ in module.named_parameters(recurse=False)]
+
+
+def l2_init_penalty(model: nn.Module, initial_params: dict[str, torch.Tensor], coefficient: float,
+                    convention: str = "authors", parameters: str = "conv_linear") -> torch.Tensor:
+    """factor * coefficient * sum ||theta - theta0||^2 over the penalised parameters, differentiable in the
+    model's parameters (factor 0.5 in the authors' convention, 1 in the paper's)."""
     named = dict(model.named_parameters())
     if named.keys() != initial_params.keys():
         raise ValueError("initial_params must hold exactly the model's parameters (use initial_parameters(model))")
-    squared = [(param - initial_params[name]).pow(2).sum() for name, param in named.items()]
-    return coefficient * torch.stack(squared).sum()
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {tuple(CONVENTIONS)}, got {convention!r}")
+    squared = [(named[name] - initial_params[name]).pow(2).sum() for name in penalised_parameters(model, parameters)]
+    return CONVENTIONS[convention] * coefficient * torch.stack(squared).sum()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..core.config import Config, ranged
+from ..core.config import Config, ranged, versioned
+from .l2_init import CONVENTIONS, PARAMETER_SETS
+from .unit_reset import FRESH_INITS
 
 BN_STATISTICS = ("reset", "keep")  # shrink-and-perturb: BatchNorm running statistics back to defaults, or kept
 
@@ -26,19 +28,34 @@ class ShrinkPerturb(Config):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Dash(Config):
-    """Shin et al. (NeurIPS 2024): direction-aware shrinking at the phase start, over all data seen before it."""
+    """Shin et al. (NeurIPS 2024): direction-aware shrinking at the phase start, as their code calls it
+    (baekrok/DASH-Direction-Aware-SHrinking main.py:54, 68-69): over every phase's new data so far, the new phase's
+    included and last, one batch per chunk, BatchNorm in eval mode."""
 
-    # weight of each batch's negative gradient in the moving average (their default)
+    # weight of each chunk's negative gradient in the moving average (their default)
     alpha: float = ranged(0.3, gt=0, le=1)
     # lambda: the smallest shrink factor clamp(cos, lambda, 1) (their default)
     shrink_floor: float = ranged(0.3, gt=0, le=1)
+    # eval: BatchNorm's running statistics, as their model is left by its evaluation (metric_utils.py:161);
+    # train: batch statistics (a deviation, kept as an option)
+    bn_mode: str = ranged("eval", choices=("eval", "train"))
+    # 2: their data and mode (2026-12-01); 1 (no field) took only the earlier phases' data, in random batches of
+    # the run's batch size, in train mode
+    version: int = versioned(2)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class L2Init(Config):
-    """Kumar et al. (2023): loss + coefficient * sum ||theta - theta_0||^2, theta_0 the run's initial weights."""
+    """Kumar et al. (2023), as their code (skumar9876/L2_Init, agents/agents.py:282-297): loss +
+    0.5 * coefficient * sum ||theta - theta_0||^2 over the conv and linear weights and biases."""
 
-    coefficient: float = ranged(1e-2, gt=0)  # their best in most settings, of {1e-2, 1e-3, 1e-4, 1e-5}
+    coefficient: float = ranged(1e-2, gt=0)  # lambda: their best in most settings, of {1e-2, 1e-3, 1e-4, 1e-5}
+    # authors: 0.5 * lambda (their code, the convention of their sweeps); paper: lambda (their paper's text)
+    convention: str = ranged("authors", choices=tuple(CONVENTIONS))
+    # conv_linear: what their (BatchNorm-free) nets hold; all: BatchNorm's gamma and beta too
+    parameters: str = ranged("conv_linear", choices=PARAMETER_SETS)
+    # 2: the authors' convention and parameter set (2026-12-01); 1 (no field) was the paper's over every parameter
+    version: int = versioned(2)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -60,16 +77,28 @@ class ContinualBackpropSettings(Config):
     # m: steps a unit is protected after (re)initialisation (incremental CIFAR-100)
     maturity_threshold: int = ranged(1000, ge=0)
     decay: float = ranged(0.99, ge=0, lt=1)  # eta: the utility's running-average decay (their default)
+    # kaiming: fresh incoming weights as gnt.py draws them (std sqrt(2/fan_in)); default: the layer's own init
+    fresh_init: str = ranged("kaiming", choices=FRESH_INITS)
+    # 2: gnt.py's fresh weights (2026-12-01); 1 (no field) drew them from the layer's default init
+    version: int = versioned(2)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MetricSettings(Config):
     """Plasticity metrics recorded into the history at every test-set evaluation, on a fixed probe batch of
     the training subset, in train mode (the function the optimiser trains; BatchNorm statistics untouched),
-    and at each phase's start the gradient norms on the pretraining half and on the other half."""
+    and at each phase's start the gradient norms on the pretraining half and on the other half.
+
+    Which units each dormant fraction counts (nets/units.py): `dormant_redo` every post-ReLU activation but the
+    output, as ReDo's logs (dopamine labs/redo weight_recyclers.py:261-301); `dormant_dohare` Dohare et al.'s 17
+    layers of a ResNet-18 (post_run_analysis.py:105-131); `dormant_redo_units` only the units ReDo and
+    continual backprop reset (each block's first conv), the set both fractions counted before version 2."""
 
     examples: int = ranged(256, gt=0)  # class-balanced examples of the training subset (the same for every evaluation)
-    tau: float = ranged(0.1, ge=0)  # ReDo dormancy threshold (Sokar et al.)
+    # ReDo dormancy threshold: the paper's tau (their code's default is 0.0; its gin files set none)
+    tau: float = ranged(0.1, ge=0)
     active_share: float = ranged(0.01, gt=0, lt=1)  # Dohare's dormancy: active on fewer than this share of inputs
     # srank: singular values reaching 1 - delta of their sum (Kumar et al. 2021)
     srank_delta: float = ranged(0.01, gt=0, lt=1)
+    # 2: dormant fractions over the layers the papers count (2026-12-01); 1 (no field) counted block conv1s only
+    version: int = versioned(2)

@@ -9,30 +9,43 @@ from torch import nn
 from ..nets.units import UnitLayer
 from .optimizer_state import zero_optimizer_state_
 
+# How a re-initialised unit's incoming weights are drawn: "default", the layer's own PyTorch init
+# (kaiming_uniform_ with a = sqrt(5): U(+-1/sqrt(fan_in)), std 0.058 at fan-in 100); "kaiming", continual
+# backprop's (shibhansh/loss-of-plasticity lop/algos/gnt.py:74-75, 193-195: U(+-gain * sqrt(3/fan_in)) with
+# the ReLU gain sqrt(2), std sqrt(2/fan_in) = 0.141 at fan-in 100, the std of res_gnt.py's normal draw too).
+FRESH_INITS = ("default", "kaiming")
 
-def fresh_incoming_weights(layer: nn.Conv2d | nn.Linear, count: int, generator: torch.Generator | None) -> torch.Tensor:
-    """`count` new rows of `layer.weight` from its default init (PyTorch's kaiming_uniform_, a = sqrt(5)).
+
+def fresh_incoming_weights(layer: nn.Conv2d | nn.Linear, count: int, generator: torch.Generator | None,
+                           init: str = "default") -> torch.Tensor:
+    """`count` new rows of `layer.weight`, drawn as `init` (one of FRESH_INITS) says.
 
     The fan-in depends only on the trailing dimensions, so drawing just the rows gives the layer's bound.
     """
+    if init not in FRESH_INITS:
+        raise ValueError(f"init must be one of {FRESH_INITS}, got {init!r}")
     shape = (count, *layer.weight.shape[1:])
     device = generator.device if generator is not None else layer.weight.device
     rows = torch.empty(shape, dtype=layer.weight.dtype, device=device)
-    nn.init.kaiming_uniform_(rows, a=math.sqrt(5), generator=generator)
+    if init == "default":
+        nn.init.kaiming_uniform_(rows, a=math.sqrt(5), generator=generator)
+    else:
+        bound = nn.init.calculate_gain("relu") * math.sqrt(3 / math.prod(shape[1:]))
+        rows.uniform_(-bound, bound, generator=generator)
     return rows.to(layer.weight.device)
 
 
 @torch.no_grad()
 def reinitialise_units_(layer: UnitLayer, index: torch.Tensor, optimizer: torch.optim.Optimizer | None = None,
-                        generator: torch.Generator | None = None) -> None:
-    """Units `index` of `layer` start afresh: new incoming weights, zero incoming bias, zero outgoing weights
-    (so the network's output does not jump), BatchNorm entries at their defaults (weight 1, bias 0, running
-    mean 0, running variance 1), and the optimiser state of every one of those entries zeroed.
+                        generator: torch.Generator | None = None, init: str = "default") -> None:
+    """Units `index` of `layer` start afresh: new incoming weights (drawn as `init` says), zero incoming bias,
+    zero outgoing weights (so the network's output does not jump), BatchNorm entries at their defaults (weight 1,
+    bias 0, running mean 0, running variance 1), and the optimiser state of every one of those entries zeroed.
     """
     if index.numel() == 0:
         return
     incoming, outgoing, norm = layer.incoming, layer.outgoing, layer.norm
-    incoming.weight[index] = fresh_incoming_weights(incoming, index.numel(), generator)
+    incoming.weight[index] = fresh_incoming_weights(incoming, index.numel(), generator, init)
     zero_optimizer_state_(optimizer, incoming.weight, index, 0)
     if incoming.bias is not None:
         incoming.bias[index] = 0

@@ -40,7 +40,7 @@ class Phase(Config):
     probe_epochs: tuple[int, ...] = ranged((), ge=0)
     # Remedies (remedies/settings.py; None: off). At the phase start, after any reset_groups:
     shrink_perturb: ShrinkPerturb | None = None  # Ash & Adams: theta <- shrink theta + perturb theta_fresh
-    dash: Dash | None = None  # Shin et al.: direction-aware shrinking over the data of the earlier phases
+    dash: Dash | None = None  # Shin et al.: direction-aware shrinking over every phase's data so far
     # During the phase:
     l2_init: L2Init | None = None  # Kumar et al.: loss + coefficient sum ||theta - theta_0||^2
     redo: ReDo | None = None  # Sokar et al.: re-initialise dormant units every `every` steps
@@ -100,8 +100,8 @@ class RunConfig(Config):
             if bad:
                 raise ConfigError(f"stage {bad[0]} does not exist: the split has stages 1..{self.stages + 1}")
         if self.phases[0].dash is not None:
-            raise ConfigError("dash shrinks along the gradient of the data seen before its phase: the first phase "
-                              "has seen none (set it on a later phase)")
+            raise ConfigError("dash acts when new data arrives, from the second phase on (as its authors run it, "
+                              "DASH main.py:68): set it on a later phase")
         cbp = {p.cbp for p in self.phases if p.cbp is not None}
         if len(cbp) > 1:
             raise ConfigError("cbp settings differ between phases: a run's units keep one utility and age "

@@ -42,7 +42,8 @@ PREDICTORS = ("grad_ratio", "start_effective_rank", "start_dormant_redo", "start
 # The sources' own values, at every preset; weight decay 5e-4 is the usual ResNet/CIFAR value.
 SOURCE_VALUES = dict(sp_shrink=0.6, sp_perturb=0.01, dash_alpha=0.3, dash_shrink_floor=0.3, l2_init_coefficient=1e-2,
                      redo_tau=0.1, regulariser_weight_decay=5e-4)
-METRICS = ("dormant_redo", "dormant_dohare", "effective_rank", "srank", "weight_norm", "init_distance")
+METRICS = ("dormant_redo", "dormant_dohare", "dormant_redo_units", "effective_rank", "srank", "weight_norm",
+           "init_distance")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

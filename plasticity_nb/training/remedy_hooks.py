@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..data.cifar10 import class_balanced_subset
-from ..measures.activations import probe_activations, record_activations
+from ..measures.activations import probe_activations, probe_site_activations, record_activations
 from ..measures.curvature import weight_norm
 from ..measures.plasticity_metrics import (
     dohare_dormant_fraction,
@@ -28,6 +28,7 @@ from ..measures.plasticity_metrics import (
     penultimate_features,
     srank,
 )
+from ..nets.units import dohare_sites, redo_sites, unit_sites
 from ..remedies.cbp import ContinualBackprop
 from ..remedies.dash import dash_
 from ..remedies.l2_init import initial_parameters, l2_init_penalty
@@ -71,7 +72,7 @@ class RunRemedies:
 
 def continual_backprop(model: nn.Module, settings: ContinualBackpropSettings, seed: int) -> ContinualBackprop:
     return ContinualBackprop(model, settings.replacement_rate, settings.maturity_threshold, settings.decay,
-                             generator=torch.Generator().manual_seed(seed))
+                             generator=torch.Generator().manual_seed(seed), fresh_init=settings.fresh_init)
 
 
 class ShrinkPerturbHook(Hook):
@@ -86,23 +87,28 @@ class ShrinkPerturbHook(Hook):
 
 
 class DashHook(Hook):
-    """DASH at the phase start, over `seen` (the data of the earlier phases) in seeded batches."""
+    """DASH at the phase start, over `chunks()` (every phase's new data so far, the new phase's last, one moving-
+    average step per chunk), with BatchNorm in the settings' mode (eval: the authors')."""
 
-    def __init__(self, settings: Dash, seen: Callable[[], list[Examples]]):
-        self.settings, self.seen = settings, seen
+    def __init__(self, settings: Dash, chunks: Callable[[], list[list[Examples]]]):
+        self.settings, self.chunks = settings, chunks
 
     def on_phase_start(self, model: nn.Module, optimizer: torch.optim.Optimizer, phase: Phase) -> None:
-        dash_(model, self.seen(), self.settings.alpha, self.settings.shrink_floor)
+        was_training = model.training
+        model.train(self.settings.bn_mode == "train")
+        dash_(model, self.chunks(), self.settings.alpha, self.settings.shrink_floor)
+        model.train(was_training)
 
 
 class L2InitHook(Hook):
-    """L2 Init: coefficient * sum ||theta - theta_0||^2 joins every step's loss."""
+    """L2 Init: 0.5 * coefficient * sum ||theta - theta_0||^2 (as the settings say) joins every step's loss."""
 
     def __init__(self, settings: L2Init, initial: dict[str, torch.Tensor]):
         self.settings, self.initial = settings, initial
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
-        return l2_init_penalty(model, self.initial, self.settings.coefficient)
+        s = self.settings
+        return l2_init_penalty(model, self.initial, s.coefficient, s.convention, s.parameters)
 
 
 class UnitCount(Hook):
@@ -179,10 +185,12 @@ class Metrics(Hook):
     def measure(self, model: nn.Module) -> dict[str, float]:
         x, _ = self.probe
         s = self.settings
-        activations = probe_activations(model, x)
-        features = penultimate_features(model, x)
-        return {"dormant_redo": dormant_fraction(dormant_scores(activations), s.tau),
-                "dormant_dohare": dohare_dormant_fraction(activations, s.active_share),
+        redo, dohare, units = (probe_site_activations(model, x, sites(model))
+                               for sites in (redo_sites, dohare_sites, unit_sites))
+        features = dohare["pooled"] if "pooled" in dohare else penultimate_features(model, x)
+        return {"dormant_redo": dormant_fraction(dormant_scores(redo), s.tau),
+                "dormant_dohare": dohare_dormant_fraction(dohare, s.active_share),
+                "dormant_redo_units": dormant_fraction(dormant_scores(units), s.tau),
                 "effective_rank": effective_rank(features), "srank": float(srank(features, s.srank_delta)),
                 "weight_norm": weight_norm(model), "init_distance": parameter_distance(model, self.initial)}
 

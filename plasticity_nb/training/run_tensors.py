@@ -10,6 +10,7 @@ from ..data.cifar10 import CIFAR10, Split, class_balanced_subset, normalise
 from ..data.sampling import BlendingSampler, multistage_split, shuffled_batches
 from ..measures.probes import probe_set
 from ..run.run_config import Phase, RunConfig
+from .build import EVAL_BATCH
 from .remedy_hooks import (
     Metrics,
     RunRemedies,
@@ -48,13 +49,19 @@ class RunTensors:
             return self.stages[phase.stage - 1]
         return self.half if phase.pool == "half" else self.full
 
-    def seen_batches(self, config: RunConfig, phase_index: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The examples of every phase before `phase_index`, in seeded random batches of the run's batch size
-        (DASH's "data seen so far")."""
-        seen = torch.unique(torch.cat([self.pool(p) for p in config.phases[:phase_index]]))
-        generator = torch.Generator().manual_seed(derived_seed(config.seed, phase_index, 8))
-        order = seen[torch.randperm(len(seen), generator=generator)].to(self.train_x.device)
-        return [(self.train_x[b], self.train_y[b]) for b in order.split(config.batch_size)]
+    def dash_chunks(self, config: RunConfig, phase_index: int) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+        """DASH's data as its authors give it: one chunk per phase up to and including `phase_index`, each the
+        examples its pool adds to the earlier ones' (half -> full: the half, then the other half), in arrival
+        order, each as micro-batches of EVAL_BATCH in the subset's order (a phase adding nothing adds no chunk)."""
+        chunks, seen = [], torch.zeros(len(self.full), dtype=torch.bool)
+        for phase in config.phases[:phase_index + 1]:
+            pool = self.pool(phase)
+            new = pool[~seen[pool]].unique()
+            seen[pool] = True
+            if len(new):
+                new = new.to(self.train_x.device)
+                chunks.append([(self.train_x[b], self.train_y[b]) for b in new.split(EVAL_BATCH)])
+        return chunks
 
     def metrics_hook(self, config: RunConfig, remedies: RunRemedies) -> Metrics:
         """The run's plasticity metrics: a fixed probe batch of the subset (seed 0, as the curvature probes: warm

@@ -137,7 +137,7 @@ def _remedy_hooks(config: RunConfig, state: RunState, tensors: RunTensors, runti
         fresh = config.replace(seed=derived_seed(config.seed, index, 7) % 2**31)
         hooks.append(ShrinkPerturbHook(phase.shrink_perturb, lambda: init_model(fresh, runtime)))
     if phase.dash:
-        hooks.append(DashHook(phase.dash, lambda: tensors.seen_batches(config, index)))
+        hooks.append(DashHook(phase.dash, lambda: tensors.dash_chunks(config, index)))
     if phase.l2_init:
         hooks.append(L2InitHook(phase.l2_init, remedies.initial))
     if phase.redo:
