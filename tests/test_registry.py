@@ -56,7 +56,7 @@ def test_without_a_computable_earlier_definition_the_seen_seeds_give_no_verdict(
 
 
 def test_a_claim_added_after_its_data_never_agrees_on_them():
-    beats = lambda first: ClaimResult("C12b", (difference_test(by_seed([3.0, 4.0, 5.0], first)),), MET)
+    beats = lambda first: ClaimResult("C7b", (difference_test(by_seed([3.0, 4.0, 5.0], first)),), MET)
     seen, fresh = claim_row(beats(0), "quick", 2.0), claim_row(beats(20), "quick", 2.0)
     assert seen["verdict"] == fresh["verdict"] == "supported"
     assert seen["vs_paper"] == "post hoc" and "cannot agree" in seen["definition"]

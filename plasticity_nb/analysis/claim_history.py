@@ -143,6 +143,27 @@ CHANGES: tuple[Change, ...] = (
            "by a rule blind to C13's results"),
     Change("C13b", "2026-12-01", "", PROCEDURE, "as C13a", "as C13a", "as C13a"),
     Change("C13c", "2026-12-01", "", PROCEDURE, "as C13a", "as C13a", "as C13a"),
+    Change("C12", "2026-12-01", "bcd226c", DEFINITION, "DASH over the earlier phases' data in random batches of "
+           "the run's batch size, train-mode BatchNorm", "as its authors call it: every phase's new data so far, the "
+           "new phase's last, one batch per chunk, eval mode", "the authors' code (DASH main.py:54, 68-69; "
+           "train_utils.py:184-185; metric_utils.py:161), found by porting it; made after C12's quick seeds had been "
+           "seen, so those seeds' verdict is not resolved (the old definition is no longer trained) and the new one "
+           "is confirmatory on fresh seeds only", QUICK_SEEN),
+    Change("C12b", "2026-12-01", "bcd226c", DEFINITION, "DASH as C12's entry says", "as C12's entry says",
+           "as C12's entry", QUICK_SEEN),
+    Change("C13a", "2026-12-01", "bcd226c", DEFINITION, "L2 Init lambda * sum ||theta - theta0||^2 over every "
+           "parameter, BatchNorm's included", "the authors' 0.5 * lambda over conv and linear weights and biases "
+           "(the convention of their lambda grid)", "the authors' code (L2_Init agents/agents.py:282-297): the old "
+           "penalty was twice theirs at the same lambda; made after C13a's quick seeds had been seen (it was "
+           "supported there)", QUICK_SEEN),
+    Change("C13c", "2026-12-01", "bcd226c", DEFINITION, "continual backprop's fresh weights from the layer's default "
+           "init (std 0.058 at fan-in 100)", "as lop/algos/gnt.py:74-75 draws them (std 0.141)", "the authors' "
+           "code, found by porting it; made after C13c's quick seeds had been seen", QUICK_SEEN),
+    Change("C15", "2026-12-01", "bcd226c", DEFINITION, "secondary predictor start_dormant_redo over each block's "
+           "first conv", "over every post-ReLU layer but the output, as ReDo's code logs it (the old set is "
+           "dormant_redo_units)", "the papers' layers (dopamine labs/redo weight_recyclers.py:261-301); the primary "
+           "predictor (grad_ratio) is unchanged, but every notebook 10 run is new (the metric settings' version is "
+           "in their keys)", QUICK_SEEN),
     Change("C15", "2026-12-01", "", PROCEDURE, "Pearson r over runs as if independent",
            "over conditions' means (runs of one seed share its scratch run)", "simulated: 13 % false positives under "
            "no relation with runs as units"),
