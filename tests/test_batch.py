@@ -186,3 +186,27 @@ def test_parameter_names_are_papermills():
 
     for study in STUDIES.values():
         assert notebook_cache.parameter_names(study.path) == set(papermill.inspect_notebook(str(study.path)))
+
+
+def test_ensemble_trains_seed_groups_as_one_model_and_says_so_in_each_runs_provenance(tmp_path, capsys):
+    out = tmp_path / "ensemble"
+    assert main([*SMOKE_01, "--ensemble", "--train-only", "--out", str(out)]) == 0
+    folders = run_folders(out)
+    assert len(folders) == 6  # 2 seeds x (scratch, pretraining, warm)
+    members = [json.loads((f / "provenance.json").read_text()).get("ensemble_members") for f in folders]
+    assert members == [2] * 6
+    assert "train alone" not in capsys.readouterr().out
+
+
+def test_an_ensemble_names_the_runs_it_sends_to_train_alone(tmp_path, capsys, cifar):
+    from plasticity_nb import Phase, run_many
+    from plasticity_nb.remedies.settings import MetricSettings
+    from tests.helpers import tiny_run
+
+    configs = [tiny_run(seed=s, phases=(Phase(epochs=1),), metrics=MetricSettings(examples=32)) for s in (0, 1)]
+    records = run_many(configs, tmp_path, ensemble=True)
+    assert "ensemble: 2 run(s) train alone: each needs a model of its own for plasticity metrics" in \
+        capsys.readouterr().out
+    assert all("ensemble_members" not in json.loads((r.path / "provenance.json").read_text()) for r in records)
+    assert main([*SMOKE_01, "--param", "ensemble=True", "--out", str(tmp_path / "x")]) == 2
+    assert "set ensemble with --ensemble" in capsys.readouterr().err

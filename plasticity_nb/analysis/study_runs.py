@@ -17,16 +17,18 @@ from .study_result import StudyResult, compare
 
 def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
               out_dir: str | os.PathLike | None = None, device: str | None = None, workers: int | None = None,
-              executor: str = "local", ray_address: str | None = None, progress: bool = True) -> StudyResult:
+              executor: str = "local", ray_address: str | None = None, progress: bool = True,
+              ensemble: bool = False) -> StudyResult:
     """Run (or load from the store) every run of `config`'s plan, then compare warm with scratch.
 
-    `workers`, `executor` and `ray_address` choose where runs execute (see `runner.run_many`).
+    `workers`, `executor` and `ray_address` choose where runs execute, `ensemble` whether runs that differ only by
+    seed train as one model (see `runner.run_many`).
     """
     device = resolve_device(device)
     data = load_cifar10(data_dir, device)  # fails early, before any run, if the data is missing or bad
     plan = config.plan(data.data_id)
     records = run_many([c for _, c in plan], out_dir, data_dir, device, workers, progress, executor=executor,
-                       ray_address=ray_address)
+                       ray_address=ray_address, ensemble=ensemble)
     return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS, config.premise_rule())
 
 

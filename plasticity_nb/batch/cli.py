@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                           "is the fast one on a GPU (benchmarks/RESULTS.md); one of "
                           f"{', '.join(COMPILE_CHOICES)} (default: eager). Compiled code is cached in "
                           "OUT/compile-cache")
+    run.add_argument("--ensemble", action="store_true",
+                     help="train runs that differ only by seed as one vmapped model where the ensemble supports "
+                          "them (meant for a GPU; members are not bitwise solo runs, and each run's provenance says "
+                          "so); the others train alone, named with the reason")
     run.add_argument("--settle", default=None, metavar="LOOKS",
                      help="settle each claim sequentially at these seed counts (e.g. 4,8,12,16): each look adds seeds "
                           "only to notebooks with an open claim, and a claim's verdict is frozen where it stops "
@@ -98,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settle = settle_options(args.settle, args.first_seed, args.seed_budget, args.time_budget)
         return run_notebooks(args.preset, args.only, args.param, args.data, args.out, args.executor,
-                             args.ray_address, args.checkpoint_every, args.seeds, args.force, args.train_only, settle)
+                             args.ray_address, args.checkpoint_every, args.seeds, args.force, args.train_only, settle,
+                             args.ensemble)
     except (UsageError, ConfigError, DataError, StoreError, SettleError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: str | None, out: str | None,
                   executor: str = "local", ray_address: str | None = None,
                   checkpoint_every: int = CHECKPOINT_EVERY, seeds: str | None = None, force: bool = False,
-                  train_only: bool = False, settle: "SettleOptions | None" = None) -> int:
+                  train_only: bool = False, settle: "SettleOptions | None" = None, ensemble: bool = False) -> int:
     if checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1 epoch, got {checkpoint_every}")
     studies = select_studies(only)
@@ -140,7 +145,8 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
         resume(out_dir, fresh)  # refuses another command's ledger before anything is written
         check_precision(studies, preset, per_study, settle, out_dir, cifar.data_id)
     RunStore(out_dir).ensure_writable()
-    settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every)
+    settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every,
+                        ensemble)
     if settle is not None:
         return settle_notebooks(studies, preset, per_study, fresh, settings, cifar.data_id, force)
     jobs = [job_for(s, preset, per_study[s.id], out_dir, data_dir, executor, ray_address, cifar.data_id, force)
@@ -312,7 +318,7 @@ def parse_params(raw: list[str]) -> dict[str, Any]:
 
 
 RESERVED = {"preset": "--preset", "data_dir": "--data", "out_dir": "--out", "executor": "--executor",
-            "ray_address": "--ray-address"}  # set by their own options
+            "ray_address": "--ray-address", "ensemble": "--ensemble"}  # set by their own options
 
 
 def validate_params(studies: list[Study], preset: str, params: dict[str, Any],

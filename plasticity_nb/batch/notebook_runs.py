@@ -58,6 +58,7 @@ class Settings:
     executor: str
     ray_address: str | None
     checkpoint_every: int
+    ensemble: bool = False  # train runs that differ only by seed as one vmapped model (run_many's ensemble)
 
 
 def run_batch(jobs: list[Job], preset: str, data_id: str, settings: Settings) -> list[str]:
@@ -120,7 +121,7 @@ def train(job: Job, store: RunStore, settings: Settings, later: list[Job]) -> No
     started = time.perf_counter()
     run_many(job.configs, settings.out_dir, settings.data_dir, settings.device, settings.workers, progress=True,
              checkpoint_every=settings.checkpoint_every, executor=settings.executor,
-             ray_address=settings.ray_address)
+             ray_address=settings.ray_address, ensemble=settings.ensemble)
     left = to_train(later, store)
     print(f"[{job.study.id}] {job.study.stem}: {len(todo)} run(s) trained in {time.perf_counter() - started:.0f} s"
           + (f"; left: {len(left)} run(s), {eta.describe(left, store, workers_for(left, settings))}" if left else ""),

@@ -22,7 +22,7 @@ from ..core.paths import default_out_dir
 from ..data.cifar10 import CIFAR10, load_cifar10
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome
-from ..training.ensemble import members_of, train_ensemble
+from ..training.ensemble import members_of, refusal, train_ensemble
 from ..training.runtime import resolve_device, share_compile_cache
 from ..training.train import train_run
 from .executors import EXECUTORS, LocalExecutor, RayExecutor
@@ -96,7 +96,8 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
     in this process). `executor="ray"`: Ray tasks on the cluster at `ray_address` (None: a local Ray
     cluster of `workers` CPUs). A run starts once its prefix is stored; among the runs ready to start,
     those that others continue from go first, then the longest. `ensemble=True` trains runs that differ
-    only by seed together as one vmapped model, in this process (see `ensemble.py`; meant for a GPU).
+    only by seed together as one vmapped model, in this process (see `ensemble.py`; meant for a GPU); runs the
+    ensemble cannot train go alone, and what needs them alone is printed by name.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"executor is {executor!r}: choose one of {', '.join(EXECUTORS)}")
@@ -111,6 +112,7 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
     workers = workers or auto_workers(device, list(todo.values()))
     bar = tqdm(total=len(todo), desc="runs", disable=not progress or not todo)
     if ensemble:
+        say_who_trains_alone(list(todo.values()))
         data = load_cifar10(data_dir, device).decode() if todo else None
         for depth in sorted({len(c.phases) for c in todo.values()}):  # prefixes first
             for group in members_of([c for c in todo.values() if len(c.phases) == depth]).values():
@@ -132,6 +134,16 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
             pool.close()
     bar.close()
     return [store.load(c) for c in configs]
+
+
+def say_who_trains_alone(configs: list[RunConfig]) -> None:
+    """One line per reason an ensemble refuses runs (ensemble.refusal), with how many it sends to train alone."""
+    alone: dict[str, int] = {}
+    for config in configs:
+        if why := refusal(config):
+            alone[why] = alone.get(why, 0) + 1
+    for why, count in alone.items():
+        print(f"ensemble: {count} run(s) train alone: each needs a model of its own for {why}", flush=True)
 
 
 def missing_runs(configs: Iterable[RunConfig], store: RunStore) -> dict[str, RunConfig]:

@@ -21,7 +21,8 @@ from . import (
 )
 
 # Notebook parameters that choose where and how to run, not what is computed (never part of a config).
-EXECUTION_PARAMETERS = ("preset", "data_dir", "out_dir", "device", "workers", "executor", "ray_address", "progress")
+EXECUTION_PARAMETERS = ("preset", "data_dir", "out_dir", "device", "workers", "executor", "ray_address", "progress",
+                        "ensemble")
 PRESETS = ("smoke", "quick", "paper")
 
 
