@@ -13,6 +13,7 @@ from .core.version import __version__ as __version__
 from .data.cifar10 import DataError, load_cifar10
 from .execution.runner import run, run_many
 from .execution.store import RunRecord, RunStore
+from .remedies import builtin as _builtin_remedies  # noqa: F401 (registers the built-in remedies)
 from .run.run_config import Phase, RunConfig
 
 __all__ = [

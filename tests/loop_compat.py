@@ -27,8 +27,13 @@ import torch
 
 from plasticity_nb import Phase, RunConfig
 from plasticity_nb.execution.provenance import git_commit, identity_name, machine_identity
+from plasticity_nb.measures.metric_settings import MetricSettings
 from plasticity_nb.measures.probe_settings import ProbeSettings
-from plasticity_nb.remedies.settings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
+from plasticity_nb.remedies.cbp import ContinualBackpropSettings
+from plasticity_nb.remedies.dash import Dash
+from plasticity_nb.remedies.l2_init import L2Init
+from plasticity_nb.remedies.redo import ReDo
+from plasticity_nb.remedies.shrink_perturb import ShrinkPerturb
 
 RECORDINGS = Path(__file__).parent / "data" / "loop_compat"  # <identity_name>.json: {"machine", "cases", ...}
 STRUCTURE = ("phase", "pool", "epoch", "phase_epoch", "step")  # what a history row is made of, floats aside
@@ -65,10 +70,10 @@ CASES: dict[str, RunConfig | list[RunConfig]] = {
     "probes": _run([Phase(pool="half", epochs=1, probe_epochs=(0, 1)), Phase(epochs=2, probe_epochs=(1,))],
                    probes=PROBED),
     # Remedies at each phase start, then those during a phase, each with every plasticity metric recorded.
-    "remedies_at_start": _run([Phase(pool="half", epochs=2), Phase(epochs=2, dash=Dash(),
-                                                                  shrink_perturb=ShrinkPerturb())], metrics=METRICS),
-    "remedies_during": _run([Phase(pool="half", epochs=2, cbp=CBP, redo=REDO),
-                             Phase(epochs=2, cbp=CBP, redo=REDO, l2_init=L2Init(coefficient=1e-3))],
+    "remedies_at_start": _run([Phase(pool="half", epochs=2), Phase(epochs=2, remedies=(Dash(), ShrinkPerturb()))],
+                              metrics=METRICS),
+    "remedies_during": _run([Phase(pool="half", epochs=2, remedies=(CBP, REDO)),
+                             Phase(epochs=2, remedies=(CBP, REDO, L2Init(coefficient=1e-3)))],
                             metrics=METRICS, seed=5),
     "ensemble": [_run(WARM, seed=s, augment=True) for s in (3, 4)],
     "ensemble_diverged": [_run([Phase(epochs=2, optimizer="sgd", lr=1e12), Phase(epochs=1)], model="mlp", depth=1,

@@ -200,7 +200,7 @@ def test_ensemble_trains_seed_groups_as_one_model_and_says_so_in_each_runs_prove
 
 def test_an_ensemble_names_the_runs_it_sends_to_train_alone(tmp_path, capsys, cifar):
     from plasticity_nb import Phase, run_many
-    from plasticity_nb.remedies.settings import MetricSettings
+    from plasticity_nb.measures.metric_settings import MetricSettings
     from tests.helpers import tiny_run
 
     configs = [tiny_run(seed=s, phases=(Phase(epochs=1),), metrics=MetricSettings(examples=32)) for s in (0, 1)]

@@ -72,11 +72,13 @@ def test_nested_phase_is_validated():
 
 def test_a_versioned_setting_is_in_the_key_even_at_its_default():
     """A definition change (e.g. to follow the authors' code) gives its runs new keys, defaults included."""
-    from plasticity_nb.remedies.settings import Dash, L2Init, MetricSettings
+    from plasticity_nb.measures.metric_settings import MetricSettings
+    from plasticity_nb.remedies.dash import Dash
+    from plasticity_nb.remedies.l2_init import L2Init
 
     assert L2Init().identity() == {"version": 2} and Dash(alpha=0.5).identity() == {"alpha": 0.5, "version": 2}
     assert MetricSettings().identity() == {"version": 2}
-    with_l2 = tiny_run(phases=(Phase(pool="half", epochs=1), Phase(pool="full", epochs=1, l2_init=L2Init())))
+    with_l2 = tiny_run(phases=(Phase(pool="half", epochs=1), Phase(pool="full", epochs=1, remedies=(L2Init(),))))
     assert with_l2.key() != tiny_run().key()
     with pytest.raises(ConfigError, match="version"):
         L2Init(version=1)  # the old definition is no longer trained

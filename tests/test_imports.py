@@ -49,7 +49,7 @@ def _reachable(start: str) -> set[str]:
 
 # The layer folders, bottom first: a module imports from its own folder and the folders before it only. The
 # package's own __init__ (its public face) and __main__ stand above them all.
-LAYERS = ("core", "data", "nets", "measures", "remedies", "run", "training", "execution", "analysis", "studies",
+LAYERS = ("core", "data", "nets", "measures", "run", "remedies", "training", "execution", "analysis", "studies",
           "views", "batch")
 TOP = {"plasticity_nb", "plasticity_nb.__main__"}
 

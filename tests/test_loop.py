@@ -2,10 +2,11 @@
 import pytest
 
 from plasticity_nb import Phase
+from plasticity_nb.run.hooks import Hook
 from plasticity_nb.run.run_state import RunState
 from plasticity_nb.training.build import init_model
 from plasticity_nb.training.ensemble import EnsembleLearner, Stack
-from plasticity_nb.training.loop import Hook, scheduled, train_phase
+from plasticity_nb.training.loop import scheduled, train_phase
 from plasticity_nb.training.run_tensors import RunTensors
 from plasticity_nb.training.runtime import Runtime
 from plasticity_nb.training.train import SingleLearner

@@ -8,7 +8,12 @@ import torch
 
 from plasticity_nb import Phase, RunStore
 from plasticity_nb.core.config import ConfigError
-from plasticity_nb.remedies.settings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
+from plasticity_nb.measures.metric_settings import MetricSettings
+from plasticity_nb.remedies.cbp import ContinualBackpropSettings
+from plasticity_nb.remedies.dash import Dash
+from plasticity_nb.remedies.l2_init import L2Init
+from plasticity_nb.remedies.redo import ReDo
+from plasticity_nb.remedies.shrink_perturb import ShrinkPerturb
 from plasticity_nb.training.ensemble import members_of, train_ensemble
 from plasticity_nb.training.train import train_run
 from tests.helpers import tiny_run
@@ -18,10 +23,10 @@ CBP = ContinualBackpropSettings(replacement_rate=0.05, maturity_threshold=2)  # 
 REDO = ReDo(tau=0.5, every=3, examples=64)  # tau 0.5: some units of a tiny net are always below it
 
 
-def remedied(**tune):
-    """Warm start with continual backprop and ReDo throughout, and `tune` on the tuning phase."""
-    return tiny_run(phases=(Phase(pool="half", epochs=2, cbp=CBP, redo=REDO),
-                            Phase(pool="full", epochs=3, cbp=CBP, redo=REDO, **tune)),
+def remedied(*tune):
+    """Warm start with continual backprop and ReDo throughout, and the remedies `tune` on the tuning phase."""
+    return tiny_run(phases=(Phase(pool="half", epochs=2, remedies=(CBP, REDO)),
+                            Phase(pool="full", epochs=3, remedies=(CBP, REDO, *tune))),
                     metrics=MetricSettings(examples=64))
 
 
@@ -29,32 +34,39 @@ def history(outcome):
     return pd.DataFrame(outcome.history).drop(columns="seconds")  # wall time: the one column that may differ
 
 
-def test_remedies_off_keep_every_stored_key():
+def test_remedies_off_keep_every_stored_key_and_stored_phases_load_by_remedy_name():
     plain = tiny_run()
-    assert plain.key() == tiny_run(phases=(Phase(pool="half", epochs=1, shrink_perturb=None),
-                                           Phase(pool="full", epochs=1, l2_init=None))).key()
-    assert plain.key() != tiny_run(phases=(Phase(pool="half", epochs=1),
-                                           Phase(pool="full", epochs=1, l2_init=L2Init()))).key()
+    assert plain.key() == tiny_run(phases=(Phase(pool="half", epochs=1, remedies=()), Phase(pool="full", epochs=1))).key()
+    with_l2 = tiny_run(phases=(Phase(pool="half", epochs=1), Phase(pool="full", epochs=1, remedies=(L2Init(),))))
+    assert plain.key() != with_l2.key()
+    # a phase stored before the registry named every built-in remedy, None when off
+    stored = {**plain.phases[0].to_dict(), "shrink_perturb": None, "dash": None, "l2_init": None, "redo": None,
+              "cbp": None}
+    assert Phase.from_dict(stored) == plain.phases[0]
+    assert type(with_l2).from_dict(with_l2.to_dict()) == with_l2 and with_l2.to_dict()["phases"][1]["l2_init"]
+    both = Phase(remedies=(CBP, Dash()))
+    assert both.remedy_names == ("dash", "cbp") and both == Phase(remedies=(Dash(), CBP))  # the acting order
 
 
 def test_identity_settings_train_exactly_like_the_plain_warm_start(cifar, one_thread):
     plain = history(train_run(tiny_run(), cifar))
-    identity = tiny_run(phases=(Phase(pool="half", epochs=1, cbp=ContinualBackpropSettings(replacement_rate=0)),
-                                Phase(pool="full", epochs=1, dash=Dash(shrink_floor=1.0),
-                                      shrink_perturb=ShrinkPerturb(shrink=1.0, perturb=0.0, bn_statistics="keep"),
-                                      cbp=ContinualBackpropSettings(replacement_rate=0))))
+    no_cbp = ContinualBackpropSettings(replacement_rate=0)
+    identity = tiny_run(phases=(Phase(pool="half", epochs=1, remedies=(no_cbp,)),
+                                Phase(pool="full", epochs=1, remedies=(
+                                    Dash(shrink_floor=1.0), no_cbp,
+                                    ShrinkPerturb(shrink=1.0, perturb=0.0, bn_statistics="keep")))))
     pd.testing.assert_frame_equal(history(train_run(identity, cifar))[DETERMINISTIC], plain[DETERMINISTIC])
 
 
 def test_a_fresh_shrink_perturb_is_a_different_run_from_the_same_start(cifar, one_thread):
     plain = history(train_run(tiny_run(), cifar))
     fresh = tiny_run(phases=(Phase(pool="half", epochs=1),
-                             Phase(pool="full", epochs=1, shrink_perturb=ShrinkPerturb(shrink=0.0, perturb=1.0))))
+                             Phase(pool="full", epochs=1, remedies=(ShrinkPerturb(shrink=0.0, perturb=1.0),))))
     assert not history(train_run(fresh, cifar)).train_loss.equals(plain.train_loss)
 
 
 def test_metrics_fill_evaluated_rows_and_the_start_of_each_phase(cifar, one_thread):
-    rows = history(train_run(remedied(l2_init=L2Init(coefficient=1e-3)), cifar))
+    rows = history(train_run(remedied(L2Init(coefficient=1e-3)), cifar))
     metrics = ["dormant_redo", "dormant_dohare", "dormant_redo_units", "effective_rank", "srank", "weight_norm",
                "init_distance"]
     assert rows[metrics].notna().all().all()  # every epoch of a tiny run is evaluated
@@ -68,7 +80,7 @@ def test_metrics_fill_evaluated_rows_and_the_start_of_each_phase(cifar, one_thre
 
 
 def test_a_remedy_run_resumes_and_continues_its_prefix_bit_identically(cifar, one_thread, tmp_path):
-    config = remedied(dash=Dash(), shrink_perturb=ShrinkPerturb())
+    config = remedied(Dash(), ShrinkPerturb())
     saved = []
     whole = train_run(config, cifar, checkpoint=saved.append, checkpoint_every=1)
     assert any(s.remedies for s in saved)
@@ -93,9 +105,9 @@ def test_ensembles_refuse_remedies_by_name(cifar):
 
 def test_bad_remedy_settings_are_named():
     with pytest.raises(ConfigError, match="from the second phase on"):
-        tiny_run(phases=(Phase(pool="full", dash=Dash()),))
+        tiny_run(phases=(Phase(pool="full", remedies=(Dash(),)),))
     with pytest.raises(ConfigError, match="cbp settings differ"):
-        tiny_run(phases=(Phase(pool="half", cbp=CBP), Phase(cbp=ContinualBackpropSettings())))
+        tiny_run(phases=(Phase(pool="half", remedies=(CBP,)), Phase(remedies=(ContinualBackpropSettings(),))))
     with pytest.raises(ConfigError, match="shrink_floor"):
         Dash(shrink_floor=0.0)
     with pytest.raises(ConfigError, match="bn_statistics"):
@@ -105,11 +117,11 @@ def test_bad_remedy_settings_are_named():
 def test_dash_gets_each_phases_new_data_the_new_last_in_eval_mode(cifar, one_thread, monkeypatch):
     """As its authors call it (DASH main.py:54, 68-69; metric_utils.py:161): the half, then the rest of the
     subset, one chunk each, BatchNorm in eval mode; the model trains on in train mode afterwards."""
-    from plasticity_nb.training import remedy_hooks
+    from plasticity_nb.remedies import dash
     from plasticity_nb.training.run_tensors import RunTensors
     from plasticity_nb.training.runtime import Runtime
 
-    config = tiny_run(phases=(Phase(pool="half", epochs=1), Phase(pool="full", epochs=1, dash=Dash())))
+    config = tiny_run(phases=(Phase(pool="half", epochs=1), Phase(pool="full", epochs=1, remedies=(Dash(),))))
     tensors = RunTensors(config, cifar, Runtime.for_config(config, "cpu"))
     chunks = tensors.dash_chunks(config, 1)
     joined = [torch.cat([x for x, _ in chunk]) for chunk in chunks]
@@ -118,7 +130,7 @@ def test_dash_gets_each_phases_new_data_the_new_last_in_eval_mode(cifar, one_thr
     assert torch.equal(joined[0], tensors.train_x[tensors.half.sort().values])
     assert torch.equal(joined[1], tensors.train_x[tensors.full[rest]])
     modes = []
-    real = remedy_hooks.dash_
-    monkeypatch.setattr(remedy_hooks, "dash_", lambda model, *a: modes.append(model.training) or real(model, *a))
+    real = dash.dash_
+    monkeypatch.setattr(dash, "dash_", lambda model, *a: modes.append(model.training) or real(model, *a))
     train_run(config, cifar)
     assert modes == [False]

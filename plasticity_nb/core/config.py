@@ -144,7 +144,8 @@ class Config:
 
     # -- identity ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists: the stored form
+        """The stored form: plain JSON values (tuples as lists), nested configs in their own `to_dict` form."""
+        return json.loads(json.dumps({f.name: _stored(getattr(self, f.name)) for f in dataclasses.fields(self)}))
 
     def key(self) -> str:
         """Hash of the full config (and schema version): the run store's folder name.
@@ -170,6 +171,14 @@ class Config:
                 value = [v.identity() for v in value]
             out[field.name] = value
         return json.loads(json.dumps(out))
+
+
+def _stored(value: Any) -> Any:
+    if isinstance(value, Config):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return [_stored(v) for v in value]
+    return value
 
 
 def reject_unknown(cls: type, values: dict[str, Any]) -> None:

@@ -24,11 +24,19 @@ SGD's momentum); torch's optimisers keep one step count per tensor (see `optimiz
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from typing import ContextManager
+
 import torch
 from torch import nn
 
+from ..core.config import ConfigError, ranged, versioned
+from ..measures.activations import record_activations
 from ..nets.units import UnitLayer, unit_layers
-from .unit_reset import reinitialise_units_
+from ..run.hooks import Hook
+from ..run.remedy import Remedy, RemedyContext, register
+from .unit_reset import FRESH_INITS, UnitCount, reinitialise_units_
 
 
 class ContinualBackprop:
@@ -100,3 +108,63 @@ def contribution(layer: UnitLayer, h: torch.Tensor) -> torch.Tensor:
     weight = layer.outgoing.weight.abs()
     outgoing_magnitude = weight.sum(dim=[d for d in range(weight.ndim) if d != 1])
     return mean_activation * outgoing_magnitude
+
+
+GENERATOR_SEED_TAG = 5  # derived_seed(run seed, 5): the run's continual-backprop generator
+
+
+@register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ContinualBackpropSettings(Remedy):
+    """Dohare et al. (Nature 2024): each step, replace the mature units with the lowest utility."""
+
+    NAME = "cbp"
+    ACTS = "after every step"
+    PLACEMENT = "both phases"
+
+
+    # rho: units replaced per mature unit and step (incremental CIFAR-100)
+    replacement_rate: float = ranged(1e-5, ge=0, le=1)
+    # m: steps a unit is protected after (re)initialisation (incremental CIFAR-100)
+    maturity_threshold: int = ranged(1000, ge=0)
+    decay: float = ranged(0.99, ge=0, lt=1)  # eta: the utility's running-average decay (their default)
+    # kaiming: fresh incoming weights as gnt.py draws them (std sqrt(2/fan_in)); default: the layer's own init
+    fresh_init: str = ranged("kaiming", choices=FRESH_INITS)
+    # 2: gnt.py's fresh weights (2026-12-01); 1 (no field) drew them from the layer's default init
+    version: int = versioned(2)
+
+    def hooks(self, context: RemedyContext) -> list[Hook]:
+        return [ContinualBackpropHook(context.state(self.NAME))]
+
+    @classmethod
+    def check_run(cls, config, settings) -> None:
+        if len({s for _, s in settings}) > 1:
+            raise ConfigError("cbp settings differ between phases: a run's units keep one utility and age "
+                              "throughout, so every phase with cbp needs the same settings")
+
+    @classmethod
+    def run_state(cls, settings: list["ContinualBackpropSettings"], model: nn.Module, seed) -> ContinualBackprop:
+        s = settings[0]
+        return ContinualBackprop(model, s.replacement_rate, s.maturity_threshold, s.decay,
+                                 generator=torch.Generator().manual_seed(seed(GENERATOR_SEED_TAG)),
+                                 fresh_init=s.fresh_init)
+
+
+class ContinualBackpropHook(UnitCount):
+    """Continual backprop after every step, on the activations recorded during that step's forward pass."""
+
+    def __init__(self, cbp: ContinualBackprop):
+        self.cbp = cbp
+        self.recorded: dict[str, torch.Tensor] = {}
+
+    def around_forward(self, model: nn.Module) -> ContextManager:
+        @contextlib.contextmanager
+        def recording():
+            with record_activations(model, self.cbp.layers) as recorded:
+                yield
+            self.recorded = {name: h.float() for name, h in recorded.items()}
+        return recording()
+
+    def on_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+        replaced = self.cbp.step(self.recorded, optimizer)
+        self.reset += sum(int(index.numel()) for index in replaced.values())

@@ -16,11 +16,16 @@ size-weighted mean of theirs, so memory stays bounded at any chunk size.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..core.config import ConfigError, ranged, versioned
+from ..run.hooks import Hook
+from ..run.remedy import Remedy, RemedyContext, register
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 # Each item is one step of the moving average: a batch, or a chunk given as a list of micro-batches.
@@ -83,3 +88,50 @@ def shrink_scale(direction: torch.Tensor, weight: torch.Tensor, is_bias: bool, s
         slice_start = 2 if weight.ndim > 2 else 1  # conv: (out, in, h*w); linear: (out, in)
         cos = F.cosine_similarity(direction.flatten(slice_start), weight.flatten(slice_start), dim=-1)
     return cos.clamp(min=shrink_floor, max=1)
+
+
+@register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Dash(Remedy):
+    """Shin et al. (NeurIPS 2024): direction-aware shrinking at the phase start, as their code calls it
+    (baekrok/DASH-Direction-Aware-SHrinking main.py:54, 68-69): over every phase's new data so far, the new phase's
+    included and last, one batch per chunk, BatchNorm in eval mode."""
+
+    NAME = "dash"
+    ACTS = "at the phase start"
+    PLACEMENT = "tuning start"
+
+
+    # weight of each chunk's negative gradient in the moving average (their default)
+    alpha: float = ranged(0.3, gt=0, le=1)
+    # lambda: the smallest shrink factor clamp(cos, lambda, 1) (their default)
+    shrink_floor: float = ranged(0.3, gt=0, le=1)
+    # eval: BatchNorm's running statistics, as their model is left by its evaluation (metric_utils.py:161);
+    # train: batch statistics (a deviation, kept as an option)
+    bn_mode: str = ranged("eval", choices=("eval", "train"))
+    # 2: their data and mode (2026-12-01); 1 (no field) took only the earlier phases' data, in random batches of
+    # the run's batch size, in train mode
+    version: int = versioned(2)
+
+    def hooks(self, context: RemedyContext) -> list[Hook]:
+        return [DashHook(self, context.chunks)]
+
+    @classmethod
+    def check_run(cls, config, settings) -> None:
+        if any(index == 0 for index, _ in settings):
+            raise ConfigError("dash acts when new data arrives, from the second phase on (as its authors run it, "
+                              "DASH main.py:68): set it on a later phase")
+
+
+class DashHook(Hook):
+    """DASH at the phase start, over `chunks()` (every phase's new data so far, the new phase's last, one moving-
+    average step per chunk), with BatchNorm in the settings' mode (eval: the authors')."""
+
+    def __init__(self, settings: Dash, chunks: Callable[[], list]):
+        self.settings, self.chunks = settings, chunks
+
+    def on_phase_start(self, model: nn.Module, optimizer: torch.optim.Optimizer, phase) -> None:
+        was_training = model.training
+        model.train(self.settings.bn_mode == "train")
+        dash_(model, self.chunks(), self.settings.alpha, self.settings.shrink_floor)
+        model.train(was_training)

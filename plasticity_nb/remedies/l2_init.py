@@ -14,8 +14,14 @@ last parameter, unsquared.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
+
+from ..core.config import ranged, versioned
+from ..run.hooks import Hook
+from ..run.remedy import Remedy, RemedyContext, register
 
 # Factor on lambda * sum ||theta - theta0||^2: the authors' code (0.5) or the paper's text (1).
 CONVENTIONS = {"authors": 0.5, "paper": 1.0}
@@ -51,3 +57,38 @@ def l2_init_penalty(model: nn.Module, initial_params: dict[str, torch.Tensor], c
         raise ValueError(f"convention must be one of {tuple(CONVENTIONS)}, got {convention!r}")
     squared = [(named[name] - initial_params[name]).pow(2).sum() for name in penalised_parameters(model, parameters)]
     return CONVENTIONS[convention] * coefficient * torch.stack(squared).sum()
+
+
+@register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class L2Init(Remedy):
+    """Kumar et al. (2023), as their code (skumar9876/L2_Init, agents/agents.py:282-297): loss +
+    0.5 * coefficient * sum ||theta - theta_0||^2 over the conv and linear weights and biases."""
+
+    NAME = "l2_init"
+    ACTS = "in every step's loss"
+    PLACEMENT = "both phases"
+    WANTS_INITIAL = True
+
+
+    coefficient: float = ranged(1e-2, gt=0)  # lambda: their best in most settings, of {1e-2, 1e-3, 1e-4, 1e-5}
+    # authors: 0.5 * lambda (their code, the convention of their sweeps); paper: lambda (their paper's text)
+    convention: str = ranged("authors", choices=tuple(CONVENTIONS))
+    # conv_linear: what their (BatchNorm-free) nets hold; all: BatchNorm's gamma and beta too
+    parameters: str = ranged("conv_linear", choices=PARAMETER_SETS)
+    # 2: the authors' convention and parameter set (2026-12-01); 1 (no field) was the paper's over every parameter
+    version: int = versioned(2)
+
+    def hooks(self, context: RemedyContext) -> list[Hook]:
+        return [L2InitHook(self, context.initial())]
+
+
+class L2InitHook(Hook):
+    """L2 Init: 0.5 * coefficient * sum ||theta - theta_0||^2 (as the settings say) joins every step's loss."""
+
+    def __init__(self, settings: L2Init, initial: dict[str, torch.Tensor]):
+        self.settings, self.initial = settings, initial
+
+    def penalty(self, model: nn.Module) -> torch.Tensor:
+        s = self.settings
+        return l2_init_penalty(model, self.initial, s.coefficient, s.convention, s.parameters)

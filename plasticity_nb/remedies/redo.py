@@ -13,11 +13,18 @@ exist (output layer excluded) is defined in `units.py`; activations come from `a
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import torch
 from torch import nn
 
+from ..core.config import ranged
+from ..measures.activations import probe_activations
 from ..nets.units import unit_layers
-from .unit_reset import reinitialise_units_
+from ..run.hooks import Hook
+from ..run.remedy import Remedy, RemedyContext, register
+from .unit_reset import UnitCount, reinitialise_units_
 
 # The reference code's guard: a layer whose units are all silent gets scores 0, not NaN.
 SCORE_EPSILON = 1e-9
@@ -44,3 +51,58 @@ def redo_reset_(model: nn.Module, scores: dict[str, torch.Tensor], optimizer: to
         reset[name] = torch.nonzero(score <= tau).flatten()
         reinitialise_units_(layers[name], reset[name], optimizer, generator)
     return reset
+
+
+GENERATOR_SEED_TAG = 6  # derived_seed(run seed, 6): the run's ReDo generator (scoring draws, fresh weights)
+
+
+@register
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReDo(Remedy):
+    """Sokar et al. (ICML 2023): every `every` steps, re-initialise the tau-dormant units."""
+
+    NAME = "redo"
+    ACTS = "every `every` steps"
+    PLACEMENT = "both phases"
+
+
+    tau: float = ranged(0.1, ge=0)  # dormancy threshold on the unit's normalised score (their performance runs)
+    every: int = ranged(1000, gt=0)  # steps between resets (their F; "~1000" is uncertain: presets choose their own)
+    # training examples of the phase's pool (drawn anew at each reset) that score the units
+    examples: int = ranged(256, gt=0)
+
+    def hooks(self, context: RemedyContext) -> list[Hook]:
+        return [ReDoHook(self, context.pool(), context.state(self.NAME).generator)]
+
+    @classmethod
+    def run_state(cls, settings: list["ReDo"], model: nn.Module, seed) -> "GeneratorState":
+        return GeneratorState(torch.Generator().manual_seed(seed(GENERATOR_SEED_TAG)))
+
+
+class GeneratorState:
+    """One generator for the whole run, checkpointed with it."""
+
+    def __init__(self, generator: torch.Generator):
+        self.generator = generator
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class ReDoHook(UnitCount):
+    """ReDo every `every` steps of the run, scoring units on `examples` drawn afresh from the phase's pool."""
+
+    def __init__(self, settings: ReDo, pool: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator):
+        self.settings, self.pool, self.generator = settings, pool, generator
+
+    def on_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+        if step % self.settings.every:
+            return
+        x, _ = self.pool
+        pick = torch.randperm(len(x), generator=self.generator)[:self.settings.examples].to(x.device)
+        scores = dormant_scores(probe_activations(model, x[pick]))
+        reset = redo_reset_(model, scores, optimizer, self.settings.tau, self.generator)
+        self.reset += sum(int(index.numel()) for index in reset.values())

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..nets.units import UnitLayer
+from ..run.hooks import Hook
 from .optimizer_state import zero_optimizer_state_
 
 # How a re-initialised unit's incoming weights are drawn: "default", the layer's own PyTorch init
@@ -57,3 +59,13 @@ def reinitialise_units_(layer: UnitLayer, index: torch.Tensor, optimizer: torch.
         norm.running_mean[index], norm.running_var[index] = 0, 1
         zero_optimizer_state_(optimizer, norm.weight, index, 0)
         zero_optimizer_state_(optimizer, norm.bias, index, 0)
+
+
+class UnitCount(Hook):
+    """Counts the units a hook re-initialised during an epoch, into the row's `units_reset` column."""
+
+    reset = 0
+
+    def on_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
+        row["units_reset"] = row.get("units_reset", 0) + self.reset
+        self.reset = 0

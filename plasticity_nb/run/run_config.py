@@ -6,19 +6,20 @@ and none of them needs the others to do so. A config's hash names its stored res
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from ..core.config import Config, ConfigError, ranged
 from ..data.cifar10 import NUM_CLASSES, TEST_SIZE, TRAIN_SIZE
+from ..measures.metric_settings import MetricSettings
 from ..measures.probe_settings import ProbeSettings
 from ..nets.models import MODELS
-from ..remedies.settings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
+from .remedy import REGISTRY, Remedy, remedy_type
 
 OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "rmsprop")
 # Training pools: the pretraining half of the subset, the whole subset, a blend that fades from the
 # half to the whole (Fig. 3), or one set of a multi-stage split (Fig. 4).
 POOLS = ("half", "full", "blend", "stage")
 PRECISIONS = ("bf16", "fp32")
-REMEDIES = ("shrink_perturb", "dash", "l2_init", "redo", "cbp")  # Phase fields, in the order they act
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -38,20 +39,53 @@ class Phase(Config):
     eval_tail: int = ranged(0, ge=0)  # ...and at each of the phase's last eval_tail epochs (a metric window)
     # curvature/noise probes after these epochs (0: before the first step)
     probe_epochs: tuple[int, ...] = ranged((), ge=0)
-    # Remedies (remedies/settings.py; None: off). At the phase start, after any reset_groups:
-    shrink_perturb: ShrinkPerturb | None = None  # Ash & Adams: theta <- shrink theta + perturb theta_fresh
-    dash: Dash | None = None  # Shin et al.: direction-aware shrinking over every phase's data so far
-    # During the phase:
-    l2_init: L2Init | None = None  # Kumar et al.: loss + coefficient sum ||theta - theta_0||^2
-    redo: ReDo | None = None  # Sokar et al.: re-initialise dormant units every `every` steps
-    cbp: ContinualBackpropSettings | None = None  # Dohare et al.: replace low-utility mature units each step
+    # Remedies (run/remedy.py's registry), each a registered Remedy's settings; they act in the registry's order
+    remedies: tuple[Remedy, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        order = list(REGISTRY)
+        ranked = sorted(self.remedies, key=lambda r: order.index(r.NAME) if r.NAME in order else len(order))
+        object.__setattr__(self, "remedies", tuple(ranked))
 
     @property
-    def remedies(self) -> tuple[str, ...]:
-        """Names of the remedies this phase applies."""
-        return tuple(name for name in REMEDIES if getattr(self, name) is not None)
+    def remedy_names(self) -> tuple[str, ...]:
+        """Names of the remedies this phase applies, in the order they act."""
+        return tuple(r.NAME for r in self.remedies)
+
+    def remedy(self, name: str) -> Remedy | None:
+        """The settings of remedy `name` in this phase (None: off)."""
+        return next((r for r in self.remedies if r.NAME == name), None)
+
+    # Stored form and key: each remedy under its name, as a phase setting (runs without remedies keep their keys).
+    def to_dict(self) -> dict[str, Any]:
+        values = super().to_dict()
+        del values["remedies"]
+        return {**values, **{r.NAME: r.to_dict() for r in self.remedies}}
+
+    def identity(self) -> dict[str, Any]:
+        values = super().identity()
+        values.pop("remedies", None)
+        return {**values, **{r.NAME: r.identity() for r in self.remedies}}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Phase":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        own = {k: v for k, v in values.items() if k in fields}
+        listed = tuple(own.pop("remedies", ()))
+        # a stored phase names each remedy; configs stored before the registry name the built-ins' as None when off
+        named = [remedy_type(k).from_dict(v) for k, v in values.items()
+                 if k not in fields and not (v is None and k in REGISTRY)]
+        return cls(**own, remedies=(*listed, *named))
 
     def check(self) -> None:
+        names = [r.NAME for r in self.remedies]
+        if not all(isinstance(r, Remedy) and type(r) is REGISTRY.get(r.NAME) for r in self.remedies):
+            raise ConfigError(f"remedies must be settings of registered remedies ({', '.join(REGISTRY)}), got "
+                              f"{[type(r).__name__ for r in self.remedies]}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"remedies lists {sorted(n for n in names if names.count(n) > 1)[0]!r} twice: a phase "
+                              "holds at most one of each remedy")
         if any(e > self.epochs for e in self.probe_epochs):
             raise ConfigError(f"probe_epochs {list(self.probe_epochs)} must lie in 0..epochs ({self.epochs})")
         # Pool-specific fields are set exactly when used, so equal runs always hash equally.
@@ -99,13 +133,9 @@ class RunConfig(Config):
             bad = [p.stage for p in self.phases if p.pool == "stage" and p.stage > self.stages + 1]
             if bad:
                 raise ConfigError(f"stage {bad[0]} does not exist: the split has stages 1..{self.stages + 1}")
-        if self.phases[0].dash is not None:
-            raise ConfigError("dash acts when new data arrives, from the second phase on (as its authors run it, "
-                              "DASH main.py:68): set it on a later phase")
-        cbp = {p.cbp for p in self.phases if p.cbp is not None}
-        if len(cbp) > 1:
-            raise ConfigError("cbp settings differ between phases: a run's units keep one utility and age "
-                              "throughout, so every phase with cbp needs the same settings")
+        for name in dict.fromkeys(n for p in self.phases for n in p.remedy_names):
+            phases = [(i, p.remedy(name)) for i, p in enumerate(self.phases) if p.remedy(name)]
+            remedy_type(name).check_run(self, phases)
         smallest = min(self.pool_size_bound(p) for p in self.phases)
         if smallest < self.batch_size:
             raise ConfigError(f"batch_size {self.batch_size} exceeds the {smallest} examples of the smallest "

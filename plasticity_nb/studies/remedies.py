@@ -10,7 +10,7 @@ Each condition `remedy` pairs, per seed, a warm-started run with a scratch run:
   plain scratch;
 - augment, weight_decay: standard regularisation changes the training setup, so both arms get it: warm with it
   against scratch with it.
-Every run records the plasticity metrics (remedies/settings.py, MetricSettings) at each evaluation, and at the start
+Every run records the plasticity metrics (measures/metric_settings.py) at each evaluation, and at the start
 of each phase the gradient norms on the pretraining half and on the new half (Ash & Adams' imbalance).
 
 Hyperparameters are the sources' own where they give them; ReDo's period and continual backprop's rate and
@@ -29,7 +29,12 @@ from ..analysis.stats import bound_test, correlation_test, difference_test
 from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
 from ..analysis.study_result import StudyResult
 from ..core.config import range_of, ranged
-from ..remedies.settings import ContinualBackpropSettings, Dash, L2Init, MetricSettings, ReDo, ShrinkPerturb
+from ..measures.metric_settings import MetricSettings
+from ..remedies.cbp import ContinualBackpropSettings
+from ..remedies.dash import Dash
+from ..remedies.l2_init import L2Init
+from ..remedies.redo import ReDo
+from ..remedies.shrink_perturb import ShrinkPerturb
 from . import resets
 
 NONE = "none"
@@ -95,9 +100,9 @@ class Config(WarmStartConfig):
         run = dict(metrics=MetricSettings())
         settings = self.settings(remedy)
         if remedy in AT_TUNING_START:
-            return dict(tune={remedy: settings}, **run), run
+            return dict(tune={"remedies": (settings,)}, **run), run
         if remedy in TRAINABILITY:
-            return dict(pretrain={remedy: settings}, tune={remedy: settings}, **run), run
+            return dict(pretrain={"remedies": (settings,)}, tune={"remedies": (settings,)}, **run), run
         if remedy in REGULARISERS:
             run = {**run, **settings}
         return run, run

@@ -26,10 +26,11 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..core.seeds import derived_seed
 from ..data.cifar10 import CIFAR10, augment
+from ..run.hooks import Hook
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome, RunState
 from .build import EVAL_BATCH, init_model, make_optimizer
-from .loop import Hook, diverged, train_phase
+from .loop import diverged, train_phase
 from .run_tensors import RunTensors
 from .runtime import Runtime
 
@@ -56,7 +57,7 @@ def refusal(config: RunConfig) -> str:
     """Why an ensemble cannot train `config` ("" if it can): what needs a module of its own (see `loop.Hook`)."""
     reasons = ["curvature probes"] * bool(config.probes) + ["plasticity metrics"] * bool(config.metrics)
     for i, phase in enumerate(config.phases, 1):
-        needs = [*phase.remedies, *["reset_groups"] * bool(phase.reset_groups),
+        needs = [*phase.remedy_names, *["reset_groups"] * bool(phase.reset_groups),
                  *["target_train_acc"] * (phase.target_train_acc is not None)]
         reasons += [f"phase {i}: {what}" for what in needs]
     return ", ".join(reasons)

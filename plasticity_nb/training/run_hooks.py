@@ -13,12 +13,10 @@ from tqdm.auto import tqdm
 from ..core.seeds import derived_seed
 from ..measures.probes import measure
 from ..nets.models import reinitialise_groups
+from ..run.hooks import Hook
 from ..run.run_config import Phase, RunConfig
 from ..run.run_state import RunState
-from .loop import Hook
-from .remedy_hooks import (
-    RunRemedies,
-)
+from .run_remedies import RunRemedies
 from .run_tensors import RunTensors
 
 

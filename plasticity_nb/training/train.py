@@ -5,8 +5,8 @@ builds a new optimiser (the paper resets it at every switch), trains with a cons
 a fixed epoch budget and/or until an epoch's train accuracy reaches a target, and evaluates on the full
 10,000-image test set. Precision, memory format and device are decided in one place (`Runtime`).
 The epoch loop is loop.py's, shared with seed ensembles; a single run adds its step (`SingleLearner`)
-and, as hooks, module resets, remedies and plasticity metrics (remedy_hooks.py), probes, checkpoints and
-the progress bar.
+and, as hooks, module resets, remedies (run_remedies.py) and plasticity metrics (metrics_hook.py), probes,
+checkpoints and the progress bar.
 """
 from __future__ import annotations
 
@@ -20,19 +20,13 @@ from tqdm.auto import tqdm
 
 from ..core.seeds import derived_seed
 from ..data.cifar10 import CIFAR10, augment
+from ..run.hooks import Hook
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome, RunState
 from .build import evaluate, init_model, make_optimizer
-from .loop import Hook, diverged, train_phase
-from .remedy_hooks import (
-    ContinualBackpropHook,
-    DashHook,
-    L2InitHook,
-    ReDoHook,
-    RunRemedies,
-    ShrinkPerturbHook,
-)
+from .loop import diverged, train_phase
 from .run_hooks import Checkpointing, Probing, Progress, ResetGroups, cpu_state
+from .run_remedies import PhaseContext, RunRemedies, remedy_hooks
 from .run_tensors import RunTensors
 from .runtime import Runtime
 
@@ -97,7 +91,7 @@ def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | Non
     if start is not None and start.phases_done != len(config.phases) - 1:
         raise ValueError("`start` must be the outcome of config.prefix()")
     model = init_model(config, runtime)
-    remedies = RunRemedies(config, model, lambda tag: derived_seed(config.seed, tag))  # theta_0 before loading
+    remedies = RunRemedies(config, model)  # theta_0 before loading
     if resume is not None:
         model.load_state_dict(resume.model)
         remedies.load_state_dict(resume.remedies or {})
@@ -128,25 +122,15 @@ def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | Non
 
 def _remedy_hooks(config: RunConfig, state: RunState, tensors: RunTensors, runtime: Runtime,
                   remedies: RunRemedies) -> list[Hook]:
-    """The phase's group reset and remedies, in the order they act, then the metrics (which see their effect)."""
+    """The phase's group reset, its remedies in the registry's acting order, then the metrics (which see their
+    effect)."""
     phase, index = config.phases[state.phase_index], state.phase_index
     hooks: list[Hook] = []
     if phase.reset_groups:
         hooks.append(ResetGroups(phase.reset_groups, derived_seed(config.seed, index, 1)))
-    if phase.shrink_perturb:
-        fresh = config.replace(seed=derived_seed(config.seed, index, 7) % 2**31)
-        hooks.append(ShrinkPerturbHook(phase.shrink_perturb, lambda: init_model(fresh, runtime)))
-    if phase.dash:
-        hooks.append(DashHook(phase.dash, lambda: tensors.dash_chunks(config, index)))
-    if phase.l2_init:
-        hooks.append(L2InitHook(phase.l2_init, remedies.initial))
-    if phase.redo:
-        pool = tensors.pool(phase)
-        hooks.append(ReDoHook(phase.redo, (tensors.train_x[pool], tensors.train_y[pool]), remedies.redo_generator))
-    if phase.cbp:
-        hooks.append(ContinualBackpropHook(remedies.cbp))
+    hooks += remedy_hooks(PhaseContext(config, index, tensors, runtime, remedies))
     if config.metrics:
-        hooks.append(tensors.metrics_hook(config, remedies))
+        hooks.append(tensors.metrics_hook(config, remedies.initial))
     return hooks
 
 

@@ -1,0 +1,100 @@
+"""A remedy for lost plasticity as one type: its settings (a `Config`), the hooks through which it acts, and what
+it carries from phase to phase and across checkpoints.
+
+Every remedy is a subclass of `Remedy` registered here (`register`); the registry's order is the order in
+which a phase's remedies act, and the training loop, run configs, notebook 10, the explorer and the claims all
+read it. A remedy's module (remedies/ for the built-in ones, any module or notebook for a user's own) holds its
+settings, when it acts, its maths and its state; nothing else needs an edit to add one.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar, Protocol
+
+import torch
+from torch import nn
+
+from ..core.config import Config, ConfigError
+from .hooks import Hook
+
+Examples = tuple[torch.Tensor, torch.Tensor]  # normalised images and labels, on the device
+# Where notebook 10 applies a remedy in the warm arm: once, to the warm run before tuning, or in both phases.
+PLACEMENTS = ("tuning start", "both phases")
+
+
+class RemedyContext(Protocol):
+    """What a remedy may use to build its hooks for one phase of one run (the training code provides it)."""
+
+    config: Any  # the run's RunConfig
+    phase_index: int  # 0-based
+
+    def fresh_model(self, seed: int) -> nn.Module:
+        """A newly initialised model of the run's architecture, from `seed`, on the run's device."""
+
+    def pool(self) -> Examples:
+        """The phase's training examples."""
+
+    def chunks(self) -> list[list[Examples]]:
+        """Each phase's new examples up to and including this one, in arrival order, as micro-batches."""
+
+    def initial(self) -> dict[str, torch.Tensor]:
+        """The run's initial parameters theta_0 (held when a remedy sets WANTS_INITIAL)."""
+
+    def state(self, name: str) -> Any:
+        """The run-wide state `run_state` made for remedy `name`."""
+
+    def seed(self, *parts: int) -> int:
+        """A seed derived from the run's seed and `parts` (its streams never overlap)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Remedy(Config):
+    """Subclass with frozen, kw_only dataclass fields (each validated with `ranged`, citing its source), set
+    the class attributes, implement `hooks`, and `register` the class."""
+
+    NAME: ClassVar[str] = ""  # its name in run configs, stored keys, notebook 10 and claims (an identifier)
+    ACTS: ClassVar[str] = ""  # when it acts, in words
+    PLACEMENT: ClassVar[str] = "both phases"  # notebook 10: one of PLACEMENTS
+    WANTS_INITIAL: ClassVar[bool] = False  # its hooks read the run's initial parameters
+
+    def hooks(self, context: RemedyContext) -> list[Hook]:
+        """The hooks that apply this remedy during the context's phase, in the order they act."""
+        raise NotImplementedError(f"{type(self).__name__}.hooks")
+
+    @classmethod
+    def check_run(cls, config: Any, settings: list[tuple[int, "Remedy"]]) -> None:
+        """Checks across a run's phases ((phase index, settings) of each phase with this remedy); raise
+        ConfigError naming the culprit."""
+
+    @classmethod
+    def run_state(cls, settings: list["Remedy"], model: nn.Module, seed: Callable[[int], int]) -> Any:
+        """What the remedy carries across the run's phases (an object with state_dict/load_state_dict, whose
+        tensors are checkpointed and stored with the run), made once from the just-initialised model; None for
+        nothing. `seed(tag)` derives the run's seed for a stream."""
+        return None
+
+
+REGISTRY: dict[str, type[Remedy]] = {}
+
+
+def register(cls: type[Remedy]) -> type[Remedy]:
+    """Add a remedy type to the registry (acting after those registered before it); usable as a decorator."""
+    if not (isinstance(cls, type) and issubclass(cls, Remedy)) or cls is Remedy:
+        raise ConfigError(f"{cls!r} is not a subclass of plasticity_nb.run.remedy.Remedy")
+    name = cls.NAME
+    if not name.isidentifier():
+        raise ConfigError(f"{cls.__name__}.NAME must be an identifier, got {name!r}")
+    if cls.PLACEMENT not in PLACEMENTS:
+        raise ConfigError(f"{cls.__name__}.PLACEMENT is {cls.PLACEMENT!r}: choose one of {', '.join(PLACEMENTS)}")
+    if REGISTRY.get(name, cls) is not cls and REGISTRY[name].__qualname__ != cls.__qualname__:
+        raise ConfigError(f"a remedy named {name!r} is already registered ({REGISTRY[name].__qualname__})")
+    REGISTRY[name] = cls  # the same class defined again (a re-run notebook cell) replaces the old one
+    return cls
+
+
+def remedy_type(name: str) -> type[Remedy]:
+    if name not in REGISTRY:
+        raise ConfigError(f"no remedy named {name!r} is registered in this process (known: {', '.join(REGISTRY)}); "
+                          "import the module that registers it")
+    return REGISTRY[name]
+
