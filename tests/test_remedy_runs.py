@@ -36,7 +36,8 @@ def history(outcome):
 
 def test_remedies_off_keep_every_stored_key_and_stored_phases_load_by_remedy_name():
     plain = tiny_run()
-    assert plain.key() == tiny_run(phases=(Phase(pool="half", epochs=1, remedies=()), Phase(pool="full", epochs=1))).key()
+    off = (Phase(pool="half", epochs=1, remedies=()), Phase(pool="full", epochs=1))
+    assert plain.key() == tiny_run(phases=off).key()
     with_l2 = tiny_run(phases=(Phase(pool="half", epochs=1), Phase(pool="full", epochs=1, remedies=(L2Init(),))))
     assert plain.key() != with_l2.key()
     # a phase stored before the registry named every built-in remedy, None when off
@@ -134,3 +135,51 @@ def test_dash_gets_each_phases_new_data_the_new_last_in_eval_mode(cifar, one_thr
     monkeypatch.setattr(dash, "dash_", lambda model, *a: modes.append(model.training) or real(model, *a))
     train_run(config, cifar)
     assert modes == [False]
+
+
+@pytest.mark.slow
+def test_the_readmes_own_remedy_runs_as_written_in_notebook_10s_comparison(tmp_path):
+    """README "Write your own remedy": the code block, run as a script (its class lives in __main__, as in a
+    notebook), registers the remedy and compares it with the plain warm start at smoke."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from plasticity_nb.core.paths import project_root
+
+    readme = (project_root() / "README.md").read_text()
+    section = readme[readme.index("### Write your own remedy"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    env = {**os.environ, "PLASTICITY_OUT": str(tmp_path / "out"), "PYTHONPATH": str(project_root())}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = [line.split() for line in done.stdout.splitlines() if line.split()[1:2] in (["none"], ["head_reset"])]
+    assert [row[1] for row in table] == ["none", "head_reset"]
+
+
+@pytest.mark.slow
+def test_worker_processes_import_the_module_that_registers_a_remedy(tmp_path):
+    """A remedy from a user's module trains in worker processes (they import it first) and acts there."""
+    import os
+    import subprocess
+    import sys
+
+    from plasticity_nb.core.paths import project_root
+
+    code = (
+        "from plasticity_nb import Phase, run_many\n"
+        "from tests.helpers import tiny_run\n"
+        "from tests.own_remedy import ScaleHead\n"
+        "configs = [tiny_run(seed=s, phases=(Phase(pool='half', epochs=1), Phase(epochs=1, remedies=(ScaleHead(),))))"
+        " for s in (0, 1)]\n"
+        f"records = run_many(configs, {str(tmp_path)!r}, workers=2)\n"
+        "plain = run_many([c.replace(phases=(c.phases[0], Phase(epochs=1))) for c in configs], "
+        f"{str(tmp_path)!r}, workers=1)\n"
+        "print('statuses', [r.status for r in records])\n"
+        "print('differs', [not r.history.train_loss.equals(p.history.train_loss) for r, p in zip(records, plain)])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(project_root())}
+    done = subprocess.run([sys.executable, "-c", code], cwd=project_root(), env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "statuses ['finished', 'finished']" in done.stdout and "differs [True, True]" in done.stdout

@@ -9,6 +9,7 @@ processes (on a CPU, two 1-thread processes train narrow nets faster than one 2-
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from ..core.config import ConfigError
 from ..core.paths import default_out_dir
 from ..data.cifar10 import CIFAR10, load_cifar10
+from ..run.remedy import defining_modules
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome
 from ..training.ensemble import members_of, refusal, train_ensemble
@@ -118,7 +120,7 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
             for group in members_of([c for c in todo.values() if len(c.phases) == depth]).values():
                 run_together(group, store, data, device)
                 bar.update(len(group))
-    elif executor == "local" and (workers == 1 or len(todo) <= 1):
+    elif executor == "local" and (workers == 1 or len(todo) <= 1 or defined_here(list(todo.values()))):
         data = load_cifar10(data_dir, device) if todo else None  # `run` decodes the images before it writes
         for config in sorted(todo.values(), key=lambda c: len(c.phases)):  # prefixes first
             run(config, out_dir, data, data_dir, device, progress, checkpoint_every)
@@ -134,6 +136,17 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
             pool.close()
     bar.close()
     return [store.load(c) for c in configs]
+
+
+def defined_here(configs: list[RunConfig]) -> bool:
+    """Whether a remedy of the configs is defined in __main__ (a notebook or script), which worker processes cannot
+    import: then the runs train in this process, and it says so."""
+    here = sorted({r.NAME for c in configs for p in c.phases for r in p.remedies if type(r).__module__ == "__main__"})
+    if here:
+        print(f"runs: remedy {', '.join(here)} is defined in __main__ (a notebook or script), which worker "
+              "processes cannot import, so the runs train in this process (define it in a module to use workers)",
+              flush=True)
+    return bool(here)
 
 
 def say_who_trains_alone(configs: list[RunConfig]) -> None:
@@ -158,10 +171,13 @@ def missing_runs(configs: Iterable[RunConfig], store: RunStore) -> dict[str, Run
     return todo
 
 
-def execute_run(config: dict, out_dir: str, data_dir: str | None, device: str, checkpoint_every: int,
-                threads: int) -> str:
-    """One run in a worker: the unit of work every executor ships (picklable: a config as a dict)."""
+def execute_run(config: dict, modules: tuple[str, ...], out_dir: str, data_dir: str | None, device: str,
+                checkpoint_every: int, threads: int) -> str:
+    """One run in a worker: the unit of work every executor ships (picklable: a config as a dict, and the modules
+    that register its remedies, imported first)."""
     print_store_warnings_plainly()
+    for module in modules:
+        importlib.import_module(module)
     torch.set_num_threads(threads)
     return run(RunConfig.from_dict(config), out_dir, None, data_dir, device, checkpoint_every=checkpoint_every).key
 
@@ -195,7 +211,8 @@ def _run_dag(todo: dict[str, RunConfig], pool, args: tuple, bar: tqdm) -> None:
     while pending or running:
         ready = [k for k, c in pending.items() if len(c.phases) == 1 or c.prefix().key() not in todo]
         for key in sorted(ready, key=priority)[: pool.slots - len(running)]:
-            running[pool.submit(pending.pop(key).to_dict(), *args)] = key
+            config = pending.pop(key)
+            running[pool.submit(config.to_dict(), defining_modules(config), *args)] = key
         for handle in pool.wait_any(list(running)):
             pool.result(handle)
             del todo[running.pop(handle)]

@@ -92,6 +92,11 @@ def register(cls: type[Remedy]) -> type[Remedy]:
     return cls
 
 
+def defining_modules(config: Any) -> tuple[str, ...]:
+    """The modules that define the remedies of a RunConfig: another process imports them to read its configs."""
+    return tuple(sorted({type(r).__module__ for phase in config.phases for r in phase.remedies}))
+
+
 def remedy_type(name: str) -> type[Remedy]:
     if name not in REGISTRY:
         raise ConfigError(f"no remedy named {name!r} is registered in this process (known: {', '.join(REGISTRY)}); "

@@ -28,20 +28,23 @@ from ..analysis.premises import Premise
 from ..analysis.stats import bound_test, correlation_test, difference_test
 from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
 from ..analysis.study_result import StudyResult
-from ..core.config import range_of, ranged
+from ..core.config import ConfigError, range_of, ranged
 from ..measures.metric_settings import MetricSettings
 from ..remedies.cbp import ContinualBackpropSettings
 from ..remedies.dash import Dash
 from ..remedies.l2_init import L2Init
 from ..remedies.redo import ReDo
 from ..remedies.shrink_perturb import ShrinkPerturb
+from ..run.remedy import REGISTRY, remedy_type
 from . import resets
 
 NONE = "none"
-AT_TUNING_START = ("shrink_perturb", "dash")  # applied once to the warm run, before tuning
-TRAINABILITY = ("l2_init", "redo", "cbp")  # on in both phases of the warm run
-REGULARISERS = ("augment", "weight_decay")  # both arms train with them
-REMEDIES = (*AT_TUNING_START, *TRAINABILITY, *REGULARISERS)
+REGULARISERS = ("augment", "weight_decay")  # not remedies of the registry: both arms train with them
+# The built-in remedies (their PLACEMENT: shrink-and-perturb and DASH once before tuning, the trainability
+# remedies in both phases), then the regularisers: every condition of the presets. A remedy registered later
+# (run/remedy.py) is a condition too, named in `remedies`, with its class's default settings.
+BUILTIN_CONDITIONS = ("shrink_perturb", "dash", "l2_init", "redo", "cbp", *REGULARISERS)
+TRAINABILITY_CLAIMS = {"l2_init": "C13a", "redo": "C13b", "cbp": "C13c"}  # Lee et al.'s statements (claims.py)
 # The start-of-tuning metrics C15 correlates with the gap; the first is its pre-stated primary predictor.
 PREDICTORS = ("grad_ratio", "start_effective_rank", "start_dormant_redo", "start_weight_norm")
 # The sources' own values, at every preset; weight decay 5e-4 is the usual ResNet/CIFAR value.
@@ -54,7 +57,8 @@ METRICS = ("dormant_redo", "dormant_dohare", "dormant_redo_units", "effective_ra
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(WarmStartConfig):
     # Every remedy's hyperparameters are checked (against their settings' ranges) whether or not it is swept.
-    remedies: tuple[str, ...] = ranged(choices=REMEDIES)  # conditions besides "none"
+    # conditions besides "none": registered remedies (run/remedy.py) and the regularisers
+    remedies: tuple[str, ...] = ranged()
     sp_shrink: float = range_of(ShrinkPerturb, "shrink")  # shrink-and-perturb lambda (Ash & Adams Fig. 8: 0.6)
     sp_perturb: float = range_of(ShrinkPerturb, "perturb")  # shrink-and-perturb sigma (Fig. 8: 0.01)
     dash_alpha: float = range_of(Dash, "alpha")  # DASH moving-average weight (Shin et al.: 0.3)
@@ -78,14 +82,19 @@ class Config(WarmStartConfig):
                    redo_every=5, cbp_replacement_rate=1e-3, cbp_maturity=5, speed_target_acc=20.0),
         # quick: ~195 pretraining + 975 tuning steps; ReDo every 200 steps (~5 tuning epochs), continual backprop
         # at rho 1e-4, m 100 (the sources' ranges: rho 1e-6..1e-4, m 100..10k).
-        quick=dict(pretrain_epochs=10, remedies=list(REMEDIES), **SOURCE_VALUES, redo_every=200,
+        quick=dict(pretrain_epochs=10, remedies=list(BUILTIN_CONDITIONS), **SOURCE_VALUES, redo_every=200,
                    cbp_replacement_rate=1e-4, cbp_maturity=100, speed_target_acc=90.0),
-        paper=dict(pretrain_epochs=350, remedies=list(REMEDIES), **SOURCE_VALUES, redo_every=1000,
+        paper=dict(pretrain_epochs=350, remedies=list(BUILTIN_CONDITIONS), **SOURCE_VALUES, redo_every=1000,
                    cbp_replacement_rate=1e-5, cbp_maturity=1000, speed_target_acc=99.0))
 
     def check_sweep(self) -> None:
         super().check_sweep()
         check_sweep("remedies", self.remedies)
+        unknown = [r for r in self.remedies if r not in REGISTRY and r not in REGULARISERS]
+        if unknown:
+            raise ConfigError(f"remedies has {unknown[0]!r}, which is neither a registered remedy "
+                              f"({', '.join(REGISTRY)}) nor a regulariser ({', '.join(REGULARISERS)}); register "
+                              "your own with plasticity_nb.run.remedy.register")
 
     def plan(self, data_id: str = "") -> Plan:
         plan = []
@@ -99,17 +108,18 @@ class Config(WarmStartConfig):
         """The changes `remedy` makes to the warm and to the scratch run (`warm()`/`scratch()` keywords)."""
         run = dict(metrics=MetricSettings())
         settings = self.settings(remedy)
-        if remedy in AT_TUNING_START:
+        if remedy in REGISTRY and settings.PLACEMENT == "tuning start":
             return dict(tune={"remedies": (settings,)}, **run), run
-        if remedy in TRAINABILITY:
+        if remedy in REGISTRY:
             return dict(pretrain={"remedies": (settings,)}, tune={"remedies": (settings,)}, **run), run
         if remedy in REGULARISERS:
             run = {**run, **settings}
         return run, run
 
     def settings(self, remedy: str) -> Any:
-        """The remedy's settings from this config's hyperparameters (a run-field dict for the regularisers)."""
-        return {
+        """The remedy's settings from this config's hyperparameters (a registered remedy of no hyperparameter
+        here: its class's defaults; a run-field dict for the regularisers)."""
+        own = {
             "shrink_perturb": lambda: ShrinkPerturb(shrink=self.sp_shrink, perturb=self.sp_perturb),
             "dash": lambda: Dash(alpha=self.dash_alpha, shrink_floor=self.dash_shrink_floor),
             "l2_init": lambda: L2Init(coefficient=self.l2_init_coefficient),
@@ -119,7 +129,8 @@ class Config(WarmStartConfig):
             "augment": lambda: dict(augment=True),
             "weight_decay": lambda: dict(weight_decay=self.regulariser_weight_decay),
             NONE: lambda: {},
-        }[remedy]()
+        }
+        return own[remedy]() if remedy in own else remedy_type(remedy)()
 
 
 def tuned(result: StudyResult) -> pd.DataFrame:
@@ -185,7 +196,7 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     if "dash" in config.remedies:  # C12b: Shin et al.'s own statement, added after C12's result (claims.py)
         beats = difference_test(-result.gap_series(remedy="dash"), "warm with DASH - scratch")
         found.append(ClaimResult("C12b", (beats,), premise("dash")))
-    for remedy, claim in zip(TRAINABILITY, ("C13a", "C13b", "C13c")):
+    for remedy, claim in TRAINABILITY_CLAIMS.items():
         if remedy in config.remedies:  # "does little": the gap it removes is below the smallest effect that matters
             little = bound_test(result.gap_change("remedy", NONE, remedy), config.smallest_effect,
                                 f"gap(none) - gap({remedy})")
