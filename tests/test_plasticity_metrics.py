@@ -103,13 +103,13 @@ def test_gradient_norms_are_those_of_the_mean_loss_over_each_named_set():
 # --- which layers the dormant fractions count ---------------------------------------------------------------
 
 def resnet18_probe(seed=0):
-    from plasticity_nb.measures.activations import probe_site_activations
+    from plasticity_nb.measures.activations import probe_activations
     from plasticity_nb.nets.units import dohare_sites, redo_sites
 
     torch.manual_seed(seed)
     model = ResNet(depth=2, width=4)
     x = torch.randn(6, 3, 16, 16)
-    return model, x, probe_site_activations(model, x, dohare_sites(model)), probe_site_activations(
+    return model, x, probe_activations(model, x, dohare_sites(model)), probe_activations(
         model, x, redo_sites(model))
 
 
@@ -161,3 +161,33 @@ def test_both_dormant_fractions_equal_the_authors_over_their_layers(kill):
     assert dormant_fraction(dormant_scores(redo), 0.1) == authors_redo_fraction(list(redo.values()), 0.1)
     if kill:
         assert dohare_dormant_fraction(dohare, 0.01) > 0 and dormant_fraction(dormant_scores(redo), 0.1) > 0
+
+
+def test_the_metrics_hook_reads_every_count_from_one_probe_pass_and_matches_separate_passes():
+    from plasticity_nb.measures.activations import probe_activations
+    from plasticity_nb.measures.metric_settings import MetricSettings
+    from plasticity_nb.nets.units import dohare_sites, redo_sites, unit_sites
+    from plasticity_nb.remedies.redo import dormant_scores
+    from plasticity_nb.training.metrics_hook import Metrics
+
+    model, x, _, _ = resnet18_probe()
+    calls = []
+    model.register_forward_pre_hook(lambda module, inputs: calls.append(len(inputs[0])))
+    initial = {name: p.detach().clone() for name, p in model.named_parameters()}
+    measured = Metrics(MetricSettings(), (x, torch.zeros(len(x), dtype=torch.long)), {}, initial).measure(model)
+    assert calls == [len(x)]
+    separate = {name: probe_activations(model, x, sites(model))
+                for name, sites in (("redo", redo_sites), ("dohare", dohare_sites), ("units", unit_sites))}
+    s = MetricSettings()
+    assert measured["dormant_redo"] == dormant_fraction(dormant_scores(separate["redo"]), s.tau)
+    assert measured["dormant_dohare"] == dohare_dormant_fraction(separate["dohare"], s.active_share)
+    assert measured["dormant_redo_units"] == dormant_fraction(dormant_scores(separate["units"]), s.tau)
+    assert measured["effective_rank"] == effective_rank(separate["dohare"]["pooled"])
+
+
+def test_a_site_name_defined_two_ways_is_refused():
+    from plasticity_nb.nets.units import OUTPUT, RELU_OF_OUTPUT, ActivationSite, site_union
+
+    stem = nn.Conv2d(3, 4, 3)
+    with pytest.raises(ValueError, match="'stem' is defined two ways"):
+        site_union([[ActivationSite("stem", stem, OUTPUT)], [ActivationSite("stem", stem, RELU_OF_OUTPUT)]])

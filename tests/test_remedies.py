@@ -601,7 +601,7 @@ def test_continual_backprop_replaces_with_the_fresh_init_it_was_given():
     cbp = ContinualBackprop(model, replacement_rate=1.0, maturity_threshold=0,
                             generator=torch.Generator().manual_seed(0))
     layer = cbp.layers[0]
-    with record_activations(model, cbp.layers) as recorded:
+    with record_activations(model) as recorded:
         model(images(4, size=8)[0])
     replaced = cbp.step({k: v.float() for k, v in recorded.items()})[layer.name]
     assert replaced.numel() > 0

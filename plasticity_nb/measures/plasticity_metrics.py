@@ -2,7 +2,7 @@
 
 Lyle et al. ("Understanding plasticity in neural networks", ICML 2023) show each can move either way with
 plasticity loss: report them as correlates, not causes. Activations come from
-`remedies.activations.probe_activations`; every forward pass here runs in the model's current mode and leaves
+`measures.activations.probe_activations`; every forward pass here runs in the model's current mode and leaves
 its BatchNorm running statistics as they were (say which mode a reported number used: pitfalls 2 and 9 of
 docs/study-protocols.md).
 """

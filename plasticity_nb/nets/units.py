@@ -101,6 +101,15 @@ def unit_sites(model: nn.Module) -> list[ActivationSite]:
     return [ActivationSite(layer.name, layer.pre_activation, RELU_OF_OUTPUT) for layer in unit_layers(model)]
 
 
+def site_union(groups: list[list[ActivationSite]]) -> list[ActivationSite]:
+    """Every site of `groups` once, in first-seen order; a name means one site in every group."""
+    union: dict[str, ActivationSite] = {}
+    for site in (site for sites in groups for site in sites):
+        if union.setdefault(site.name, site) != site:
+            raise ValueError(f"activation site {site.name!r} is defined two ways: {union[site.name]} and {site}")
+    return list(union.values())
+
+
 def _blocks(model: ResNet) -> list[tuple[str, nn.Module]]:
     if not isinstance(model, ResNet):
         raise TypeError(f"no activation sites defined for {type(model).__name__}: define them in nets/units.py")

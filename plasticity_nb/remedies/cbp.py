@@ -160,7 +160,7 @@ class ContinualBackpropHook(UnitCount):
     def around_forward(self, model: nn.Module) -> ContextManager:
         @contextlib.contextmanager
         def recording():
-            with record_activations(model, self.cbp.layers) as recorded:
+            with record_activations(model) as recorded:
                 yield
             self.recorded = {name: h.float() for name, h in recorded.items()}
         return recording()

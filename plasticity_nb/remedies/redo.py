@@ -2,14 +2,15 @@
 Learning", ICML 2023; reference code: google/dopamine, `dopamine/labs/redo/weight_recyclers.py`).
 
 The reference code scores with the same epsilon, resets in ResNets only the first conv of each block (as
-`units.py` does), and draws incoming weights from Xavier uniform, the init of its Flax networks; here a
+`nets/units.py` does), and draws incoming weights from Xavier uniform, the init of its Flax networks; here a
 reset unit's incoming weights come from its own layer's default init, that of the rest of the layer.
 
 A unit's score is E_x|h(x)| (over the batch, and over spatial positions for conv channels) divided by the mean
 of that quantity over its layer, so scores average to 1 per layer; a unit with score <= tau is tau-dormant.
 Resetting one re-draws its incoming weights from the layer's default init, zeroes its incoming bias and its
 outgoing weights, resets its BatchNorm entries and zeroes the optimiser state of all of those. Which units
-exist (output layer excluded) is defined in `units.py`; activations come from `activations.probe_activations`.
+exist (output layer excluded) is defined in `nets/units.py`; activations come from
+`measures/activations.probe_activations`.
 """
 from __future__ import annotations
 

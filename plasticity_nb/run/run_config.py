@@ -44,8 +44,8 @@ class Phase(Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        order = list(REGISTRY)
-        ranked = sorted(self.remedies, key=lambda r: order.index(r.NAME) if r.NAME in order else len(order))
+        order = list(REGISTRY)  # check() has rejected unregistered remedies
+        ranked = sorted(self.remedies, key=lambda r: order.index(r.NAME))
         object.__setattr__(self, "remedies", tuple(ranked))
 
     @property

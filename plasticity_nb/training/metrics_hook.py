@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..data.cifar10 import class_balanced_subset
-from ..measures.activations import probe_site_activations
+from ..measures.activations import probe_activations
 from ..measures.curvature import weight_norm
 from ..measures.metric_settings import MetricSettings
 from ..measures.plasticity_metrics import (
@@ -21,12 +21,11 @@ from ..measures.plasticity_metrics import (
     penultimate_features,
     srank,
 )
-from ..nets.units import dohare_sites, redo_sites, unit_sites
+from ..nets.units import dohare_sites, redo_sites, site_union, unit_sites
 from ..remedies.redo import dormant_scores
 from ..run.hooks import Hook
+from ..run.remedy import Examples
 from ..run.run_config import Phase
-
-Examples = tuple[torch.Tensor, torch.Tensor]  # normalised images and labels, on the device
 
 
 class Metrics(Hook):
@@ -57,8 +56,9 @@ class Metrics(Hook):
     def measure(self, model: nn.Module) -> dict[str, float]:
         x, _ = self.probe
         s = self.settings
-        redo, dohare, units = (probe_site_activations(model, x, sites(model))
-                               for sites in (redo_sites, dohare_sites, unit_sites))
+        groups = [sites(model) for sites in (redo_sites, dohare_sites, unit_sites)]
+        recorded = probe_activations(model, x, site_union(groups))  # one pass serves all three counts
+        redo, dohare, units = ({site.name: recorded[site.name] for site in sites} for sites in groups)
         features = dohare["pooled"] if "pooled" in dohare else penultimate_features(model, x)
         return {"dormant_redo": dormant_fraction(dormant_scores(redo), s.tau),
                 "dormant_dohare": dohare_dormant_fraction(dohare, s.active_share),
