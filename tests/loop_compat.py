@@ -31,9 +31,14 @@ from plasticity_nb.measures.metric_settings import MetricSettings
 from plasticity_nb.measures.probe_settings import ProbeSettings
 from plasticity_nb.remedies.cbp import ContinualBackpropSettings
 from plasticity_nb.remedies.dash import Dash
+from plasticity_nb.remedies.hare_tortoise import HareTortoise
 from plasticity_nb.remedies.l2_init import L2Init
+from plasticity_nb.remedies.parseval import Parseval
 from plasticity_nb.remedies.redo import ReDo
+from plasticity_nb.remedies.sam import SAM
 from plasticity_nb.remedies.shrink_perturb import ShrinkPerturb
+from plasticity_nb.remedies.soft_shrink_perturb import SoftShrinkPerturb
+from plasticity_nb.remedies.weight_clipping import WeightClipping
 
 RECORDINGS = Path(__file__).parent / "data" / "loop_compat"  # <identity_name>.json: {"machine", "cases", ...}
 STRUCTURE = ("phase", "pool", "epoch", "phase_epoch", "step")  # what a history row is made of, floats aside
@@ -52,6 +57,16 @@ METRICS = MetricSettings(examples=64)
 # Settings that act within a smoke run: replace units after 2 steps, ReDo every 3 steps with tau 0.5.
 CBP = ContinualBackpropSettings(replacement_rate=0.05, maturity_threshold=2)
 REDO = ReDo(tau=0.5, every=3, examples=64)
+
+# Cases whose configs' keys changed on purpose, and why: their recordings are compared with the key the config
+# has now, every recorded column still bit for bit (the definition change adds columns, it does not move training).
+REKEYED = {
+    "remedies_at_start": "MetricSettings version 3 (2026-12-01) adds five metrics; its version is in the key",
+    "remedies_during": "MetricSettings version 3 (2026-12-01) adds five metrics; its version is in the key",
+}
+# Settings of the remedies of issue 23, sized to act within a smoke run.
+NEW_REMEDIES = (Parseval(), SAM(), SoftShrinkPerturb(shrink=0.99, perturb=0.01), WeightClipping(zeta=2.0),
+                HareTortoise(beta=0.9, reset_every=1))
 
 # name -> one config (trained alone) or a list of configs that differ by seed (trained as one ensemble)
 CASES: dict[str, RunConfig | list[RunConfig]] = {
@@ -75,6 +90,8 @@ CASES: dict[str, RunConfig | list[RunConfig]] = {
     "remedies_during": _run([Phase(pool="half", epochs=2, remedies=(CBP, REDO)),
                              Phase(epochs=2, remedies=(CBP, REDO, L2Init(coefficient=1e-3)))],
                             metrics=METRICS, seed=5),
+    "remedies_new": _run([Phase(pool="half", epochs=2, remedies=NEW_REMEDIES), Phase(epochs=2, remedies=NEW_REMEDIES)],
+                         metrics=METRICS, seed=6),
     "ensemble": [_run(WARM, seed=s, augment=True) for s in (3, 4)],
     "ensemble_diverged": [_run([Phase(epochs=2, optimizer="sgd", lr=1e12), Phase(epochs=1)], model="mlp", depth=1,
                                width=16, seed=s) for s in (0, 1)],
@@ -82,8 +99,13 @@ CASES: dict[str, RunConfig | list[RunConfig]] = {
 
 
 def recordings() -> dict[str, dict[str, Any]]:
-    """Every recording, by file name (oldest first: the pre-redesign loop's)."""
+    """Every recording, by file name (oldest first: the pre-redesign loop's), the REKEYED cases' runs under the
+    keys their configs have now."""
     found = {p.stem: json.loads(p.read_text()) for p in RECORDINGS.glob("*.json")}
+    for recording in found.values():
+        for case in REKEYED.keys() & recording["cases"].keys():
+            runs = recording["cases"][case]
+            recording["cases"][case] = [{**run, "key": c.key()} for run, c in zip(runs, configs_of(CASES[case]))]
     return dict(sorted(found.items(), key=lambda item: item[1]["recorded"]))
 
 
@@ -192,6 +214,8 @@ def main() -> None:
         sys.exit(f"not recorded: case(s) {', '.join(changed)} no longer train bit for bit as this machine's "
                  f"recording {own[0]}: a recording states what the loop trained before")
     new = [case for case in CASES if case not in recorded["cases"]]
+    if own:  # written back as it was recorded (REKEYED cases under their old keys), plus the new cases
+        recorded = json.loads((RECORDINGS / f"{own[0]}.json").read_text())
     for case in new:
         recorded["cases"][case] = results[case]
         recorded.setdefault("added", {})[case] = stamp  # cases added after the recording was first made

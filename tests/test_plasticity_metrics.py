@@ -8,14 +8,19 @@ from torch import nn
 
 from plasticity_nb.measures.curvature import weight_norm
 from plasticity_nb.measures.plasticity_metrics import (
+    active_fraction,
     dohare_dormant_fraction,
     dormant_fraction,
     effective_rank,
+    feature_norm,
+    feature_variance,
     gradient_norms,
     mean_weight_magnitude,
     parameter_distance,
     penultimate_features,
+    prediction_churn,
     srank,
+    zero_gradient_share,
 )
 from plasticity_nb.nets.models import MLP, ResNet
 
@@ -168,14 +173,17 @@ def test_the_metrics_hook_reads_every_count_from_one_probe_pass_and_matches_sepa
     from plasticity_nb.measures.metric_settings import MetricSettings
     from plasticity_nb.nets.units import dohare_sites, redo_sites, unit_sites
     from plasticity_nb.remedies.redo import dormant_scores
-    from plasticity_nb.training.metrics_hook import Metrics
+    from plasticity_nb.training.metrics_hook import Metrics, PredictionReference
 
     model, x, _, _ = resnet18_probe()
     calls = []
     model.register_forward_pre_hook(lambda module, inputs: calls.append(len(inputs[0])))
     initial = {name: p.detach().clone() for name, p in model.named_parameters()}
-    measured = Metrics(MetricSettings(), (x, torch.zeros(len(x), dtype=torch.long)), {}, initial).measure(model)
+    reference = PredictionReference()
+    hook = Metrics(MetricSettings(), (x, torch.zeros(len(x), dtype=torch.long)), {}, initial, reference)
+    measured = hook.measure(model)
     assert calls == [len(x)]
+    assert math.isnan(measured["churn"]) and torch.equal(reference.predictions, model(x).argmax(1))
     separate = {name: probe_activations(model, x, sites(model))
                 for name, sites in (("redo", redo_sites), ("dohare", dohare_sites), ("units", unit_sites))}
     s = MetricSettings()
@@ -183,6 +191,12 @@ def test_the_metrics_hook_reads_every_count_from_one_probe_pass_and_matches_sepa
     assert measured["dormant_dohare"] == dohare_dormant_fraction(separate["dohare"], s.active_share)
     assert measured["dormant_redo_units"] == dormant_fraction(dormant_scores(separate["units"]), s.tau)
     assert measured["effective_rank"] == effective_rank(separate["dohare"]["pooled"])
+    assert measured["active_units"] == active_fraction(separate["dohare"]["pooled"])
+    before = reference.predictions
+    with torch.no_grad():
+        model.head.bias[3] += 100.0  # every prediction becomes class 3
+    assert hook.measure(model)["churn"] == (before != 3).double().mean().item() > 0
+    assert (reference.predictions == 3).all()
 
 
 def test_a_site_name_defined_two_ways_is_refused():
@@ -191,3 +205,24 @@ def test_a_site_name_defined_two_ways_is_refused():
     stem = nn.Conv2d(3, 4, 3)
     with pytest.raises(ValueError, match="'stem' is defined two ways"):
         site_union([[ActivationSite("stem", stem, OUTPUT)], [ActivationSite("stem", stem, RELU_OF_OUTPUT)]])
+
+
+def test_the_field_metrics_on_constructed_cases():
+    features = torch.tensor([[0.0, 3.0, 4.0, 0.0], [0.0, 0.0, 0.0, 2.0]])
+    assert active_fraction(features) == 3 / 8  # pooled over entries, as Plasticine
+    assert feature_norm(features) == (5.0 + 2.0) / 2  # mean per-input L2 norm
+    assert math.isclose(feature_variance(features), (features[0].var().item() + features[1].var().item()) / 2)
+    assert zero_gradient_share([torch.tensor([0.0, 1.0]), torch.zeros(2, 3)]) == 7 / 8
+    assert math.isnan(prediction_churn(None, torch.tensor([1, 2])))
+    assert prediction_churn(torch.tensor([1, 2, 3, 4]), torch.tensor([1, 0, 3, 0])) == 0.5
+
+
+def test_a_dead_unit_has_exactly_zero_gradients_on_its_incoming_weights():
+    mlp = MLP(depth=1, width=4)
+    with torch.no_grad():
+        mlp.hidden[0].weight[2] = 0.0
+        mlp.hidden[0].bias[2] = -1.0  # unit 2 never fires
+    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    grads = torch.autograd.grad(F.cross_entropy(mlp(x), y), list(mlp.parameters()))
+    zero = int((grads[0][2] == 0).sum()) + 1 + 10  # its incoming row, its bias, its outgoing column
+    assert zero_gradient_share(grads) == zero / sum(g.numel() for g in grads)

@@ -72,6 +72,42 @@ def parameter_distance(model: nn.Module, reference: dict[str, torch.Tensor]) -> 
     return math.sqrt(squared)
 
 
+def active_fraction(features: torch.Tensor) -> float:
+    """Share of (input, feature) entries of a batch x features ReLU matrix that are non-zero: Plasticine's
+    "fraction of active units" (RLE-Foundation/Plasticine `plasticine_metrics/units.py`, lines 89-111, at
+    aa00b4b: `1 - mean(features == 0)`), pooled over the matrix (a unit active on half the inputs counts 0.5)."""
+    return 1.0 - (features == 0).double().mean().item()
+
+
+def feature_norm(features: torch.Tensor) -> float:
+    """Mean over inputs of each input's L2 norm of its features (Plasticine `plasticine_metrics/norm.py`, lines
+    33-45: `mean(norm(features, dim=1))`)."""
+    return features.double().norm(dim=1).mean().item()
+
+
+def feature_variance(features: torch.Tensor) -> float:
+    """Mean over inputs of the variance across an input's features (unbiased), as Plasticine computes it
+    (`plasticine/metrics.py`, lines 152-164, at 78ea347: `mean(var(features, dim=1))`); not the variance of each
+    feature across inputs, which also goes by that name."""
+    return features.double().var(dim=1).mean().item()
+
+
+def zero_gradient_share(gradients: Iterable[torch.Tensor]) -> float:
+    """Share of all parameter entries whose gradient is exactly 0 (this package's definition: the cross-entropy
+    gradient on the probe batch, every parameter; Plasticine logs only the gradient's norm)."""
+    gradients = list(gradients)
+    return sum(int((g == 0).sum()) for g in gradients) / sum(g.numel() for g in gradients)
+
+
+def prediction_churn(previous: torch.Tensor | None, predictions: torch.Tensor) -> float:
+    """Share of a fixed batch whose predicted class changed since the previous evaluation (this package's
+    supervised analogue of Schaul et al.'s policy churn, "The Phenomenon of Policy Churn", NeurIPS 2022: the
+    greedy action is the argmax class); NaN when there is no previous evaluation."""
+    if previous is None or previous.numel() == 0:
+        return math.nan
+    return (previous.to(predictions.device) != predictions).double().mean().item()
+
+
 @torch.no_grad()
 def penultimate_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The input to the model's `head` on `x` (batch x features), captured with a forward hook."""

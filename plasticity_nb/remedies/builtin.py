@@ -1,11 +1,26 @@
 """The built-in remedies, registered in the order they act within a phase: those at the phase start first
-(shrink-and-perturb, then DASH), then L2 Init in the loss, then ReDo and continual backprop after the steps.
+(shrink-and-perturb, then DASH), then those in the loss (L2 Init, Parseval), around the step (SAM), then those
+after the steps (ReDo, continual backprop, then the weight edits: soft shrink-and-perturb, weight clipping, the
+Hare & Tortoise EMA, which thus averages the weights the step's other remedies left).
 plasticity_nb/__init__.py imports this module, so every process that imports the package has them, ahead of any
 remedy a user registers (which acts after them).
 """
 from ..run.remedy import REGISTRY
-from . import cbp, dash, l2_init, redo, shrink_perturb
+from . import (
+    cbp,
+    dash,
+    hare_tortoise,
+    l2_init,
+    parseval,
+    redo,
+    sam,
+    shrink_perturb,
+    soft_shrink_perturb,
+    weight_clipping,
+)
 
-ACTING_ORDER = (shrink_perturb.ShrinkPerturb, dash.Dash, l2_init.L2Init, redo.ReDo, cbp.ContinualBackpropSettings)
+ACTING_ORDER = (shrink_perturb.ShrinkPerturb, dash.Dash, l2_init.L2Init, parseval.Parseval, sam.SAM, redo.ReDo,
+                cbp.ContinualBackpropSettings, soft_shrink_perturb.SoftShrinkPerturb, weight_clipping.WeightClipping,
+                hare_tortoise.HareTortoise)
 for _remedy in ACTING_ORDER:  # each module registered itself on import; put them in acting order
     REGISTRY[_remedy.NAME] = REGISTRY.pop(_remedy.NAME)

@@ -1,11 +1,12 @@
 """Where code that changes training plugs into the loop (training/loop.py): at the start of a phase, around each
-step's forward pass and in its loss, after each step and after each epoch. At the bottom of the remedies and
+step's forward pass and in its loss, between its backward pass and its update (around the whole step), after each
+step, before each epoch's evaluation and after each epoch. At the bottom of the remedies and
 the training code, which both build hooks.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager
+from typing import Any, Callable, ContextManager
 
 import torch
 
@@ -31,8 +32,17 @@ class Hook:
         """A term added to the step's loss before backward; the logged train loss stays the data loss."""
         return None
 
+    def refine_gradient(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                        backward_again: Callable[[], None]) -> None:
+        """After the step's backward pass, before the optimiser's update: may change the gradients the update
+        applies. `backward_again()` runs the step's forward and backward pass again (same batch, loss and
+        penalties, the model's current weights and mode; its gradients replace the old ones)."""
+
     def on_step(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
         """After optimiser step `step` (counted over the whole run)."""
+
+    def before_evaluation(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> None:
+        """After the steps of the phase's `epoch` (0-based), before its test-set evaluation and history row."""
 
     def on_epoch(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, row: dict[str, Any]) -> None:
         """After an epoch's history `row` (the row in the history: a hook may add measurements to it), unless

@@ -22,6 +22,14 @@ Examples = tuple[torch.Tensor, torch.Tensor]  # normalised images and labels, on
 PLACEMENTS = ("tuning start", "both phases")
 
 
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """The size of the task a comparison gives a remedy (the tuning phase whose plasticity is measured)."""
+
+    steps_per_epoch: int  # optimiser steps per epoch of the task
+    task_steps: int  # optimiser steps of the whole task
+
+
 class RemedyContext(Protocol):
     """What a remedy may use to build its hooks for one phase of one run (the training code provides it)."""
 
@@ -62,6 +70,13 @@ class Remedy(Config):
         raise NotImplementedError(f"{type(self).__name__}.hooks")
 
     @classmethod
+    def for_budget(cls, budget: Budget) -> "Remedy":
+        """The settings a comparison (notebooks 10, 11) runs at `budget`: the class's defaults (the authors'), or,
+        where those are sized for far longer runs, the remedy's own scaling rule, stated in its docstring and
+        written down before any result."""
+        return cls()
+
+    @classmethod
     def check_run(cls, config: Any, settings: list[tuple[int, "Remedy"]]) -> None:
         """Checks across a run's phases ((phase index, settings) of each phase with this remedy); raise
         ConfigError naming the culprit."""
@@ -75,6 +90,7 @@ class Remedy(Config):
 
 
 REGISTRY: dict[str, type[Remedy]] = {}
+RESERVED_NAMES = ("metrics",)  # the run-wide state of the plasticity metrics is stored under this name
 
 
 def register(cls: type[Remedy]) -> type[Remedy]:
@@ -82,8 +98,9 @@ def register(cls: type[Remedy]) -> type[Remedy]:
     if not (isinstance(cls, type) and issubclass(cls, Remedy)) or cls is Remedy:
         raise ConfigError(f"{cls!r} is not a subclass of plasticity_nb.run.remedy.Remedy")
     name = cls.NAME
-    if not name.isidentifier():
-        raise ConfigError(f"{cls.__name__}.NAME must be an identifier, got {name!r}")
+    if not name.isidentifier() or name in RESERVED_NAMES:
+        raise ConfigError(f"{cls.__name__}.NAME must be an identifier other than {', '.join(RESERVED_NAMES)}, "
+                          f"got {name!r}")
     if cls.PLACEMENT not in PLACEMENTS:
         raise ConfigError(f"{cls.__name__}.PLACEMENT is {cls.PLACEMENT!r}: choose one of {', '.join(PLACEMENTS)}")
     if REGISTRY.get(name, cls) is not cls and REGISTRY[name].__qualname__ != cls.__qualname__:

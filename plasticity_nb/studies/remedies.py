@@ -35,7 +35,7 @@ from ..remedies.dash import Dash
 from ..remedies.l2_init import L2Init
 from ..remedies.redo import ReDo
 from ..remedies.shrink_perturb import ShrinkPerturb
-from ..run.remedy import REGISTRY, remedy_type
+from ..run.remedy import REGISTRY, Budget, remedy_type
 from . import resets
 
 NONE = "none"
@@ -118,7 +118,7 @@ class Config(WarmStartConfig):
 
     def settings(self, remedy: str) -> Any:
         """The remedy's settings from this config's hyperparameters (a registered remedy of no hyperparameter
-        here: its class's defaults; a run-field dict for the regularisers)."""
+        here: its class's settings for this budget, `for_budget`; a run-field dict for the regularisers)."""
         own = {
             "shrink_perturb": lambda: ShrinkPerturb(shrink=self.sp_shrink, perturb=self.sp_perturb),
             "dash": lambda: Dash(alpha=self.dash_alpha, shrink_floor=self.dash_shrink_floor),
@@ -130,7 +130,12 @@ class Config(WarmStartConfig):
             "weight_decay": lambda: dict(weight_decay=self.regulariser_weight_decay),
             NONE: lambda: {},
         }
-        return own[remedy]() if remedy in own else remedy_type(remedy)()
+        return own[remedy]() if remedy in own else remedy_type(remedy).for_budget(self.budget())
+
+    def budget(self) -> Budget:
+        """The tuning phase's size, for a remedy's own scaling rule (`Remedy.for_budget`)."""
+        steps_per_epoch = self.train_subset // self.batch_size
+        return Budget(steps_per_epoch=steps_per_epoch, task_steps=self.tune_epochs * steps_per_epoch)
 
 
 def tuned(result: StudyResult) -> pd.DataFrame:

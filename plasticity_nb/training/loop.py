@@ -3,8 +3,7 @@
 A phase is epochs of steps. What one step does belongs to a `Learner` (one model, or S models stacked
 into one); this module owns what every run must do alike: when the test set is evaluated, what a
 history row holds, and when a run stops (a non-finite training loss ends the run, reaching the phase's
-target train accuracy ends the phase). `Hook`s are where code that changes training plugs in, at the
-start of a phase, around each step's forward pass and in its loss, after each step and after each epoch.
+target train accuracy ends the phase). `Hook`s are where code that changes training plugs in (run/hooks.py).
 """
 from __future__ import annotations
 
@@ -56,6 +55,8 @@ def train_phase(learner: Learner, phase: Phase, states: Sequence[RunState], hook
         started = time.perf_counter()
         batches, logs = learner.epoch_batches(epoch)
         loss_sum, correct = _train_epoch(learner, batches, states[0].step, hooks)
+        for hook in hooks:
+            hook.before_evaluation(learner.model, learner.optimizer, epoch)
         seen = len(batches) * learner.batch_size
         train = [(loss_sum[i].item() / seen, correct[i].item() / seen) for i in range(learner.members)]
         tested = [going[i] and _tested(phase, epoch, *train[i]) for i in range(learner.members)]

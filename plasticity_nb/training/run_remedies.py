@@ -15,15 +15,18 @@ from torch import nn
 from ..core.seeds import derived_seed
 from ..remedies.l2_init import initial_parameters
 from ..run.hooks import Hook
-from ..run.remedy import remedy_type
+from ..run.remedy import RESERVED_NAMES, remedy_type
 from ..run.run_config import RunConfig
 from .build import init_model
+from .metrics_hook import PredictionReference
 from .run_tensors import RunTensors
 from .runtime import Runtime
 
+METRICS_STATE = RESERVED_NAMES[0]  # no remedy may take this name
+
 
 class RunRemedies:
-    """theta_0 and every remedy's run-wide state, for one run."""
+    """theta_0, every remedy's run-wide state and the metrics' churn reference, for one run."""
 
     def __init__(self, config: RunConfig, model: nn.Module):
         """Take `model` as just initialised."""
@@ -34,6 +37,10 @@ class RunRemedies:
         states = {name: remedy_type(name).run_state([p.remedy(name) for p in config.phases if p.remedy(name)],
                                                     model, seed) for name in used}
         self.states = {name: state for name, state in states.items() if state is not None}
+        # the metrics' churn reference travels with the remedies' state, under the reserved name "metrics"
+        self.reference = PredictionReference() if config.metrics is not None else None
+        if self.reference is not None:
+            self.states[METRICS_STATE] = self.reference
 
     def state_dict(self) -> dict[str, Any]:
         return {f"{name}.{key}": value for name, state in self.states.items()

@@ -11,7 +11,7 @@ from ..data.sampling import BlendingSampler, multistage_split, shuffled_batches
 from ..measures.probes import probe_set
 from ..run.run_config import Phase, RunConfig
 from .build import EVAL_BATCH
-from .metrics_hook import Metrics, metric_examples
+from .metrics_hook import Metrics, PredictionReference, metric_examples
 from .runtime import Runtime
 
 
@@ -59,7 +59,8 @@ class RunTensors:
                 chunks.append([(self.train_x[b], self.train_y[b]) for b in new.split(EVAL_BATCH)])
         return chunks
 
-    def metrics_hook(self, config: RunConfig, initial: dict[str, torch.Tensor]) -> Metrics:
+    def metrics_hook(self, config: RunConfig, initial: dict[str, torch.Tensor],
+                     reference: PredictionReference) -> Metrics:
         """The run's plasticity metrics: a fixed probe batch of the subset (seed 0, as the curvature probes: warm
         and scratch of a seed are measured on the same examples), and as many of the half and of the rest."""
         size = config.metrics.examples
@@ -68,7 +69,7 @@ class RunTensors:
         halves = {"half": metric_examples(self.train_x, self.train_y, self.half, size, 0),
                   "new": metric_examples(self.train_x, self.train_y, self.full[~half], size, 0)}
         return Metrics(config.metrics, metric_examples(self.train_x, self.train_y, self.full, size, 0), halves,
-                       initial)
+                       initial, reference)
 
     def epoch_batches(self, phase: Phase, epoch: int, batch_size: int,
                       generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:

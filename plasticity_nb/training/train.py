@@ -56,16 +56,25 @@ class SingleLearner:
         x, y = self.tensors.train_x[batch], self.tensors.train_y[batch]
         if self.augment:
             x = augment(x, self.generator)
+        logits, loss = self.backward(x, y, hooks, record=True)
+        for hook in hooks:
+            hook.refine_gradient(self.model, self.optimizer, lambda: self.backward(x, y, hooks, record=False))
+        self.optimizer.step()
+        return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
+
+    def backward(self, x: torch.Tensor, y: torch.Tensor, hooks: Sequence[Hook],
+                 record: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fresh gradients of the data loss plus the hooks' penalties; `record`: inside their `around_forward`
+        (a repeated pass, `refine_gradient`'s, is not recorded). Returns the logits and the data loss."""
         with self.runtime.autocast(), contextlib.ExitStack() as recording:
-            for hook in hooks:
+            for hook in hooks if record else ():
                 recording.enter_context(hook.around_forward(self.model))
             logits = self.forward(x)
             loss = F.cross_entropy(logits, y)
         penalties = [p for p in (hook.penalty(self.model) for hook in hooks) if p is not None]
         self.optimizer.zero_grad(set_to_none=True)
         (loss + sum(penalties) if penalties else loss).backward()
-        self.optimizer.step()
-        return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
+        return logits, loss
 
     def evaluate(self) -> list[tuple[float, float]]:
         return [evaluate(self.model, self.tensors.test_x, self.tensors.test_y, self.runtime)]
@@ -130,7 +139,7 @@ def _remedy_hooks(config: RunConfig, state: RunState, tensors: RunTensors, runti
         hooks.append(ResetGroups(phase.reset_groups, derived_seed(config.seed, index, 1)))
     hooks += remedy_hooks(PhaseContext(config, index, tensors, runtime, remedies))
     if config.metrics:
-        hooks.append(tensors.metrics_hook(config, remedies.initial))
+        hooks.append(tensors.metrics_hook(config, remedies.initial, remedies.reference))
     return hooks
 
 
