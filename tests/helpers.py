@@ -67,3 +67,34 @@ def leftovers(out) -> list[str]:
              *root.glob(".corrupt/*")]
     held = [p for p in [*root.glob(".locks/*.lock"), *(out / ".locks").glob("*.lock")] if is_locked(p)]
     return sorted(str(p.relative_to(out)) for p in found) + [f"held: {p.name}" for p in held]
+
+
+def history_frame(outcome):
+    """A run's history as a frame without its wall times (the one column that may differ between runs)."""
+    import pandas as pd
+
+    return pd.DataFrame(outcome.history).drop(columns="seconds")
+
+
+def assert_resumes_bit_identically(config: RunConfig, data, out):
+    """Train `config` with a checkpoint every epoch; resuming from each checkpoint (through the store's files,
+    as a killed process leaves them) and continuing a stored prefix both end bit for bit as the whole run.
+    Returns the whole run's outcome and its checkpoints."""
+    import pandas as pd
+    import torch
+
+    from plasticity_nb.training.train import train_run
+
+    saved = []
+    whole = train_run(config, data, checkpoint=saved.append, checkpoint_every=1)
+    store = RunStore(out)
+    for state in saved:
+        store.save_checkpoint(config, state)
+        resumed = train_run(config, data, resume=store.load_checkpoint(config))
+        pd.testing.assert_frame_equal(history_frame(resumed), history_frame(whole))
+        assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
+    prefix = store.save(config.prefix(), train_run(config.prefix(), data), {})
+    continued = train_run(config, data, start=prefix.outcome())
+    pd.testing.assert_frame_equal(history_frame(continued), history_frame(whole))
+    assert all(torch.equal(continued.state[k], whole.state[k]) for k in whole.state)
+    return whole, saved

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from plasticity_nb import Phase, RunStore
+from plasticity_nb import Phase
 from plasticity_nb.core.config import ConfigError
 from plasticity_nb.measures.metric_settings import MetricSettings
 from plasticity_nb.nets.models import MLP, ResNet
@@ -19,7 +19,7 @@ from plasticity_nb.remedies.soft_shrink_perturb import SoftShrinkPerturb, redraw
 from plasticity_nb.remedies.weight_clipping import WeightClipping, clip_weights_
 from plasticity_nb.run.remedy import Budget, Remedy, register
 from plasticity_nb.training.train import train_run
-from tests.helpers import tiny_run
+from tests.helpers import assert_resumes_bit_identically, tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
@@ -230,19 +230,9 @@ def test_new_remedies_resume_and_continue_their_prefix_bit_identically(cifar, tm
     config = tiny_run(phases=(Phase(pool="half", epochs=2, remedies=acting), Phase(pool="full", epochs=3,
                                                                                   remedies=acting)),
                       metrics=MetricSettings(examples=64))
-    saved = []
-    whole = train_run(config, cifar, checkpoint=saved.append, checkpoint_every=1)
+    whole, saved = assert_resumes_bit_identically(config, cifar, tmp_path)
     assert any("hare_tortoise.stem.0.weight" in s.remedies for s in saved)
     assert history(whole).clipped_share.gt(0).any()
-    store = RunStore(tmp_path)
-    for state in saved:
-        store.save_checkpoint(config, state)
-        resumed = train_run(config, cifar, resume=store.load_checkpoint(config))
-        pd.testing.assert_frame_equal(history(resumed), history(whole))
-        assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
-    prefix = store.save(config.prefix(), train_run(config.prefix(), cifar), {})
-    continued = train_run(config, cifar, start=prefix.outcome())
-    pd.testing.assert_frame_equal(history(continued), history(whole))
 
 
 def test_the_metrics_state_name_is_reserved():

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from plasticity_nb import Phase, RunStore
+from plasticity_nb import Phase
 from plasticity_nb.core.config import ConfigError
 from plasticity_nb.measures.metric_settings import MetricSettings
 from plasticity_nb.remedies.cbp import ContinualBackpropSettings
@@ -16,7 +16,7 @@ from plasticity_nb.remedies.redo import ReDo
 from plasticity_nb.remedies.shrink_perturb import ShrinkPerturb
 from plasticity_nb.training.ensemble import members_of, train_ensemble
 from plasticity_nb.training.train import train_run
-from tests.helpers import tiny_run
+from tests.helpers import assert_resumes_bit_identically, tiny_run
 
 DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
 CBP = ContinualBackpropSettings(replacement_rate=0.05, maturity_threshold=2)  # replaces units within a tiny run
@@ -81,20 +81,8 @@ def test_metrics_fill_evaluated_rows_and_the_start_of_each_phase(cifar, one_thre
 
 
 def test_a_remedy_run_resumes_and_continues_its_prefix_bit_identically(cifar, one_thread, tmp_path):
-    config = remedied(Dash(), ShrinkPerturb())
-    saved = []
-    whole = train_run(config, cifar, checkpoint=saved.append, checkpoint_every=1)
+    _, saved = assert_resumes_bit_identically(remedied(Dash(), ShrinkPerturb()), cifar, tmp_path)
     assert any(s.remedies for s in saved)
-    store = RunStore(tmp_path)
-    for state in saved:
-        store.save_checkpoint(config, state)  # through the file format a killed process leaves behind
-        resumed = train_run(config, cifar, resume=store.load_checkpoint(config))
-        pd.testing.assert_frame_equal(history(resumed), history(whole))
-        assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
-    prefix = store.save(config.prefix(), train_run(config.prefix(), cifar), {})
-    continued = train_run(config, cifar, start=prefix.outcome())
-    pd.testing.assert_frame_equal(history(continued), history(whole))
-    assert all(torch.equal(continued.state[k], whole.state[k]) for k in whole.state)
 
 
 def test_ensembles_refuse_remedies_by_name(cifar):
@@ -169,7 +157,7 @@ def test_worker_processes_import_the_module_that_registers_a_remedy(tmp_path):
 
     code = (
         "from plasticity_nb import Phase, run_many\n"
-        "from tests.helpers import tiny_run\n"
+        "from tests.helpers import assert_resumes_bit_identically, tiny_run\n"
         "from tests.own_remedy import ScaleHead\n"
         "configs = [tiny_run(seed=s, phases=(Phase(pool='half', epochs=1), Phase(epochs=1, remedies=(ScaleHead(),))))"
         " for s in (0, 1)]\n"
