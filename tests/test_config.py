@@ -77,7 +77,7 @@ def test_a_versioned_setting_is_in_the_key_even_at_its_default():
     from plasticity_nb.remedies.l2_init import L2Init
 
     assert L2Init().identity() == {"version": 2} and Dash(alpha=0.5).identity() == {"alpha": 0.5, "version": 2}
-    assert MetricSettings().identity() == {"version": 2}
+    assert MetricSettings().identity() == {"version": 3}
     with_l2 = tiny_run(phases=(Phase(pool="half", epochs=1), Phase(pool="full", epochs=1, remedies=(L2Init(),))))
     assert with_l2.key() != tiny_run().key()
     with pytest.raises(ConfigError, match="version"):
