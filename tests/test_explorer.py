@@ -5,12 +5,13 @@ them in JupyterLab)."""
 import pytest
 
 import plasticity_nb as pnb
-from plasticity_nb.studies import remedies, warm_start_gap
+from plasticity_nb.studies import newer_remedies, remedies, warm_start_gap
 from plasticity_nb.views import remedy_views
 from plasticity_nb.views.explorer import Explorer, StoreIndex, explorer, render
 
 pytestmark = pytest.mark.slow
 REMEDY = "shrink_perturb"
+NEWER = "hare_tortoise"  # one of notebook 11's remedies of 2024
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +19,7 @@ def store(tmp_path_factory):
     out = tmp_path_factory.mktemp("explorer-store")
     pnb.run_study(remedies.Config.from_preset("smoke", remedies=[REMEDY]), out_dir=out, progress=False)
     pnb.run_study(warm_start_gap.Config.from_preset("smoke"), out_dir=out, progress=False)
+    pnb.run_study(newer_remedies.Config.from_preset("smoke", remedies=[NEWER]), out_dir=out, progress=False)
     return out
 
 
@@ -40,6 +42,15 @@ def test_the_index_offers_study_10_with_the_remedies_whose_runs_are_stored(index
     assert remedies.Config.from_preset("smoke").remedies != (REMEDY,)  # the preset's other remedies are missing
     assert index.remedies("10", "smoke") == (REMEDY,)
     assert index.remedies("01", "smoke") == ()
+
+
+def test_study_11_offers_the_remedies_of_2024_and_every_metric_they_record(index):
+    assert index.remedies("11", "smoke") == (NEWER,)  # the plain pair is study 10's runs, the same keys
+    _, table = render(index, "11", "smoke", "gap", "test_acc", remedies=(NEWER,))
+    assert list(gap_rows(table).remedy) == ["none", NEWER]
+    every, _ = render(index, "11", "smoke", "plasticity metrics", remedy_views.ALL_METRICS, remedies=(NEWER,))
+    titles = [ax.get_title() for ax in every.axes.flat]
+    assert {"active_units", "feature_norm", "feature_variance", "zero_grad_share", "churn"} <= set(titles)
 
 
 def test_picked_remedies_are_the_gaps_shown_beside_the_plain_warm_start(index):

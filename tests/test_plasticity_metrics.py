@@ -170,7 +170,7 @@ def test_both_dormant_fractions_equal_the_authors_over_their_layers(kill):
 
 def test_the_metrics_hook_reads_every_count_from_one_probe_pass_and_matches_separate_passes():
     from plasticity_nb.measures.activations import probe_activations
-    from plasticity_nb.measures.metric_settings import MetricSettings
+    from plasticity_nb.measures.metric_settings import METRIC_DEFINITIONS, MetricSettings
     from plasticity_nb.nets.units import dohare_sites, redo_sites, unit_sites
     from plasticity_nb.remedies.redo import dormant_scores
     from plasticity_nb.training.metrics_hook import Metrics, PredictionReference
@@ -183,6 +183,7 @@ def test_the_metrics_hook_reads_every_count_from_one_probe_pass_and_matches_sepa
     hook = Metrics(MetricSettings(), (x, torch.zeros(len(x), dtype=torch.long)), {}, initial, reference)
     measured = hook.measure(model)
     assert calls == [len(x)]
+    assert list(measured) == list(METRIC_DEFINITIONS)  # every column named with the definition it follows
     assert math.isnan(measured["churn"]) and torch.equal(reference.predictions, model(x).argmax(1))
     separate = {name: probe_activations(model, x, sites(model))
                 for name, sites in (("redo", redo_sites), ("dohare", dohare_sites), ("units", unit_sites))}

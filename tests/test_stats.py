@@ -142,7 +142,8 @@ def test_a_failed_premise_replaces_the_verdict():
 def test_claims_the_paper_did_not_make_are_extensions():
     supported = ClaimResult("C9", (difference_test([20.0, 25.0, 30.0]),), MET)
     assert supported.verdict == "supported" and relation(CLAIMS["C9"], supported.verdict) == "extension"
-    assert {c.id for c in CLAIMS.values() if c.source == "extension"} == {"C8a", "C9", "C10", "C15"}
+    assert {c.id for c in CLAIMS.values() if c.source == "extension"} == {"C8a", "C9", "C10", "C15", "C16b", "C16c",
+                                                                               "C16d", "C16e"}
     # the remedy claims are judged against their own sources, not against the paper
     assert relation(CLAIMS["C11"], "not equivalent") == "departs" and CLAIMS["C11"].source == "Ash & Adams 2020"
 
@@ -222,3 +223,46 @@ def test_unresolved_verdicts_are_not_resolved_never_departs():
 
 def test_a_large_effect_needs_few_seeds():
     assert seeds_for(lambda n: power_difference(13.65, 2.18, n)) == 3  # statsmodels' solver gives up here (NaN)
+
+
+def test_a_screen_is_holm_over_its_candidates_and_never_says_none_predicts():
+    from plasticity_nb.analysis.stats import correlation_test, screen_test
+
+    x = np.arange(10.0)
+    strong = correlation_test(x, x + np.sin(x), "strong")
+    weak = correlation_test(x, np.cos(3 * x), "weak")
+    screen = screen_test([weak, strong, weak])
+    assert screen.kind == "screen" and screen.margin == 3 and screen.label == "strongest of 3: strong"
+    assert screen.verdict == "supported" and screen.p_value == pytest.approx(3 * strong.p_value)
+    assert screen_test([weak, weak]).verdict == "inconclusive"  # no predictor found is not "none predicts"
+    with pytest.raises(ValueError, match="correlation tests"):
+        screen_test([difference_test([1.0, 2.0, 3.0])])
+
+
+def test_a_screen_of_13_null_metrics_over_13_condition_means_keeps_its_level():
+    """The design of C15: under no relation (each candidate independent of the gap, candidates correlated with
+    each other, seeds shifting every condition alike), Pearson's p per candidate over condition means, Holm over
+    the 13, keeps the family-wise false-positive rate at or below ALPHA (vectorised: the screen's own p values)."""
+    from plasticity_nb.analysis.stats import holm_rejects
+
+    rng, conditions, seeds, sims, k = np.random.default_rng(7), 13, 3, 2000, 13
+    gaps = (rng.normal(size=(sims, conditions, 1)) + rng.normal(size=(sims, 1, seeds))
+            + rng.normal(size=(sims, conditions, seeds))).mean(axis=2)
+    shared = rng.normal(size=(sims, 1, conditions, 1))  # what makes the candidates correlate
+    metrics = (shared + rng.normal(size=(sims, k, conditions, seeds))).mean(axis=3)
+    p = stats.pearsonr(metrics, np.broadcast_to(gaps[:, None, :], metrics.shape), axis=2).pvalue
+    false = np.mean([any(holm_rejects(row)) for row in p])
+    assert false <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / sims)
+
+
+def test_holm_rejects_what_statsmodels_rejects():
+    from statsmodels.stats.multitest import multipletests
+
+    from plasticity_nb.analysis.stats import holm_rejects
+
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 5, 13):  # few calls: multipletests collects garbage each time
+        for _ in range(4):
+            p = rng.uniform(0, 0.1, size) ** rng.uniform(0.5, 2)
+            assert holm_rejects(p) == list(multipletests(p, alpha=0.05, method="holm")[0])
+    assert holm_rejects([0.01, float("nan")]) == [True, False] and holm_rejects([]) == []

@@ -1,4 +1,6 @@
 """Each study's claims computed from constructed runs: the right comparison, test and premise."""
+import numpy as np
+import pandas as pd
 import pytest
 
 from plasticity_nb.analysis.study_result import compare
@@ -11,7 +13,7 @@ SEED_NOISE = {0: 0.0, 1: 0.004, 2: -0.003}
 def build(config, test_acc, train_acc=lambda labels: [1.0, 1.0, 1.0]):
     records, labels = [], []
     for run_labels, run in config.plan():
-        accuracy = test_acc(run_labels) + SEED_NOISE[run_labels["seed"]]
+        accuracy = test_acc(run_labels) + SEED_NOISE[run_labels["seed"] % 3]
         records.append(record(run.key() + str(run_labels), train_acc(run_labels), accuracy))
         labels.append(run_labels)
     return compare(records, labels, config.last_k, config.CONDITIONS, config.premise_rule())
@@ -78,12 +80,6 @@ def test_remedy_claims_test_what_each_source_states():
             return scratch.get(remedy, 0.60)
         return warm[remedy] + 0.0005 * spread[remedy] * labels["seed"] ** 2
     result = build(config, test_acc)
-    # the start-of-tuning metrics, as the runs record them in their first tuning epoch: here the imbalance
-    # grows with the gap, so C15 must find a positive correlation
-    first = result.history.tune_epoch == 1
-    gap = result.history.remedy.map(lambda r: scratch.get(r, 0.60) - warm[r])
-    for column in remedies.PREDICTORS:
-        result.history[column] = (1 + 10 * gap).where(first)
     found = {c.claim: c for c in remedies.claims(result, config)}
     assert found["C11"].primary.kind == "equivalence" and found["C11"].verdict == "equivalent"
     assert found["C12"].verdict == "not equivalent" and found["C12b"].verdict == "supported"  # DASH beats scratch
@@ -91,5 +87,62 @@ def test_remedy_claims_test_what_each_source_states():
     assert found["C13a"].primary.kind == "bound" and found["C13a"].verdict == "supported"
     assert found["C13b"].verdict == "not supported"
     assert found["C14a"].primary.estimate.mean == pytest.approx(5.0, abs=0.5)  # gap(none) 5 pp - gap(augment) 0
-    assert found["C15"].primary.kind == "correlation" and found["C15"].verdict == "supported"
-    assert found["C15"].primary.estimate.n == 1 + len(config.remedies)  # the conditions, all premises met
+    assert "C15" not in found  # notebook 11's, over every remedy
+
+
+def newer_result(config, gap_of, start_metric=None):
+    """Runs of notebook 11's conditions, scratch at 60 % and warm at 60 % - gap_of(remedy) points (plus a seed
+    spread unique to each condition); `start_metric(gap)` fills every start-of-tuning measure of each warm run."""
+    from plasticity_nb.studies import remedies
+
+    order = ("none", *config.remedies)
+    def test_acc(labels):
+        if labels["arm"] == "scratch":
+            return 0.60
+        remedy = labels["remedy"]
+        return 0.60 - gap_of(remedy) / 100 + 0.0005 * (1 + order.index(remedy)) * (labels["seed"] % 3) ** 2
+    result = build(config, test_acc)
+    h = result.history
+    first = (h.tune_epoch == 1) & (h.arm == "warm")
+    rng, gap = np.random.default_rng(0), h.remedy.map(gap_of)
+    for column in remedies.START_METRICS:
+        drawn = pd.Series(rng.normal(size=len(h)), index=h.index)
+        h[column] = (start_metric(gap) if start_metric else drawn).where(first)
+    return result
+
+
+def test_notebook_11_tests_each_new_remedy_by_the_reduction_it_brings():
+    from plasticity_nb.studies import newer_remedies
+
+    config = newer_remedies.Config.from_preset("quick", seeds=[0, 1, 2])
+    gaps = {"none": 5.0, "hare_tortoise": 0.0, "sam": 5.0, "soft_shrink_perturb": 12.0}
+    result = newer_result(config, lambda remedy: gaps.get(remedy, 4.0))
+    found = {c.claim: c for c in newer_remedies.claims(result, config)}
+    assert set(found) == {"C15", "C16a", "C16b", "C16c", "C16d", "C16e"}
+    assert found["C16a"].primary.kind == "difference" and found["C16a"].verdict == "supported"
+    assert found["C16a"].primary.estimate.mean == pytest.approx(5.0, abs=1.0)  # gap(none) 5 - gap(H&T) 0, + spread
+    assert found["C16a"].others[1].kind == "equivalence"  # the remaining gap's TOST beside it
+    assert found["C16c"].verdict == "not supported"  # soft S&P widens the gap here
+
+
+def test_c15_screens_every_start_of_tuning_measure_over_the_conditions_with_holm():
+    from plasticity_nb.analysis.claims import claim_row
+    from plasticity_nb.studies import newer_remedies, remedies
+
+    config = newer_remedies.Config.from_preset("quick")
+    gap_of = lambda remedy: 0.5 * (("none", *config.remedies).index(remedy) % 7)
+    noise = newer_result(config, gap_of)  # every measure drawn independently of the gap
+    c15 = newer_remedies.predictor_claim(noise, config)
+    assert c15.primary.kind == "screen" and c15.primary.margin == len(remedies.START_METRICS) == 13
+    assert len(c15.others) == 13 and c15.primary.estimate.n == 1 + len(config.remedies)  # units: conditions
+    assert c15.earlier.primary.label.startswith("r(grad_ratio, gap)")  # the definition before 2026-12-02
+    tracks = newer_result(config, gap_of, start_metric=lambda gap: 1 + 10 * gap)
+    found = newer_remedies.predictor_claim(tracks, config)
+    assert found.verdict == "supported" and found.primary.p_value == pytest.approx(
+        min(1.0, 13 * min(t.p_value for t in found.others)))
+    row = claim_row(found, "quick")  # seeds 300-302 were never seen: the new definition is confirmatory
+    assert row["verdict"] == "supported" and "confirmatory on unseen seeds" in row["definition"]
+    earlier_seeds = newer_remedies.Config.from_preset("quick", seeds=[0, 1, 2])
+    seen = claim_row(newer_remedies.predictor_claim(newer_result(earlier_seeds, gap_of, lambda g: 1 + g),
+                                                    earlier_seeds), "quick")
+    assert "post hoc" in seen["definition"]  # notebook 10's seeds: the earlier definition is primary

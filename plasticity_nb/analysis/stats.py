@@ -8,6 +8,8 @@
 - A *bound* ("X does not speed up training by more than m"): one-sided test of mean < m.
 - A *correlation* ("a metric predicts the gap"): Pearson's r across independent units with its Fisher-z 95 %
   interval; supported when the interval lies above 0.
+- A *screen* ("some metric among K candidates predicts the gap"): each candidate's two-sided correlation test,
+  Holm-corrected over the K; supported when at least one candidate is rejected at family-wise level ALPHA.
 
 The t model needs spread: where the differences have fewer than `MIN_DISTINCT` distinct values (ties, or all
 equal: SD 0) the test is the exact sign-flip test instead (the differences' signs are exchangeable under the
@@ -40,7 +42,7 @@ POSITIVE = (SUPPORTED, EQUIVALENT)  # verdicts that say the statement holds
 NEGATIVE = (NOT_SUPPORTED, NOT_EQUIVALENT)  # verdicts that say it does not
 ALPHA = 0.05  # every test's level
 POWER = 0.8  # the power that "minimum detectable effect" and "seeds needed" refer to
-TESTS = ("difference", "equivalence", "bound", "correlation")
+TESTS = ("difference", "equivalence", "bound", "correlation", "screen")
 MIN_DISTINCT = 3  # fewer distinct differences than this: the exact sign-flip test, not the t model
 T_MODEL, SIGN_FLIP = "t", "exact sign-flip"
 MAX_EXACT = 16  # up to this many pairs every sign pattern is enumerated; beyond, a seeded sample of them
@@ -176,7 +178,8 @@ class Test:
         e = self.estimate
         ci = f"{round(100 * e.confidence)} % CI {e.ci_low:+.2f} to {e.ci_high:+.2f}"
         rule = {"difference": "above 0?", "equivalence": "within +/-{margin:g}?", "bound": "below {margin:+g}?",
-                "correlation": "r above 0?"}[self.kind].format(margin=self.margin)
+                "correlation": "r above 0?", "screen": "any r != 0, Holm over {margin:g}?"}[self.kind].format(
+            margin=self.margin)
         head = f"{self.label}: " if self.label else ""
         exact = f", {e.method} (ties)" if e.method == SIGN_FLIP else ""
         missing = f", {e.missing} pair(s) missing" if e.missing else ""
@@ -287,6 +290,21 @@ def correlation_test(x: Sequence[float], y: Sequence[float], label: str = "") ->
                 math.tanh(z / math.sqrt(n - 3)), label, min(1.0, 2 * below), above)
 
 
+def screen_test(candidates: Sequence[Test], label: str = "") -> Test:
+    """Does any of these correlation tests' predictors predict the outcome? Holm's step-down over their two-sided
+    p values: supported when at least one is rejected at family-wise ALPHA (never "not supported": no evidence
+    of a predictor is not evidence of none). The estimate is the candidate with the smallest p; the p value is
+    its Holm-adjusted one (K times its raw p, at most 1); `margin` holds K, the family's size."""
+    if not candidates or any(c.kind != "correlation" for c in candidates):
+        raise ValueError("a screen needs one or more correlation tests")
+    p = np.nan_to_num(np.asarray([c.p_value for c in candidates], dtype=float), nan=1.0)
+    best, k = candidates[int(np.argmin(p))], len(candidates)
+    adjusted = min(1.0, k * float(p.min()))
+    verdict = SUPPORTED if any(holm_rejects(p)) else INCONCLUSIVE
+    return Test("screen", best.estimate, verdict, adjusted, float(k), math.nan,
+                label or f"strongest of {k}: {best.label}", math.nan, adjusted)
+
+
 def check_margin(margin: float) -> None:
     if not margin > 0:
         raise ValueError(f"an equivalence margin must be > 0, got {margin!r}")
@@ -340,10 +358,12 @@ def power_equivalence(margin: float, sd: float, n: int, truth: float = 0.0) -> f
 def power_of(test: Test, effect: float, sd: float, n: int) -> float:
     """The power `n` seeds give `test`'s kind at a true `effect` (difference; correlation: rho, n units) or at a
     true 0 (equivalence within its margin, bound `effect` above the truth)."""
-    if test.kind == "correlation":  # Fisher z: atanh(r) ~ N(atanh(rho), 1 / (n - 3)); `effect` is rho
+    if test.kind in ("correlation", "screen"):  # Fisher z: atanh(r) ~ N(atanh(rho), 1 / (n - 3)); `effect` is rho
         from scipy.stats import norm
 
-        return float(norm.cdf(math.atanh(effect) * math.sqrt(n - 3) - norm.ppf(1 - ALPHA / 2))) if n > 3 else math.nan
+        # a screen's one candidate at rho, at Bonferroni's level ALPHA / K (Holm's first step): a lower bound
+        level = ALPHA / (test.margin if test.kind == "screen" else 1)
+        return float(norm.cdf(math.atanh(effect) * math.sqrt(n - 3) - norm.ppf(1 - level / 2))) if n > 3 else math.nan
     if n < 2 or not (sd > 0 and math.isfinite(sd)):
         return math.nan
     if test.kind == "difference":
@@ -402,12 +422,18 @@ def detectable_bound(sd: float, n: int) -> float:
 
 
 def holm_rejects(p_values: Sequence[float], level: float = ALPHA) -> list[bool]:
-    """Holm's step-down procedure (statsmodels): which hypotheses are rejected at family-wise `level`.
-    A NaN p (too few pairs) is never rejected and still counts in the family."""
-    from statsmodels.stats.multitest import multipletests
-
+    """Holm's step-down procedure: which hypotheses are rejected at family-wise `level` (the i-th smallest p
+    against level / (m - i), stopping at the first that fails). A NaN p (too few pairs) is never rejected and still
+    counts in the family. Not statsmodels' multipletests, which agrees (tests/test_stats.py) but runs a full
+    gc.collect() on every call: 0.1-0.2 s in a process holding a test suite's or a notebook's objects, and every
+    claim's verdict calls this."""
     p = np.nan_to_num(np.asarray(p_values, dtype=float), nan=1.0)
-    return list(multipletests(p, alpha=level, method="holm")[0]) if len(p) else []
+    rejected = np.zeros(len(p), dtype=bool)
+    for rank, index in enumerate(np.argsort(p, kind="stable")):
+        if not p[index] <= level / (len(p) - rank):
+            break
+        rejected[index] = True
+    return rejected.tolist()
 
 
 def combine(tests: Sequence[Test]) -> str:

@@ -6,6 +6,27 @@ import dataclasses
 
 from ..core.config import Config, ranged, versioned
 
+# Every metric column a run records, with the definition it follows (the field's definitions of "dormant" and of
+# "stable rank" disagree; each column names its own). Computed by training/metrics_hook.py, defined in
+# measures/plasticity_metrics.py.
+METRIC_DEFINITIONS = {
+    "dormant_redo": "share of tau-dormant units (score <= tau), every post-ReLU layer but the output: ReDo "
+                    "(Sokar et al. 2023)",
+    "dormant_dohare": "share of units active on < 1 % of inputs, the 17 layers of Dohare et al. 2024",
+    "dormant_redo_units": "ReDo's tau-dormant share over the units ReDo and continual backprop reset (each block's "
+                          "first conv)",
+    "effective_rank": "effective rank of the penultimate features (Roy & Vetterli 2007)",
+    "srank": "smallest k whose singular values reach 1 - delta of their sum (Kumar et al. 2021), not "
+             "||A||_F^2 / ||A||_2^2",
+    "weight_norm": "||theta|| over every parameter",
+    "init_distance": "||theta - theta_0||",
+    "active_units": "share of non-zero penultimate feature entries (Plasticine)",
+    "feature_norm": "mean per-input L2 norm of the penultimate features (Plasticine)",
+    "feature_variance": "mean per-input variance across the penultimate features (Plasticine)",
+    "zero_grad_share": "share of parameter entries whose probe-batch gradient is exactly 0",
+    "churn": "share of the probe batch whose predicted class changed since the previous measurement",
+}
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MetricSettings(Config):

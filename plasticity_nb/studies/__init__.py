@@ -11,6 +11,7 @@ from . import (
     blending,
     capacity,
     multistage,
+    newer_remedies,
     optimisers,
     pretraining_duration,
     remedies,
@@ -56,6 +57,7 @@ STUDIES = {s.id: s for s in [
     Study("08", "08_tuning_lr.ipynb", tuning_lr),
     Study("09", "09_two_phases.ipynb", two_phases),
     Study("10", "10_remedies.ipynb", remedies),
+    Study("11", "11_remedies_2024.ipynb", newer_remedies),
 ]}
 
 

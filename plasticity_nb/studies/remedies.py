@@ -1,5 +1,6 @@
-"""10 · Remedies and plasticity metrics, side by side on the warm-start gap. Claims C11-C15 (C12b added after
-seeing C12's result: DASH beat scratch, which an equivalence test calls "not equivalent"; see claims.py).
+"""10 · Remedies and plasticity metrics, side by side on the warm-start gap. Claims C11-C14 (C12b added after
+seeing C12's result: DASH beat scratch, which an equivalence test calls "not equivalent"; see claims.py); the
+remedies of 2024 and C15 over every remedy: notebook 11 (newer_remedies.py), on this protocol.
 
 Each condition `remedy` pairs, per seed, a warm-started run with a scratch run:
 - "none": the plain warm start of notebook 01 against plain scratch;
@@ -25,11 +26,11 @@ import pandas as pd
 
 from ..analysis.claims import ClaimResult
 from ..analysis.premises import Premise
-from ..analysis.stats import bound_test, correlation_test, difference_test
+from ..analysis.stats import bound_test, difference_test
 from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
 from ..analysis.study_result import StudyResult
 from ..core.config import ConfigError, range_of, ranged
-from ..measures.metric_settings import MetricSettings
+from ..measures.metric_settings import METRIC_DEFINITIONS, MetricSettings
 from ..remedies.cbp import ContinualBackpropSettings
 from ..remedies.dash import Dash
 from ..remedies.l2_init import L2Init
@@ -45,13 +46,13 @@ REGULARISERS = ("augment", "weight_decay")  # not remedies of the registry: both
 # (run/remedy.py) is a condition too, named in `remedies`, with its class's default settings.
 BUILTIN_CONDITIONS = ("shrink_perturb", "dash", "l2_init", "redo", "cbp", *REGULARISERS)
 TRAINABILITY_CLAIMS = {"l2_init": "C13a", "redo": "C13b", "cbp": "C13c"}  # Lee et al.'s statements (claims.py)
-# The start-of-tuning metrics C15 correlates with the gap; the first is its pre-stated primary predictor.
-PREDICTORS = ("grad_ratio", "start_effective_rank", "start_dormant_redo", "start_weight_norm")
 # The sources' own values, at every preset; weight decay 5e-4 is the usual ResNet/CIFAR value.
 SOURCE_VALUES = dict(sp_shrink=0.6, sp_perturb=0.01, dash_alpha=0.3, dash_shrink_floor=0.3, l2_init_coefficient=1e-2,
                      redo_tau=0.1, regulariser_weight_decay=5e-4)
-METRICS = ("dormant_redo", "dormant_dohare", "dormant_redo_units", "effective_rank", "srank", "weight_norm",
-           "init_distance")
+METRICS = tuple(METRIC_DEFINITIONS)
+# What the runs record at the start of tuning: the gradient imbalance, then every metric before the first step
+# (C15's candidates, notebook 11).
+START_METRICS = ("grad_ratio", *(f"start_{m}" for m in METRICS))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -148,9 +149,10 @@ def tuned(result: StudyResult) -> pd.DataFrame:
 
 
 def remedy_table(result: StudyResult, config: Config) -> pd.DataFrame:
-    """Per condition: the gap to scratch with its CI and equivalence verdict, each arm's fit, the warm run's
-    median tuning-epoch wall time relative to the plain warm start's (`overhead_pct`), and tuning steps until
-    the train accuracy first reaches the target."""
+    """Per condition: the gap to scratch with its CI, its interval under the pooled analysis (`pooled_ci_*`,
+    pooling.py) and its equivalence verdict, each arm's fit, the warm run's median tuning-epoch wall time relative
+    to the plain warm start's (`overhead_pct`), and tuning steps until the train accuracy first reaches the
+    target."""
     rows = tuned(result)
     # The median epoch is robust to a process's warm-up and to other work on the machine; it leaves out the
     # one-off cost at the phase start (shrink-and-perturb, DASH's pass over the half) and evaluation epochs.
@@ -169,7 +171,8 @@ def remedy_table(result: StudyResult, config: Config) -> pd.DataFrame:
                           overhead_pct=100 * (seconds[(remedy, "warm")] / seconds[(NONE, "warm")] - 1),
                           warm_steps_to_target=steps.get("warm", pd.Series(dtype=float)).mean(),
                           seeds_reaching=int(steps.get("warm", pd.Series(dtype=float)).count())))
-    return pd.DataFrame(table)
+    pooled = [c for c in ("pooled_ci_low_pp", "pooled_ci_high_pp") if c in result.estimates]
+    return pd.DataFrame(table).merge(result.estimates[["remedy", *pooled]], on="remedy", how="left")
 
 
 def metric_curves(result: StudyResult) -> pd.DataFrame:
@@ -181,13 +184,13 @@ def metric_curves(result: StudyResult) -> pd.DataFrame:
 def start_of_tuning(result: StudyResult) -> pd.DataFrame:
     """Per warm-started run: the start-of-tuning metrics and the run's gap to its scratch pair (pp)."""
     h = result.history
-    first = h[(h.arm == "warm") & (h.tune_epoch == 1)].set_index(["remedy", "seed"])[list(PREDICTORS)]
+    first = h[(h.arm == "warm") & (h.tune_epoch == 1)].set_index(["remedy", "seed"])[list(START_METRICS)]
     gaps = result.gaps.set_index(["remedy", "seed"]).gap_pp
     return first.join(gaps).reset_index()
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
-    """C11-C14 for each remedy in the sweep; C15 across every warm-started run."""
+    """C11-C14 for each remedy in the sweep (C15, over every remedy, is notebook 11's)."""
     rule, found = config.premise_rule(), []
 
     def premise(*remedies: str) -> Premise:
@@ -213,17 +216,4 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
                                  (result.gap_equivalence(margin, remedy="augment"),)))
     if "weight_decay" in config.remedies:
         found.append(ClaimResult("C14b", (result.gap_test(remedy="weight_decay"),), premise("weight_decay")))
-    # C15 pools the conditions whose arms fit (a gap between unfitted arms is a budget artefact, not a prediction
-    # target); it needs the plain warm start among them.
-    # Runs of one seed share its scratch run and its subset, so they are not independent: the units are the
-    # conditions (each a mean over the same seeds, whose shared seed effects shift every condition alike).
-    fitted = [r for r in (NONE, *config.remedies) if result.premise(rule, remedy=r).met]
-    start = start_of_tuning(result)
-    per_condition = start[start.remedy.isin(fitted)].groupby("remedy")[[*PREDICTORS, "gap_pp"]].mean()
-    left_out = sorted(set(config.remedies) - set(fitted))
-    where = f"{len(per_condition)} conditions' means over seeds" + (
-        f", premise not met so left out: {', '.join(left_out)}" if left_out else "")
-    tests = [correlation_test(per_condition[m], per_condition.gap_pp, f"r({m}, gap) over {where}")
-             for m in PREDICTORS]
-    found.append(ClaimResult("C15", (tests[0],), premise(NONE), tuple(tests[1:])))
     return found

@@ -1,10 +1,10 @@
 """An interactive explorer of the run store (ipywidgets) for every study notebook's results.
 
 Pick a study, preset, view and metric: warm vs scratch curves, gaps with their 95% CI, curvature and
-noise probes, the learning-rate mitigation (study 08, or 09 for its probes), and for study 10 the remedies
+noise probes, the learning-rate mitigation (study 08, or 09 for its probes), and for studies 10 and 11 the remedies
 to compare with the plain warm start (their gaps and verdicts, and their plasticity metric curves). Callbacks
 only read the store and plot: nothing is trained here. A study shows once all of its runs are in the store
-(run its notebook, or `python -m plasticity_nb run`, first); study 10 once the plain warm start's and at
+(run its notebook, or `python -m plasticity_nb run`, first); studies 10 and 11 once the plain warm start's and at
 least one remedy's are, offering the remedies stored. With `interactive=False` (papermill, batch) the
 default view is rendered once, statically.
 """
@@ -56,7 +56,7 @@ class StoreIndex:
         self.coverage = functools.cache(self.coverage)
 
     def config(self, study_id: str, preset: str, data_id: str | None = None):
-        """The study's config at this preset's defaults; study 10's narrowed to the remedies whose runs are all
+        """The study's config at this preset's defaults; a remedy study's narrowed to the remedies whose runs are all
         stored (for `data_id`; None: the data the store covers best)."""
         config = STUDIES[study_id].config.from_preset(preset)
         if not picks_remedies(study_id):
@@ -86,19 +86,20 @@ class StoreIndex:
         return self._results[(study_id, preset)]
 
     def remedies(self, study_id: str, preset: str) -> tuple[str, ...]:
-        """The remedies the explorer offers to pick: study 10's stored ones (none for other studies)."""
+        """The remedies the explorer offers to pick: studies 10's and 11's stored ones (none for other studies)."""
         found = picks_remedies(study_id) and self.result(study_id, preset) is not None
         return tuple(self.config(study_id, preset).remedies) if found else ()
 
 
 def picks_remedies(study_id: str) -> bool:
-    return STUDIES[study_id].module is remedy_study
+    """Studies 10 and 11, whose conditions are remedies (11's config extends 10's)."""
+    return issubclass(STUDIES[study_id].config, remedy_study.Config)
 
 
 def render(index: StoreIndex, study_id: str, preset: str, view: str, metric: str,
            remedies: tuple[str, ...] | None = None) -> tuple[Any, pd.DataFrame]:
     """The figure and table of one view (the gaps per condition, then the study's claim rows); (None,
-    message table) when there is nothing to show. `remedies`: study 10's remedies to show beside the plain
+    message table) when there is nothing to show. `remedies`: a remedy study's remedies to show beside the plain
     warm start (None: every stored one)."""
     result = index.result(study_id, preset)
     if result is None:
@@ -224,7 +225,7 @@ class Explorer:
             display(table)
 
     def sync_choices(self) -> None:
-        """The metrics of the view, and the remedy picker: study 10's stored remedies, all picked when the
+        """The metrics of the view, and the remedy picker: a remedy study's stored remedies, all picked when the
         study or preset changes; hidden for other studies."""
         metrics = METRICS.get(self.view.value, HISTORY_METRICS)
         if tuple(self.metric.options) != metrics:

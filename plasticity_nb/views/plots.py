@@ -178,6 +178,33 @@ def metric_curves(curves: pd.DataFrame, title: str = "") -> sns.FacetGrid:
     return grid
 
 
+def ranking_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Every condition of a remedy table (studies/remedies.remedy_table), ranked by its gap to scratch: left, the
+    gap with its 95 % CI (hollow: the premise not met); right, its cost, the warm run's overhead per tuning epoch
+    against the plain warm start's."""
+    set_style()
+    ranked = table.sort_values("gap_pp", ascending=False).reset_index(drop=True)
+    fig, (gap, cost) = plt.subplots(1, 2, figsize=(9, 0.38 * len(ranked) + 1.5), sharey=True,
+                                    gridspec_kw={"width_ratios": [2, 1]})
+    ys = np.arange(len(ranked))
+    finite = lambda column: ranked[column].replace([np.inf, -np.inf], np.nan)  # 1 seed: no CI to draw
+    errors = np.vstack([ranked.gap_pp - finite("ci_low"), finite("ci_high") - ranked.gap_pp])
+    met = (ranked.premise == "met").to_numpy()
+    for keep, face in ((met, "#c51b7d"), (~met, "white")):
+        gap.errorbar(ranked.gap_pp[keep], ys[keep], xerr=errors[:, keep], fmt="o", color="#c51b7d",
+                     markerfacecolor=face, capsize=3)
+    gap.axvline(0, color="0.3", lw=0.8)
+    gap.set_yticks(ys, ranked.remedy)
+    gap.invert_yaxis()
+    gap.set_xlabel("gap to scratch (pp, 95 % CI; hollow: premise not met)")
+    cost.barh(ys, ranked.overhead_pct, color="0.6")
+    cost.axvline(0, color="0.3", lw=0.8)
+    cost.set_xlabel("overhead per tuning epoch (%)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(figure: plt.Figure | sns.FacetGrid, out_dir: str | os.PathLike, name: str) -> list[Path]:
     """Save as PNG (for reports) and PDF (for papers) under `<out>/figures/`; returns the paths."""
     figure = getattr(figure, "figure", figure)

@@ -1,4 +1,4 @@
-"""The explorer's views of study 10 (remedies): which remedies the store holds, and, for the remedies the user
+"""The explorer's views of studies 10 and 11 (remedies): which remedies the store holds, and, for the remedies the user
 picks, their gaps with the verdicts of notebook 10's table and their plasticity metric curves. Read-only."""
 from __future__ import annotations
 
