@@ -56,7 +56,9 @@ def test_a_notebook_is_reported_while_the_next_one_trains(tmp_path, monkeypatch,
     out = capsys.readouterr().out
     plan = [line for line in out.splitlines() if line.startswith("plan:")]
     assert "notebook(s) 01, 08:" in plan[0] and "0 in the store" in plan[0]  # 01 first, whatever --only says
-    assert "no time estimate yet" in plan[1]
+    assert "from timed steps of each size" in plan[1]  # an empty store: a few steps of each size were timed
+    assert plan[2].startswith("plan: [01] ") and plan[3].startswith("plan: [08] ")  # and per notebook
+    assert "estimated at the start" in plan[-1]  # how far off it was
     assert out.index("[01] 01_warm_start_gap: training") < out.index("[08] 08_tuning_lr: training")
     claims = pd.read_csv(tmp_path / "claims.csv")
     assert set(claims.notebook) == {"01_warm_start_gap", "08_tuning_lr"}

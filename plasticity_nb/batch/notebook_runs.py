@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
+import torch
 
 from ..analysis.study_config import StudyConfig
 from ..analysis.study_runs import load_study
@@ -84,19 +85,25 @@ def train_all(jobs: list[Job], settings: Settings) -> None:
 
 def trained_in_order(jobs: list[Job], settings: Settings) -> Iterator[Job]:
     """Print the plan, then train the jobs' missing runs notebook by notebook, yielding each job once its runs
-    are stored."""
+    are stored; at the end, how long the training took against the plan's estimate."""
     store = RunStore(settings.out_dir)
-    print_plan(jobs, store, settings)
+    (estimated, timings), started = print_plan(jobs, store, settings), time.perf_counter()
     for position, job in enumerate(jobs):
-        train(job, store, settings, jobs[position + 1:])
+        train(job, store, settings, jobs[position + 1:], timings)
         yield job
+    if estimated:
+        took = time.perf_counter() - started
+        print(f"plan: training took {eta.format_duration(took)} against the {eta.format_duration(estimated)} "
+              f"estimated at the start ({100 * (took / estimated - 1):+.0f} %)", flush=True)
 
 
 def to_train(jobs: list[Job], store: RunStore) -> list[RunConfig]:
     return list(missing_runs([c for job in jobs for c in job.configs], store).values())
 
 
-def print_plan(jobs: list[Job], store: RunStore, settings: Settings) -> None:
+def print_plan(jobs: list[Job], store: RunStore, settings: Settings) -> tuple[float, dict[tuple, eta.StepTiming]]:
+    """Print what the batch trains and how long it should take, in all and per notebook (timing a few steps of
+    each model size no stored run measures); return the estimate in seconds (0: none) and the timings."""
     runs = {c.key(): c for job in jobs for c in job.configs}
     stored = sum(store.has(c) for c in runs.values())
     todo = to_train(jobs, store)
@@ -105,14 +112,25 @@ def print_plan(jobs: list[Job], store: RunStore, settings: Settings) -> None:
           f"{len(todo)} to train (pretraining prefixes included); "
           f"{len(reused)} notebook(s) reused from {settings.out_dir / 'notebook-cache'}"
           + (f" ({', '.join(reused)})" if reused else ""), flush=True)
-    print(f"plan: {eta.describe(todo, store, workers_for(todo, settings))}", flush=True)
+    workers = workers_for(todo, settings)
+    rates = eta.seconds_per_example(store)
+    timings = eta.timings_for(todo, rates, settings.device, max(1, torch.get_num_threads() // workers))
+    print(f"plan: {eta.describe(todo, store, workers, timings)}", flush=True)
+    counted: set[str] = set()
+    for job in jobs if len(jobs) > 1 else []:  # each run counted under the first notebook that trains it
+        own = [c for c in to_train([job], store) if c.key() not in counted]
+        counted |= {c.key() for c in own}
+        if own:
+            print(f"plan: [{job.study.id}] {len(own)} run(s), {eta.describe(own, store, workers, timings)}", flush=True)
+    return eta.estimate(todo, rates, workers, timings)[0], timings
 
 
 def workers_for(todo: list[RunConfig], settings: Settings) -> int:
     return settings.workers or auto_workers(settings.device, todo)
 
 
-def train(job: Job, store: RunStore, settings: Settings, later: list[Job]) -> None:
+def train(job: Job, store: RunStore, settings: Settings, later: list[Job],
+          timings: dict[tuple, eta.StepTiming] | None = None) -> None:
     """Train the job's missing runs, then say what is left and how long it should take."""
     todo = to_train([job], store)
     if not todo:
@@ -123,9 +141,9 @@ def train(job: Job, store: RunStore, settings: Settings, later: list[Job]) -> No
              checkpoint_every=settings.checkpoint_every, executor=settings.executor,
              ray_address=settings.ray_address, ensemble=settings.ensemble)
     left = to_train(later, store)
+    rest = f"; left: {len(left)} run(s), {eta.describe(left, store, workers_for(left, settings), timings)}"
     print(f"[{job.study.id}] {job.study.stem}: {len(todo)} run(s) trained in {time.perf_counter() - started:.0f} s"
-          + (f"; left: {len(left)} run(s), {eta.describe(left, store, workers_for(left, settings))}" if left else ""),
-          flush=True)
+          + (rest if left else ""), flush=True)
 
 
 class Finisher:

@@ -1,20 +1,37 @@
-"""How long the runs still to train will take here, from how fast this machine trained the stored ones.
+"""How long the runs still to train will take here, from how fast this machine trained the stored ones, or,
+before any is stored, from a few timed steps of each model size.
 
 Each stored run's provenance holds its wall time, which covers its last phase only (its prefix is a run of
 its own). Divided by the examples that phase trained on, it gives seconds per example for the run's
 architecture and precision; a run to do is estimated from the median of runs like it, trained on this host
-(any host when none was). Runs of an architecture never trained are left out and counted as such.
+(any host when none was). A size no stored run measures is timed here (`time_steps`: a few training steps and
+one evaluation pass on random images, with a worker's threads), which leaves out what a run does besides
+(loading, augmentation, remedies, metrics, checkpoints): the batch says at its end how far off it was.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import statistics
+import time
 from collections import defaultdict
+from typing import Callable
 
+import torch
+import torch.nn.functional as F
+
+from ..data.cifar10 import NUM_CLASSES, TEST_SIZE
 from ..run.run_config import RunConfig
+from ..training.build import evaluate as evaluate_model
+from ..training.build import init_model, make_optimizer
+from ..training.loop import scheduled
+from ..training.runtime import Runtime
 from .runner import training_examples
 from .store import RunStore
+
+TIMED_STEPS = 3  # training steps timed per model size, after one untimed (allocations, oneDNN's kernel choice)
+TIMED_TEST_IMAGES = 1000  # images of the timed evaluation pass
 
 
 def shape(config: RunConfig) -> tuple:
@@ -39,23 +56,99 @@ def seconds_per_example(store: RunStore) -> dict[tuple, float]:
     return {s: statistics.median(r) for s, r in chosen.items()}
 
 
-def estimate(todo: list[RunConfig], rates: dict[tuple, float], workers: int) -> tuple[float, int]:
-    """(wall seconds for the runs of a known shape, spread over `workers`; how many runs had no known shape)."""
-    known = [rates[shape(c)] * training_examples(c) for c in todo if shape(c) in rates]
+@dataclasses.dataclass(frozen=True)
+class StepTiming:
+    """One model size's cost here, from a few timed steps."""
+
+    train: float  # seconds per training example (forward, backward, optimiser step)
+    evaluate: float  # seconds per test image
+
+    def run_seconds(self, config: RunConfig) -> float:
+        """The config's last phase: its training examples, and its test-set evaluations."""
+        phase = config.phases[-1]
+        evaluations = sum(scheduled(phase, epoch) for epoch in range(phase.epochs))
+        return (training_examples(config) * self.train
+                + evaluations * (config.test_subset or TEST_SIZE) * self.evaluate)
+
+
+def time_steps(config: RunConfig, device: str | torch.device | None, threads: int) -> StepTiming:
+    """Time TIMED_STEPS training steps of the config's model at its batch size, precision and optimiser, and one
+    evaluation pass, on random images, with `threads` CPU threads (a worker's share)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        runtime = Runtime.for_config(config, device)
+        model = init_model(config, runtime)
+        optimizer = make_optimizer(config.phases[-1], config, model.parameters(), runtime)
+        memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
+        images = lambda n: torch.randn(n, 3, 32, 32, device=runtime.device).contiguous(memory_format=memory_format)
+        x, y = images(config.batch_size), torch.randint(NUM_CLASSES, (config.batch_size,), device=runtime.device)
+
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            with runtime.autocast():
+                loss = F.cross_entropy(model(x).float(), y)
+            loss.backward()
+            optimizer.step()
+
+        train = timed(step, TIMED_STEPS, runtime.device) / (TIMED_STEPS * config.batch_size)
+        test_x = images(TIMED_TEST_IMAGES)
+        test_y = torch.randint(NUM_CLASSES, (TIMED_TEST_IMAGES,), device=runtime.device)
+        evaluate = timed(lambda: evaluate_model(model, test_x, test_y, runtime), 1, runtime.device) / TIMED_TEST_IMAGES
+        return StepTiming(train, evaluate)
+    finally:
+        torch.set_num_threads(before)
+
+
+def timed(work: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Seconds for `repeats` calls of `work`, after one untimed call."""
+    work()
+    synchronise = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    synchronise()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        work()
+    synchronise()
+    return time.perf_counter() - started
+
+
+def timings_for(todo: list[RunConfig], rates: dict[tuple, float], device: str | torch.device | None,
+                threads: int) -> dict[tuple, StepTiming]:
+    """A StepTiming for every shape in `todo` that no stored run measures (one config of each timed)."""
+    unmeasured = {shape(c): c for c in todo if shape(c) not in rates}
+    return {s: time_steps(c, device, threads) for s, c in unmeasured.items()}
+
+
+def estimate(todo: list[RunConfig], rates: dict[tuple, float], workers: int,
+             timings: dict[tuple, StepTiming] | None = None) -> tuple[float, int]:
+    """(wall seconds for the runs of a known shape, spread over `workers`; how many runs had no known shape). A
+    shape is known from stored runs (`rates`, preferred) or from timed steps (`timings`)."""
+    timings = timings or {}
+
+    def seconds(config: RunConfig) -> float | None:
+        if shape(config) in rates:
+            return rates[shape(config)] * training_examples(config)
+        return timings[shape(config)].run_seconds(config) if shape(config) in timings else None
+
+    known = [t for t in map(seconds, todo) if t is not None]
     return sum(known) / max(1, min(workers, len(known) or 1)), len(todo) - len(known)
 
 
-def describe(todo: list[RunConfig], store: RunStore, workers: int) -> str:
+def describe(todo: list[RunConfig], store: RunStore, workers: int,
+             timings: dict[tuple, StepTiming] | None = None) -> str:
     """One line: the estimated training time, and what it rests on."""
     if not todo:
         return "nothing to train"
     rates = seconds_per_example(store)
-    seconds, unknown = estimate(todo, rates, workers)
+    seconds, unknown = estimate(todo, rates, workers, timings)
     if unknown == len(todo):
         return ("no time estimate yet: no run of these sizes is stored to measure this machine's speed "
                 "(one appears after the first notebook's runs)")
+    timed_only = timings and all(shape(c) not in rates for c in todo)
+    basis = "from timed steps of each size" if timed_only else "from stored runs' speed" + (
+        " and timed steps" if timings and any(shape(c) in timings for c in todo) else "")
     note = f"; {unknown} run(s) of an unmeasured size not counted" if unknown else ""
-    return f"estimated training time ~{format_duration(seconds)} on {workers} worker(s), from stored runs' speed{note}"
+    return f"estimated training time ~{format_duration(seconds)} on {workers} worker(s), {basis}{note}"
 
 
 def format_duration(seconds: float) -> str:
