@@ -109,8 +109,11 @@ def test_explorer_runs_in_a_real_browser_and_reacts_to_its_widgets(chromium, lab
             raise
         study = page.locator(".widget-dropdown select").first
         options = study.locator("option").all_inner_texts()
-        assert len(options) >= 2, options  # both studies' runs are in the store
-        study.select_option(label=options[1])
+        if len(options) >= 2 or not os.environ.get("PLASTICITY_EXPLORER_STORE"):
+            assert len(options) >= 2, options  # both studies' runs are in the store
+            study.select_option(label=options[1])
+        else:  # a given store of one study (e.g. notebook 11's quick runs): show its plasticity metrics instead
+            page.locator(".widget-dropdown select").nth(1).select_option(label="plasticity metrics")
         after = next_plot(page, before)
         assert after != before
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,9 @@ def test_a_failing_notebook_exits_non_zero_and_names_the_cell(tmp_path, capsys, 
     assert not (out / "notebooks" / "01_warm_start_gap.ipynb").exists()  # only finished notebooks land there
 
 
-@pytest.mark.parametrize("study_id", ["02", "03", "04", "05", "06", "07", "08"])
+# The batch path (train, execute, claims, figures, report) is the same for every notebook, and nbval executes each
+# at smoke; these cover the sweep figures' names and claim rows of five, leaving out 06 and 07 (the two slowest).
+@pytest.mark.parametrize("study_id", ["02", "03", "04", "05", "08"])
 def test_every_study_notebook_runs_at_smoke_under_papermill(tmp_path, study_id):
     assert main(["run", "--preset", "smoke", "--only", study_id, "--out", str(tmp_path)]) == 0
     stem = STUDIES[study_id].stem
