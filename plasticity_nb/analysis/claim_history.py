@@ -167,8 +167,9 @@ CHANGES: tuple[Change, ...] = (
     Change("C15", "2026-12-01", "", PROCEDURE, "Pearson r over runs as if independent",
            "over conditions' means (runs of one seed share its scratch run)", "simulated: 13 % false positives under "
            "no relation with runs as units"),
-    Change("C15", "2026-12-02", "a4f09a9", DEFINITION, "notebook 10: r(grad_ratio, gap) over the conditions of notebook "
-           "10 whose premise holds, Fisher-z CI above 0; three other start-of-tuning metrics beside it, uncorrected",
+    Change("C15", "2026-12-02", "a4f09a9", DEFINITION, "notebook 10: r(grad_ratio, gap) over the conditions of "
+           "notebook 10 whose premise holds, Fisher-z CI above 0; three other start-of-tuning metrics beside it, "
+           "uncorrected",
            "notebook 11: a screen of every metric the runs record at the start of tuning (13 candidates), r across "
            "every remedy's and regulariser's condition whose premise holds, two-sided, Holm over the candidates",
            "issue 23: the remedies of 2024 add conditions and metrics, and a predictor picked among several needs "

@@ -72,7 +72,7 @@ def predictor_claim(result: StudyResult, config: Config) -> ClaimResult:
         f", premise not met so left out: {', '.join(left_out)}" if left_out else "")
     candidates = [correlation_test(per_condition[m], per_condition.gap_pp, f"r({m}, gap) over {where}")
                   for m in START_METRICS]
-    seeds = tuple(sorted(start[start.remedy.isin(fitted)].seed.unique()))  # the registry's standing needs them
+    seeds = tuple(sorted(start.seed.unique()))  # the registry's standing needs them, whichever conditions fit
     candidates = [with_seeds(t, seeds) for t in candidates]
     premise = result.premise(rule, remedy=NONE)
     earlier = ClaimResult("C15", (candidates[START_METRICS.index(PRIMARY_BEFORE)],), premise)
