@@ -180,8 +180,8 @@ def metric_curves(curves: pd.DataFrame, title: str = "") -> sns.FacetGrid:
 
 def ranking_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
     """Every condition of a remedy table (studies/remedies.remedy_table), ranked by its gap to scratch: left, the
-    gap with its 95 % CI (hollow: the premise not met); right, its cost, the warm run's overhead per tuning epoch
-    against the plain warm start's."""
+    gap with its 95 % CI (hollow: its premise not shown to hold, uncertain or not met); right, its cost, the warm
+    run's overhead per tuning epoch against the plain warm start's."""
     set_style()
     ranked = table.sort_values("gap_pp", ascending=False).reset_index(drop=True)
     fig, (gap, cost) = plt.subplots(1, 2, figsize=(9, 0.38 * len(ranked) + 1.5), sharey=True,
@@ -196,7 +196,7 @@ def ranking_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
     gap.axvline(0, color="0.3", lw=0.8)
     gap.set_yticks(ys, ranked.remedy)
     gap.invert_yaxis()
-    gap.set_xlabel("gap to scratch (pp, 95 % CI; hollow: premise not met)")
+    gap.set_xlabel("gap to scratch (pp, 95 % CI; hollow: premise not shown to hold)")
     cost.barh(ys, ranked.overhead_pct, color="0.6")
     cost.axvline(0, color="0.3", lw=0.8)
     cost.set_xlabel("overhead per tuning epoch (%)")
