@@ -25,10 +25,23 @@ def cli(out, **popen):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def test_killed_batches_resume_and_end_like_an_uninterrupted_batch(tmp_path):
-    out, reference = tmp_path / "killed", tmp_path / "reference"
+@pytest.fixture(scope="module")
+def two_batches(tmp_path_factory):
+    """BATCH's store written by two batches started together: the second test's subject and, since each run is
+    trained once whichever batch trains it, the first test's uninterrupted reference."""
+    folder = tmp_path_factory.mktemp("two-batches")
+    check_two_batches(folder / "shared", BATCH, folder / "first.log", folder / "second.log")
+    return folder / "shared"
+
+
+def test_two_batches_on_one_folder_never_train_a_run_twice(two_batches):
+    assert stored_runs(two_batches)  # check_two_batches asserted the rest while the fixture ran
+
+
+def test_killed_batches_resume_and_end_like_an_uninterrupted_batch(tmp_path, two_batches):
+    out = tmp_path / "killed"
     rng = random.Random(2026)
-    for attempt in range(6):  # SIGKILL the whole process group (CLI, workers, kernel) at random moments
+    for attempt in range(4):  # SIGKILL the whole process group (CLI, workers, kernel) at random moments
         process = cli(out, start_new_session=True)
         # Wait for a new checkpoint, then kill a random moment later: wall-clock delays alone depend on the
         # machine's speed (on a slow CPU every kill landed before the first checkpoint).
@@ -44,8 +57,7 @@ def test_killed_batches_resume_and_end_like_an_uninterrupted_batch(tmp_path):
     finished = cli(out)
     assert finished.wait() == 0, finished.stdout.read()
     assert any(e["event"] == "resume" for e in events(out)), "no kill landed inside a run: nothing was resumed"
-    assert cli(reference).wait() == 0
-    killed, uninterrupted = stored_runs(out), stored_runs(reference)
+    killed, uninterrupted = stored_runs(out), stored_runs(two_batches)
     assert killed.keys() == uninterrupted.keys()
     for key, history in uninterrupted.items():
         pd.testing.assert_frame_equal(killed[key], history, obj=key)
@@ -53,10 +65,6 @@ def test_killed_batches_resume_and_end_like_an_uninterrupted_batch(tmp_path):
     before = len(events(out))
     assert cli(out).wait() == 0
     assert len(events(out)) == before  # rerunning recomputes nothing that finished
-
-
-def test_two_batches_on_one_folder_never_train_a_run_twice(tmp_path):
-    check_two_batches(tmp_path / "shared", BATCH, tmp_path / "first.log", tmp_path / "second.log")
 
 
 def check_two_batches(out, args, *logs):
