@@ -35,7 +35,8 @@ from ..analysis.study_runs import load_study
 from ..core.config import ConfigError
 from ..core.files import is_full_disk
 from ..core.paths import resolve_out_dir
-from ..data.cifar10 import DataError, load_cifar10
+from ..data.cifar10 import load_cifar10
+from ..data.datasets import DataError
 from ..execution.executors import EXECUTORS
 from ..execution.runner import CHECKPOINT_EVERY
 from ..execution.store import RunStore, StoreError, print_store_warnings_plainly

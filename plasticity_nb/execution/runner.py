@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from ..core.config import ConfigError
 from ..core.paths import default_out_dir
-from ..data.cifar10 import CIFAR10, load_cifar10
+from ..data.cifar10 import load_cifar10
+from ..data.images import ImageData
 from ..run.remedy import defining_modules
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome
@@ -34,7 +35,7 @@ from .store import CorruptRun, RunRecord, RunStore, print_store_warnings_plainly
 CHECKPOINT_EVERY = 5  # epochs between checkpoints of a running run (they make killed runs resumable)
 
 
-def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR10 | None = None,
+def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: ImageData | None = None,
         data_dir: str | os.PathLike | None = None, device: str | None = None, progress: bool = False,
         checkpoint_every: int = CHECKPOINT_EVERY) -> RunRecord:
     """The stored result of `config`, training it (and any missing prefix) first if needed.
@@ -77,7 +78,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR
         return record
 
 
-def continued_from(prefix: RunConfig, out_dir: str | os.PathLike | None, data: CIFAR10 | None,
+def continued_from(prefix: RunConfig, out_dir: str | os.PathLike | None, data: ImageData | None,
                    data_dir: str | os.PathLike | None, device: str | torch.device | None, progress: bool = False,
                    checkpoint_every: int = CHECKPOINT_EVERY) -> RunOutcome:
     """The outcome a run continues from: its stored prefix, trained first if missing, or again if its weights
@@ -182,7 +183,7 @@ def execute_run(config: dict, modules: tuple[str, ...], out_dir: str, data_dir: 
     return run(RunConfig.from_dict(config), out_dir, None, data_dir, device, checkpoint_every=checkpoint_every).key
 
 
-def run_together(configs: list[RunConfig], store: RunStore, data: CIFAR10, device: torch.device) -> None:
+def run_together(configs: list[RunConfig], store: RunStore, data: ImageData, device: torch.device) -> None:
     """Train configs that differ only by seed as one ensemble and store each member as its own run."""
     if len(configs) == 1:
         run(configs[0], store.root.parent, data, device=device)
