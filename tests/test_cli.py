@@ -1,12 +1,16 @@
 """The batch CLI end to end: papermill runs notebook 01 at the smoke preset."""
+import dataclasses
 import json
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 
 from plasticity_nb.analysis.claims import COLUMNS
 from plasticity_nb.batch.cli import main
+from plasticity_nb.data import images
+from plasticity_nb.data.datasets import DATASETS
 from plasticity_nb.studies import STUDIES
 from tests.helpers import run_folders
 
@@ -57,6 +61,9 @@ def test_param_overrides_reach_the_notebook_and_the_stored_configs(tmp_path):
     (["--param", "workers=0"], "workers must be a whole number >= 1"),
     (["--only", "42"], "unknown notebook id"),
     (["--data", "/nonexistent/cifar"], "does not exist"),
+    (["--param", "dataset=mnist"], "dataset is 'mnist': choose from 'cifar10', 'cifar100', 'svhn'"),
+    (["--param", "dataset=svhn", "--data", "/nonexistent/svhn"],
+     "SVHN data folder /nonexistent/svhn does not exist (from data_dir / PLASTICITY_DATA_SVHN)"),
 ])
 def test_bad_input_fails_before_anything_is_written(tmp_path, capsys, args, culprit):
     out = tmp_path / "out"
@@ -110,3 +117,54 @@ def test_sweep_values_are_checked_before_anything_runs(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["run", "--preset", "smoke", "--only", "04", "--out", str(out), "--param", "gammas=[1.5]"]) == 2
     assert "gammas has 1.5 in [1.5]: each must be in (0, 1)" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_dataset_with_no_copy_offline_fails_naming_it_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PLASTICITY_OFFLINE", "1")
+    monkeypatch.delenv("PLASTICITY_DATA_CIFAR100", raising=False)
+    monkeypatch.setattr(images, "default_data_root", lambda: tmp_path / "no-data")
+    out = tmp_path / "out"
+    assert main(["run", "--preset", "smoke", "--only", "01", "--out", str(out), "--param", "dataset=cifar100"]) == 2
+    err = capsys.readouterr().err
+    assert "CIFAR-100 not found" in err and "PLASTICITY_DATA_CIFAR100" in err and err.count("error:") == 1
+    assert not out.exists()
+
+
+def test_the_batch_trains_the_dataset_the_notebooks_name(tmp_path, monkeypatch, one_thread):
+    """--train-only trains in this process (smoke is too small for worker processes), so the small copy's relaxed
+    description applies; the notebooks' own kernels would read the real one."""
+    monkeypatch.setitem(DATASETS, "cifar100", dataclasses.replace(DATASETS["cifar100"], train_size=600,
+                                                                  test_size=1000))
+    folder = write_npz_copy(tmp_path / "c100", 600, 1000, classes=100)
+    out = tmp_path / "out"
+    args = ["run", "--preset", "smoke", "--only", "01", "--out", str(out), "--train-only", "--data", str(folder),
+            "--param", "dataset=cifar100", "--param", "tune_epochs=1", "--param", "pretrain_epochs=1"]
+    assert main(args) == 0
+    configs = [json.loads((p / "config.json").read_text()) for p in run_folders(out)]
+    assert len(configs) == 6 and {(c["dataset"], c["data_id"][:13]) for c in configs} == {("cifar100", "cifar100-npz-")}
+    args[args.index("dataset=cifar100")] = "dataset=svhn"  # the same folder is not an SVHN copy: one error
+    assert main(args) == 2
+
+
+def test_a_balanced_subset_svhn_cannot_fill_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(DATASETS, "svhn", dataclasses.replace(DATASETS["svhn"], train_size=600, test_size=1000))
+    folder = write_npz_copy(tmp_path / "svhn", 600, 1000, classes=10, rare=(3, 40))  # 40 threes: at most 400
+    out = tmp_path / "out"
+    args = ["run", "--preset", "smoke", "--only", "01", "--out", str(out), "--train-only", "--data", str(folder),
+            "--param", "dataset=svhn"]
+    assert main(args) == 2  # smoke's train_subset is 512
+    assert "train_subset 512 cannot be class-balanced on SVHN: its smallest class ('3') has 40 training images" in \
+        capsys.readouterr().err
+    assert not out.exists()
+
+
+def write_npz_copy(folder, train, test, classes, rare=None):
+    """A copy in the npz format, its labels cycling through the classes; `rare` = (class, count) thins one class."""
+    folder.mkdir()
+    for name, n in (("train", train), ("test", test)):
+        labels = np.arange(n) % classes
+        if rare and name == "train":
+            extra = np.flatnonzero(labels == rare[0])[rare[1]:]
+            labels[extra] = (rare[0] + 1) % classes
+        np.savez(folder / f"{name}.npz", images=np.zeros((n, 32, 32, 3), np.uint8), labels=labels)
+    return folder

@@ -1,6 +1,6 @@
 import pytest
 
-from plasticity_nb import ConfigError, Phase, WarmStartConfig
+from plasticity_nb import ConfigError, Phase, RunConfig, WarmStartConfig
 from tests.helpers import tiny_run
 
 
@@ -58,6 +58,23 @@ def test_key_is_stable_and_covers_every_field():
     assert base.key() == tiny_run().key()
     assert len({base.key(), tiny_run(seed=1).key(), tiny_run(width=5).key(), tiny_run(data_id="x").key(),
                 tiny_run(phases=(Phase(epochs=2),)).key()}) == 5
+
+
+# Keys computed on main at 2d9e3b0, before runs named their dataset: a CIFAR-10 run (the default dataset, left out
+# of the key as every field at its default is) must keep the key its stored results live under.
+KEYS_BEFORE_DATASETS = {
+    "tiny": "fd118ffb3082fa88", "tiny, data_id": "7d43d5d780d6fcff", "default": "3728f6f021ccab0a",
+    "01 smoke plan": ["a87cf26d1669d300", "8c83a5897e0f827d", "97d69e5593d65506", "0f115d34996ccdb7"],
+}
+
+
+def test_cifar10_runs_keep_the_keys_they_had_before_other_datasets():
+    plan = WarmStartConfig.from_preset("smoke", precision="fp32").plan("npz-0123456789ab")
+    now = {"tiny": tiny_run().key(), "tiny, data_id": tiny_run(data_id="npz-0123456789ab").key(),
+           "default": RunConfig(phases=(Phase(),)).key(), "01 smoke plan": [c.key() for _, c in plan]}
+    assert now == KEYS_BEFORE_DATASETS
+    assert tiny_run(dataset="cifar10").key() == tiny_run().key()
+    assert len({tiny_run(dataset=name).key() for name in ("cifar10", "cifar100", "svhn")}) == 3
 
 
 def test_round_trip_through_json():

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from plasticity_nb.data.cifar10 import DataError, Split, augment, class_balanced_subset, load_cifar10, normalise
+from plasticity_nb.data.cifar10 import load_cifar10, normalise
+from plasticity_nb.data.datasets import DataError
+from plasticity_nb.data.images import Split, augment, class_balanced_subset
 from plasticity_nb.execution.runner import run
 from tests.helpers import run_folders, tiny_run
 
@@ -18,7 +20,7 @@ def test_loaded_arrays_are_cifar10(cifar):
 
 
 def test_split_sizes_and_class_balance(cifar):
-    split = Split.draw(cifar.train_labels, 5000, seed=3)
+    split = Split.draw(cifar.train_labels, 5000, seed=3, num_classes=10)
     assert len(split.full) == 5000 and len(split.half) == 2500
     assert torch.bincount(cifar.train_labels[split.full]).tolist() == [500] * 10
     assert torch.bincount(cifar.train_labels[split.half]).tolist() == [250] * 10
@@ -27,13 +29,13 @@ def test_split_sizes_and_class_balance(cifar):
 
 
 def test_split_is_seeded(cifar):
-    a, b, c = (Split.draw(cifar.train_labels, 2000, seed=s) for s in (1, 1, 2))
+    a, b, c = (Split.draw(cifar.train_labels, 2000, seed=s, num_classes=10) for s in (1, 1, 2))
     assert torch.equal(a.full, b.full) and torch.equal(a.half, b.half)
     assert not torch.equal(a.full, c.full)
 
 
 def test_uneven_subset_is_as_balanced_as_possible(cifar):
-    idx = class_balanced_subset(cifar.train_labels, 1003, torch.Generator().manual_seed(0))
+    idx = class_balanced_subset(cifar.train_labels, 1003, torch.Generator().manual_seed(0), 10)
     counts = torch.bincount(cifar.train_labels[idx], minlength=10)
     assert counts.sum() == 1003 and counts.max() - counts.min() == 1
 

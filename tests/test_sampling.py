@@ -46,7 +46,7 @@ def test_blended_batches_draw_from_the_right_pools_at_the_scheduled_rate():
 def test_multistage_worked_example_two(cifar):
     """study-protocols §6, n = 4, r = 0.5: |D_i| = 10k..50k; D_1 holds 3,000 of each C_1 class, 500 of others."""
     labels = cifar.train_labels
-    split = multistage_split(labels, n_stages=4, uniform_ratio=0.5, seed=0)
+    split = multistage_split(labels, n_stages=4, uniform_ratio=0.5, seed=0, num_classes=10)
     assert [len(s) for s in split.stages] == [10000, 20000, 30000, 40000, 50000]
     assert sorted(sum(split.class_groups, [])) == list(range(10)) and all(len(g) == 2 for g in split.class_groups)
     counts = torch.bincount(labels[split.stages[0]], minlength=10)
@@ -57,7 +57,7 @@ def test_multistage_worked_example_two(cifar):
 @pytest.mark.parametrize("n,r", [(1, 0.0), (1, 1.0), (2, 0.3), (4, 0.5), (9, 0.25)])
 def test_multistage_sets_are_nested_disjointly_built_and_cover_everything(cifar, n, r):
     labels = cifar.train_labels[::10]  # 500 per class (rows are sorted by class)
-    split = multistage_split(labels, n, r, seed=3)
+    split = multistage_split(labels, n, r, seed=3, num_classes=10)
     parts = split.uniform_parts
     # uniform parts: disjoint, near-equal, together a class-stratified fraction r of every class
     union = torch.cat(parts)
@@ -82,8 +82,8 @@ def test_multistage_sets_are_nested_disjointly_built_and_cover_everything(cifar,
 
 def test_multistage_rejects_bad_arguments(cifar):
     with pytest.raises(ValueError, match="stages must be >= 1"):
-        multistage_split(cifar.train_labels, 0, 0.5, 0)
+        multistage_split(cifar.train_labels, 0, 0.5, 0, 10)
     with pytest.raises(ValueError, match=r"r must lie in \[0, 1\]"):
-        multistage_split(cifar.train_labels, 2, 1.5, 0)
+        multistage_split(cifar.train_labels, 2, 1.5, 0, 10)
     with pytest.raises(ValueError, match="only 10 classes"):
-        multistage_split(cifar.train_labels, 10, 0.5, 0)
+        multistage_split(cifar.train_labels, 10, 0.5, 0, 10)

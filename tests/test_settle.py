@@ -201,7 +201,7 @@ def test_a_ledger_of_another_design_is_refused_by_the_cli(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_store_of_another_precision_is_refused(tmp_path, capsys):
-    from plasticity_nb.data.cifar10 import load_cifar10
+    from plasticity_nb import load_cifar10
     from plasticity_nb.execution.runner import run_many
     from plasticity_nb.studies import STUDIES
 

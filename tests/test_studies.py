@@ -21,8 +21,9 @@ from plasticity_nb.studies import (
     (blending, dict(gammas=[]), "gammas is empty"),
     (multistage, dict(ratios=[-0.1]), "ratios has -0.1 in \\[-0.1\\]: each must be in \\[0, 1\\]"),
     (multistage, dict(ratios=[1.5]), "ratios has 1.5"),
-    (multistage, dict(stages=[0]), "stages has 0 in \\[0\\]: each must be in \\[1, 9\\]"),
-    (multistage, dict(stages=[10]), "stages has 10"),
+    (multistage, dict(stages=[0]), "stages has 0 in \\[0\\]: each must be >= 1"),
+    (multistage, dict(stages=[10]), "stages has 10 in \\[10\\]: each must be in \\[1, 9\\] \\(n\\+1 class groups of "
+                                    "CIFAR-10's 10 classes\\)"),
     (capacity, dict(depths=[0]), "depths has 0 in \\[0\\]: each must be > 0"),
     (capacity, dict(widths=[0, 4]), "widths has 0 in \\[0, 4\\]: each must be > 0"),
     (resets, dict(reset_from_groups=[0]), "reset_from_groups has 0 in \\[0\\]: each must be in \\[1, 6\\]"),

@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any, Callable, ClassVar
 
 from ..core.config import Config, ConfigError, range_of, ranged
+from ..data.datasets import DEFAULT_DATASET
 from ..run.run_config import PRECISIONS, Phase, RunConfig
 from ..training.runtime import native_precision
 from .premises import PremiseRule
@@ -70,6 +71,8 @@ class StudyConfig(Config):
 
     # paired seeds: within a seed, all arms start from the same weights and subset
     seeds: tuple[int, ...] = range_of(RunConfig, "seed")
+    # cifar10 | cifar100 | svhn: every run's training and test data (the presets leave it at cifar10)
+    dataset: str = range_of(RunConfig, "dataset", DEFAULT_DATASET)
     model: str = range_of(RunConfig, "model")  # resnet | mlp
     depth: int = range_of(RunConfig, "depth")  # BasicBlocks per stage (ResNet-18 has 2) or MLP hidden layers
     # ResNet base width w (stages w, 2w, 4w, 8w; 64 in the paper) or MLP hidden units
@@ -82,7 +85,7 @@ class StudyConfig(Config):
     tune_epochs: int = range_of(Phase, "epochs")  # epochs on the full subset (warm tuning and scratch alike)
     last_k: int = ranged(gt=0)  # the metric averages test accuracy over the last last_k epochs
     augment: bool = False  # random crop + flip (off in the paper)
-    # test images evaluated; None: the full 10,000 (smoke uses fewer)
+    # test images evaluated; None: all of the dataset's (CIFAR-10's 10,000; smoke uses fewer)
     test_subset: int | None = range_of(RunConfig, "test_subset", None)
     # bf16 autocast, fp32, or auto: bf16 where this machine runs it natively, else fp32
     precision: str = ranged("auto", choices=("auto", *PRECISIONS))
@@ -129,9 +132,9 @@ class StudyConfig(Config):
         return Phase(**{**fields, **changes})
 
     def run_config(self, seed: int, phases: tuple[Phase, ...], data_id: str = "", **changes: Any) -> RunConfig:
-        fields = dict(phases=phases, seed=seed, model=self.model, depth=self.depth, width=self.width,
-                      train_subset=self.train_subset, test_subset=self.test_subset, batch_size=self.batch_size,
-                      augment=self.augment, data_id=data_id,
+        fields = dict(phases=phases, seed=seed, dataset=self.dataset, model=self.model, depth=self.depth,
+                      width=self.width, train_subset=self.train_subset, test_subset=self.test_subset,
+                      batch_size=self.batch_size, augment=self.augment, data_id=data_id,
                       precision=native_precision() if self.precision == "auto" else self.precision)
         return RunConfig(**{**fields, **changes})
 

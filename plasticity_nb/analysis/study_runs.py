@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from ..core.paths import default_out_dir
-from ..data.cifar10 import load_cifar10
+from ..data.images import load_dataset
 from ..execution.runner import run_many
 from ..execution.store import RunStore
 from ..training.runtime import resolve_device
@@ -22,10 +22,10 @@ def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
     """Run (or load from the store) every run of `config`'s plan, then compare warm with scratch.
 
     `workers`, `executor` and `ray_address` choose where runs execute, `ensemble` whether runs that differ only by
-    seed train as one model (see `runner.run_many`).
+    seed train as one model (see `runner.run_many`). The study's `dataset` is loaded, from `data_dir` if given.
     """
     device = resolve_device(device)
-    data = load_cifar10(data_dir, device)  # fails early, before any run, if the data is missing or bad
+    data = load_dataset(config.dataset, data_dir, device)  # fails early, before any run, if the data is missing or bad
     plan = config.plan(data.data_id)
     records = run_many([c for _, c in plan], out_dir, data_dir, device, workers, progress, executor=executor,
                        ray_address=ray_address, ensemble=ensemble)

@@ -4,8 +4,9 @@
                                 [--seeds N] [--force] [--train-only] [--data DIR] [--out DIR]
                                 [--settle 4,8,12,16 [--first-seed 100] [--seed-budget N] [--time-budget HOURS]]
 
-Every `--param` is checked (known name, right type and value) and the data is found before any notebook
-starts, so bad input fails in a second with one message naming the culprit, and nothing is written.
+Every `--param` is checked (known name, right type and value), and the dataset the notebooks name (`--param
+dataset=cifar100`; default cifar10) is found and checked against every run, before any notebook starts, so bad
+input fails in a second with one message naming the culprit, and nothing is written.
 The batch then goes notebook by notebook (see `notebook_runs.py`): each is executed as soon as its runs are stored,
 while the next one's runs train, and an unchanged notebook reuses its previous execution (`--force`
 re-executes). Executed notebooks land in `<out>/notebooks/` only when they finish; a failing notebook is
@@ -35,12 +36,14 @@ from ..analysis.study_runs import load_study
 from ..core.config import ConfigError
 from ..core.files import is_full_disk
 from ..core.paths import resolve_out_dir
-from ..data.cifar10 import DataError, load_cifar10
+from ..data.datasets import DataError
+from ..data.images import ImageData, load_dataset
 from ..execution.executors import EXECUTORS
 from ..execution.runner import CHECKPOINT_EVERY
 from ..execution.store import RunStore, StoreError, print_store_warnings_plainly
 from ..run.run_config import PRECISIONS
 from ..studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
+from ..training.run_tensors import check_fits
 from ..training.runtime import COMPILE_CHOICES, COMPILE_ENV, resolve_device
 from .notebook_cache import NotebookCache, execution_key, parameter_names
 from .notebook_runs import Job, Settings, ensure_kernel, run_batch, train_all
@@ -68,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--train-only", action="store_true",
                      help="train the selected notebooks' runs into the run store and execute no notebook (for a "
                           "machine without Jupyter); the same command without it then executes them")
-    run.add_argument("--data", default=None, help="CIFAR-10 folder (default: PLASTICITY_DATA, then data/)")
+    run.add_argument("--data", default=None,
+                     help="folder of the dataset the notebooks train on (default: its environment variable, "
+                          "PLASTICITY_DATA for CIFAR-10, then data/)")
     run.add_argument("--out", default=None, help="output folder (default: PLASTICITY_OUT, then outputs/)")
     run.add_argument("--executor", default="local", choices=EXECUTORS,
                      help="where runs train: local worker processes (default) or Ray tasks (pip install .[ray])")
@@ -138,18 +143,20 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     per_study = validate_params(studies, preset, params, names)
     data_dir = str(Path(data).expanduser().resolve()) if data else None
     device = resolve_device(params.get("device"))
-    cifar = load_cifar10(data_dir, device)  # the data is found and checked before anything runs
+    # the data is found and checked, against every run, before anything runs or is written
+    data = load_dataset(dataset_of(studies, preset, per_study), data_dir, device)
+    check_fit(studies, preset, per_study, data)
     if settle is not None:
         fresh = Ledger(settle.design, settle.first_seed, preset, tuple(s.id for s in studies),
                        config_values({k: v for k, v in params.items() if k != "seeds"}))
         resume(out_dir, fresh)  # refuses another command's ledger before anything is written
-        check_precision(studies, preset, per_study, settle, out_dir, cifar.data_id)
+        check_precision(studies, preset, per_study, settle, out_dir, data.data_id)
     RunStore(out_dir).ensure_writable()
     settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every,
                         ensemble)
     if settle is not None:
-        return settle_notebooks(studies, preset, per_study, fresh, settings, cifar.data_id, force)
-    jobs = [job_for(s, preset, per_study[s.id], out_dir, data_dir, executor, ray_address, cifar.data_id, force)
+        return settle_notebooks(studies, preset, per_study, fresh, settings, data, force)
+    jobs = [job_for(s, preset, per_study[s.id], out_dir, data_dir, executor, ray_address, data, force)
             for s in studies]
     if train_only:
         train_all(jobs, settings)
@@ -158,8 +165,30 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
         return 0
     if not all(job.reuse for job in jobs):
         ensure_kernel()
-    failures = run_batch(jobs, preset, cifar.data_id, settings)
+    failures = run_batch(jobs, preset, data.data_id, settings)
     return summarise(out_dir, preset, failures)
+
+
+def dataset_of(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]]) -> str:
+    """The one dataset the selected notebooks train on (every notebook has the `dataset` parameter, so `--param
+    dataset=` sets it for all of them); `--data` is that dataset's folder."""
+    names = {s.config.from_preset(preset, **config_values(per_study[s.id])).dataset for s in studies}
+    if len(names) > 1:
+        raise UsageError(f"the selected notebooks train on several datasets ({', '.join(sorted(names))}): "
+                         "a batch trains on one, set with --param dataset=")
+    return names.pop()
+
+
+def check_fit(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], data: ImageData) -> None:
+    """Every run of every selected notebook fits the loaded copy: e.g. a class-balanced subset that SVHN's smallest
+    class cannot fill fails here, naming the notebook and the field, before anything is written."""
+    for study in studies:
+        config = study.config.from_preset(preset, **config_values(per_study[study.id]))
+        for _, run_config in config.plan(data.data_id):
+            try:
+                check_fits(run_config, data)
+            except ConfigError as err:
+                raise ConfigError(f"notebook {study.stem}: {err}") from None
 
 
 def summarise(out_dir: Path, preset: str, failures: list[str]) -> int:
@@ -237,9 +266,9 @@ def check_precision(studies: list[Study], preset: str, per_study: dict[str, dict
 
 
 def settle_notebooks(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], fresh: Ledger,
-                     settings: Settings, data_id: str, force: bool) -> int:
+                     settings: Settings, data: ImageData, force: bool) -> int:
     """`run --settle`: the look loop of settle.py, each look a batch of the notebooks with an open claim."""
-    by_id = {s.id: s for s in studies}
+    by_id, data_id = {s.id: s for s in studies}, data.data_id
 
     def params_at(nb_id: str, seeds: tuple[int, ...]) -> dict[str, Any]:
         return {**per_study[nb_id], "seeds": list(seeds)}
@@ -249,7 +278,7 @@ def settle_notebooks(studies: list[Study], preset: str, per_study: dict[str, dic
 
     def run_look(todo: list[Notebook], seeds: tuple[int, ...]) -> list[str]:
         jobs = [job_for(by_id[nb.id], preset, params_at(nb.id, seeds), settings.out_dir, settings.data_dir,
-                        settings.executor, settings.ray_address, data_id, force) for nb in todo]
+                        settings.executor, settings.ray_address, data, force) for nb in todo]
         if not all(job.reuse for job in jobs):
             ensure_kernel()
         return run_batch(jobs, preset, data_id, settings)
@@ -267,12 +296,13 @@ def settle_notebooks(studies: list[Study], preset: str, per_study: dict[str, dic
 
 
 def job_for(study: Study, preset: str, params: dict[str, Any], out_dir: Path, data_dir: str | None, executor: str,
-            ray_address: str | None, data_id: str, force: bool) -> Job:
+            ray_address: str | None, data: ImageData, force: bool) -> Job:
+    """A notebook's execution: its parameters, its runs and whether a cached execution serves."""
     parameters = {"preset": preset, "data_dir": data_dir, "out_dir": str(out_dir), "executor": executor,
                   "ray_address": ray_address, **params}
     config = study.config.from_preset(preset, **config_values(params))
-    configs = [c for _, c in config.plan(data_id)]
-    key = execution_key(study.path, parameters, data_id, [c.key() for c in configs])
+    configs = [c for _, c in config.plan(data.data_id)]
+    key = execution_key(study.path, parameters, data.data_id, [c.key() for c in configs])
     store = RunStore(out_dir)
     reuse = not force and NotebookCache(out_dir).has(key) and all(store.has(c) for c in configs)
     return Job(study, parameters, config, configs, key, reuse)

@@ -193,21 +193,25 @@ def reject_unknown(cls: type, values: dict[str, Any]) -> None:
 def check_range(field: dataclasses.Field, value: Any) -> None:
     """The field's declared Range, if any, for its value (each value of a tuple)."""
     declared = field.metadata.get(RANGE)
-    if declared is None:
-        return
+    if declared is not None:
+        owner = f" (the range of {field.metadata[OWNER]})" if OWNER in field.metadata else ""
+        check_within(field.name, value, declared, owner)
+
+
+def check_within(name: str, value: Any, declared: Range, why: str = "") -> None:
+    """`value` (each value of a tuple) within `declared`, else a ConfigError naming `name`, ending with `why`. Also
+    for a range that depends on other fields (a run's dataset sets how large its subsets may be)."""
     values = value if isinstance(value, tuple) else (value,)
     bad = [v for v in values if v is not None and not declared.admits(v)]
     if not bad:
         return
-    owner = f" (the range of {field.metadata[OWNER]})" if OWNER in field.metadata else ""
     if declared.choices is not None:
         choices = ", ".join(map(repr, declared.choices))
         culprit = f"has {bad[0]!r}" if isinstance(value, tuple) else f"is {value!r}"
-        raise ConfigError(f"{field.name} {culprit}: choose {'each ' if isinstance(value, tuple) else ''}from "
-                          f"{choices}{owner}")
+        raise ConfigError(f"{name} {culprit}: choose {'each ' if isinstance(value, tuple) else ''}from {choices}{why}")
     if isinstance(value, tuple):
-        raise ConfigError(f"{field.name} has {bad[0]!r} in {list(value)}: each must be {declared.describe()}{owner}")
-    raise ConfigError(f"{field.name} must be {declared.describe()}, got {value!r}{owner}")
+        raise ConfigError(f"{name} has {bad[0]!r} in {list(value)}: each must be {declared.describe()}{why}")
+    raise ConfigError(f"{name} must be {declared.describe()}, got {value!r}{why}")
 
 
 def check_choice(name: str, value: Any, choices: typing.Iterable[Any]) -> None:

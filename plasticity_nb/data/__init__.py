@@ -1,1 +1,2 @@
-"""CIFAR-10 as uint8 tensors on the device (found, checked, split), and how the training examples are drawn."""
+"""The datasets (CIFAR-10, CIFAR-100, SVHN): their descriptions, their copies as uint8 tensors on the device (found,
+checked, split), and how the training examples are drawn."""

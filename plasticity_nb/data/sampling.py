@@ -14,8 +14,6 @@ import dataclasses
 
 import torch
 
-from .cifar10 import NUM_CLASSES
-
 
 def shuffled_batches(pool: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
     """(steps, batch_size) indices: one epoch over `pool` in a seeded random order."""
@@ -53,13 +51,14 @@ class StageSplit:
     uniform_parts: list[torch.Tensor]  # D_{u,1} .. D_{u,n+1}: disjoint, together |D_u| = r |D|
 
 
-def multistage_split(labels: torch.Tensor, n_stages: int, uniform_ratio: float, seed: int) -> StageSplit:
+def multistage_split(labels: torch.Tensor, n_stages: int, uniform_ratio: float, seed: int,
+                     num_classes: int) -> StageSplit:
     """The paper's appendix construction for `n_stages` pretraining stages and uniform fraction r.
 
-    Classes go into n+1 near-equal groups (a seeded permutation). A class-stratified fraction r of the
-    examples (round(r * count) of each class) is the uniform part, cut into n+1 near-equal parts that
-    are class-stratified too; the rest is class-designated. Stage i
-    adds uniform part i and the designated examples of class group i to stage i-1.
+    The dataset's `num_classes` classes go into n+1 near-equal groups (a seeded permutation). A class-stratified
+    fraction r of the examples (round(r * count) of each class) is the uniform part, cut into n+1 near-equal parts
+    that are class-stratified too; the rest is class-designated. Stage i adds uniform part i and the designated
+    examples of class group i to stage i-1.
     `labels` are the labels of the set being split; the returned indices index into it.
     """
     if n_stages < 1:
@@ -68,15 +67,15 @@ def multistage_split(labels: torch.Tensor, n_stages: int, uniform_ratio: float, 
         raise ValueError(f"uniform ratio r must lie in [0, 1], got {uniform_ratio}")
     labels = labels.cpu()
     generator = torch.Generator().manual_seed(seed)
-    classes = torch.randperm(NUM_CLASSES, generator=generator)
+    classes = torch.randperm(num_classes, generator=generator)
     groups = [g.sort().values.tolist() for g in classes.tensor_split(n_stages + 1)]
     if any(not g for g in groups):
         raise ValueError(f"{n_stages} stages need {n_stages + 1} class groups "
-                         f"but CIFAR-10 has only {NUM_CLASSES} classes")
+                         f"but the dataset has only {num_classes} classes")
     # D_u: round(r * count) random examples of each class, each class's share cut into n+1 near-equal
     # pieces; piece i of class c goes to part (i + c) mod (n+1), so parts are stratified and balanced.
     pieces: list[list[torch.Tensor]] = [[] for _ in range(n_stages + 1)]
-    for c in range(NUM_CLASSES):
+    for c in range(num_classes):
         members = torch.nonzero(labels == c).flatten()
         chosen = members[torch.randperm(len(members), generator=generator)[: round(uniform_ratio * len(members))]]
         for i, piece in enumerate(chosen.tensor_split(n_stages + 1)):

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..data.cifar10 import NUM_CLASSES, TEST_SIZE
+from ..data.datasets import dataset_spec
 from ..run.run_config import RunConfig
 from ..training.build import evaluate as evaluate_model
 from ..training.build import init_model, make_optimizer
@@ -68,7 +68,7 @@ class StepTiming:
         phase = config.phases[-1]
         evaluations = sum(scheduled(phase, epoch) for epoch in range(phase.epochs))
         return (training_examples(config) * self.train
-                + evaluations * (config.test_subset or TEST_SIZE) * self.evaluate)
+                + evaluations * (config.test_subset or dataset_spec(config.dataset).test_size) * self.evaluate)
 
 
 def time_steps(config: RunConfig, device: str | torch.device | None, threads: int) -> StepTiming:
@@ -82,7 +82,8 @@ def time_steps(config: RunConfig, device: str | torch.device | None, threads: in
         optimizer = make_optimizer(config.phases[-1], config, model.parameters(), runtime)
         memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
         images = lambda n: torch.randn(n, 3, 32, 32, device=runtime.device).contiguous(memory_format=memory_format)
-        x, y = images(config.batch_size), torch.randint(NUM_CLASSES, (config.batch_size,), device=runtime.device)
+        classes = dataset_spec(config.dataset).num_classes
+        x, y = images(config.batch_size), torch.randint(classes, (config.batch_size,), device=runtime.device)
 
         def step() -> None:
             optimizer.zero_grad(set_to_none=True)
@@ -93,7 +94,7 @@ def time_steps(config: RunConfig, device: str | torch.device | None, threads: in
 
         train = timed(step, TIMED_STEPS, runtime.device) / (TIMED_STEPS * config.batch_size)
         test_x = images(TIMED_TEST_IMAGES)
-        test_y = torch.randint(NUM_CLASSES, (TIMED_TEST_IMAGES,), device=runtime.device)
+        test_y = torch.randint(classes, (TIMED_TEST_IMAGES,), device=runtime.device)
         evaluate = timed(lambda: evaluate_model(model, test_x, test_y, runtime), 1, runtime.device) / TIMED_TEST_IMAGES
         return StepTiming(train, evaluate)
     finally:

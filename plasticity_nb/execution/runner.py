@@ -20,11 +20,12 @@ from tqdm.auto import tqdm
 
 from ..core.config import ConfigError
 from ..core.paths import default_out_dir
-from ..data.cifar10 import CIFAR10, load_cifar10
+from ..data.images import ImageData, load_dataset
 from ..run.remedy import defining_modules
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome
 from ..training.ensemble import members_of, refusal, train_ensemble
+from ..training.run_tensors import check_fits
 from ..training.runtime import resolve_device, share_compile_cache
 from ..training.train import train_run
 from .executors import EXECUTORS, LocalExecutor, RayExecutor
@@ -34,14 +35,15 @@ from .store import CorruptRun, RunRecord, RunStore, print_store_warnings_plainly
 CHECKPOINT_EVERY = 5  # epochs between checkpoints of a running run (they make killed runs resumable)
 
 
-def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR10 | None = None,
+def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: ImageData | None = None,
         data_dir: str | os.PathLike | None = None, device: str | None = None, progress: bool = False,
         checkpoint_every: int = CHECKPOINT_EVERY) -> RunRecord:
     """The stored result of `config`, training it (and any missing prefix) first if needed.
 
     Safe to call from several processes on one output folder: a per-run lock makes sure a config is
     trained by one process at a time, and the others then load its result. A run killed part-way
-    continues from its last checkpoint and ends with the same history as an uninterrupted one.
+    continues from its last checkpoint and ends with the same history as an uninterrupted one. Without `data`,
+    the config's dataset is loaded (`data_dir`: the folder of that dataset's copy).
     """
     store = RunStore(out_dir or default_out_dir())
     record = store.load(config)
@@ -51,10 +53,8 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR
     if len(config.phases) > 1:
         start = continued_from(config.prefix(), out_dir, data, data_dir, device, progress, checkpoint_every)
     device = resolve_device(device)
-    data = data if data is not None else load_cifar10(data_dir, device)
-    if config.data_id and config.data_id != data.data_id:
-        raise ConfigError(f"config was made for data {config.data_id!r} but the loaded copy is {data.data_id!r} "
-                          f"({data.source})")
+    data = data if data is not None else load_dataset(config.dataset, data_dir, device)
+    check_fits(config, data)
     data.decode()  # images are decoded lazily: a corrupt image array fails here, before anything is written
     store.ensure_writable()
     with store.lock(config):
@@ -77,7 +77,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: CIFAR
         return record
 
 
-def continued_from(prefix: RunConfig, out_dir: str | os.PathLike | None, data: CIFAR10 | None,
+def continued_from(prefix: RunConfig, out_dir: str | os.PathLike | None, data: ImageData | None,
                    data_dir: str | os.PathLike | None, device: str | torch.device | None, progress: bool = False,
                    checkpoint_every: int = CHECKPOINT_EVERY) -> RunOutcome:
     """The outcome a run continues from: its stored prefix, trained first if missing, or again if its weights
@@ -112,18 +112,17 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
     if workers is not None and (type(workers) is not int or workers < 1):
         raise ConfigError(f"workers must be a whole number >= 1, got {workers!r}")
     workers = workers or auto_workers(device, list(todo.values()))
+    data = loaded_data(list(todo.values()), data_dir, device)  # `run` decodes the images before it writes
     bar = tqdm(total=len(todo), desc="runs", disable=not progress or not todo)
     if ensemble:
         say_who_trains_alone(list(todo.values()))
-        data = load_cifar10(data_dir, device).decode() if todo else None
         for depth in sorted({len(c.phases) for c in todo.values()}):  # prefixes first
             for group in members_of([c for c in todo.values() if len(c.phases) == depth]).values():
-                run_together(group, store, data, device)
+                run_together(group, store, data[group[0].dataset].decode(), device)  # a group is on one dataset
                 bar.update(len(group))
     elif executor == "local" and (workers == 1 or len(todo) <= 1 or defined_here(list(todo.values()))):
-        data = load_cifar10(data_dir, device) if todo else None  # `run` decodes the images before it writes
         for config in sorted(todo.values(), key=lambda c: len(c.phases)):  # prefixes first
-            run(config, out_dir, data, data_dir, device, progress, checkpoint_every)
+            run(config, out_dir, data[config.dataset], data_dir, device, progress, checkpoint_every)
             bar.update()
     elif todo:
         threads = max(1, torch.get_num_threads() // workers)
@@ -136,6 +135,20 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
             pool.close()
     bar.close()
     return [store.load(c) for c in configs]
+
+
+def loaded_data(configs: list[RunConfig], data_dir: str | os.PathLike | None,
+                device: torch.device) -> dict[str, ImageData]:
+    """Each dataset the configs train on (its labels and fingerprint; the images load when first used), checked
+    against every config on it before any run starts. `data_dir` is one dataset's folder, so it serves one dataset."""
+    names = sorted({c.dataset for c in configs})
+    if data_dir is not None and len(names) > 1:
+        raise ConfigError(f"data_dir {data_dir} holds one dataset, but the runs are on {', '.join(names)}: run each "
+                          "dataset's runs with its own folder")
+    data = {name: load_dataset(name, data_dir, device) for name in names}
+    for config in configs:
+        check_fits(config, data[config.dataset])
+    return data
 
 
 def defined_here(configs: list[RunConfig]) -> bool:
@@ -182,7 +195,7 @@ def execute_run(config: dict, modules: tuple[str, ...], out_dir: str, data_dir: 
     return run(RunConfig.from_dict(config), out_dir, None, data_dir, device, checkpoint_every=checkpoint_every).key
 
 
-def run_together(configs: list[RunConfig], store: RunStore, data: CIFAR10, device: torch.device) -> None:
+def run_together(configs: list[RunConfig], store: RunStore, data: ImageData, device: torch.device) -> None:
     """Train configs that differ only by seed as one ensemble and store each member as its own run."""
     if len(configs) == 1:
         run(configs[0], store.root.parent, data, device=device)

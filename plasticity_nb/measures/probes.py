@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data.cifar10 import class_balanced_subset
+from ..data.images import class_balanced_subset
 from .curvature import ProbeSet, hessian_eigenvalues, hessian_trace, probe_copy, weight_norm
 from .noise import per_example_noise
 from .probe_settings import ProbeSettings
@@ -27,9 +27,10 @@ from .probe_settings import ProbeSettings
 PROBE_METRICS = ("lambda_max", "trace", "noise_trace", "noise_scale", "grad_norm", "weight_norm")
 
 
-def probe_set(train_x: torch.Tensor, train_y: torch.Tensor, settings: ProbeSettings) -> ProbeSet:
+def probe_set(train_x: torch.Tensor, train_y: torch.Tensor, settings: ProbeSettings, num_classes: int) -> ProbeSet:
+    """The probe examples, balanced over the dataset's `num_classes` classes."""
     # Seed 0, not the run's seed: warm and scratch of a seed (same subset) are measured on the same examples.
-    pick = class_balanced_subset(train_y.cpu(), settings.examples, torch.Generator().manual_seed(0))
+    pick = class_balanced_subset(train_y.cpu(), settings.examples, torch.Generator().manual_seed(0), num_classes)
     pick = pick.to(train_y.device)
     return ProbeSet.from_tensors(train_x[pick], train_y[pick], settings.batch_size)
 

@@ -1,4 +1,5 @@
-"""Networks of the study: the CIFAR ResNet family (BatchNorm) and an MLP.
+"""Networks of the study: the CIFAR ResNet family (BatchNorm) and an MLP, each with one output per class of the
+run's dataset.
 
 The paper's ResNet-18 is the usual CIFAR variant: a 3x3 stride-1 stem, no max-pool, four stages of
 `depth` BasicBlocks with widths w, 2w, 4w, 8w, global average pooling and a linear head.
@@ -11,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.cifar10 import NUM_CLASSES
+from ..data.datasets import DATASETS, DEFAULT_DATASET
 
 IMAGE_SHAPE = (3, 32, 32)
+DEFAULT_CLASSES = DATASETS[DEFAULT_DATASET].num_classes  # a net built without naming its dataset's classes
 MODELS = ("resnet", "mlp")
 
 
@@ -40,7 +42,7 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """CIFAR ResNet: `depth` BasicBlocks per stage, stage widths (w, 2w, 4w, 8w)."""
 
-    def __init__(self, depth: int = 2, width: int = 64, num_classes: int = NUM_CLASSES):
+    def __init__(self, depth: int = 2, width: int = 64, num_classes: int = DEFAULT_CLASSES):
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"ResNet needs depth >= 1 and width >= 1, got depth={depth}, width={width}")
@@ -67,9 +69,9 @@ class ResNet(nn.Module):
 
 
 class MLP(nn.Module):
-    """Fully connected ReLU net on flattened images: 3072 -> width (x depth) -> 10, as in Ash & Adams."""
+    """Fully connected ReLU net on flattened images: 3072 -> width (x depth) -> classes, as in Ash & Adams."""
 
-    def __init__(self, depth: int = 2, width: int = 100, num_classes: int = NUM_CLASSES):
+    def __init__(self, depth: int = 2, width: int = 100, num_classes: int = DEFAULT_CLASSES):
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"MLP needs depth >= 1 and width >= 1, got depth={depth}, width={width}")
@@ -88,12 +90,13 @@ class MLP(nn.Module):
         return {**{f"hidden{i + 1}": layer for i, layer in enumerate(self.hidden)}, "head": self.head}
 
 
-def build_model(model: str, depth: int, width: int) -> nn.Module:
-    """A freshly initialised network (PyTorch default init; seed the global RNG before calling)."""
+def build_model(model: str, depth: int, width: int, num_classes: int = DEFAULT_CLASSES) -> nn.Module:
+    """A freshly initialised network with `num_classes` outputs (PyTorch default init; seed the global RNG before
+    calling)."""
     if model == "resnet":
-        return ResNet(depth, width)
+        return ResNet(depth, width, num_classes)
     if model == "mlp":
-        return MLP(depth, width)
+        return MLP(depth, width, num_classes)
     raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
 
 

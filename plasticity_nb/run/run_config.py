@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..core.config import Config, ConfigError, ranged
-from ..data.cifar10 import NUM_CLASSES, TEST_SIZE, TRAIN_SIZE
+from ..core.config import Config, ConfigError, Range, check_within, ranged
+from ..data.datasets import DATASETS, DEFAULT_DATASET, DatasetSpec, dataset_spec
 from ..measures.metric_settings import MetricSettings
 from ..measures.probe_settings import ProbeSettings
 from ..nets.models import MODELS
@@ -103,27 +103,32 @@ class RunConfig(Config):
     model: str = ranged("resnet", choices=MODELS)  # resnet | mlp
     depth: int = ranged(2, gt=0)  # BasicBlocks per stage (resnet) or hidden layers (mlp); 2 = ResNet-18
     width: int = ranged(64, gt=0)  # base channels w (stages w, 2w, 4w, 8w) or hidden units (mlp)
-    # training examples used (class-balanced); the half is half of these
-    train_subset: int = ranged(TRAIN_SIZE, gt=0, le=TRAIN_SIZE)
-    # test examples evaluated (class-balanced, the same for every run); None: all 10,000
-    test_subset: int | None = ranged(None, gt=0, le=TEST_SIZE)
+    # the dataset trained and tested on: cifar10 | cifar100 | svhn (data/datasets.py); it bounds the fields below
+    dataset: str = ranged(DEFAULT_DATASET, choices=DATASETS)
+    # training examples used (class-balanced); the half is half of these. At most the dataset's training images
+    # (`dataset_ranges`); the default is all of CIFAR-10's (the default dataset's: stored runs keep their keys)
+    train_subset: int = ranged(DATASETS[DEFAULT_DATASET].train_size, gt=0)
+    # test examples evaluated (class-balanced, the same for every run); None: all of the dataset's test images
+    test_subset: int | None = ranged(None, gt=0)
     batch_size: int = ranged(128, gt=0)  # examples per step; the last partial batch of an epoch is dropped
     augment: bool = False  # random crop + flip (the paper trains without)
     weight_decay: float = ranged(0.0, ge=0)  # L2 coefficient passed to the optimiser (the paper uses none)
     momentum: float = ranged(0.9, ge=0)  # for sgd_momentum only
     # bf16 autocast (fp32 master weights) or plain fp32; studies pick with `native_precision`
     precision: str = ranged("bf16", choices=PRECISIONS)
-    # multi-stage runs only: pretraining stages n (the split has n+1 nested sets)
-    stages: int | None = ranged(None, ge=1, le=NUM_CLASSES - 1)
+    # multi-stage runs only: pretraining stages n (the split has n+1 nested sets, from n+1 groups of classes)
+    stages: int | None = ranged(None, ge=1)
     # multi-stage runs only: fraction r drawn uniformly over classes
     uniform_ratio: float | None = ranged(None, ge=0, le=1)
     probes: ProbeSettings | None = None  # how to probe; set for (and only for) runs with probe_epochs
     metrics: MetricSettings | None = None  # plasticity metrics in the history at each evaluation (None: none)
-    data_id: str = ""  # fingerprint of the CIFAR-10 copy (set by the protocol from the loaded data)
+    data_id: str = ""  # fingerprint of the dataset's copy (set by the protocol from the loaded data)
 
     def check(self) -> None:
         if not self.phases:
             raise ConfigError("a run needs at least one phase")
+        for name, (declared, why) in dataset_ranges(dataset_spec(self.dataset)).items():
+            check_within(name, getattr(self, name), declared, f" ({why})")
         if any(p.probe_epochs for p in self.phases) != (self.probes is not None):
             raise ConfigError("probes (the settings) are set for (and only for) runs whose phases have probe_epochs")
         multistage = any(p.pool == "stage" for p in self.phases)
@@ -146,9 +151,9 @@ class RunConfig(Config):
         if phase.pool == "half":
             return self.train_subset // 2
         if phase.pool == "stage":
-            n, r = self.stages, self.uniform_ratio
-            smallest_group = NUM_CLASSES // (n + 1)
-            share = r * phase.stage / (n + 1) + (1 - r) * smallest_group * phase.stage / NUM_CLASSES
+            n, r, classes = self.stages, self.uniform_ratio, dataset_spec(self.dataset).num_classes
+            smallest_group = classes // (n + 1)
+            share = r * phase.stage / (n + 1) + (1 - r) * smallest_group * phase.stage / classes
             return int(self.train_subset * share)
         return self.train_subset
 
@@ -160,3 +165,13 @@ class RunConfig(Config):
     def prefix(self) -> "RunConfig":
         """The same run without its last phase: the run a warm start continues from."""
         return self.truncated(len(self.phases) - 1)
+
+
+def dataset_ranges(spec: DatasetSpec) -> dict[str, tuple[Range, str]]:
+    """The run fields whose valid values depend on the dataset: each one's range, and why (for the message)."""
+    return {
+        "train_subset": (Range(gt=0, le=spec.train_size), f"{spec.title} has {spec.train_size} training images"),
+        "test_subset": (Range(gt=0, le=spec.test_size), f"{spec.title} has {spec.test_size} test images"),
+        "stages": (Range(ge=1, le=spec.num_classes - 1),
+                   f"n+1 class groups of {spec.title}'s {spec.num_classes} classes"),
+    }

@@ -14,13 +14,14 @@ from ..analysis.premises import Premise
 from ..analysis.stats import difference_test
 from ..analysis.study_config import Plan, StudyConfig, check_sweep, presets
 from ..analysis.study_result import StudyResult
-from ..core.config import ConfigError, range_of
-from ..run.run_config import Phase, RunConfig
+from ..core.config import ConfigError, check_within, range_of
+from ..data.datasets import dataset_spec
+from ..run.run_config import Phase, RunConfig, dataset_ranges
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(StudyConfig):
-    # numbers of pretraining stages n (1..9: n+1 class groups of CIFAR-10's 10 classes)
+    # numbers of pretraining stages n (n+1 class groups of the dataset's classes: 1..9 on CIFAR-10)
     stages: tuple[int, ...] = range_of(RunConfig, "stages")
     ratios: tuple[float, ...] = range_of(RunConfig, "uniform_ratio")  # uniform fractions r in [0, 1]
     stage_epochs: int = range_of(Phase, "epochs")  # epoch cap of every pretraining stage
@@ -39,6 +40,8 @@ class Config(StudyConfig):
 
     def check_sweep(self) -> None:
         check_sweep("stages", self.stages)
+        declared, why = dataset_ranges(dataset_spec(self.dataset))["stages"]
+        check_within("stages", self.stages, declared, f" ({why})")
         check_sweep("ratios", self.ratios)
         if self.shift_stages not in self.stages:
             raise ConfigError(f"shift_stages {self.shift_stages} must be one of stages {list(self.stages)}")

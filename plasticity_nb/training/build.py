@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.fx.experimental.optimization import fuse
 
+from ..data.datasets import dataset_spec
 from ..nets.models import build_model
 from ..run.run_config import Phase, RunConfig
 from .runtime import Runtime
@@ -17,7 +18,7 @@ from .runtime import Runtime
 def init_model(config: RunConfig, runtime: Runtime) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = build_model(config.model, config.depth, config.width)
+        model = build_model(config.model, config.depth, config.width, dataset_spec(config.dataset).num_classes)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     return model.to(runtime.device, memory_format=memory_format)
 

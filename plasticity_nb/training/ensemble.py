@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..core.seeds import derived_seed
-from ..data.cifar10 import CIFAR10, augment
+from ..data.images import ImageData, augment
 from ..run.hooks import Hook
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome, RunState
@@ -63,7 +63,7 @@ def refusal(config: RunConfig) -> str:
     return ", ".join(reasons)
 
 
-def train_ensemble(configs: list[RunConfig], data: CIFAR10, device: str | torch.device | None = None,
+def train_ensemble(configs: list[RunConfig], data: ImageData, device: str | torch.device | None = None,
                    starts: list[RunOutcome] | None = None, **runtime_options: Any) -> list[RunOutcome]:
     """Train the last phase of every config (all phases when `starts` is None) as one vmapped model.
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.cifar10 import class_balanced_subset
+from ..data.images import class_balanced_subset
 from ..measures.activations import call_keeping_buffers, record_activations
 from ..measures.curvature import weight_norm
 from ..measures.metric_settings import MetricSettings
@@ -97,11 +97,12 @@ class Metrics(Hook):
 
 
 def metric_examples(train_x: torch.Tensor, train_y: torch.Tensor, positions: torch.Tensor, size: int,
-                    seed: int) -> Examples:
-    """`size` class-balanced examples among `positions` of the subset (the same for every evaluation); all of
-    them when there are no more than `size`."""
+                    seed: int, num_classes: int) -> Examples:
+    """`size` examples among `positions` of the subset, balanced over the dataset's `num_classes` classes (the same
+    for every evaluation); all of them when there are no more than `size`."""
     pick = positions
     if size < len(positions):
-        pick = positions[class_balanced_subset(train_y.cpu()[positions], size, torch.Generator().manual_seed(seed))]
+        generator = torch.Generator().manual_seed(seed)
+        pick = positions[class_balanced_subset(train_y.cpu()[positions], size, generator, num_classes)]
     pick = pick.to(train_x.device)
     return train_x[pick], train_y[pick]

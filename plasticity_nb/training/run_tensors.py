@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from ..core.config import ConfigError
 from ..core.seeds import derived_seed
-from ..data.cifar10 import CIFAR10, Split, class_balanced_subset, normalise
+from ..data.images import ImageData, Split, check_balanced, class_balanced_subset, normalise
 from ..data.sampling import BlendingSampler, multistage_split, shuffled_batches
 from ..measures.probes import probe_set
 from ..run.run_config import Phase, RunConfig
@@ -15,29 +16,45 @@ from .metrics_hook import Metrics, PredictionReference, metric_examples
 from .runtime import Runtime
 
 
+def check_fits(config: RunConfig, data: ImageData) -> None:
+    """The data is a copy of the run's dataset, the very copy its config was made for (when it names one), and the
+    run's class-balanced subsets fit in its classes: checked before anything is trained or written."""
+    if data.spec.name != config.dataset:
+        raise ConfigError(f"the run is on dataset {config.dataset!r} but the data given is {data.spec.name!r} "
+                          f"({data.source})")
+    if config.data_id and config.data_id != data.data_id:
+        raise ConfigError(f"config was made for data {config.data_id!r} but the loaded copy is {data.data_id!r} "
+                          f"({data.source})")
+    check_balanced("train_subset", config.train_subset, data.train_labels, data.spec, "training")
+    check_balanced("test_subset", config.test_subset, data.test_labels, data.spec, "test")
+
+
 class RunTensors:
     """The run's training subset and the test set, normalised once, on the device."""
 
-    def __init__(self, config: RunConfig, data: CIFAR10, runtime: Runtime):
-        self.split = Split.draw(data.train_labels, config.train_subset, config.seed)
+    def __init__(self, config: RunConfig, data: ImageData, runtime: Runtime):
+        check_fits(config, data)
+        self.classes = classes = data.spec.num_classes
+        self.split = Split.draw(data.train_labels, config.train_subset, config.seed, classes)
         # Only the subset is normalised; the pools index into it, not into the whole training set.
         subset = self.split.full.to(data.device)
-        self.train_x = normalise(data.train_images[subset].to(runtime.device), runtime.channels_last)
+        self.train_x = normalise(data.train_images[subset].to(runtime.device), data.spec, runtime.channels_last)
         self.train_y = data.train_labels[subset].to(runtime.device)
         test = torch.arange(len(data.test_labels))
         if config.test_subset is not None:  # fixed seed: every run of a comparison sees the same test images
-            test = class_balanced_subset(data.test_labels, config.test_subset, torch.Generator().manual_seed(0))
+            test = class_balanced_subset(data.test_labels, config.test_subset, torch.Generator().manual_seed(0),
+                                         classes)
         test = test.to(data.device)
-        self.test_x = normalise(data.test_images[test].to(runtime.device), runtime.channels_last)
+        self.test_x = normalise(data.test_images[test].to(runtime.device), data.spec, runtime.channels_last)
         self.test_y = data.test_labels[test].to(runtime.device)
         position = torch.full((len(data.train_labels),), -1, dtype=torch.long)
         position[self.split.full] = torch.arange(len(self.split.full))
         self.full, self.half = torch.arange(len(self.split.full)), position[self.split.half]
-        self.probes = probe_set(self.train_x, self.train_y, config.probes) if config.probes else None
+        self.probes = probe_set(self.train_x, self.train_y, config.probes, classes) if config.probes else None
         self.stages = []
         if config.stages is not None:
             self.stages = multistage_split(self.train_y.cpu(), config.stages, config.uniform_ratio,
-                                           derived_seed(config.seed, 2)).stages
+                                           derived_seed(config.seed, 2), classes).stages
 
     def pool(self, phase: Phase) -> torch.Tensor:
         """Positions (in the normalised subset) of the examples `phase` trains on."""
@@ -66,10 +83,9 @@ class RunTensors:
         size = config.metrics.examples
         half = torch.zeros(len(self.full), dtype=torch.bool)
         half[self.half] = True
-        halves = {"half": metric_examples(self.train_x, self.train_y, self.half, size, 0),
-                  "new": metric_examples(self.train_x, self.train_y, self.full[~half], size, 0)}
-        return Metrics(config.metrics, metric_examples(self.train_x, self.train_y, self.full, size, 0), halves,
-                       initial, reference)
+        examples = lambda positions: metric_examples(self.train_x, self.train_y, positions, size, 0, self.classes)
+        halves = {"half": examples(self.half), "new": examples(self.full[~half])}
+        return Metrics(config.metrics, examples(self.full), halves, initial, reference)
 
     def epoch_batches(self, phase: Phase, epoch: int, batch_size: int,
                       generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:

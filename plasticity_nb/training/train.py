@@ -2,8 +2,9 @@
 
 A run is a sequence of phases (pretraining on the half, tuning on the full subset, ...). Each phase
 builds a new optimiser (the paper resets it at every switch), trains with a constant learning rate for
-a fixed epoch budget and/or until an epoch's train accuracy reaches a target, and evaluates on the full
-10,000-image test set. Precision, memory format and device are decided in one place (`Runtime`).
+a fixed epoch budget and/or until an epoch's train accuracy reaches a target, and evaluates on the dataset's
+test set (all of it, or its class-balanced `test_subset`). Precision, memory format and device are decided in one
+place (`Runtime`).
 The epoch loop is loop.py's, shared with seed ensembles; a single run adds its step (`SingleLearner`)
 and, as hooks, module resets, remedies (run_remedies.py) and plasticity metrics (metrics_hook.py), probes,
 checkpoints and the progress bar.
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..core.seeds import derived_seed
-from ..data.cifar10 import CIFAR10, augment
+from ..data.images import ImageData, augment
 from ..run.hooks import Hook
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome, RunState
@@ -80,7 +81,7 @@ class SingleLearner:
         return [evaluate(self.model, self.tensors.test_x, self.tensors.test_y, self.runtime)]
 
 
-def train_run(config: RunConfig, data: CIFAR10, device: str | torch.device | None = None,
+def train_run(config: RunConfig, data: ImageData, device: str | torch.device | None = None,
               start: RunOutcome | None = None, progress: bool = False, resume: RunState | None = None,
               checkpoint: Callable[[RunState], None] | None = None, checkpoint_every: int = 0,
               runtime: Runtime | None = None) -> RunOutcome:
