@@ -15,6 +15,8 @@ import random
 import statistics
 import time
 
+import torch
+
 from benchmarks.common import describe_machine
 from plasticity_nb import load_cifar10
 from plasticity_nb.studies import newer_remedies
@@ -34,8 +36,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="tuning epochs per timed run")
     parser.add_argument("--rounds", type=int, default=3, help="pairs (condition, plain run) per condition")
     parser.add_argument("--only", default=None, help="comma-separated conditions (default: all of notebook 11's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     data = load_cifar10(device=device)
     study = newer_remedies.Config.from_preset("quick", tune_epochs=args.epochs, last_k=1, eval_every=args.epochs)
