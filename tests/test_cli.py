@@ -146,6 +146,17 @@ def test_the_batch_trains_the_dataset_the_notebooks_name(tmp_path, monkeypatch, 
     assert main(args) == 2
 
 
+def test_results_on_another_dataset_are_refused_before_anything_runs(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    pd.DataFrame([{"claim": "C1", "preset": "smoke", "registry": "x", "dataset": "cifar100"}]).to_csv(
+        out / "claims.csv", index=False)
+    assert main(["run", "--preset", "smoke", "--only", "01", "--out", str(out), "--train-only"]) == 2
+    err = capsys.readouterr().err
+    assert f"the output folder {out} holds results on cifar100" in err and err.count("error:") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["claims.csv"]
+
+
 def test_a_balanced_subset_svhn_cannot_fill_is_refused_before_anything_runs(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(DATASETS, "svhn", dataclasses.replace(DATASETS["svhn"], train_size=600, test_size=1000))
     folder = write_npz_copy(tmp_path / "svhn", 600, 1000, classes=10, rare=(3, 40))  # 40 threes: at most 400

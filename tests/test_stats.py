@@ -1,4 +1,5 @@
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from plasticity_nb.analysis.stats import (
     ratio_test,
     seeds_for,
 )
+from plasticity_nb.core.config import ConfigError
 
 MET = Premise(True, "both fit")
 
@@ -122,6 +124,19 @@ def test_claims_csv_keeps_one_row_per_claim_and_preset(tmp_path):
     assert table[["claim", "preset", "n_seeds", "verdict", "vs_paper"]].values.tolist() == [
         ["C1", "paper", 3, "inconclusive", "not resolved"], ["C1", "smoke", 3, "supported", "agrees"]]
     assert table.iloc[0].mde_80 > 0 and math.isnan(table.iloc[0].sesoi)  # no config: no smallest effect given
+
+
+def test_an_output_folder_keeps_one_datasets_results(tmp_path):
+    """claims.csv rows (and the figures and notebooks beside them) are named by notebook and preset, so results on
+    another dataset are refused rather than put in their place; rows written before datasets existed are CIFAR-10's."""
+    result = [ClaimResult("C1", (difference_test([1.0, 2.0, 3.0]),), MET)]
+    record_claims(tmp_path, "smoke", result)
+    assert list(read_claims(tmp_path).dataset) == ["cifar10"]
+    with pytest.raises(ConfigError, match=f"{tmp_path} holds results on cifar10 .* give each dataset its own"):
+        record_claims(tmp_path, "smoke", result, SimpleNamespace(dataset="svhn", smallest_effect=None))
+    assert list(read_claims(tmp_path).dataset) == ["cifar10"]
+    (tmp_path / "claims.csv").write_text(read_claims(tmp_path).drop(columns="dataset").to_csv(index=False))
+    assert list(read_claims(tmp_path).columns) == COLUMNS and list(read_claims(tmp_path).dataset) == ["cifar10"]
 
 
 def test_a_claim_about_every_condition_needs_every_condition():

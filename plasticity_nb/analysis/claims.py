@@ -26,7 +26,9 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from ..core.config import ConfigError
 from ..core.files import locked, remove_stale_temporaries, write_atomic
+from ..data.datasets import DEFAULT_DATASET
 from .claim_history import ADDED, CHANGES, DEFINITION, Change
 from .premises import Premise
 from .sequential import BUDGET, FUTILE, OPEN
@@ -41,8 +43,8 @@ from .stats import (
     seeds_for,
 )
 
-COLUMNS = ["claim", "notebook", "statement", "preset", "test", "unit", "n_seeds", "n_missing", "method", "effect",
-           "ci_low", "ci_high", "ci_level", "sd", "margin", "p_value", "mde_80", "sesoi", "power_at_sesoi",
+COLUMNS = ["claim", "notebook", "statement", "preset", "dataset", "test", "unit", "n_seeds", "n_missing", "method",
+           "effect", "ci_low", "ci_high", "ci_level", "sd", "margin", "p_value", "mde_80", "sesoi", "power_at_sesoi",
            "seeds_for_sesoi", "verdict", "vs_paper", "definition", "post_hoc", "premise", "other_tests", "condition",
            "registry"]
 PAPER, EXTENSION = "paper", "extension"
@@ -317,10 +319,30 @@ def read_claims(out_dir: str | os.PathLike) -> pd.DataFrame:
     table = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"])
     if "registry" not in table.columns:  # written by an older version: its verdicts used other procedures
         return pd.DataFrame(columns=COLUMNS)
-    return table
+    return with_dataset(table)
 
 
-def claim_row(result: ClaimResult, preset: str, smallest_effect: float | None = None) -> dict:
+def with_dataset(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows written before other datasets existed (no `dataset`, or none given) are CIFAR-10's."""
+    if "dataset" not in rows.columns:
+        rows = rows.copy()
+        rows.insert(min(COLUMNS.index("dataset"), len(rows.columns)), "dataset", DEFAULT_DATASET)
+    return rows.fillna({"dataset": DEFAULT_DATASET})
+
+
+def check_results_dataset(out_dir: str | os.PathLike, dataset: str) -> None:
+    """An output folder holds one dataset's results: claims.csv, report.md, the figures and the executed notebooks
+    are named by notebook and preset, so a batch on another dataset would replace them (its runs would not mix:
+    the dataset is in every run's key)."""
+    others = sorted(set(read_claims(out_dir).dataset) - {dataset})
+    if others:
+        raise ConfigError(f"the output folder {out_dir} holds results on {', '.join(others)} (claims.csv), and "
+                          f"results on {dataset} would replace them, notebook by notebook: give each dataset its "
+                          "own output folder (--out / out_dir)")
+
+
+def claim_row(result: ClaimResult, preset: str, smallest_effect: float | None = None,
+              dataset: str = DEFAULT_DATASET) -> dict:
     """The claims.csv row: the primary verdict by the registry's standing (see `standing`), a post-hoc one beside
     it where a definition changed after these seeds were seen, and the plan at the smallest effect of interest."""
     claim = CLAIMS[result.claim]
@@ -346,7 +368,8 @@ def claim_row(result: ClaimResult, preset: str, smallest_effect: float | None = 
     sesoi, power, needed = planned(shown, smallest_effect)
     return {
         "claim": result.claim, "notebook": claim.notebook, "statement": claim.statement, "preset": preset,
-        "test": test.kind, "unit": claim.unit, "n_seeds": e.n, "n_missing": e.missing, "method": e.method,
+        "dataset": dataset, "test": test.kind, "unit": claim.unit, "n_seeds": e.n, "n_missing": e.missing,
+        "method": e.method,
         "effect": round(e.mean, 3), "ci_low": round(e.ci_low, 3), "ci_high": round(e.ci_high, 3),
         "ci_level": e.confidence, "sd": round(e.sd, 3), "margin": test.margin, "p_value": round(test.p_value, 4),
         "mde_80": round(test.mde, 3), "sesoi": sesoi, "power_at_sesoi": round(power, 3), "seeds_for_sesoi": needed,
@@ -367,7 +390,8 @@ def record_claims(out_dir: str | os.PathLike, preset: str, results: list[ClaimRe
     """Write (or replace) these claims' rows for this preset in claims.csv; return the new rows. `config` (the
     study's) gives the smallest effect of interest the seeds are planned for."""
     smallest = getattr(config, "smallest_effect", None)
-    rows = pd.DataFrame([claim_row(r, preset, smallest) for r in results], columns=COLUMNS)
+    dataset = getattr(config, "dataset", DEFAULT_DATASET)
+    rows = pd.DataFrame([claim_row(r, preset, smallest, dataset) for r in results], columns=COLUMNS)
     replace_rows(out_dir, preset, rows)
     return rows
 
@@ -384,6 +408,9 @@ def replace_rows(out_dir: str | os.PathLike, preset: str, rows: pd.DataFrame) ->
     readers see the old table or the new one."""
     with locked(claims_lock(out_dir)):
         remove_stale_temporaries(claims_path(out_dir))
+        rows = with_dataset(rows)
+        for dataset in set(rows.dataset):
+            check_results_dataset(out_dir, dataset)
         table = read_claims(out_dir)
         table = table[~(table.claim.isin(rows.claim) & (table.preset == preset))]
         table = pd.concat([t for t in (table, rows) if len(t)], ignore_index=True).sort_values(["preset", "claim"])

@@ -11,6 +11,7 @@ from ..data.images import load_dataset
 from ..execution.runner import run_many
 from ..execution.store import RunStore
 from ..training.runtime import resolve_device
+from .claims import check_results_dataset
 from .study_config import StudyConfig, WarmStartConfig
 from .study_result import StudyResult, compare
 
@@ -26,6 +27,7 @@ def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
     """
     device = resolve_device(device)
     data = load_dataset(config.dataset, data_dir, device)  # fails early, before any run, if the data is missing or bad
+    check_results_dataset(out_dir or default_out_dir(), config.dataset)  # nor trains what it could not report
     plan = config.plan(data.data_id)
     records = run_many([c for _, c in plan], out_dir, data_dir, device, workers, progress, executor=executor,
                        ray_address=ray_address, ensemble=ensemble)

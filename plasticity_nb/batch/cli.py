@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..analysis.claims import read_claims
+from ..analysis.claims import check_results_dataset, read_claims
 from ..analysis.sequential import Design
 from ..analysis.settle import Ledger, Notebook, SettleError, resume, run_settle
 from ..analysis.study_runs import load_study
@@ -146,6 +146,7 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     # the data is found and checked, against every run, before anything runs or is written
     data = load_dataset(dataset_of(studies, preset, per_study), data_dir, device)
     check_fit(studies, preset, per_study, data)
+    check_results_dataset(out_dir, data.spec.name)
     if settle is not None:
         fresh = Ledger(settle.design, settle.first_seed, preset, tuple(s.id for s in studies),
                        config_values({k: v for k, v in params.items() if k != "seeds"}))

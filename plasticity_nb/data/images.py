@@ -247,11 +247,15 @@ def _torchvision_files(spec: DatasetSpec, root: Path, download: bool) -> list[Pa
     return paths
 
 
-def _read_cifar100_pickles(spec: DatasetSpec, root: Path, download: bool):
-    paths = _torchvision_files(spec, root, download)
-    arrays = tuple(_read_cifar_pickle(spec, path, n) for path, n in zip(paths, (spec.train_size, spec.test_size)))
-    data_id = spec.fingerprint("torchvision", _combined(_sha256(p) for p in paths))
-    return arrays, f"{root / spec.torchvision_folder} (torchvision format)", data_id
+def _torchvision_reader(read_file: Callable):
+    """The reader of a dataset kept in torchvision's on-disk format, its train and test files each read by
+    `read_file(spec, path, rows)`; the fingerprint is a digest of both files."""
+    def read(spec: DatasetSpec, root: Path, download: bool):
+        paths = _torchvision_files(spec, root, download)
+        arrays = tuple(read_file(spec, path, n) for path, n in zip(paths, (spec.train_size, spec.test_size)))
+        data_id = spec.fingerprint("torchvision", _combined(_sha256(p) for p in paths))
+        return arrays, f"{root / spec.torchvision_folder} (torchvision format)", data_id
+    return read
 
 
 def _read_cifar_pickle(spec: DatasetSpec, path: Path, rows: int):
@@ -272,13 +276,6 @@ def _read_cifar_pickle(spec: DatasetSpec, path: Path, rows: int):
     images = data.reshape(rows, 3, 32, 32).transpose(0, 2, 3, 1)
     _check_arrays(spec, path, images.dtype, images.shape, labels, rows)
     return (lambda: images), labels.astype(np.int64)
-
-
-def _read_svhn_mats(spec: DatasetSpec, root: Path, download: bool):
-    paths = _torchvision_files(spec, root, download)
-    arrays = tuple(_read_svhn_mat(spec, path, n) for path, n in zip(paths, (spec.train_size, spec.test_size)))
-    data_id = spec.fingerprint("torchvision", _combined(_sha256(p) for p in paths))
-    return arrays, f"{root} (torchvision format)", data_id
 
 
 def _read_svhn_mat(spec: DatasetSpec, path: Path, rows: int):
@@ -312,7 +309,8 @@ def _read_svhn_mat(spec: DatasetSpec, path: Path, rows: int):
 
 
 # The reader of each dataset's torchvision format: (spec, root, download) -> (arrays, source, data_id)
-READERS = {"cifar10": _read_cifar10_torchvision, "cifar100": _read_cifar100_pickles, "svhn": _read_svhn_mats}
+READERS = {"cifar10": _read_cifar10_torchvision, "cifar100": _torchvision_reader(_read_cifar_pickle),
+           "svhn": _torchvision_reader(_read_svhn_mat)}
 
 
 def _sha256(path: Path) -> str:
