@@ -42,7 +42,7 @@ POSITIVE = (SUPPORTED, EQUIVALENT)  # verdicts that say the statement holds
 NEGATIVE = (NOT_SUPPORTED, NOT_EQUIVALENT)  # verdicts that say it does not
 ALPHA = 0.05  # every test's level
 POWER = 0.8  # the power that "minimum detectable effect" and "seeds needed" refer to
-TESTS = ("difference", "equivalence", "bound", "correlation", "screen")
+TESTS = ("difference", "equivalence", "bound", "correlation", "screen", "trend")
 MIN_DISTINCT = 3  # fewer distinct differences than this: the exact sign-flip test, not the t model
 T_MODEL, SIGN_FLIP = "t", "exact sign-flip"
 MAX_EXACT = 16  # up to this many pairs every sign pattern is enumerated; beyond, a seeded sample of them
@@ -178,7 +178,8 @@ class Test:
         e = self.estimate
         ci = f"{round(100 * e.confidence)} % CI {e.ci_low:+.2f} to {e.ci_high:+.2f}"
         rule = {"difference": "above 0?", "equivalence": "within +/-{margin:g}?", "bound": "below {margin:+g}?",
-                "correlation": "r above 0?", "screen": "any r != 0, Holm over {margin:g}?"}[self.kind].format(
+                "correlation": "r above 0?", "screen": "any r != 0, Holm over {margin:g}?",
+                "trend": "shrink below {margin:+g}?"}[self.kind].format(
             margin=self.margin)
         head = f"{self.label}: " if self.label else ""
         exact = f", {e.method} (ties)" if e.method == SIGN_FLIP else ""
@@ -305,6 +306,43 @@ def screen_test(candidates: Sequence[Test], label: str = "") -> Test:
                 label or f"strongest of {k}: {best.label}", math.nan, adjusted)
 
 
+def trend_test(values: Sequence[float], levels: Sequence[float], seeds: Sequence[int], bound: float,
+               label: str = "") -> Test:
+    """Does `values` shrink by less than `bound` per doubling of `levels`? OLS of the values on log2(level) with one
+    intercept per seed (a seed's shared effect: its subset and initial weights), a common slope; the estimate is
+    the shrink, minus the slope, with its 90 % interval (whose upper end is the one-sided 95 % bound): supported
+    below `bound`, not supported when the whole interval is above it. Inconclusive with no residual degree of
+    freedom or no residual spread (never certainty from a perfect fit of a few numbers). The estimate's n counts
+    seeds and its sd is that of one seed's own slope (residual SD / sqrt(sum of squared centred log2 levels of
+    one seed)), so that planning treats seeds as the units, as for the other tests."""
+    import pandas as pd
+    import statsmodels.formula.api as smf
+    from scipy.stats import t
+
+    table = pd.DataFrame({"y": np.asarray(values, dtype=float), "x": np.log2(np.asarray(levels, dtype=float)),
+                          "seed": list(seeds)})
+    kept, missing = table[np.isfinite(table.y)], int((~np.isfinite(table.y)).sum())
+    n_seeds = kept.seed.nunique()
+    df = len(kept) - n_seeds - 1
+    if df < 1 or kept.x.nunique() < 2 or n_seeds < 2:
+        estimate = Estimate(math.nan, -math.inf, math.inf, n_seeds, math.nan, 1 - 2 * ALPHA, "OLS, seed intercepts",
+                            missing, tuple(sorted(kept.seed.unique())))
+        return Test("trend", estimate, INCONCLUSIVE, math.nan, bound, label=label)
+    fit = smf.ols("y ~ x + C(seed)", kept).fit()
+    shrink, se = -float(fit.params["x"]), float(fit.bse["x"])
+    per_seed = kept.groupby("seed").x.apply(lambda x: float(((x - x.mean()) ** 2).sum())).mean()
+    sd = math.sqrt(fit.mse_resid / per_seed) if per_seed > 0 else math.nan
+    half = float(stdtrit(df, 1 - ALPHA)) * se
+    estimate = Estimate(shrink, shrink - half, shrink + half, n_seeds, sd, 1 - 2 * ALPHA, "OLS, seed intercepts",
+                        missing, tuple(sorted(int(s) for s in kept.seed.unique())))
+    if not math.sqrt(fit.mse_resid) > 1e-9 * max(1.0, float(kept.y.abs().max())):  # a fit exact to rounding
+        return Test("trend", estimate, INCONCLUSIVE, math.nan, bound, label=label)
+    verdict = SUPPORTED if estimate.ci_high < bound else NOT_SUPPORTED if estimate.ci_low > bound else INCONCLUSIVE
+    below, above = float(t.cdf((shrink - bound) / se, df)), float(t.sf((shrink - bound) / se, df))
+    return Test("trend", estimate, verdict, below, bound, detectable_bound(sd, n_seeds), label, above, below,
+                values=as_values(kept.y.to_numpy()))
+
+
 def check_margin(margin: float) -> None:
     if not margin > 0:
         raise ValueError(f"an equivalence margin must be > 0, got {margin!r}")
@@ -370,7 +408,7 @@ def power_of(test: Test, effect: float, sd: float, n: int) -> float:
         return power_difference(effect, sd, n)
     if test.kind == "equivalence":
         return power_equivalence(test.margin, sd, n)
-    if test.kind == "bound":
+    if test.kind in ("bound", "trend"):  # a trend: one seed's slope SD, seeds as the units
         return power_bound(effect, sd, n)
     raise ValueError(f"no planned power for a {test.kind} test")
 

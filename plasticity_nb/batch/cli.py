@@ -1,6 +1,6 @@
 """Batch CLI: execute the study notebooks headless with papermill and collect their claims.
 
-    python -m plasticity_nb run [--preset smoke|quick|paper] [--only 01,...] [--param name=value ...]
+    python -m plasticity_nb run [--preset smoke|quick|paper|gpu] [--only 01,...] [--param name=value ...]
                                 [--seeds N] [--force] [--train-only] [--data DIR] [--out DIR]
                                 [--settle 4,8,12,16 [--first-seed 100] [--seed-budget N] [--time-budget HOURS]]
 
@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="EPOCHS",
                      help=f"epochs between checkpoints that make killed runs resumable (default: {CHECKPOINT_EVERY})")
     run.add_argument("--compile", default=None, choices=COMPILE_CHOICES, metavar="MODE",
-                     help="torch.compile every run in this mode, or 'off' for eager: reduce-overhead (CUDA graphs) "
-                          "is the fast one on a GPU (benchmarks/RESULTS.md); one of "
+                     help="torch.compile every run in this mode, or 'off' for eager; on a GPU, graphed-step replays "
+                          "each whole training step (optimiser included) as one CUDA graph, the fastest step measured, "
+                          "and reduce-overhead graphs forward and backward (benchmarks/RESULTS.md); one of "
                           f"{', '.join(COMPILE_CHOICES)} (default: eager). Compiled code is cached in "
                           "OUT/compile-cache")
     run.add_argument("--ensemble", action="store_true",

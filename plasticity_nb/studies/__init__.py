@@ -16,6 +16,7 @@ from . import (
     pretraining_duration,
     remedies,
     resets,
+    scale,
     tuning_lr,
     two_phases,
     warm_start_gap,
@@ -24,7 +25,7 @@ from . import (
 # Notebook parameters that choose where and how to run, not what is computed (never part of a config).
 EXECUTION_PARAMETERS = ("preset", "data_dir", "out_dir", "device", "workers", "executor", "ray_address", "progress",
                         "ensemble")
-PRESETS = ("smoke", "quick", "paper")
+PRESETS = ("smoke", "quick", "paper", "gpu")  # gpu: the scale study's whole grid (12 only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,7 @@ STUDIES = {s.id: s for s in [
     Study("09", "09_two_phases.ipynb", two_phases),
     Study("10", "10_remedies.ipynb", remedies),
     Study("11", "11_remedies_2024.ipynb", newer_remedies),
+    Study("12", "12_scale.ipynb", scale),
 ]}
 
 

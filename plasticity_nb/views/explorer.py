@@ -65,8 +65,11 @@ class StoreIndex:
         return remedy_views.stored_remedies(config, data_id, self.keys)
 
     def coverage(self, study_id: str, preset: str) -> tuple[int, int, str]:
-        """(runs stored, runs needed, data id) for the study at this preset's defaults."""
+        """(runs stored, runs needed, data id) for the study at this preset's defaults; (0, 0, "") for a preset the
+        study does not have (gpu is the scale study's alone)."""
         best = (0, 0, "")
+        if preset not in STUDIES[study_id].config.PRESETS:
+            return best
         for data_id in self.data_ids:
             keys = {c.key() for _, c in self.config(study_id, preset, data_id).plan(data_id)}
             best = max(best, (len(keys & self.keys), len(keys), data_id))
@@ -104,6 +107,8 @@ def render(index: StoreIndex, study_id: str, preset: str, view: str, metric: str
     result = index.result(study_id, preset)
     if result is None:
         stored, needed, _ = index.coverage(study_id, preset)
+        if preset not in STUDIES[study_id].config.PRESETS:
+            return None, status(f"study {study_id} has no preset {preset}")
         return None, status(f"{stored} of {needed} runs of study {study_id} at preset {preset} are in the store: "
                             "run its notebook first")
     estimates = result.estimates

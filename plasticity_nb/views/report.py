@@ -26,7 +26,8 @@ from ..core.files import locked, remove_stale_temporaries, write_atomic
 from ..execution.provenance import git_commit
 
 TESTS = {"difference": "CI above 0", "equivalence": "TOST within ±{margin:g}", "bound": "below {margin:+g}",
-         "correlation": "r's CI above 0", "screen": "some r != 0, Holm over {margin:g} candidates"}
+         "correlation": "r's CI above 0", "screen": "some r != 0, Holm over {margin:g} candidates",
+         "trend": "shrink per doubling below {margin:+g}"}
 
 
 def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame | None = None,
