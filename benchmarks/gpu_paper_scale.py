@@ -7,14 +7,15 @@ MFU is the achieved FLOP/s over the GPU's dense bf16 peak (`--peak-tflops`, defa
 training set: the first warms up (cuDNN autotuning, compilation), the second is timed (the third
 evaluates). Evaluation of the 10k test set (`train.evaluate`, BatchNorm folded into the convolutions) is
 timed on its own after a warm-up call. Eager, and with torch.compile in its default and "reduce-overhead"
-(CUDA graphs) modes. `--graphed-step` adds the step our loop does not take yet: forward, backward and
+(CUDA graphs) modes. `--graphed-step` adds the whole step as a benchmark builds it: forward, backward and
 the optimiser step captured as one CUDA graph (PyTorch's "whole-network capture", Adam with
 `capturable=True`), replayed on batches copied into static buffers, with eager or inductor kernels; it
-times one epoch after the capture and evaluates nothing. The projection multiplies the paper preset's
-image counts by these rates: pretraining 350 epochs on the 25k half, warm tuning and scratch training 500
-epochs each on 50k, a test-set evaluation after every epoch.
+times one epoch after the capture and evaluates nothing; beside it, the loop's own path to that step
+(`--compile graphed-step`), and with `--ensemble S` that path training S seeds as one vmapped model. The
+projection multiplies the paper preset's image counts by these rates: pretraining 350 epochs on the 25k
+half, warm tuning and scratch training 500 epochs each on 50k, a test-set evaluation after every epoch.
 
-    python -m benchmarks.gpu_paper_scale [--width 64] [--compile] [--graphed-step]
+    python -m benchmarks.gpu_paper_scale [--width 64] [--compile] [--graphed-step] [--ensemble 8]
 """
 import argparse
 import time
@@ -28,7 +29,8 @@ from plasticity_nb import Phase, RunConfig, load_cifar10
 from plasticity_nb.data.cifar10 import normalise
 from plasticity_nb.nets.models import resnet18
 from plasticity_nb.training.build import evaluate
-from plasticity_nb.training.runtime import Runtime
+from plasticity_nb.training.ensemble import train_ensemble
+from plasticity_nb.training.runtime import GRAPHED_STEP, Runtime
 from plasticity_nb.training.train import train_run
 
 BATCH = 128
@@ -68,6 +70,15 @@ def measure(data, width: int, device: torch.device, **options) -> tuple[float, f
     started = time.perf_counter()
     evaluate(model, test_x, data.test_labels, runtime)  # ends in .item(): synchronised
     return train_ips, len(test_x) / (time.perf_counter() - started)
+
+
+def measure_ensemble(data, width: int, device: torch.device, members: int, **options) -> float:
+    """Training images/s (all members') of `members` seeds trained as one model by our loop: the second of three
+    epochs on the 50k set, as `measure` times a single run."""
+    configs = [RunConfig(phases=(Phase(epochs=3, eval_every=4),), seed=s, width=width, train_subset=50_000,
+                         precision="bf16", data_id=data.data_id) for s in range(members)]
+    history = train_ensemble(configs, data, device, **options)[0].history
+    return members * (history[1]["step"] - history[0]["step"]) * BATCH / history[1]["seconds"]
 
 
 def measure_graphed_step(data, width: int, device: torch.device, compiled: bool) -> float:
@@ -111,6 +122,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also measure with torch.compile")
     parser.add_argument("--graphed-step", action="store_true",
                         help="also measure the whole step (optimiser included) as one CUDA graph")
+    parser.add_argument("--ensemble", type=int, default=0, metavar="S",
+                        help="also measure S seeds trained as one model, eager and (with --graphed-step) graphed")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak (default: by GPU name)")
     args = parser.parse_args()
     device = torch.device("cuda")
@@ -124,6 +137,8 @@ def main() -> None:
     if args.compile:
         variants.update({"torch.compile": dict(compile=True),
                          "torch.compile reduce-overhead": dict(compile=True, compile_mode="reduce-overhead")})
+    if args.graphed_step:
+        variants["loop: --compile graphed-step"] = Runtime.compile_options(GRAPHED_STEP)
     for name, options in variants.items():
         train_ips, eval_ips = measure(data, args.width, device, **options)
         mfu = train_ips / BATCH * flops / (peak * 1e12)
@@ -136,6 +151,14 @@ def main() -> None:
         mfu = train_ips / BATCH * flops / (peak * 1e12)
         name = f"whole step graphed ({'inductor' if compiled else 'eager'})"
         print(f"{name:<30} training {train_ips:8.0f} img/s, MFU {100 * mfu:5.1f} %", flush=True)
+    for name, options in ({"eager": {}, "graphed-step": Runtime.compile_options(GRAPHED_STEP)} if args.ensemble
+                          else {}).items():
+        if name == "graphed-step" and not args.graphed_step:
+            continue
+        train_ips = measure_ensemble(data, args.width, device, args.ensemble, **options)
+        mfu = train_ips / BATCH * flops / (peak * 1e12)
+        print(f"{f'{args.ensemble}-seed ensemble, {name}':<30} training {train_ips:8.0f} img/s, MFU {100 * mfu:5.1f} %",
+              flush=True)
 
 
 if __name__ == "__main__":

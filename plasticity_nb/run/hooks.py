@@ -20,6 +20,10 @@ class Hook:
     the config's key: such a hook must be built from a config field, never handed in beside the config.
     """
 
+    # True for a hook that acts only between epochs and only reads the model and optimiser: a CUDA graph of the
+    # steps (training/graphed_step.py) stays valid beside it. Every other hook's run steps eagerly.
+    graph_safe = False
+
     def on_phase_start(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, phase: Any) -> None:
         """Before the phase's first step (`phase`: its run_config.Phase; not when a checkpoint resumes the phase
         part-way: the checkpointed weights already hold what the hook did)."""

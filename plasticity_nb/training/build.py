@@ -25,6 +25,8 @@ def init_model(config: RunConfig, runtime: Runtime) -> torch.nn.Module:
 
 def make_optimizer(phase: Phase, config: RunConfig, params, runtime: Runtime) -> torch.optim.Optimizer:
     kwargs: dict[str, Any] = dict(lr=phase.lr, weight_decay=config.weight_decay)
+    if runtime.graph_step and phase.optimizer in ("adam", "rmsprop"):
+        kwargs["capturable"] = True  # the step count on the device, so that a CUDA graph can replay the update
     if phase.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, **kwargs)
     kwargs["fused"] = runtime.device.type == "cuda" or None  # one kernel for the whole update on a GPU

@@ -30,6 +30,7 @@ from ..run.hooks import Hook
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome, RunState
 from .build import EVAL_BATCH, init_model, make_optimizer
+from .graphed_step import GraphedAtFirstStep
 from .loop import diverged, train_phase
 from .run_tensors import RunTensors
 from .runtime import Runtime
@@ -129,6 +130,8 @@ class EnsembleLearner:
         self.stack, self.tensors, self.runtime, self.augment = stack, tensors, runtime, config.augment
         self.optimizer = make_optimizer(self.phase, config, list(stack.params.values()), runtime)
         self.generators = [torch.Generator().manual_seed(derived_seed(c.seed, phase_index, 0)) for c in configs]
+        tensors = [*stack.params.values(), *stack.buffers.values()]
+        self.graphed = GraphedAtFirstStep(self.train_step, tensors, self.optimizer) if runtime.graph_step else None
         stack.template.train()
 
     def epoch_batches(self, epoch: int) -> tuple[torch.Tensor, list[dict[str, float]]]:
@@ -142,11 +145,15 @@ class EnsembleLearner:
             x = [augment(xi, g) for xi, g in zip(x, self.generators)]
         x = torch.stack(x)
         y = torch.stack([t.train_y[b] for t, b in zip(self.tensors, batch)])
+        return self.graphed(x, y) if self.graphed is not None else self.train_step(x, y)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's step on its own batch (x: members x batch x image); what a CUDA graph captures."""
         with self.runtime.autocast():
             logits = self.stack.training_forward(self.stack.params, self.stack.buffers, x)
             losses = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
             losses = losses.view(self.members, -1).mean(1)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=not self.runtime.graph_step)  # a graph's gradients stay in place
         losses.sum().backward()  # member i's gradient depends on member i's loss only
         self.optimizer.step()
         return losses.detach(), (logits.detach().argmax(-1) == y).sum(1)

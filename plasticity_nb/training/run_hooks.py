@@ -55,6 +55,8 @@ class Checkpointing(Hook):
     """Hands `save` a copy of the run's state every `every` epochs of a phase (not after its last), with the
     model, optimiser and data-order generator filled in, so that a killed run can continue exactly."""
 
+    graph_safe = True  # it copies the state between epochs
+
     def __init__(self, save: Callable[[RunState], None], every: int, state: RunState, generator: torch.Generator,
                  epochs: int, remedies: RunRemedies):
         self.save, self.every, self.state, self.generator, self.epochs = save, every, state, generator, epochs
@@ -70,6 +72,8 @@ class Checkpointing(Hook):
 
 class Progress(Hook):
     """Shows each epoch's accuracies on a progress bar."""
+
+    graph_safe = True
 
     def __init__(self, bar: tqdm):
         self.bar = bar

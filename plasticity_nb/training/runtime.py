@@ -25,7 +25,13 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 COMPILE_OFF = "off"
 
 
-COMPILE_CHOICES = (COMPILE_OFF, *COMPILE_MODES)
+# The whole training step (forward, backward, optimiser) as one CUDA graph over inductor's kernels (graphed_step.py),
+# the fastest step measured on a GPU (benchmarks/RESULTS.md); GPU only. A run whose hooks act within steps
+# (remedies, metrics, probes) steps eagerly under it, its forward still compiled.
+GRAPHED_STEP = "graphed-step"
+
+
+COMPILE_CHOICES = (COMPILE_OFF, *COMPILE_MODES, GRAPHED_STEP)
 
 
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"  # where inductor keeps compiled code (its FX graph and AOTAutograd caches)
@@ -44,8 +50,12 @@ class Runtime:
     channels_last: bool  # NHWC memory format: faster convolutions on both CPU (oneDNN) and CUDA
     compile: bool = False  # torch.compile the training forward (pays a compile time up front)
     compile_mode: str = "default"  # torch.compile mode; "reduce-overhead" also replays CUDA graphs (GPU only)
+    graph_step: bool = False  # replay the whole training step as one CUDA graph (GPU only; see graphed_step.py)
 
     def __post_init__(self) -> None:
+        if self.graph_step and self.device.type != "cuda":
+            raise ConfigError(f"compile setting {GRAPHED_STEP!r} replays CUDA graphs: it needs a CUDA GPU, and this "
+                              f"run is on {self.device}; use --compile off (or a torch.compile mode) here")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time and pick its fastest kernels
 
@@ -65,12 +75,18 @@ class Runtime:
 
     @staticmethod
     def compile_options(setting: str) -> dict[str, Any]:
-        """The fields of a compile setting: "off" (eager) or a torch.compile mode."""
+        """The fields of a compile setting: "off" (eager), a torch.compile mode, or the graphed step (its forward
+        compiled in the default mode, which leaves the CUDA graph to the step)."""
+        if setting == GRAPHED_STEP:
+            return {"compile": True, "compile_mode": "default", "graph_step": True}
         return {"compile": False} if setting == COMPILE_OFF else {"compile": True, "compile_mode": setting}
 
     @property
     def compile_setting(self) -> str:
-        """"off" or the torch.compile mode: a checkpoint records it, so that a resumed run continues as it began."""
+        """"off", the torch.compile mode or the graphed step: a checkpoint records it, so that a resumed run continues
+        as it began."""
+        if self.graph_step:
+            return GRAPHED_STEP
         return self.compile_mode if self.compile else COMPILE_OFF
 
     def autocast(self) -> contextlib.AbstractContextManager:

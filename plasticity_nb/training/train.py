@@ -25,6 +25,7 @@ from ..run.hooks import Hook
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome, RunState
 from .build import evaluate, init_model, make_optimizer
+from .graphed_step import GraphedAtFirstStep
 from .loop import diverged, train_phase
 from .run_hooks import Checkpointing, Probing, Progress, ResetGroups, cpu_state
 from .run_remedies import PhaseContext, RunRemedies, remedy_hooks
@@ -47,6 +48,8 @@ class SingleLearner:
             self.optimizer.load_state_dict(state.optimizer)
             self.generator.set_state(state.generator)
         self.forward = runtime.training_forward(model)
+        tensors = [*model.parameters(), *model.buffers()]
+        self.graphed = GraphedAtFirstStep(self.train_step, tensors, self.optimizer) if runtime.graph_step else None
         model.train()
 
     def epoch_batches(self, epoch: int) -> tuple[torch.Tensor, list[dict[str, float]]]:
@@ -57,9 +60,22 @@ class SingleLearner:
         x, y = self.tensors.train_x[batch], self.tensors.train_y[batch]
         if self.augment:
             x = augment(x, self.generator)
+        if self.graphed is not None and all(hook.graph_safe for hook in hooks):
+            return self.graphed(x, y)
         logits, loss = self.backward(x, y, hooks, record=True)
         for hook in hooks:
             hook.refine_gradient(self.model, self.optimizer, lambda: self.backward(x, y, hooks, record=False))
+        self.optimizer.step()
+        return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step without hooks, as a CUDA graph captures it (graphed_step.py): the same arithmetic as `step`'s
+        with gradients zeroed in place, since a graph's buffers cannot be set to None."""
+        self.optimizer.zero_grad(set_to_none=False)
+        with self.runtime.autocast():
+            logits = self.forward(x)
+            loss = F.cross_entropy(logits, y)
+        loss.backward()
         self.optimizer.step()
         return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
 
