@@ -174,6 +174,9 @@ def paired_gaps(summary: pd.DataFrame, conditions: tuple[str, ...] = ()) -> pd.D
     """One row per condition and seed: scratch and warm final test accuracy and their gap (pp)."""
     wide = summary.pivot_table(index=[*conditions, "seed"], columns="arm", values="final_test_acc",
                                dropna=False, sort=False)
+    present = set(summary[[*conditions, "seed"]].itertuples(index=False, name=None))
+    # dropna=False also makes combinations no run has (in a grid that is not a product of its conditions)
+    wide = wide[[(k if isinstance(k, tuple) else (k,)) in present for k in wide.index]]
     wide = wide.reindex(columns=list(ARMS)).reset_index()
     wide.columns.name = None
     wide["gap_pp"] = wide.scratch - wide.warm
