@@ -130,3 +130,14 @@ def test_an_axis_with_one_cell_has_no_claim():
     config = scale.Config.from_preset("smoke", cells=grid)
     result = constructed_result(config, lambda c, s: 1.0 + s)
     assert [r.claim for r in scale.claims(result, config)] == ["C17a"]
+
+
+def test_the_gpu_preset_is_the_scale_studys_alone_and_another_notebook_refuses_it_by_name():
+    from plasticity_nb.batch.cli import validate_params
+    from plasticity_nb.batch.notebook_cache import parameter_names
+    from plasticity_nb.studies import STUDIES
+
+    study = STUDIES["01"]
+    with pytest.raises(ConfigError, match="notebook 01_warm_start_gap: unknown preset 'gpu'"):
+        validate_params([study], "gpu", {}, {study.id: parameter_names(study.path)})
+    validate_params([STUDIES["12"]], "gpu", {}, {"12": parameter_names(STUDIES["12"].path)})
