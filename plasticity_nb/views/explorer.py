@@ -153,7 +153,7 @@ def with_claims(estimates: pd.DataFrame, out_dir, stem: str, preset: str) -> pd.
                                                  "ci_low_pp": row.ci_low, "ci_high_pp": row.ci_high,
                                                  "n_seeds": row.n_seeds, "verdict": row.verdict,
                                                  "premise": row.premise}])])
-    return table.fillna("").reset_index(drop=True)
+    return table.astype(object).fillna("").reset_index(drop=True)
 
 
 def status(message: str) -> pd.DataFrame:
