@@ -43,7 +43,7 @@ test: $(TEST_STAMP)
 
 # -s: each soak prints every pair's outcome and every kill's moment as it goes.
 soak: $(TEST_STAMP)
-	$(PY) -m pytest -m soak -s tests/test_soak.py
+	$(PY) -m pytest -n 0 -m soak -s tests/test_soak.py
 
 clean-outputs:
 	rm -rf outputs

@@ -1,21 +1,75 @@
 """Test-session setup shared by the unit tests and nbval's notebook runs.
 
 Notebook kernels inherit this process's environment, so pointing PLASTICITY_OUT at a temporary folder
-here keeps every test (nbval included) out of the user's outputs/.
+here keeps every test (nbval included) out of the user's outputs/. Under pytest-xdist (`make test` runs two
+workers) each worker has its own PLASTICITY_OUT and one torch thread; the folder PLASTICITY_TEST_SHARED, made
+once by the controlling process, holds what the workers share (the session's smoke store, tests/smoke_store.py).
 """
 import os
+import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
 
 def pytest_configure(config):
-    os.environ.setdefault("PLASTICITY_OUT", tempfile.mkdtemp(prefix="plasticity-test-out-"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # one core each, in every process a test starts (batches, kernels, JupyterLab): no oversubscription
+        os.environ["OMP_NUM_THREADS"] = "1"
+    else:  # the controlling process (or a run without xdist) makes the folder its workers share
+        os.environ["PLASTICITY_TEST_SHARED"] = tempfile.mkdtemp(prefix="plasticity-test-shared-")
+        # This session's cache (dataset digests, sequential calibrations): shared by its processes, not the user's.
+        os.environ["PLASTICITY_CACHE"] = os.path.join(os.environ["PLASTICITY_TEST_SHARED"], "cache")
+    os.environ["PLASTICITY_OUT"] = tempfile.mkdtemp(prefix=f"plasticity-test-out-{worker or 'main'}-")
     os.environ.setdefault("MPLBACKEND", "Agg")
     # Eager in every test, kernel and worker even when the developer's shell exports PLASTICITY_COMPILE: the
     # histories tests compare bitwise were recorded eagerly (compiled steps round differently), and compiling tiny
     # runs only costs time. Tests of the setting set it themselves.
     os.environ["PLASTICITY_COMPILE"] = "off"
+
+
+def pytest_unconfigure(config):
+    if not os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("PLASTICITY_TEST_SHARED"):
+        from tests.smoke_store import stop_building
+
+        stop_building()
+        shutil.rmtree(os.environ.pop("PLASTICITY_TEST_SHARED"), ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items):
+    """The longest modules first, by their `slow(seconds=...)` mark, so that the workers end together (xdist hands
+    out whole modules: a long one handed out last runs alone at the end). Otherwise collection order, which leaves
+    nbval's notebooks last."""
+    seconds = {}
+    for item in items:
+        mark = item.get_closest_marker("slow")
+        seconds[item.path] = max(seconds.get(item.path, 0), mark.kwargs.get("seconds", 0) if mark else 0)
+    items.sort(key=lambda item: -seconds[item.path])
+    if any(reads_smoke_store(item) for item in items):
+        from tests.smoke_store import start_building
+
+        start_building()  # in the background, while the workers test what does not need it
+
+
+def reads_smoke_store(item) -> bool:
+    """nbval's notebook cells, and tests marked `smoke_store`, read the session's smoke store."""
+    return item.path.suffix == ".ipynb" or item.get_closest_marker("smoke_store") is not None
+
+
+_notebook_runs_copied = False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before nbval's first notebook cell in this process: the smoke runs are in the kernels' PLASTICITY_OUT, so the
+    notebooks execute against stored runs (they load them, train nothing; the store was trained by the batch)."""
+    global _notebook_runs_copied
+    if item.path.suffix == ".ipynb" and not _notebook_runs_copied:
+        from tests.smoke_store import copy_runs
+
+        copy_runs(Path(os.environ["PLASTICITY_OUT"]))
+        _notebook_runs_copied = True
 
 
 def pytest_report_header(config):

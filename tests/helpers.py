@@ -1,7 +1,10 @@
 """Tiny, fast configs for tests (seconds on a CPU), and what the batch tests run and read from an output folder."""
 import json
+import random
+import re
 import subprocess
 import sys
+import time
 
 from plasticity_nb import Phase, RunConfig, RunStore
 from plasticity_nb.core.files import is_locked
@@ -98,3 +101,40 @@ def assert_resumes_bit_identically(config: RunConfig, data, out):
     pd.testing.assert_frame_equal(history_frame(continued), history_frame(whole))
     assert all(torch.equal(continued.state[k], whole.state[k]) for k in whole.state)
     return whole, saved
+
+
+NOTEBOOK_LINE = re.compile(r"^\[(\d\d)\] ")
+
+
+def notebook_lines(log) -> list[str]:
+    """The batch's lines about a notebook (`[07] 07_resets: ...`), in order."""
+    return [line for line in log.read_text().replace("\r", "\n").splitlines() if NOTEBOOK_LINE.match(line)]
+
+
+def wait_for(notebook: str, stage: str, process, out, log, rng: random.Random) -> None:
+    """Until the batch works on `notebook` (or has passed it, or ended), then until `stage` comes in it: a new
+    checkpoint or a run stored (training), its kernel running (executing), and a random moment more."""
+    deadline = time.monotonic() + 600
+    alive = lambda: process.poll() is None and time.monotonic() < deadline
+    reached = lambda: any(NOTEBOOK_LINE.match(line).group(1) >= notebook for line in notebook_lines(log))
+    while alive() and not reached():
+        time.sleep(0.05)
+    before = (checkpoints(out), len([e for e in events(out) if e["event"] == "finish"]))
+    came = {
+        "training: after a checkpoint": lambda: checkpoints(out) - before[0],
+        "training: after a run is stored": lambda: len([e for e in events(out) if e["event"] == "finish"]) > before[1],
+        "executing its notebook": lambda: any(line.startswith(f"[{notebook}]") and "running (preset" in line
+                                              for line in notebook_lines(log)),
+    }[stage]
+    passed = lambda: any(NOTEBOOK_LINE.match(line).group(1) > notebook for line in notebook_lines(log))
+    while alive() and not came() and not passed():
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0, 3.0 if stage.startswith("executing") else 0.5))
+
+
+def where(out, log) -> dict:
+    """Where a kill landed: the batch's last line about a notebook and the store's last event."""
+    lines = notebook_lines(log)
+    last = events(out)[-1] if events(out) else {}
+    return {"batch": lines[-1][:100] if lines else "(starting: plan)", "event": last.get("event"),
+            "key": last.get("key"), "phase": last.get("phase"), "epoch": last.get("epoch")}

@@ -18,7 +18,7 @@ from plasticity_nb.execution.store import RunStore
 from plasticity_nb.studies import STUDIES
 from tests.helpers import run_folders
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=70)
 SMOKE_01 = ["run", "--preset", "smoke", "--only", "01"]
 
 

@@ -19,10 +19,11 @@ import pytest
 import plasticity_nb as pnb
 from plasticity_nb.batch.cli import main
 from plasticity_nb.core.paths import project_root
-from plasticity_nb.studies import remedies
+from plasticity_nb.studies import remedies, tuning_lr, warm_start_gap
 from tests.browser import find_browser
+from tests.smoke_store import copy_runs, plan_keys
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow(seconds=30), pytest.mark.smoke_store]
 # Without the background-networking flags Chromium keeps dialling out, which this machine refuses.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -50,9 +51,13 @@ def lab(tmp_path_factory):
         out = Path(os.environ["PLASTICITY_EXPLORER_STORE"]).resolve()
     else:
         out = tmp_path_factory.mktemp("explorer-store")
-        assert main(["run", "--preset", "smoke", "--only", "01,08", "--out", str(out)]) == 0
         # Study 10 with one remedy (8 runs, not the preset's 16): enough to pick it away.
-        pnb.run_study(remedies.Config.from_preset("smoke", remedies=["shrink_perturb"]), out_dir=out, progress=False)
+        ten = remedies.Config.from_preset("smoke", remedies=["shrink_perturb"])
+        configs = [warm_start_gap.Config.from_preset("smoke"), tuning_lr.Config.from_preset("smoke"), ten]
+        data_id = pnb.load_cifar10().data_id
+        copy_runs(out, [key for config in configs for key in plan_keys(config, data_id)])  # the session's smoke runs
+        assert main(["run", "--preset", "smoke", "--only", "01,08", "--out", str(out)]) == 0
+        pnb.run_study(ten, out_dir=out, progress=False)
     port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | {"PLASTICITY_OUT": str(out)}
     server = subprocess.Popen(

@@ -13,8 +13,9 @@ from plasticity_nb.data import images
 from plasticity_nb.data.datasets import DATASETS
 from plasticity_nb.studies import STUDIES
 from tests.helpers import run_folders
+from tests.smoke_store import copy_runs
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=60)  # seconds: its share of the suite, which orders the modules
 
 
 def _files(folder):
@@ -95,8 +96,11 @@ def test_a_failing_notebook_exits_non_zero_and_names_the_cell(tmp_path, capsys, 
 
 # The batch path (train, execute, claims, figures, report) is the same for every notebook, and nbval executes each
 # at smoke; these cover the sweep figures' names and claim rows of five, leaving out 06 and 07 (the two slowest).
+# Their runs come from the session's smoke store, trained by the same batch command (tests/smoke_store.py).
+@pytest.mark.smoke_store
 @pytest.mark.parametrize("study_id", ["02", "03", "04", "05", "08"])
 def test_every_study_notebook_runs_at_smoke_under_papermill(tmp_path, study_id):
+    copy_runs(tmp_path)
     assert main(["run", "--preset", "smoke", "--only", study_id, "--out", str(tmp_path)]) == 0
     stem = STUDIES[study_id].stem
     assert (tmp_path / "notebooks" / f"{stem}.ipynb").exists()

@@ -6,7 +6,7 @@ import torch
 from plasticity_nb import WarmStartConfig, run_many
 from plasticity_nb.execution import runner
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=35)
 DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
 
 

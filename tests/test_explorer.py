@@ -8,18 +8,22 @@ import plasticity_nb as pnb
 from plasticity_nb.studies import newer_remedies, remedies, warm_start_gap
 from plasticity_nb.views import remedy_views
 from plasticity_nb.views.explorer import Explorer, StoreIndex, explorer, render
+from tests.smoke_store import copy_runs, plan_keys
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow(seconds=30), pytest.mark.smoke_store]
 REMEDY = "shrink_perturb"
 NEWER = "hare_tortoise"  # one of notebook 11's remedies of 2024
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, cifar):
+    """The three studies' runs from the session's smoke store; run_study then loads them and writes its results."""
     out = tmp_path_factory.mktemp("explorer-store")
-    pnb.run_study(remedies.Config.from_preset("smoke", remedies=[REMEDY]), out_dir=out, progress=False)
-    pnb.run_study(warm_start_gap.Config.from_preset("smoke"), out_dir=out, progress=False)
-    pnb.run_study(newer_remedies.Config.from_preset("smoke", remedies=[NEWER]), out_dir=out, progress=False)
+    configs = [remedies.Config.from_preset("smoke", remedies=[REMEDY]), warm_start_gap.Config.from_preset("smoke"),
+               newer_remedies.Config.from_preset("smoke", remedies=[NEWER])]
+    copy_runs(out, [key for config in configs for key in plan_keys(config, cifar.data_id)])
+    for config in configs:
+        pnb.run_study(config, out_dir=out, progress=False)
     return out
 
 

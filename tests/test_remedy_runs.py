@@ -125,7 +125,7 @@ def test_dash_gets_each_phases_new_data_the_new_last_in_eval_mode(cifar, one_thr
     assert modes == [False]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=35)
 def test_the_readmes_own_remedy_runs_as_written_in_notebook_10s_comparison(tmp_path):
     """README "Write your own remedy": the code block, run as a script (its class lives in __main__, as in a
     notebook), registers the remedy and compares it with the plain warm start at smoke."""

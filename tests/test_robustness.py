@@ -4,18 +4,18 @@ import random
 import signal
 import subprocess
 import sys
-import time
 
 import nbformat
 import pandas as pd
 import pytest
 
 from plasticity_nb.analysis.claims import read_claims
-from tests.helpers import batch, checkpoints, events, leftovers, stored_runs
+from tests.helpers import batch, events, leftovers, stored_runs, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=120)
 # Smoke notebooks 01 and 10 (continual backprop only: a remedy whose state, units' utilities and ages, must be
-# checkpointed) with longer runs, so that kills land inside runs, and a checkpoint every epoch.
+# checkpointed) with longer runs, so that kills land inside runs, and a checkpoint every epoch. Under pytest-xdist a
+# batch here has one core and so trains in its own process; `make soak` kills batches with worker processes.
 BATCH = ["run", "--preset", "smoke", "--only", "01,10", "--checkpoint-every", "1", "--param", "pretrain_epochs=3",
          "--param", "tune_epochs=5", "--param", "remedies=['cbp']"]
 
@@ -38,20 +38,22 @@ def test_two_batches_on_one_folder_never_train_a_run_twice(two_batches):
     assert stored_runs(two_batches)  # check_two_batches asserted the rest while the fixture ran
 
 
+# One SIGKILL of the whole process group (CLI, workers, kernel) at each kind of moment, in the order the batch reaches
+# them: inside a run after a checkpoint, while a notebook executes, inside a remedy's run (continual backprop's state
+# must come back from its checkpoint). `make soak` (tests/test_soak.py) kills every notebook twenty times.
+KILLS = [("01", "training: after a checkpoint"), ("01", "executing its notebook"),
+         ("10", "training: after a checkpoint")]
+
+
 def test_killed_batches_resume_and_end_like_an_uninterrupted_batch(tmp_path, two_batches):
     out = tmp_path / "killed"
     rng = random.Random(2026)
-    for attempt in range(4):  # SIGKILL the whole process group (CLI, workers, kernel) at random moments
-        process = cli(out, start_new_session=True)
-        # Wait for a new checkpoint, then kill a random moment later: wall-clock delays alone depend on the
-        # machine's speed (on a slow CPU every kill landed before the first checkpoint).
-        before = checkpoints(out)
-        deadline = time.monotonic() + 120
-        while process.poll() is None and time.monotonic() < deadline and checkpoints(out) <= before:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0, 1.5))
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    for attempt, (notebook, stage) in enumerate(KILLS):
+        log = tmp_path / f"attempt{attempt}.log"
+        process = batch(out, BATCH, log, start_new_session=True)
+        wait_for(notebook, stage, process, out, log, rng)
+        assert process.poll() is None, f"the batch ended before the kill aimed at {notebook}, {stage}"
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         stored_runs(out)  # after every kill: whatever is in the store loads completely
     finished = cli(out)

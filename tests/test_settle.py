@@ -218,7 +218,7 @@ def test_a_store_of_another_precision_is_refused(tmp_path, capsys):
     assert _files(tmp_path) == before
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 def test_settle_end_to_end_on_the_smoke_preset(tmp_path):
     # One-epoch phases on 256 images halve smoke's time. Smoke's own smallest effect (5 pp) can stop C1 for futility
     # at look 1; at 0.5 pp it stays open on these seeds (this CPU's training is deterministic), so look 2 runs.

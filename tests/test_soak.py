@@ -12,7 +12,6 @@ import json
 import multiprocessing
 import os
 import random
-import re
 import signal
 import time
 
@@ -20,7 +19,7 @@ import pandas as pd
 import pytest
 
 from plasticity_nb.analysis.claims import read_claims
-from tests.helpers import batch, checkpoints, events, leftovers, stored_runs
+from tests.helpers import NOTEBOOK_LINE, batch, events, leftovers, stored_runs, wait_for, where
 from tests.test_robustness import BATCH, check_two_batches
 
 pytestmark = pytest.mark.soak
@@ -57,43 +56,6 @@ def test_two_batches_on_one_folder_many_times_with_the_cores_loaded(tmp_path):
         load.terminate()
         (tmp_path / "pairs.log").write_text("\n".join(map(json.dumps, outcomes)) + "\n")
     assert [o["outcome"] for o in outcomes] == ["passed"] * PAIRS, [o for o in outcomes if o["outcome"] != "passed"]
-
-
-NOTEBOOK_LINE = re.compile(r"^\[(\d\d)\] ")
-
-
-def notebook_lines(log) -> list[str]:
-    """The batch's lines about a notebook (`[07] 07_resets: ...`), in order."""
-    return [line for line in log.read_text().replace("\r", "\n").splitlines() if NOTEBOOK_LINE.match(line)]
-
-
-def wait_for(notebook: str, stage: str, process, out, log, rng: random.Random) -> None:
-    """Until the batch works on `notebook` (or has passed it, or ended), then until `stage` comes in it: a new
-    checkpoint or a run stored (training), its kernel running (executing), and a random moment more."""
-    deadline = time.monotonic() + 600
-    alive = lambda: process.poll() is None and time.monotonic() < deadline
-    reached = lambda: any(NOTEBOOK_LINE.match(line).group(1) >= notebook for line in notebook_lines(log))
-    while alive() and not reached():
-        time.sleep(0.05)
-    before = (checkpoints(out), len([e for e in events(out) if e["event"] == "finish"]))
-    came = {
-        "training: after a checkpoint": lambda: checkpoints(out) - before[0],
-        "training: after a run is stored": lambda: len([e for e in events(out) if e["event"] == "finish"]) > before[1],
-        "executing its notebook": lambda: any(line.startswith(f"[{notebook}]") and "running (preset" in line
-                                              for line in notebook_lines(log)),
-    }[stage]
-    passed = lambda: any(NOTEBOOK_LINE.match(line).group(1) > notebook for line in notebook_lines(log))
-    while alive() and not came() and not passed():
-        time.sleep(0.05)
-    time.sleep(rng.uniform(0, 3.0 if stage.startswith("executing") else 0.5))
-
-
-def where(out, log) -> dict:
-    """Where a kill landed: the batch's last line about a notebook and the store's last event."""
-    lines = notebook_lines(log)
-    last = events(out)[-1] if events(out) else {}
-    return {"batch": lines[-1][:100] if lines else "(starting: plan)", "event": last.get("event"),
-            "key": last.get("key"), "phase": last.get("phase"), "epoch": last.get("epoch")}
 
 
 def test_every_notebook_killed_many_times_ends_like_an_uninterrupted_batch(tmp_path):

@@ -12,6 +12,7 @@ from plasticity_nb.analysis.study_config import WarmStartConfig
 from plasticity_nb.analysis.study_runs import load_study
 from plasticity_nb.execution.store import CORRUPT, MANIFEST, REASON, STORE_FORMAT, StoreError, StoreWarning
 from tests.helpers import batch, run_folders, tiny_run
+from tests.smoke_store import copy_runs, plan_keys
 
 SCRATCH = tiny_run(phases=None).truncated(1)  # a one-phase run: its folder alone is the run
 
@@ -134,9 +135,10 @@ def test_runs_stored_before_manifests_are_checked_given_one_and_said_once(tmp_pa
     assert len(set_aside(tmp_path)) == 1
 
 
-def test_a_batch_names_a_damaged_run_once_and_trains_it_again(tmp_path):
+@pytest.mark.smoke_store
+def test_a_batch_names_a_damaged_run_once_and_trains_it_again(tmp_path, cifar):
     args = ["run", "--preset", "smoke", "--only", "01", "--train-only"]
-    assert batch(tmp_path, args, tmp_path / "first.log").wait() == 0
+    copy_runs(tmp_path, plan_keys(WarmStartConfig.from_preset("smoke"), cifar.data_id))  # what a first batch stored
     victim = sorted(run_folders(tmp_path))[0]
     truncate(victim / "history.parquet")
     assert batch(tmp_path, args, tmp_path / "second.log").wait() == 0

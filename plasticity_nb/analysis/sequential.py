@@ -67,12 +67,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import math
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import scipy
 from scipy.special import ndtr, ndtri, stdtr, stdtrit
 
+from ..core.files import cached
 from .stats import (
     ALPHA,
     EQUIVALENT,
@@ -208,7 +213,18 @@ def null_t(looks: tuple[int, ...]) -> np.ndarray:
 def calibration(looks: tuple[int, ...], level: float, spending: str, two_sided: bool) -> float:
     """The factor on every look's nominal p (z boundary's tail) that makes the t design's error exactly `level`
     on CALIBRATION_SIMS null paths: the significance-level approach alone errs by ~5 % of the level at 3-15 df
-    (0.0527 for 0.05 at looks 4, 8, 12, 16; benchmarks/RESULTS.md)."""
+    (0.0527 for 0.05 at looks 4, 8, 12, 16; benchmarks/RESULTS.md). Kept in this machine's cache (about a second
+    of simulation a design), keyed by everything it depends on: this module's source and numpy's and scipy's
+    versions name the simulation and the boundaries."""
+    key = json.dumps([list(looks), level, spending, two_sided, CALIBRATION_SIMS, CALIBRATION_SEED, np.__version__,
+                      scipy.__version__, _SOURCE_DIGEST])
+    return cached("calibration", key, lambda: _calibrate(looks, level, spending, two_sided))
+
+
+_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def _calibrate(looks: tuple[int, ...], level: float, spending: str, two_sided: bool) -> float:
     fractions = tuple(n / looks[-1] for n in looks)
     p = ndtr(-np.asarray(z_boundaries(fractions, level, spending, two_sided)))
     t, df = null_t(looks), np.asarray(looks) - 1

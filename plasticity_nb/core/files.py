@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import random
 import shutil
@@ -17,7 +18,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
+
+from .paths import cache_dir
 
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # no space left, disk quota exceeded
 
@@ -61,6 +64,29 @@ def copy_atomic(source: str | os.PathLike, target: str | os.PathLike) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def cached(table: str, key: str, compute: Callable[[], Any]) -> Any:
+    """`compute()` once per `key` on this machine, kept in the JSON file `<cache_dir>/<table>.json` (the value must
+    be JSON). A key names everything the value depends on. A cache that cannot be read or written only costs the
+    computation again; two processes adding keys at once may drop one of them, which is computed again later."""
+    path = cache_dir() / f"{table}.json"
+    found = _read_table(path)
+    if key in found:
+        return found[key]
+    value = compute()
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps({**_read_table(path), key: value}, indent=0, sort_keys=True))
+    return value
+
+
+def _read_table(path: Path) -> dict[str, Any]:
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return table if isinstance(table, dict) else {}
 
 
 @contextlib.contextmanager

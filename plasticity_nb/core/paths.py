@@ -1,4 +1,4 @@
-"""Where things live: the project root, the data folder and the outputs folder."""
+"""Where things live: the project root, the data folder, the outputs folder and this machine's cache."""
 from __future__ import annotations
 
 import os
@@ -21,3 +21,12 @@ def default_out_dir() -> Path:
 def resolve_out_dir(out_dir: str | os.PathLike | None) -> Path:
     """The notebooks' `out_dir` parameter: None means the default outputs folder."""
     return Path(out_dir).expanduser().resolve() if out_dir else default_out_dir()
+
+
+def cache_dir() -> Path:
+    """`PLASTICITY_CACHE` if set (the tests point it at their session's folder), else the user's cache folder:
+    values this machine computed once and can compute again (see `core.files.cached`)."""
+    explicit = os.environ.get("PLASTICITY_CACHE")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plasticity_nb"
