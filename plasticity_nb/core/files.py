@@ -20,6 +20,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from .paths import cache_dir
 
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # no space left, disk quota exceeded
@@ -78,6 +80,28 @@ def cached(table: str, key: str, compute: Callable[[], Any]) -> Any:
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps({**_read_table(path), key: value}, indent=0, sort_keys=True))
+    return value
+
+
+def cached_array(name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """`compute()` once per `name` on this machine, kept as `<cache_dir>/arrays/<name>.npy` and read back memory-mapped
+    (read-only). The name must say everything the array depends on. A missing, truncated or unreadable copy is
+    computed again; one that cannot be written only costs the computation next time."""
+    path = cache_dir() / "arrays" / f"{name}.npy"
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        pass
+    value = compute()
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_name(path)
+        try:
+            with open(tmp, "wb") as handle:
+                np.save(handle, value, allow_pickle=False)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return value
 
 

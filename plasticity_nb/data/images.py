@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..core.config import ConfigError
-from ..core.files import cached
+from ..core.files import cached, cached_array
 from ..core.paths import project_root
 from .datasets import DataError, DatasetSpec, dataset_spec
 
@@ -145,15 +145,16 @@ def _read_npz_folder(spec: DatasetSpec, folder: Path):
             if name in expected and expected[name] != digest:
                 raise DataError(f"checksum mismatch for {folder / name}: SHA256SUMS says {expected[name]}, "
                                 f"the file has {digest}. The file is corrupt or not the listed copy.")
-    arrays = tuple(_read_npz(spec, folder / name, n)
+    arrays = tuple(_read_npz(spec, folder / name, n, digests[name])
                    for name, n in (("train.npz", spec.train_size), ("test.npz", spec.test_size)))
     data_id = spec.fingerprint("npz", _combined(digests.values()))
     return arrays, f"{folder} (npz; train sha256 {digests['train.npz'][:12]}...)", data_id
 
 
-def _read_npz(spec: DatasetSpec, path: Path, expected_rows: int):
+def _read_npz(spec: DatasetSpec, path: Path, expected_rows: int, digest: str):
     """(images reader, labels): labels are read and checked now, the image array's header too; the images
-    are decompressed when the reader is called."""
+    are decompressed when the reader is called, once per file on this machine (`digest`, the file's SHA-256, names
+    the decompressed copy kept in the cache: ~1.5 s saved in every process that trains on CIFAR-10)."""
     try:
         with zipfile.ZipFile(path) as archive:
             missing = [name for name in ("images", "labels") if f"{name}.npy" not in archive.namelist()]
@@ -170,13 +171,13 @@ def _read_npz(spec: DatasetSpec, path: Path, expected_rows: int):
         raise corrupt(path, err) from None
     _check_arrays(spec, path, dtype, shape, labels, expected_rows)
 
-    def read_images() -> np.ndarray:
+    def decompress() -> np.ndarray:
         try:
             with np.load(path) as arrays:
                 return arrays["images"]
         except UNREADABLE as err:  # e.g. a damaged byte inside the archive (CRC check) when there is no SHA256SUMS
             raise corrupt(path, err) from None
-    return read_images, labels
+    return (lambda: cached_array(f"npz-images-{digest}", decompress)), labels
 
 
 UNREADABLE = (zipfile.BadZipFile, EOFError, ValueError, OSError)
