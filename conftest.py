@@ -19,7 +19,7 @@ def pytest_configure(config):
         os.environ["OMP_NUM_THREADS"] = "1"
     else:  # the controlling process (or a run without xdist) makes the folder its workers share
         os.environ["PLASTICITY_TEST_SHARED"] = tempfile.mkdtemp(prefix="plasticity-test-shared-")
-        # This session's cache (dataset digests, sequential calibrations): shared by its processes, not the user's.
+        # This session's cache (digests, decompressed images, calibrations): shared by its processes, not the user's.
         os.environ["PLASTICITY_CACHE"] = os.path.join(os.environ["PLASTICITY_TEST_SHARED"], "cache")
     os.environ["PLASTICITY_OUT"] = tempfile.mkdtemp(prefix=f"plasticity-test-out-{worker or 'main'}-")
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -63,12 +63,16 @@ _notebook_runs_copied = False
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """Before nbval's first notebook cell in this process: the smoke runs are in the kernels' PLASTICITY_OUT, so the
-    notebooks execute against stored runs (they load them, train nothing; the store was trained by the batch)."""
+    notebooks execute against stored runs (they load them; the store was trained by the batch). All but notebook
+    01's: its kernel trains them itself, the path a user's first notebook takes (a few seconds at smoke)."""
     global _notebook_runs_copied
     if item.path.suffix == ".ipynb" and not _notebook_runs_copied:
-        from tests.smoke_store import copy_runs
+        from plasticity_nb.data.cifar10 import load_cifar10
+        from plasticity_nb.studies import warm_start_gap
+        from tests.smoke_store import copy_runs, plan_keys
 
-        copy_runs(Path(os.environ["PLASTICITY_OUT"]))
+        first = plan_keys(warm_start_gap.Config.from_preset("smoke"), load_cifar10().data_id)
+        copy_runs(Path(os.environ["PLASTICITY_OUT"]), leave_out=first)
         _notebook_runs_copied = True
 
 

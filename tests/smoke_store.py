@@ -93,18 +93,18 @@ def _build_ended(paths: dict[str, Path]) -> bool:
         return True
 
 
-def copy_runs(into: Path, keys: Iterable[str] | None = None) -> Path:
-    """Copy the smoke store's run folders (those named in `keys`, or all) into the output folder `into`, leaving
-    the runs it already holds as they are."""
+def copy_runs(into: Path, keys: Iterable[str] | None = None, leave_out: Iterable[str] = ()) -> Path:
+    """Copy the smoke store's run folders (those named in `keys`, or all but those in `leave_out`) into the output
+    folder `into`, leaving the runs it already holds as they are."""
     source = smoke_store() / "runs"
-    wanted = None if keys is None else set(keys)
-    folders = [p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    missing = set() if wanted is None else wanted - {p.name for p in folders}
+    folders = {p.name: p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    wanted = set(folders) - set(leave_out) if keys is None else set(keys)
+    missing = wanted - set(folders)
     if missing:
         raise KeyError(f"the smoke store has no run {sorted(missing)[0]} ({len(missing)} missing)")
-    for folder in folders:
-        if (wanted is None or folder.name in wanted) and not (into / "runs" / folder.name).exists():
-            shutil.copytree(folder, into / "runs" / folder.name)
+    for name in sorted(wanted):
+        if not (into / "runs" / name).exists():
+            shutil.copytree(folders[name], into / "runs" / name)
     return into
 
 
