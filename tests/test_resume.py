@@ -24,6 +24,25 @@ def test_resuming_from_every_checkpoint_reproduces_the_uninterrupted_run(cifar, 
         assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
 
 
+def test_a_target_run_resumes_from_every_checkpoint_bit_identically(cifar, tmp_path):
+    """Where a target phase ends is read from the history, so a resumed run stops where the whole one did."""
+    phase = Phase(epochs=200, lr=3e-3, target_train_acc=0.9, window=2)
+    config = tiny_run(model="mlp", depth=1, width=256, train_subset=100, batch_size=20,
+                      phases=(Phase(pool="half", epochs=2), phase))
+    saved = []
+    whole = train_run(config, cifar, checkpoint=saved.append, checkpoint_every=1)
+    tuned = [r["train_acc"] for r in whole.history if r["phase"] == 2]
+    assert len(tuned) == phase.reached_at(tuned) + 2
+    assert len(saved) == len(whole.history) - 2  # none after a phase's last epoch
+    store = RunStore(tmp_path)
+    for state in saved:
+        store.save_checkpoint(config, state)
+        resumed = train_run(config, cifar, resume=store.load_checkpoint(config))
+        pd.testing.assert_frame_equal(pd.DataFrame(resumed.history)[DETERMINISTIC],
+                                      pd.DataFrame(whole.history)[DETERMINISTIC])
+        assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
+
+
 def test_a_resumed_run_keeps_the_compile_setting_it_started_with(cifar, tmp_path, monkeypatch):
     config = tiny_run(phases=(Phase(epochs=3),))
     saved = []

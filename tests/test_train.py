@@ -67,6 +67,29 @@ def test_stops_at_the_target_train_accuracy(cifar):
     assert len(history) < 200 and history.train_acc.iloc[-1] >= 0.9 and (history.train_acc.iloc[:-1] < 0.9).all()
 
 
+def test_a_target_phase_trains_its_window_after_the_epoch_that_reached_it(cifar):
+    phase = Phase(epochs=200, lr=3e-3, target_train_acc=0.9, window=3)
+    config = tiny_run(model="mlp", depth=1, width=256, train_subset=100, batch_size=20, phases=(phase,))
+    history = pd.DataFrame(train_run(config, cifar).history)
+    reached = phase.reached_at(history.train_acc.tolist())
+    assert reached is not None and (history.train_acc.iloc[:reached - 1] < 0.9).all()
+    assert len(history) == reached + 3  # exactly the window after it, whatever the window's own accuracies
+    assert history.test_acc.iloc[reached:].notna().all()  # every window epoch evaluated: the metric reads them
+
+
+def test_a_run_that_hits_the_cap_below_its_target_still_trains_its_window_and_is_told_apart(cifar):
+    phase = Phase(epochs=2, lr=1e-4, target_train_acc=1.0, window=2)
+    config = tiny_run(model="mlp", depth=1, width=16, phases=(phase,))
+    history = pd.DataFrame(train_run(config, cifar).history)
+    assert len(history) == 4 and phase.reached_at(history.train_acc.tolist()) is None
+    assert history.test_acc.iloc[-2:].notna().all()
+
+
+def test_the_window_needs_a_target():
+    with pytest.raises(ConfigError, match="window 3 is set without target_train_acc"):
+        Phase(epochs=5, window=3)
+
+
 def test_a_diverging_run_is_recorded_as_diverged(cifar):
     config = tiny_run(model="mlp", depth=2, width=32, phases=(Phase(epochs=3, optimizer="sgd", lr=1e12),
                                                                Phase(epochs=2, lr=1e-3)))

@@ -64,9 +64,10 @@ class StepTiming:
     evaluate: float  # seconds per test image
 
     def run_seconds(self, config: RunConfig) -> float:
-        """The config's last phase: its training examples, and its test-set evaluations."""
+        """The config's last phase: its training examples, and its test-set evaluations (a target's phase at its
+        most: its cap and window)."""
         phase = config.phases[-1]
-        evaluations = sum(scheduled(phase, epoch) for epoch in range(phase.epochs))
+        evaluations = sum(scheduled(phase, epoch) for epoch in range(phase.epochs)) + phase.window
         return (training_examples(config) * self.train
                 + evaluations * (config.test_subset or dataset_spec(config.dataset).test_size) * self.evaluate)
 

@@ -233,9 +233,10 @@ def _run_dag(todo: dict[str, RunConfig], pool, args: tuple, bar: tqdm) -> None:
 
 
 def training_examples(config: RunConfig) -> int:
-    """Examples the config's last phase trains on (its prefix is a run of its own): a cost estimate."""
+    """Examples the config's last phase trains on (its prefix is a run of its own): a cost estimate, at its most
+    where a target may end it sooner."""
     phase = config.phases[-1]
-    return phase.epochs * (config.train_subset // 2 if phase.pool == "half" else config.train_subset)
+    return phase.most_epochs * (config.train_subset // 2 if phase.pool == "half" else config.train_subset)
 
 
 # Below this many training examples in all, starting worker processes (a few seconds each: import

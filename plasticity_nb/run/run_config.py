@@ -6,7 +6,7 @@ and none of them needs the others to do so. A config's hash names its stored res
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Sequence
 
 from ..core.config import Config, ConfigError, Range, check_within, ranged
 from ..data.datasets import DATASETS, DEFAULT_DATASET, DatasetSpec, dataset_spec
@@ -25,11 +25,14 @@ PRECISIONS = ("bf16", "fp32")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Phase(Config):
     pool: str = ranged("full", choices=POOLS)  # training examples: half | full | blend | stage
-    epochs: int = ranged(1, gt=0)  # epoch budget: passes over the pool (blend: steps of the full subset)
+    # epoch budget: passes over the pool (blend: steps of the full subset); with a target, the cap on reaching it
+    epochs: int = ranged(1, gt=0)
     optimizer: str = ranged("adam", choices=OPTIMIZERS)  # adam | sgd | sgd_momentum | rmsprop; a new one at every phase
     lr: float = ranged(1e-3, gt=0)  # constant learning rate
-    # stop once an epoch's train accuracy (fraction) reaches this
+    # train until an epoch's train accuracy (fraction) reaches this (within `epochs`), then `window` epochs more
     target_train_acc: float | None = ranged(None, gt=0, le=1)
+    # with a target: epochs trained after the one that reached it (or after the cap), the window a metric reads
+    window: int = ranged(0, ge=0)
     reset_groups: tuple[int, ...] = ranged((), ge=1, le=6)  # module groups (1-6) re-initialised before this phase
     # blend only: p(full) = 1 - gamma^(blend_rate * step / steps of the phase)
     gamma: float | None = ranged(None, gt=0, lt=1)
@@ -78,7 +81,29 @@ class Phase(Config):
                  if k not in fields and not (v is None and k in REGISTRY)]
         return cls(**own, remedies=(*listed, *named))
 
+    def reached_at(self, train_accs: Sequence[float]) -> int | None:
+        """The phase epoch (1-based) whose train accuracy (fraction) first reached the target within the cap,
+        given the phase's epochs so far; None without a target or while (or because) it has not."""
+        if self.target_train_acc is None:
+            return None
+        return next((i + 1 for i, acc in enumerate(train_accs[:self.epochs]) if acc >= self.target_train_acc), None)
+
+    def last_epoch(self, train_accs: Sequence[float]) -> int:
+        """The phase's last epoch (1-based) as its epochs so far tell: the epoch that reached the target, or the cap
+        while none has, plus the window (Ash & Adams train each phase to 99 % train accuracy, JordanAsh/warm_start
+        run.py:158-176; the cap ends a run that cannot, and the window is what the metric reads)."""
+        reached = self.reached_at(train_accs)
+        return (self.epochs if reached is None else reached) + self.window
+
+    @property
+    def most_epochs(self) -> int:
+        """The most epochs the phase can train: its cap plus the window."""
+        return self.epochs + self.window
+
     def check(self) -> None:
+        if self.window and self.target_train_acc is None:
+            raise ConfigError(f"window {self.window} is set without target_train_acc: the window follows the epoch "
+                              "that reaches a target (a fixed budget reads its last epochs: eval_tail)")
         names = [r.NAME for r in self.remedies]
         if not all(isinstance(r, Remedy) and type(r) is REGISTRY.get(r.NAME) for r in self.remedies):
             raise ConfigError(f"remedies must be settings of registered remedies ({', '.join(REGISTRY)}), got "

@@ -2,8 +2,8 @@
 
 A phase is epochs of steps. What one step does belongs to a `Learner` (one model, or S models stacked
 into one); this module owns what every run must do alike: when the test set is evaluated, what a
-history row holds, and when a run stops (a non-finite training loss ends the run, reaching the phase's
-target train accuracy ends the phase). `Hook`s are where code that changes training plugs in (run/hooks.py).
+history row holds, and when a run stops (a non-finite training loss ends the run; a phase with a target train
+accuracy ends `window` epochs after the epoch that reached it, or after its cap: `Phase.last_epoch`). `Hook`s are where code that changes training plugs in (run/hooks.py).
 """
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ class Learner(Protocol):
 def train_phase(learner: Learner, phase: Phase, states: Sequence[RunState], hooks: Sequence[Hook] = ()) -> None:
     """Train `phase` from the members' `epoch` on (they move in step), appending to each member's state.
 
-    A member stops at the epoch it diverges or reaches the phase's target; one whose history already ends
-    in divergence (an ensemble member, in an earlier phase) gets no more rows.
+    A member stops at the epoch it diverges or at the phase's last epoch by its own fit (`Phase.last_epoch`); one
+    whose history already ends in divergence (an ensemble member, in an earlier phase) gets no more rows.
     """
     if hooks and learner.model is None:
         raise ValueError("hooks act on one model; train this run on its own, not in an ensemble")
@@ -51,7 +51,7 @@ def train_phase(learner: Learner, phase: Phase, states: Sequence[RunState], hook
     if states[0].epoch == 0:
         for hook in hooks:
             hook.on_phase_start(learner.model, learner.optimizer, phase)
-    for epoch in range(states[0].epoch, phase.epochs):
+    for epoch in range(states[0].epoch, phase.most_epochs):
         started = time.perf_counter()
         batches, logs = learner.epoch_batches(epoch)
         loss_sum, correct = _train_epoch(learner, batches, states[0].step, hooks)
@@ -59,7 +59,8 @@ def train_phase(learner: Learner, phase: Phase, states: Sequence[RunState], hook
             hook.before_evaluation(learner.model, learner.optimizer, epoch)
         seen = len(batches) * learner.batch_size
         train = [(loss_sum[i].item() / seen, correct[i].item() / seen) for i in range(learner.members)]
-        tested = [going[i] and _tested(phase, epoch, *train[i]) for i in range(learner.members)]
+        last = [phase.last_epoch([*phase_train_accs(s), train[i][1]]) for i, s in enumerate(states)]
+        tested = [going[i] and _tested(phase, epoch, last[i], *train[i]) for i in range(learner.members)]
         test = learner.evaluate() if any(tested) else None
         for i, state in enumerate(states):
             if going[i]:
@@ -67,7 +68,9 @@ def train_phase(learner: Learner, phase: Phase, states: Sequence[RunState], hook
                 state.history.append(history_row(phase, state, epoch, *train[i], test[i] if tested[i] else None,
                                                  time.perf_counter() - started, logs[i]))
                 state.epoch = epoch + 1
-                going[i] = not _stops(phase, *train[i])
+                # a phase its target ends early returns before that epoch's hooks, as target phases always have
+                # (stored multi-stage runs keep their histories); one that runs its whole range gets them
+                going[i] = math.isfinite(train[i][0]) and not epoch + 1 == last[i] < phase.most_epochs
         if not any(going):
             return
         for hook in hooks:
@@ -95,17 +98,15 @@ def scheduled(phase: Phase, epoch: int) -> bool:
     return (epoch + 1) % phase.eval_every == 0 or epoch >= phase.epochs - phase.eval_tail or epoch == phase.epochs - 1
 
 
-def _reached(phase: Phase, train_acc: float) -> bool:
-    return phase.target_train_acc is not None and train_acc >= phase.target_train_acc
+def phase_train_accs(state: RunState) -> list[float]:
+    """The train accuracies (fractions) of the epochs done in the phase `state` is in."""
+    return [row["train_acc"] for row in state.history if row["phase"] == state.phase_index + 1]
 
 
-def _tested(phase: Phase, epoch: int, train_loss: float, train_acc: float) -> bool:
-    """A diverged model is not evaluated; one that reached the target is (its phase ends there)."""
-    return math.isfinite(train_loss) and (scheduled(phase, epoch) or _reached(phase, train_acc))
-
-
-def _stops(phase: Phase, train_loss: float, train_acc: float) -> bool:
-    return not math.isfinite(train_loss) or _reached(phase, train_acc)
+def _tested(phase: Phase, epoch: int, last: int, train_loss: float, train_acc: float) -> bool:
+    """A diverged model is not evaluated; every epoch of a target's window is, and the phase's last."""
+    in_window = epoch + 1 > last - phase.window
+    return math.isfinite(train_loss) and (scheduled(phase, epoch) or in_window or epoch + 1 == last)
 
 
 def diverged(state: RunState) -> bool:

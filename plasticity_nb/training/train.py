@@ -133,7 +133,7 @@ def train_run(config: RunConfig, data: ImageData, device: str | torch.device | N
     while state.phase_index < len(config.phases):
         learner = SingleLearner(model, config, state, tensors, runtime)
         description = f"seed {config.seed} phase {state.phase_index + 1}/{len(config.phases)} ({learner.phase.pool})"
-        with tqdm(total=learner.phase.epochs, initial=state.epoch, desc=description, disable=not progress,
+        with tqdm(total=learner.phase.most_epochs, initial=state.epoch, desc=description, disable=not progress,
                   leave=False) as bar:
             hooks = [*_remedy_hooks(config, state, tensors, runtime, remedies),
                      *_phase_hooks(config, state, tensors, learner, bar, checkpoint, checkpoint_every, remedies)]
@@ -170,6 +170,6 @@ def _phase_hooks(config: RunConfig, state: RunState, tensors: RunTensors, learne
         hooks.append(Probing(config, state, tensors))
     hooks.append(Progress(bar))
     if checkpoint and checkpoint_every:
-        hooks.append(Checkpointing(checkpoint, checkpoint_every, state, learner.generator, learner.phase.epochs,
+        hooks.append(Checkpointing(checkpoint, checkpoint_every, state, learner.generator, learner.phase.most_epochs,
                                    remedies))
     return hooks
