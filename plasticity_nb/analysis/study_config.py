@@ -82,8 +82,13 @@ class StudyConfig(Config):
     batch_size: int = range_of(RunConfig, "batch_size")  # examples per step
     # class-balanced training examples; a class-balanced half of them is the pretraining set
     train_subset: int = range_of(RunConfig, "train_subset")
-    tune_epochs: int = range_of(Phase, "epochs")  # epochs on the full subset (warm tuning and scratch alike)
+    # epochs on the full subset (warm tuning and scratch alike); with `fit_target`, the cap on reaching it
+    tune_epochs: int = range_of(Phase, "epochs")
     last_k: int = ranged(gt=0)  # the metric averages test accuracy over the last last_k epochs
+    # train accuracy (%) every tuning phase on the full subset trains to, within `tune_epochs`, before `last_k` epochs
+    # more (the metric window): the arms fit by construction. None: a fixed budget of `tune_epochs`, the protocol of
+    # every run stored before 2026-12-06 (still selectable; such runs report under its premise rule)
+    fit_target: float | None = ranged(None, gt=0, le=100)
     augment: bool = False  # random crop + flip (off in the paper)
     # test images evaluated; None: all of the dataset's (CIFAR-10's 10,000; smoke uses fewer)
     test_subset: int | None = range_of(RunConfig, "test_subset", None)
@@ -123,12 +128,16 @@ class StudyConfig(Config):
         """The phase on the full subset that ends every run (the scratch run is just this phase).
 
         Other phases are built from it with `changes`. All evaluate every `eval_every` epochs; a phase
-        that ends a run (not pretraining) also at each epoch of the metric window.
+        that ends a run (not pretraining) also at each epoch of the metric window. With `fit_target`, a phase on
+        the full subset trains to it (`tune_epochs` its cap) and then the window (`Phase.last_epoch`).
         """
-        ends_run = changes.get("pool", "full") not in ("half", "stage")
+        pool = changes.get("pool", "full")
+        ends_run = pool not in ("half", "stage")
         window = self.last_k if ends_run and self.eval_every > 1 else 0  # eval_every 1 covers it anyway
         fields = dict(pool="full", epochs=self.tune_epochs, optimizer=self.optimizer, lr=self.lr,
                       eval_every=self.eval_every, eval_tail=window)
+        if self.fit_target is not None and pool == "full":  # a blend's schedule spans its whole budget: not cut short
+            fields.update(target_train_acc=self.fit_target / 100, window=self.last_k, eval_tail=0)
         return Phase(**{**fields, **changes})
 
     def run_config(self, seed: int, phases: tuple[Phase, ...], data_id: str = "", **changes: Any) -> RunConfig:
