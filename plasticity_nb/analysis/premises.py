@@ -13,6 +13,24 @@ resolved, never a verdict on a threshold crossed by chance). The arms' differenc
 the per-seed difference of their fits against +/- the bound. Seeds whose fits all tie give a point interval:
 train accuracy varies only across seeds, so there is no other uncertainty to state.
 
+Under train-to-target (`StudyConfig.fit_target`, registered 2026-12-06) every tuning phase trains until its
+train accuracy reaches the target, so fit holds by construction, run by run, and the premise is `RunFitRule`:
+a per-run check of what could fake the claim, in the direction that could. Each seed is *flagged* when one of
+its runs hit the cap below the target or diverged, or when its threatening arm fits more than `bound` points
+more than the other; the claim is void (premise not met) when more than `MAX_FLAGGED_SHARE` of its seeds are
+flagged. Which arm threatens which claim:
+- a gap above 0 (C1-C4, C6, C7b, C8's remaining gaps, C14b): scratch fitting more than warm inflates the gap;
+- a gap closed or equivalent within a margin (C7a, C11, C12) and a warm-side arm beating scratch (C12b): the
+  warm-side arm fitting more than scratch shrinks the gap toward 0 or past it;
+- a remedy's or a knob's reduction of the gap (C8a/b's reduction, C14a, C16a-e): the remedied warm arm fitting
+  more than the plain warm arm; a bound on the reduction (C13a-c: "does little"): the remedied arm fitting less;
+- a growth of the gap across conditions (C5a/b, C17a/b as estimates): each condition's own gap premise (scratch
+  over warm), since either end's warm arm fitting less inflates its gap;
+- a speed bound (C7c) and the measurements of notebook 09 (C9, C10): the cap and divergence flags only.
+No interval on a mean fit enters, so tied fits give no false certainty: a tie is simply not a flag. The
+intention-to-treat estimate (all pairs) is primary; the per-protocol one (unflagged seeds) and the gap at equal
+fit are reported beside it (study_result.py).
+
 Planning (fixed before the confirmation runs of `run --settle`). A claim's premise needs every arm it checks to
 pass, so its chance of passing falls with the number of arms: `pass_chance` is that chance for arms that truly
 fit by `PLANNING_MARGIN_SD` per-seed SDs above the floor (the floor's one-sided t test is a noncentral t: exact,
@@ -35,6 +53,9 @@ MET, NOT_MET, UNCERTAIN = "met", "not met", "uncertain"
 LEVEL = 0.05  # each one-sided bound's level
 PLANNING_MARGIN_SD = 1.0  # an arm that truly fits, for planning: its mean fit this many per-seed SDs above the floor
 WANTED_PASS = 0.9  # the chance a claim's truly fitting arms should have of passing at its planned last look
+# train-to-target: a claim is void when more than this share of its seeds are flagged (none of 3-4 seeds, one of
+# 5-9, two of 10-14): fixed 2026-12-06 before any run under the rule
+MAX_FLAGGED_SHARE = 0.2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +66,7 @@ class Premise:
     detail: str
     uncertain: bool = False  # neither met nor clearly failed (then `met` is False)
     arms: int = 0  # arms whose floor was checked, summed over conditions (0: a premise on something else)
+    flagged: tuple[int, ...] = ()  # train-to-target: the seeds a per-run check flagged (per-protocol leaves them out)
 
     @property
     def state(self) -> str:
@@ -53,13 +75,14 @@ class Premise:
     @classmethod
     def all_of(cls, premises: Sequence["Premise"]) -> "Premise":
         arms = sum(p.arms for p in premises)
+        flagged = tuple(sorted({s for p in premises for s in p.flagged}))
         failed = [p.detail for p in premises if p.state == NOT_MET]
         if failed:
-            return cls(False, "; ".join(failed), arms=arms)
+            return cls(False, "; ".join(failed), arms=arms, flagged=flagged)
         unsure = [p.detail for p in premises if p.state == UNCERTAIN]
         if unsure:
-            return cls(False, "; ".join(unsure), uncertain=True, arms=arms)
-        return cls(True, "; ".join(dict.fromkeys(p.detail for p in premises)), arms=arms)
+            return cls(False, "; ".join(unsure), uncertain=True, arms=arms, flagged=flagged)
+        return cls(True, "; ".join(dict.fromkeys(p.detail for p in premises)), arms=arms, flagged=flagged)
 
 
 def bounds(values: np.ndarray, lowest: float, highest: float) -> tuple[float, float, float]:
@@ -115,6 +138,45 @@ class PremiseRule:
         if low > self.max_difference:
             return Premise(False, f"{where}: the arms fit unequally {said}")
         return Premise(False, f"{where}: uncertain whether the arms fit equally {said}", uncertain=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFitRule:
+    """The premise under train-to-target: per-run flags with a consequence fixed before the data (module doc)."""
+
+    target: float  # train accuracy (%) every tuning phase trains to; a run capped below it is flagged
+    bound: float  # a seed is flagged when its threatening arm fits more than this many points more than the other
+    max_flagged_share: float = MAX_FLAGGED_SHARE  # void when more than this share of the seeds are flagged
+
+    def allowed(self, seeds: int) -> int:
+        """The most flagged seeds a claim on `seeds` seeds stands with."""
+        return math.floor(self.max_flagged_share * seeds + 1e-9)
+
+    def check(self, fits: Mapping[str, pd.Series], capped: Mapping[str, pd.Series], where: str,
+              threat: tuple[str, str] | None = None) -> Premise:
+        """`fits`: arm -> its train accuracy (%) over the window per seed; `capped`: arm -> whether its run hit the
+        cap below the target, per seed; `threat`: (arm, other) when `arm` fitting more than `other` could fake the
+        claim (None: only the cap and divergence flags)."""
+        table = pd.DataFrame({f"fit {arm}": v for arm, v in fits.items()}
+                             | {f"capped {arm}": c.astype(bool) for arm, c in capped.items()})
+        reasons = {int(seed): why for seed, row in table.iterrows() if (why := self.flags(row, fits, threat))}
+        n, allowed = len(table), self.allowed(len(table))
+        means = ", ".join(f"{arm} {table[f'fit {arm}'].mean():.1f} %" for arm in fits)
+        said = (f"{where}: fits {means} over the window ({n} seeds); {len(reasons)} seed(s) flagged"
+                + (f" ({'; '.join(f'{s}: {why}' for s, why in reasons.items())})" if reasons else "")
+                + f", at most {allowed} allowed")
+        return Premise(len(reasons) <= allowed and n > 0, said, arms=len(fits), flagged=tuple(reasons))
+
+    def flags(self, row: pd.Series, fits: Mapping[str, pd.Series], threat: tuple[str, str] | None) -> str:
+        """Why one seed is flagged ("" when it is not)."""
+        why = [f"{arm} diverged" for arm in fits if not np.isfinite(row[f"fit {arm}"])]
+        why += [f"{arm} capped below {self.target:g} %" for arm in fits if row[f"capped {arm}"]]
+        if threat and not why:
+            arm, other = threat
+            more = row[f"fit {arm}"] - row[f"fit {other}"]
+            if more > self.bound:
+                why.append(f"{arm} fits {more:.1f} points more than {other} (bound {self.bound:g})")
+        return ", ".join(why)
 
 
 def pass_chance(seeds: int, arms: int, margin_sd: float = PLANNING_MARGIN_SD) -> float:

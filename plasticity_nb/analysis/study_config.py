@@ -11,7 +11,7 @@ from ..core.config import Config, ConfigError, range_of, ranged
 from ..data.datasets import DEFAULT_DATASET
 from ..run.run_config import PRECISIONS, Phase, RunConfig
 from ..training.runtime import native_precision
-from .premises import PremiseRule
+from .premises import PremiseRule, RunFitRule
 
 ARMS = ("warm", "scratch")
 
@@ -121,7 +121,10 @@ class StudyConfig(Config):
     def check_sweep(self) -> None:
         """A study's own checks, run before its runs are built."""
 
-    def premise_rule(self) -> PremiseRule:
+    def premise_rule(self) -> PremiseRule | RunFitRule:
+        """Train-to-target's per-run rule (the arms' difference bound flags a seed), else the fixed budget's."""
+        if self.fit_target is not None:
+            return RunFitRule(self.fit_target, self.premise_arm_difference)
         return PremiseRule(self.premise_train_acc, self.premise_arm_difference)
 
     def tune(self, **changes: Any) -> Phase:

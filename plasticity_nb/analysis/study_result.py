@@ -10,10 +10,14 @@ from typing import Any
 import pandas as pd
 
 from ..execution.store import RunRecord
+from ..run.run_config import Phase
 from .pooling import pooled_estimates
-from .premises import Premise, PremiseRule
+from .premises import Premise, PremiseRule, RunFitRule
 from .stats import Estimate, Test, difference_test, equivalence_test, paired_estimate
 from .study_config import ARMS
+
+GAP_THREAT = ("scratch", "warm")  # scratch fitting more than warm could fake a gap (premises.py)
+CLOSED_THREAT = ("warm", "scratch")  # the warm-side arm fitting more could fake a closed gap, or warm beating scratch
 
 
 @dataclasses.dataclass
@@ -61,12 +65,37 @@ class StudyResult:
         """One arm's train accuracy (%) over the metric window, per seed (NaN where a run diverged)."""
         return self.arm_series(arm, "window_train_acc", **condition)
 
-    def premise(self, rule: PremiseRule, **condition: Any) -> Premise:
-        """Do warm and scratch both fit under `condition` (every condition when none is given)?"""
+    def capped(self, arm: str, **condition: Any) -> pd.Series:
+        """Per seed: whether one arm's run hit its cap below its target (False under a fixed budget)."""
+        return self.arm_series(arm, "capped", **condition)
+
+    def premise(self, rule: PremiseRule | RunFitRule, *, threat: tuple[str, str] | None = GAP_THREAT,
+                **condition: Any) -> Premise:
+        """Do warm and scratch both fit under `condition` (every condition when none is given)? Under a per-run
+        rule, `threat` names the arm whose fitting more than the other could fake the claim (premises.py)."""
         if condition or not self.conditions:
-            return rule.check({arm: self.fits(arm, **condition) for arm in ARMS}, describe(condition))
+            fits = {arm: self.fits(arm, **condition) for arm in ARMS}
+            if isinstance(rule, RunFitRule):
+                return rule.check(fits, {arm: self.capped(arm, **condition) for arm in ARMS}, describe(condition),
+                                  threat)
+            return rule.check(fits, describe(condition))
         keys = self.gaps[list(self.conditions)].drop_duplicates().to_dict("records")
-        return Premise.all_of([self.premise(rule, **key) for key in keys])
+        return Premise.all_of([self.premise(rule, threat=threat, **key) for key in keys])
+
+    def reduction_premise(self, rule: PremiseRule | RunFitRule, column: str, base: Any, changed: Any,
+                          fewer: bool = False) -> Premise:
+        """The premise of a reduction of the gap, gap(column=base) - gap(column=changed): under a per-run rule the
+        changed warm arm fitting more than the base one could fake it (`fewer`: fitting less, for a bound that
+        it does little), besides every run's cap; under a fixed budget, each condition's own premise."""
+        if not isinstance(rule, RunFitRule):
+            return Premise.all_of([self.premise(rule, **{column: v}) for v in (base, changed)])
+        named = {"base": base, "changed": changed}
+        fits = {name: self.fits("warm", **{column: v}) for name, v in named.items()}
+        capped = {name: self.capped("warm", **{column: v}) for name, v in named.items()}
+        threat = ("base", "changed") if fewer else ("changed", "base")
+        own = Premise.all_of([self.premise(rule, threat=None, **{column: v}) for v in (base, changed)])
+        warm_arms = rule.check(fits, capped, f"warm arms, {column}={changed} against {base}", threat)
+        return Premise.all_of([own, warm_arms])
 
     def where(self, column: str, values: list[Any]) -> StudyResult:
         """The result of only the runs whose `column` is one of `values` (e.g. some of a sweep's conditions)."""
@@ -157,17 +186,25 @@ def tidy(record: RunRecord, table: pd.DataFrame, labels: dict[str, Any]) -> pd.D
 
 def final_metrics(record: RunRecord, last_k: int) -> dict[str, Any]:
     """The paper's metric, mean test accuracy (%) over the last `last_k` epochs of the final phase; and the
-    premise's, mean train accuracy (%) over the same window; the last epoch's train accuracy beside them."""
+    premise's, mean train accuracy (%) over the same window; the last epoch's train accuracy beside them; and
+    whether a phase with a target hit its cap below it (`Phase.reached_at`)."""
     h = record.history
-    window = h[h.phase == h.phase.max()].tail(last_k)
+    tuned = h[h.phase == h.phase.max()]
+    window = tuned.tail(last_k)
     finished = record.status == "finished"
     return {
         "status": record.status,
+        "capped": capped(record.config.phases[-1], tuned) if record.config else False,
         "final_test_acc": 100 * window.test_acc.mean() if finished else float("nan"),
         "window_train_acc": 100 * window.train_acc.mean() if finished else float("nan"),
         "final_train_acc": 100 * h.train_acc.iloc[-1] if finished else float("nan"),
         "key": record.key,
     }
+
+
+def capped(phase: Phase, tuned: pd.DataFrame) -> bool:
+    """Whether a phase with a target hit its cap below it (a fixed budget never does)."""
+    return phase.target_train_acc is not None and phase.reached_at(list(tuned.train_acc)) is None
 
 
 def paired_gaps(summary: pd.DataFrame, conditions: tuple[str, ...] = ()) -> pd.DataFrame:

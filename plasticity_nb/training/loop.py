@@ -3,7 +3,8 @@
 A phase is epochs of steps. What one step does belongs to a `Learner` (one model, or S models stacked
 into one); this module owns what every run must do alike: when the test set is evaluated, what a
 history row holds, and when a run stops (a non-finite training loss ends the run; a phase with a target train
-accuracy ends `window` epochs after the epoch that reached it, or after its cap: `Phase.last_epoch`). `Hook`s are where code that changes training plugs in (run/hooks.py).
+accuracy ends `window` epochs after the epoch that reached it, or after its cap: `Phase.last_epoch`).
+`Hook`s are where code that changes training plugs in (run/hooks.py).
 """
 from __future__ import annotations
 
