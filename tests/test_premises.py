@@ -1,13 +1,15 @@
 """Premise gates on constructed histories: a verdict only where both arms fit their training data."""
+import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from plasticity_nb.analysis.premises import PremiseRule
+from plasticity_nb.analysis.premises import PremiseRule, RunFitRule
 from plasticity_nb.analysis.study_config import WarmStartConfig
-from plasticity_nb.analysis.study_result import compare
+from plasticity_nb.analysis.study_result import CLOSED_THREAT, GAP_THREAT, compare
 from plasticity_nb.execution.store import RunRecord
+from plasticity_nb.run.run_config import Phase, RunConfig
 from plasticity_nb.studies import optimisers, warm_start_gap
 
 RULE = PremiseRule(min_train_acc=97.0, max_difference=2.0)  # a rule of its own, not a preset's
@@ -150,3 +152,70 @@ def test_the_pass_chance_is_the_floor_tests_power_and_agrees_with_simulation():
     assert seeds_to_pass(2) == 13 and seeds_to_pass(1, margin_sd=0.01, most=30) is None
     with pytest.raises(ValueError, match="at least 2 seeds"):
         pass_chance(1, 2)
+
+
+# Train-to-target's per-run premise (RunFitRule): flags in the direction that could fake the claim.
+RUN_RULE = RunFitRule(target=99.0, bound=2.0)
+
+
+def seeded(values) -> pd.Series:
+    return pd.Series(values, index=range(len(values)), dtype=float)
+
+
+def run_check(warm, scratch, capped_warm=(), threat=GAP_THREAT):
+    n = len(warm)
+    capped = {"warm": pd.Series([i in capped_warm for i in range(n)]), "scratch": pd.Series([False] * n)}
+    return RUN_RULE.check({"warm": seeded(warm), "scratch": seeded(scratch)}, capped, "test", threat)
+
+
+def test_warm_fitting_more_never_flags_a_gap_claim_but_scratch_fitting_more_does():
+    assert run_check([99.9] * 5, [95.0] * 5).met  # it could only hide a gap
+    scratch_more = run_check([95.0] * 5, [99.9] * 5)
+    assert not scratch_more.met and scratch_more.flagged == (0, 1, 2, 3, 4)
+    assert "scratch fits 4.9 points more than warm" in scratch_more.detail
+
+
+def test_for_a_closed_gap_the_warm_side_fitting_more_is_the_threat():
+    assert not run_check([99.9] * 5, [95.0] * 5, threat=CLOSED_THREAT).met
+    assert run_check([95.0] * 5, [99.9] * 5, threat=CLOSED_THREAT).met
+
+
+def test_tied_fits_flag_nothing_and_claim_no_interval():
+    premise = run_check([99.5] * 3, [99.5] * 3)
+    assert premise.met and premise.flagged == () and "bound" not in premise.detail
+
+
+def test_a_diverged_or_capped_run_flags_its_seed_whatever_the_direction():
+    diverged = run_check([99.5, math.nan, 99.5, 99.5, 99.5], [99.5] * 5, threat=None)
+    assert diverged.flagged == (1,) and "warm diverged" in diverged.detail
+    capped = run_check([99.5] * 5, [99.5] * 5, capped_warm=(2,), threat=None)
+    assert capped.flagged == (2,) and "warm capped below 99 %" in capped.detail
+
+
+@pytest.mark.parametrize("seeds,flagged,met", [(3, 0, True), (3, 1, False), (5, 1, True), (5, 2, False),
+                                               (10, 2, True), (10, 3, False)])
+def test_a_claim_is_void_when_more_than_a_fifth_of_its_seeds_are_flagged(seeds, flagged, met):
+    scratch = [99.9] * flagged + [99.0] * (seeds - flagged)  # scratch fits 4.9 points more in the first seeds
+    premise = run_check([95.0] * flagged + [99.0] * (seeds - flagged), scratch)
+    assert len(premise.flagged) == flagged and premise.met is met
+
+
+def target_record(name, train_acc, test_acc, target=0.99, cap=4, window=2):
+    phase = Phase(epochs=cap, target_train_acc=target, window=window)
+    rows = [dict(phase=1, pool="full", epoch=e + 1, phase_epoch=e + 1, step=e, lr=1e-3, train_loss=0.1,
+                 train_acc=a, test_loss=1.0, test_acc=test_acc, seconds=1.0) for e, a in enumerate(train_acc)]
+    config = RunConfig(phases=(phase,), train_subset=5000, test_subset=1000)
+    return RunRecord(config, Path(name), pd.DataFrame(rows), pd.DataFrame(), {"status": "finished"}, {})
+
+
+def test_a_capped_run_is_flagged_in_the_study_and_the_claim_reads_premise_not_met():
+    records, labels = [], []
+    for seed in range(3):
+        warm = [0.9, 0.95, 0.96, 0.97, 0.97, 0.98] if seed == 1 else [0.9, 0.99, 0.99, 0.995]  # seed 1 capped
+        records += [target_record(f"w{seed}", warm, 0.55), target_record(f"s{seed}", [0.9, 0.99, 0.99, 0.99], 0.6)]
+        labels += [dict(seed=seed, arm="warm"), dict(seed=seed, arm="scratch")]
+    config = WarmStartConfig.from_preset("quick").replace(fit_target=99.0)
+    result = compare(records, labels, last_k=2, rule=config.premise_rule())
+    assert result.summary.capped.tolist() == [False, False, True, False, False, False]
+    claim = warm_start_gap.claims(result, config)[0]
+    assert claim.premise.flagged == (1,) and claim.verdict == "premise not met"

@@ -84,18 +84,25 @@ class StudyResult:
 
     def reduction_premise(self, rule: PremiseRule | RunFitRule, column: str, base: Any, changed: Any,
                           fewer: bool = False) -> Premise:
-        """The premise of a reduction of the gap, gap(column=base) - gap(column=changed): under a per-run rule the
-        changed warm arm fitting more than the base one could fake it (`fewer`: fitting less, for a bound that
-        it does little), besides every run's cap; under a fixed budget, each condition's own premise."""
+        """The premise of a reduction of the gap, gap(column=base) - gap(column=changed): each condition's runs
+        (their caps), and under a per-run rule the changed warm arm fitting more than the base one, which could fake
+        it (`fewer`: fitting less, for a bound that it does little); under a fixed budget, each condition's own."""
         if not isinstance(rule, RunFitRule):
             return Premise.all_of([self.premise(rule, **{column: v}) for v in (base, changed)])
-        named = {"base": base, "changed": changed}
-        fits = {name: self.fits("warm", **{column: v}) for name, v in named.items()}
-        capped = {name: self.capped("warm", **{column: v}) for name, v in named.items()}
-        threat = ("base", "changed") if fewer else ("changed", "base")
         own = Premise.all_of([self.premise(rule, threat=None, **{column: v}) for v in (base, changed)])
-        warm_arms = rule.check(fits, capped, f"warm arms, {column}={changed} against {base}", threat)
-        return Premise.all_of([own, warm_arms])
+        arms = {f"warm {column}={v}": ("warm", {column: v}) for v in (changed, base)}
+        names = tuple(arms)
+        threat = names[::-1] if fewer else names
+        return Premise.all_of([own, self.arms_premise(rule, arms, f"{column}={changed} against {base}", threat)])
+
+    def arms_premise(self, rule: PremiseRule | RunFitRule, arms: dict[str, tuple[str, dict[str, Any]]], where: str,
+                     threat: tuple[str, str] | None = None) -> Premise:
+        """The premise over arms of different conditions, each named: name -> (arm, condition)."""
+        fits = {name: self.fits(arm, **condition) for name, (arm, condition) in arms.items()}
+        if not isinstance(rule, RunFitRule):
+            return rule.check(fits, where)
+        capped = {name: self.capped(arm, **condition) for name, (arm, condition) in arms.items()}
+        return rule.check(fits, capped, where, threat)
 
     def where(self, column: str, values: list[Any]) -> StudyResult:
         """The result of only the runs whose `column` is one of `values` (e.g. some of a sweep's conditions)."""

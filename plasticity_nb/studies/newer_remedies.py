@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 
 from ..analysis.claims import ClaimResult
-from ..analysis.premises import Premise
 from ..analysis.stats import Test, correlation_test, difference_test, screen_test
 from ..analysis.study_config import presets
 from ..analysis.study_result import StudyResult
@@ -44,14 +43,10 @@ class Config(remedies.Config):
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     """C16a-e for each new remedy in the sweep; C15 across every condition."""
     rule, found = config.premise_rule(), []
-
-    def premise(*conditions: str) -> Premise:
-        return Premise.all_of([result.premise(rule, remedy=r) for r in conditions])
-
     for remedy, claim in NEWER.items():
         if remedy in config.remedies:
             reduces = difference_test(result.gap_change("remedy", NONE, remedy), f"gap(none) - gap({remedy})")
-            found.append(ClaimResult(claim, (reduces,), premise(NONE, remedy),
+            found.append(ClaimResult(claim, (reduces,), result.reduction_premise(rule, "remedy", NONE, remedy),
                                      (result.gap_test(remedy=remedy),
                                       result.gap_equivalence(config.equivalence_margin, remedy=remedy))))
     found.append(predictor_claim(result, config))

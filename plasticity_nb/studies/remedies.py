@@ -25,10 +25,9 @@ from typing import Any
 import pandas as pd
 
 from ..analysis.claims import ClaimResult
-from ..analysis.premises import Premise
 from ..analysis.stats import bound_test, difference_test
 from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
-from ..analysis.study_result import StudyResult
+from ..analysis.study_result import CLOSED_THREAT, StudyResult
 from ..core.config import ConfigError, range_of, ranged
 from ..measures.metric_settings import METRIC_DEFINITIONS, MetricSettings
 from ..remedies.cbp import ContinualBackpropSettings
@@ -192,28 +191,27 @@ def start_of_tuning(result: StudyResult) -> pd.DataFrame:
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     """C11-C14 for each remedy in the sweep (C15, over every remedy, is notebook 11's)."""
     rule, found = config.premise_rule(), []
-
-    def premise(*remedies: str) -> Premise:
-        return Premise.all_of([result.premise(rule, remedy=r) for r in remedies])
-
     margin = config.equivalence_margin
     for remedy, claim in (("shrink_perturb", "C11"), ("dash", "C12")):
         if remedy in config.remedies:
             closes = result.gap_equivalence(margin, remedy=remedy)
-            found.append(ClaimResult(claim, (closes,), premise(remedy), (result.gap_test(remedy=remedy),)))
+            closed = result.premise(rule, threat=CLOSED_THREAT, remedy=remedy)
+            found.append(ClaimResult(claim, (closes,), closed, (result.gap_test(remedy=remedy),)))
     if "dash" in config.remedies:  # C12b: Shin et al.'s own statement, added after C12's result (claims.py)
         beats = difference_test(-result.gap_series(remedy="dash"), "warm with DASH - scratch")
-        found.append(ClaimResult("C12b", (beats,), premise("dash")))
+        found.append(ClaimResult("C12b", (beats,), result.premise(rule, threat=CLOSED_THREAT, remedy="dash")))
     for remedy, claim in TRAINABILITY_CLAIMS.items():
         if remedy in config.remedies:  # "does little": the gap it removes is below the smallest effect that matters
             little = bound_test(result.gap_change("remedy", NONE, remedy), config.smallest_effect,
                                 f"gap(none) - gap({remedy})")
-            found.append(ClaimResult(claim, (little,), premise(NONE, remedy),
+            premise = result.reduction_premise(rule, "remedy", NONE, remedy, fewer=True)
+            found.append(ClaimResult(claim, (little,), premise,
                                      (result.gap_test(remedy=remedy), result.gap_equivalence(margin, remedy=remedy))))
     if "augment" in config.remedies:
         shrinks = difference_test(result.gap_change("remedy", NONE, "augment"), "gap(none) - gap(augment)")
-        found.append(ClaimResult("C14a", (shrinks,), premise(NONE, "augment"),
+        found.append(ClaimResult("C14a", (shrinks,), result.reduction_premise(rule, "remedy", NONE, "augment"),
                                  (result.gap_equivalence(margin, remedy="augment"),)))
     if "weight_decay" in config.remedies:
-        found.append(ClaimResult("C14b", (result.gap_test(remedy="weight_decay"),), premise("weight_decay")))
+        found.append(ClaimResult("C14b", (result.gap_test(remedy="weight_decay"),),
+                                 result.premise(rule, remedy="weight_decay")))
     return found

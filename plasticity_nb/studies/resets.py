@@ -18,7 +18,7 @@ from ..analysis.claims import ClaimResult
 from ..analysis.premises import Premise
 from ..analysis.stats import bound_test, difference_test, equivalence_test
 from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
-from ..analysis.study_result import StudyResult
+from ..analysis.study_result import CLOSED_THREAT, GAP_THREAT, StudyResult
 from ..core.config import range_of, ranged
 from ..run.run_config import Phase
 
@@ -86,8 +86,8 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     Each holds only if it holds at every depth it names (a mean over depths would let +2 and -2 pass)."""
     found, rule, swept = [], config.premise_rule(), set(config.reset_from_groups)
 
-    def premise(groups: tuple[int, ...]) -> Premise:
-        return Premise.all_of([result.premise(rule, reset_from_group=k) for k in groups])
+    def premise(groups: tuple[int, ...], threat: tuple[str, str] | None = GAP_THREAT) -> Premise:
+        return Premise.all_of([result.premise(rule, threat=threat, reset_from_group=k) for k in groups])
 
     def left(k: int) -> str:
         return f"gap left after {condition_name(k)}"
@@ -95,13 +95,13 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     if set(TOP_4_5) <= swept:
         close = [equivalence_test(result.gap_series(reset_from_group=k), config.equivalence_margin, left(k))
                  for k in TOP_4_5]
-        found.append(ClaimResult.every_condition("C7a", close, premise(TOP_4_5)))
+        found.append(ClaimResult.every_condition("C7a", close, premise(TOP_4_5, CLOSED_THREAT)))
         epochs = epochs_to_target(result, config.speed_target_acc, config.tune_epochs)
         per_run = epochs.pivot_table(index="seed", columns=["arm", "reset_from_group"], values="epochs")
         speed = [bound_test(per_run["scratch"][k] - per_run["warm"][k], config.speed_margin,
                             f"epochs to {config.speed_target_acc:g} % train accuracy saved with {condition_name(k)}")
                  for k in TOP_4_5]
-        found.append(ClaimResult.every_condition("C7c", speed, premise(TOP_4_5)))
+        found.append(ClaimResult.every_condition("C7c", speed, premise(TOP_4_5, None)))
     if set(TOP_1_2) <= swept:
         remains = [difference_test(result.gap_series(reset_from_group=k), left(k)) for k in TOP_1_2]
         found.append(ClaimResult.every_condition("C7b", remains, premise(TOP_1_2)))

@@ -51,14 +51,15 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     gap_low, gap_high = result.gap_series(**at_low), result.gap_series(**at_high)
     ours = (difference_test(gap_low - gap_high, f"reduction, gap({low:g}x) - gap({high:g}x)"),
             difference_test(gap_high, f"remaining gap at {high:g}x"))
-    premise_ours = Premise.all_of([result.premise(rule, **at_low), result.premise(rule, **at_high)])
+    premise_ours = Premise.all_of([result.reduction_premise(rule, "lr_multiplier", low, high),
+                                   result.premise(rule, **at_high)])
     papers_gap = result.arm_series("scratch", **at_low) - result.arm_series("warm", **at_high)
     papers = (difference_test(gap_low - papers_gap,
                               f"reduction, gap({low:g}x) - [scratch({low:g}x) - warm({high:g}x)]"),
               difference_test(papers_gap, f"remaining scratch({low:g}x) - warm({high:g}x)"))
-    fits = {f"warm at {high:g}x": result.fits("warm", **at_high),
-            f"scratch at {low:g}x": result.fits("scratch", **at_low)}
+    arms = {f"scratch at {low:g}x": ("scratch", at_low), f"warm at {high:g}x": ("warm", at_high)}
     premise_papers = Premise.all_of([result.premise(rule, **at_low),
-                                     rule.check(fits, f"warm {high:g}x vs scratch {low:g}x")])
+                                     result.arms_premise(rule, arms, f"warm {high:g}x vs scratch {low:g}x",
+                                                         tuple(arms))])
     earlier = ClaimResult("C8a", ours[:1], premise_ours)  # C8 before a5df8a4: the reduction alone
     return [ClaimResult("C8a", ours, premise_ours, earlier=earlier), ClaimResult("C8b", papers, premise_papers)]
