@@ -275,11 +275,12 @@ def changes_of(claim: str) -> list[Change]:
     return [c for c in CHANGES if c.claim in (claim, "all")]
 
 
-def standing(claim: str, preset: str, seeds: Sequence[int]) -> tuple[Change | None, bool]:
+def standing(claim: str, preset: str, seeds: Sequence[int], protocol: str = "") -> tuple[Change | None, bool]:
     """The latest change made after this claim's data were seen at `preset` (a definition change, or the claim's
-    addition), and whether `seeds` include any that change had seen (then its new definition is post hoc here;
-    unknown seeds count as seen)."""
-    after = [c for c in changes_of(claim) if c.kind in (DEFINITION, ADDED) and preset in c.seen]
+    addition) among those that concern results of this `protocol` (Premise.protocol), and whether `seeds` include
+    any that change had seen (then its new definition is post hoc here; unknown seeds count as seen)."""
+    after = [c for c in changes_of(claim) if c.kind in (DEFINITION, ADDED) and preset in c.seen
+             and c.protocol in ("", protocol)]
     if not after:
         return None, False
     change = after[-1]
@@ -361,7 +362,7 @@ def claim_row(result: ClaimResult, preset: str, smallest_effect: float | None = 
     """The claims.csv row: the primary verdict by the registry's standing (see `standing`), a post-hoc one beside
     it where a definition changed after these seeds were seen, and the plan at the smallest effect of interest."""
     claim = CLAIMS[result.claim]
-    change, seen = standing(result.claim, preset, result.seeds)
+    change, seen = standing(result.claim, preset, result.seeds, result.premise.protocol)
     shown, verdict, beside, post_hoc = result, result.verdict, "", False
     own = [c for c in CHANGES if c.claim == result.claim and c.kind == DEFINITION]
     definition = f"fixed before its data ({claim.fixed}" + (f"; last changed {own[-1].date}, {own[-1].commit})"
@@ -372,11 +373,13 @@ def claim_row(result: ClaimResult, preset: str, smallest_effect: float | None = 
                       "so it cannot agree on them" if seen else f"added {change.date}; confirmatory on unseen seeds")
     elif change and seen:
         beside = f"{result.verdict} ({result.primary.describe(claim.unit)})"
-        shown = result.earlier or result
-        verdict = result.earlier.verdict if result.earlier else NOT_RESOLVED
+        # a change that retrained the runs (its own protocol) leaves no earlier definition they can compute
+        earlier = None if change.protocol else result.earlier
+        shown = earlier or result
+        verdict = earlier.verdict if earlier else NOT_RESOLVED
         definition = (f"post hoc: changed {change.date} ({change.commit}) after seeing seeds "
                       f"{seeds_text(change.seen[preset])}; the earlier definition is primary on them"
-                      + ("" if result.earlier else ", and the runs cannot compute it"))
+                      + ("" if earlier else ", and the runs cannot compute it"))
     elif change:
         definition = f"changed {change.date} ({change.commit}); confirmatory on unseen seeds"
     test, e = shown.primary, shown.primary.estimate

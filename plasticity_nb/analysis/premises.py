@@ -56,6 +56,7 @@ WANTED_PASS = 0.9  # the chance a claim's truly fitting arms should have of pass
 # train-to-target: a claim is void when more than this share of its seeds are flagged (none of 3-4 seeds, one of
 # 5-9, two of 10-14): fixed 2026-12-06 before any run under the rule
 MAX_FLAGGED_SHARE = 0.2
+TARGET_PROTOCOL = "train to target"  # a premise's `protocol` when its runs trained to a target (RunFitRule)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,8 @@ class Premise:
     uncertain: bool = False  # neither met nor clearly failed (then `met` is False)
     arms: int = 0  # arms whose floor was checked, summed over conditions (0: a premise on something else)
     flagged: tuple[int, ...] = ()  # train-to-target: the seeds a per-run check flagged (per-protocol leaves them out)
+    # how the runs were trained: "" a fixed budget, TARGET_PROTOCOL to a target (the registry's changes apply by it)
+    protocol: str = ""
 
     @property
     def state(self) -> str:
@@ -74,15 +77,16 @@ class Premise:
 
     @classmethod
     def all_of(cls, premises: Sequence["Premise"]) -> "Premise":
-        arms = sum(p.arms for p in premises)
         flagged = tuple(sorted({s for p in premises for s in p.flagged}))
+        common = dict(arms=sum(p.arms for p in premises), flagged=flagged,
+                      protocol=max((p.protocol for p in premises), default=""))
         failed = [p.detail for p in premises if p.state == NOT_MET]
         if failed:
-            return cls(False, "; ".join(failed), arms=arms, flagged=flagged)
+            return cls(False, "; ".join(failed), **common)
         unsure = [p.detail for p in premises if p.state == UNCERTAIN]
         if unsure:
-            return cls(False, "; ".join(unsure), uncertain=True, arms=arms, flagged=flagged)
-        return cls(True, "; ".join(dict.fromkeys(p.detail for p in premises)), arms=arms, flagged=flagged)
+            return cls(False, "; ".join(unsure), uncertain=True, **common)
+        return cls(True, "; ".join(dict.fromkeys(p.detail for p in premises)), **common)
 
 
 def bounds(values: np.ndarray, lowest: float, highest: float) -> tuple[float, float, float]:
@@ -165,7 +169,8 @@ class RunFitRule:
         said = (f"{where}: fits {means} over the window ({n} seeds); {len(reasons)} seed(s) flagged"
                 + (f" ({'; '.join(f'{s}: {why}' for s, why in reasons.items())})" if reasons else "")
                 + f", at most {allowed} allowed")
-        return Premise(len(reasons) <= allowed and n > 0, said, arms=len(fits), flagged=tuple(reasons))
+        return Premise(len(reasons) <= allowed and n > 0, said, arms=len(fits), flagged=tuple(reasons),
+                       protocol=TARGET_PROTOCOL)
 
     def flags(self, row: pd.Series, fits: Mapping[str, pd.Series], threat: tuple[str, str] | None) -> str:
         """Why one seed is flagged ("" when it is not)."""

@@ -161,7 +161,7 @@ def why_not_sequential(result: ClaimResult, preset: str) -> str | None:
         return "its tests differ in kind or margin: one design table cannot decide them together"
     if tests[0].kind not in KINDS:
         return f"a {tests[0].kind} test has no sequential boundaries (the design handles {', '.join(KINDS)})"
-    change, seen = standing(result.claim, preset, result.seeds)
+    change, seen = standing(result.claim, preset, result.seeds, result.premise.protocol)
     if change is not None and seen:
         return (f"its definition was {'added' if change.kind == ADDED else 'changed'} {change.date} after seeing "
                 "some of these seeds: a settled verdict on them would be post hoc (use fresh seeds, --first-seed)")
