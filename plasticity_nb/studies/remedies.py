@@ -149,10 +149,9 @@ def tuned(result: StudyResult) -> pd.DataFrame:
 
 
 def remedy_table(result: StudyResult, config: Config) -> pd.DataFrame:
-    """Per condition: the gap to scratch with its CI, its interval under the pooled analysis (`pooled_ci_*`,
-    pooling.py) and its equivalence verdict, each arm's fit, the warm run's median tuning-epoch wall time relative
-    to the plain warm start's (`overhead_pct`), and tuning steps until the train accuracy first reaches the
-    target."""
+    """Per condition: the gap to scratch with its CI and its equivalence verdict, each arm's fit, the warm run's
+    median tuning-epoch wall time relative to the plain warm start's (`overhead_pct`), and tuning steps until the
+    train accuracy first reaches the target."""
     rows = tuned(result)
     # The median epoch is robust to a process's warm-up and to other work on the machine; it leaves out the
     # one-off cost at the phase start (shrink-and-perturb, DASH's pass over the half) and evaluation epochs.
@@ -171,8 +170,7 @@ def remedy_table(result: StudyResult, config: Config) -> pd.DataFrame:
                           overhead_pct=100 * (seconds[(remedy, "warm")] / seconds[(NONE, "warm")] - 1),
                           warm_steps_to_target=steps.get("warm", pd.Series(dtype=float)).mean(),
                           seeds_reaching=int(steps.get("warm", pd.Series(dtype=float)).count())))
-    pooled = [c for c in ("pooled_ci_low_pp", "pooled_ci_high_pp") if c in result.estimates]
-    return pd.DataFrame(table).merge(result.estimates[["remedy", *pooled]], on="remedy", how="left")
+    return pd.DataFrame(table)
 
 
 def metric_curves(result: StudyResult) -> pd.DataFrame:
