@@ -1,0 +1,63 @@
+"""Estimates reported beside the claims, without a verdict of their own.
+
+- The *gap at equal fit*: where the arms fit their training data unequally, part of a gap may be the fit's. The
+  per-seed gaps regressed on the per-seed fit differences (OLS with an intercept): the intercept is the gap where
+  both arms fit alike, with its t interval on n - 2 df. It needs spread in the fits: with tied fit differences (or
+  fewer than 3 seeds) the slope, and so the intercept, cannot be told apart from the mean, and the interval is NaN.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .stats import Estimate, seeds_of
+
+EQUAL_FIT = "OLS intercept at equal fit, t on n - 2 df"
+
+
+def gap_at_equal_fit(gaps: pd.Series, fit_differences: pd.Series, confidence: float = 0.95) -> Estimate:
+    """The gap where both arms fit alike: the intercept of the OLS line of `gaps` on `fit_differences` (scratch fit
+    minus warm fit, train accuracy in points), both indexed by seed, with its t interval on n - 2 df. A seed where
+    either value is not finite is counted in `missing`. `sd` is the residual SD. With fewer than 3 seeds, tied fit
+    differences or an exact line the interval is NaN (and the estimate too where the slope is not estimable), and
+    `method` says why: never certainty from a few numbers."""
+    pairs, missing = paired_by_seed(gaps, fit_differences)
+    x, y, n = pairs.fit.to_numpy(), pairs.gap.to_numpy(), len(pairs)
+    seeds = seeds_of(pairs.gap)
+
+    def without_interval(mean: float, why: str) -> Estimate:
+        return Estimate(mean, math.nan, math.nan, n, math.nan, confidence, why, missing, seeds)
+
+    if n < 3:
+        return without_interval(math.nan, f"not estimable: {n} seed(s) with both values; the line needs 3 or more")
+    if len(np.unique(x)) < 2:
+        zero = ": they are all 0, so the paired gap itself is the gap at equal fit" if x[0] == 0 else ""
+        return without_interval(math.nan, f"not estimable: every fit difference is {x[0]:+g} pp, no spread to "
+                                          f"tell the slope from the mean (no certainty from tied fits){zero}")
+    import statsmodels.api as sm
+
+    fit = sm.OLS(y, sm.add_constant(x)).fit()
+    intercept, residual_sd = float(fit.params[0]), math.sqrt(fit.mse_resid)
+    if not residual_sd > 1e-9 * max(1.0, float(np.abs(y).max())):  # an exact line, to rounding
+        return without_interval(intercept, f"{EQUAL_FIT}; no residual spread: an exact line gives no interval")
+    low, high = (float(v) for v in fit.conf_int(1 - confidence)[0])
+    return Estimate(intercept, low, high, n, residual_sd, confidence, EQUAL_FIT, missing, seeds)
+
+
+def paired_by_seed(gaps: pd.Series, fit_differences: pd.Series) -> tuple[pd.DataFrame, int]:
+    """The seeds with both values finite (a frame of `gap` and `fit` by seed) and how many seeds lack one; a
+    ValueError naming the culprit for input that is not two Series over the same seeds."""
+    for name, series in (("gaps", gaps), ("fit_differences", fit_differences)):
+        if not isinstance(series, pd.Series):
+            raise ValueError(f"{name} must be a pandas Series indexed by seed, got {type(series).__name__}")
+        if series.index.has_duplicates:
+            raise ValueError(f"{name} has seed {series.index[series.index.duplicated()].tolist()[0]!r} more than once")
+    only = sorted(set(gaps.index) ^ set(fit_differences.index), key=str)
+    if only:
+        raise ValueError(f"gaps and fit_differences must have the same seeds; seed {only[0]!r} is in one only")
+    pairs = pd.DataFrame({"gap": pd.to_numeric(gaps, errors="coerce"),
+                          "fit": pd.to_numeric(fit_differences, errors="coerce")}).astype(float)
+    kept = np.isfinite(pairs).all(axis=1)
+    return pairs[kept].sort_index(), int((~kept).sum())
