@@ -1,20 +1,26 @@
-"""Estimates reported beside the claims, without a verdict of their own.
+"""Estimates reported beside the claims, without a verdict of their own (stats.ESTIMATE).
 
 - The *gap at equal fit*: where the arms fit their training data unequally, part of a gap may be the fit's. The
   per-seed gaps regressed on the per-seed fit differences (OLS with an intercept): the intercept is the gap where
   both arms fit alike, with its t interval on n - 2 df. It needs spread in the fits: with tied fit differences (or
   fewer than 3 seeds) the slope, and so the intercept, cannot be told apart from the mean, and the interval is NaN.
+- The *share of seeds a remedy improves*: the seeds whose gap it reduces (reduction > 0; a tie at exactly 0 is
+  not an improvement and is counted apart), with the exact Clopper-Pearson interval of the probability, per
+  condition (`improvement_share`) and summed over the conditions a remedy ran in (`share_over_conditions`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .stats import Estimate, seeds_of
+from .stats import ESTIMATE, Estimate, Test, finite, seeds_of
 
 EQUAL_FIT = "OLS intercept at equal fit, t on n - 2 df"
+EXACT = "exact (Clopper-Pearson)"
 
 
 def gap_at_equal_fit(gaps: pd.Series, fit_differences: pd.Series, confidence: float = 0.95) -> Estimate:
@@ -61,3 +67,68 @@ def paired_by_seed(gaps: pd.Series, fit_differences: pd.Series) -> tuple[pd.Data
                           "fit": pd.to_numeric(fit_differences, errors="coerce")}).astype(float)
     kept = np.isfinite(pairs).all(axis=1)
     return pairs[kept].sort_index(), int((~kept).sum())
+
+
+@dataclasses.dataclass(frozen=True)
+class Share:
+    """How many trials succeeded (a remedy reduced the gap), with the exact interval of the probability."""
+
+    successes: int
+    trials: int  # finite values: the successes, the ties and the rest
+    ties: int  # trials at exactly 0: not successes, reported
+    ci_low: float  # NaN with no trial
+    ci_high: float
+    confidence: float = 0.95
+    method: str = EXACT
+    missing: int = 0  # values given but not finite (a diverged run): not trials, reported
+    seeds: tuple[int, ...] = ()
+
+    @property
+    def share(self) -> float:
+        return self.successes / self.trials if self.trials else math.nan
+
+
+def exact_share(successes: int, trials: int, ties: int = 0, confidence: float = 0.95, method: str = EXACT,
+                missing: int = 0, seeds: tuple[int, ...] = ()) -> Share:
+    """`successes` of `trials` with the Clopper-Pearson interval (scipy's binomtest, method "exact")."""
+    if trials == 0:
+        return Share(0, 0, 0, math.nan, math.nan, confidence, method, missing, seeds)
+    from scipy.stats import binomtest
+
+    ci = binomtest(successes, trials).proportion_ci(confidence_level=confidence, method="exact")
+    return Share(successes, trials, ties, float(ci.low), float(ci.high), confidence, method, missing, seeds)
+
+
+def improvement_share(reductions: Sequence[float], confidence: float = 0.95) -> Share:
+    """The seeds whose reduction of the gap (gap(none) - gap(remedy), per seed, indexed by seed) is above 0, with
+    the exact interval of the probability that the remedy improves a seed. A reduction of exactly 0 is not an
+    improvement (counted in `ties`); a missing one (a diverged run) is not a trial (counted in `missing`)."""
+    if len(reductions) == 0:
+        raise ValueError("reductions is empty: a share of seeds needs at least one seed")
+    d, missing = finite(reductions)
+    return exact_share(int((d > 0).sum()), len(d), int((d == 0).sum()), confidence, EXACT, missing,
+                       seeds_of(reductions))
+
+
+def share_over_conditions(shares: Sequence[Share], confidence: float = 0.95) -> Share:
+    """A remedy's shares summed over the conditions (and notebooks) it ran in: successes over trials, the same
+    exact interval. It treats each (condition, seed) pair as one independent trial; the conditions of a study
+    share seeds (a seed's scratch run, subset and initial weights), which makes its trials dependent and the
+    interval an approximation, as its `method` says."""
+    if not shares:
+        raise ValueError("shares is empty: give the share of at least one condition")
+    method = (f"{EXACT} over {len(shares)} condition(s), each (condition, seed) pair one trial: approximate where "
+              "conditions share seeds")
+    return exact_share(sum(s.successes for s in shares), sum(s.trials for s in shares), sum(s.ties for s in shares),
+                       confidence, method, sum(s.missing for s in shares),
+                       tuple(sorted({seed for s in shares for seed in s.seeds})))
+
+
+def share_test(share: Share, label: str = "") -> Test:
+    """A share reported beside a claim (ClaimResult.others): kind "share", verdict ESTIMATE, the estimate's mean the
+    share and its n the trials; the counts of successes and ties in its method."""
+    method = (f"{share.successes} of {share.trials} improved, {share.ties} tied at 0 (not improved); "
+              f"{share.method}")
+    estimate = Estimate(share.share, share.ci_low, share.ci_high, share.trials, math.nan, share.confidence, method,
+                        share.missing, share.seeds)
+    return Test("share", estimate, ESTIMATE, math.nan, label=label)

@@ -10,9 +10,9 @@
   interval; supported when the interval lies above 0.
 - A *screen* ("some metric among K candidates predicts the gap"): each candidate's two-sided correlation test,
   Holm-corrected over the K; supported when at least one candidate is rejected at family-wise level ALPHA.
-- An *estimate* (how much the gap changes per doubling of the scale): a number with its interval and n, and no
-  verdict: ESTIMATE ("estimate only"), which settles nothing (a claim of estimates alone is "estimate only", never
-  "agrees" or "departs").
+- An *estimate* (how much the gap changes per doubling of the scale) and a *share* (of seeds a remedy improves,
+  estimates.py): a number with its interval and n, and no verdict: ESTIMATE ("estimate only"), which settles
+  nothing (a claim of estimates alone is "estimate only", never "agrees" or "departs").
 
 The t model needs spread: where the differences have fewer than `MIN_DISTINCT` distinct values (ties, or all
 equal: SD 0) the test is the exact sign-flip test instead (the differences' signs are exchangeable under the
@@ -46,7 +46,7 @@ POSITIVE = (SUPPORTED, EQUIVALENT)  # verdicts that say the statement holds
 NEGATIVE = (NOT_SUPPORTED, NOT_EQUIVALENT)  # verdicts that say it does not
 ALPHA = 0.05  # every test's level
 POWER = 0.8  # the power that "minimum detectable effect" and "seeds needed" refer to
-TESTS = ("difference", "equivalence", "bound", "correlation", "screen", "trend", "estimate")
+TESTS = ("difference", "equivalence", "bound", "correlation", "screen", "trend", "estimate", "share")
 MIN_DISTINCT = 3  # fewer distinct differences than this: the exact sign-flip test, not the t model
 T_MODEL, SIGN_FLIP = "t", "exact sign-flip"
 MAX_EXACT = 16  # up to this many pairs every sign pattern is enumerated; beyond, a seeded sample of them
@@ -179,7 +179,7 @@ class Test:
     values: tuple[float, ...] = dataclasses.field(default=(), repr=False)
 
     def describe(self, unit: str = "pp") -> str:
-        if self.kind == "estimate":
+        if self.kind in ("estimate", "share"):
             return self.describe_estimate(unit)
         e = self.estimate
         ci = f"{round(100 * e.confidence)} % CI {e.ci_low:+.2f} to {e.ci_high:+.2f}"
@@ -193,10 +193,14 @@ class Test:
         return f"{head}{e.mean:+.2f} {unit} ({ci}{exact}{missing}, {rule} p = {self.p_value:.3f}) -> {self.verdict}"
 
     def describe_estimate(self, unit: str) -> str:
-        """An estimate's line: the number, its interval, n and how it was made; no test, so no p value."""
+        """An estimate's line: the number, its interval, n and how it was made; no test, so no p value. A share is
+        a proportion, unitless and unsigned."""
         e = self.estimate
         head = f"{self.label}: " if self.label else ""
         missing = f", {e.missing} missing" if e.missing else ""
+        if self.kind == "share":
+            ci = f"{round(100 * e.confidence)} % CI {e.ci_low:.2f} to {e.ci_high:.2f}"
+            return f"{head}{e.mean:.2f} ({ci}, n={e.n}{missing}; {e.method}) -> {self.verdict}"
         ci = f"{round(100 * e.confidence)} % CI {e.ci_low:+.2f} to {e.ci_high:+.2f}"
         return f"{head}{e.mean:+.2f} {unit} ({ci}, n={e.n} seeds{missing}; {e.method}) -> {self.verdict}"
 
