@@ -2,7 +2,7 @@
 
 Per simulated claim: paired differences of SD 1 (normal, or t with 5 df scaled to SD 1) for every condition up
 to the last look; at each look the design's own `Design.codes` on each condition's t statistic at the look's n
-(the statistic a verdict uses: each condition's own t, stats.py; the pooled interval is only shown beside it),
+(the statistic a verdict uses: each condition's own t, stats.py),
 then the premise gate (two arms' per-seed train accuracies with SD 1 pp, true mean floor + 1 SD, judged as
 premises.PremiseRule judges them: each arm's one-sided 95 % lower t bound at the floor, the arms' difference's
 upper bound within `MAX_DIFFERENCE`; a claim of several conditions needs every condition's), Holm across

@@ -4,8 +4,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.formula.api as smf
 
-from plasticity_nb.analysis.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, trend_test
+from plasticity_nb.analysis.stats import ESTIMATE, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, slope_estimate, trend_test
 from plasticity_nb.analysis.study_result import StudyResult, paired_gaps
 from plasticity_nb.core.config import ConfigError
 from plasticity_nb.studies import scale
@@ -36,6 +37,30 @@ def test_the_trend_is_the_within_seed_slope_with_its_t_interval():
     assert test.estimate.ci_high == pytest.approx(-slope + t.ppf(0.95, df) * se)
     assert test.estimate.ci_low == pytest.approx(-slope - t.ppf(0.95, df) * se)
     assert test.estimate.n == 4 and test.estimate.seeds == (0, 1, 2, 3) and test.kind == "trend"
+
+
+def test_the_slope_estimate_is_statsmodels_ols_with_seed_fixed_effects_and_no_verdict():
+    table = gaps_along(slope=-0.3, noise=0.4, seeds=(0, 1, 2, 3, 4))
+    estimate = slope_estimate(table.gap, table.level, table.seed, "gap change per doubling")
+    reference = smf.ols("gap ~ np.log2(level) + C(seed)", table).fit()
+    assert estimate.estimate.mean == pytest.approx(reference.params["np.log2(level)"])
+    assert (estimate.estimate.ci_low, estimate.estimate.ci_high) == pytest.approx(
+        tuple(reference.conf_int(0.05).loc["np.log2(level)"]))
+    assert estimate.estimate.confidence == 0.95 and estimate.estimate.n == 5 and estimate.kind == "estimate"
+    assert estimate.verdict == ESTIMATE and f"t on {int(reference.df_resid)} df" in estimate.estimate.method
+    # the trend bound reads the same fit: its shrink is minus the slope
+    assert trend_test(table.gap, table.level, table.seed, bound=0.5).estimate.mean == pytest.approx(
+        -estimate.estimate.mean)
+
+
+def test_a_slope_with_no_interval_says_why_and_stays_an_estimate():
+    line = gaps_along(slope=-1.0, noise=0.0)
+    exact = slope_estimate(line.gap, line.level, line.seed)
+    assert exact.estimate.mean == pytest.approx(-1.0) and math.isnan(exact.estimate.ci_low)
+    assert "no residual spread" in exact.estimate.method and exact.verdict == ESTIMATE
+    one_seed = gaps_along(slope=0.0, noise=0.3, seeds=(0,))
+    alone = slope_estimate(one_seed.gap, one_seed.level, one_seed.seed)
+    assert math.isnan(alone.estimate.mean) and "not estimable" in alone.estimate.method
 
 
 @pytest.mark.parametrize("slope,verdict", [(0.0, SUPPORTED), (-3.0, NOT_SUPPORTED), (-0.5, INCONCLUSIVE)])
@@ -117,9 +142,11 @@ def test_the_claims_read_each_axis_through_the_base_cell():
     result = constructed_result(config, lambda c, s: 10 - 3 * math.log2(c.train_subset / 2500) + s % 2
                                 + noise[(c.train_subset, c.width, s)])
     found = {r.claim: r for r in scale.claims(result, config)}
-    assert found["C17a"].verdict == NOT_SUPPORTED
-    assert found["C17a"].primary.estimate.mean == pytest.approx(3, abs=0.5)
-    assert [t.label for t in found["C17a"].others] == [f"train_subset={n}, width=8" for n in SIZES]
+    assert found["C17a"].verdict == ESTIMATE and found["C17a"].primary.kind == "estimate"
+    assert found["C17a"].primary.estimate.mean == pytest.approx(-3, abs=0.5)  # the slope, per doubling
+    bound = found["C17a"].others[0]  # the trend bound the claim was registered with, beside it and as `earlier`
+    assert bound.kind == "trend" and bound.verdict == NOT_SUPPORTED and found["C17a"].earlier.primary == bound
+    assert [t.label for t in found["C17a"].others[1:]] == [f"train_subset={n}, width=8" for n in SIZES]
     assert found["C17b"].primary.estimate.mean == pytest.approx(0, abs=1)
     assert found["C17a"].premise.met and found["C17b"].premise.met
 

@@ -236,6 +236,26 @@ def test_unresolved_verdicts_are_not_resolved_never_departs():
     assert relation(CLAIMS["C12b"], "supported", post_hoc=True) == "post hoc"
 
 
+def test_an_estimate_decides_nothing_and_never_agrees_or_departs():
+    from plasticity_nb.analysis.claims import claim_row
+    from plasticity_nb.analysis.stats import ESTIMATE, slope_estimate, trend_test
+
+    seeds, levels = [0, 0, 0, 1, 1, 1, 2, 2, 2], [2500, 5000, 10000] * 3
+    gaps = [4.0, 3.1, 2.2, 5.2, 3.9, 3.0, 3.3, 2.7, 1.4]  # a clear slope, far from 0: still no verdict
+    slope = slope_estimate(gaps, levels, seeds, "gap change per doubling")
+    assert slope.estimate.ci_high < 0 and slope.verdict == ESTIMATE and combine([slope]) == ESTIMATE
+    assert relation(CLAIMS["C1"], ESTIMATE) == "not resolved" and relation(CLAIMS["C17a"], ESTIMATE) == "extension"
+    bound = trend_test(gaps, levels, seeds, 0.5)
+    assert combine([slope, difference_test([1.0, 2.0, 3.0])]) == "inconclusive"  # an estimate among tests: unsettled
+    row = claim_row(ClaimResult("C17a", (slope,), MET, (bound,)), "quick")
+    assert row["verdict"] == ESTIMATE and row["vs_paper"] == "extension" and row["test"] == "estimate"
+    assert row["ci_level"] == 0.95 and row["effect"] == pytest.approx(slope.estimate.mean, abs=1e-3)
+    # planned at the claim's 0.5 pp per doubling, as a difference from 0 with one seed's slope SD
+    assert row["power_at_sesoi"] == pytest.approx(power_difference(0.5, slope.estimate.sd, 3), abs=1e-3)
+    assert "shrink below +0.5?" in row["other_tests"]  # the bound beside it
+    assert "p =" not in slope.describe("pp/doubling") and slope.describe().endswith("-> estimate only")
+
+
 def test_a_large_effect_needs_few_seeds():
     assert seeds_for(lambda n: power_difference(13.65, 2.18, n)) == 3  # statsmodels' solver gives up here (NaN)
 

@@ -88,6 +88,14 @@ def test_remedy_claims_test_what_each_source_states():
     assert found["C13b"].verdict == "not supported"
     assert found["C14a"].primary.estimate.mean == pytest.approx(5.0, abs=0.5)  # gap(none) 5 pp - gap(augment) 0
     assert "C15" not in found  # notebook 11's, over every remedy
+    # beside each remedy's claim, the share of seeds whose gap it reduces (an estimate, no verdict)
+    for claim, remedy in (("C11", "shrink_perturb"), ("C12", "dash"), ("C12b", "dash"), ("C13a", "l2_init"),
+                          ("C13b", "redo"), ("C13c", "cbp"), ("C14a", "augment"), ("C14b", "weight_decay")):
+        share = found[claim].others[-1]
+        reductions = result.gap_change("remedy", "none", remedy)
+        assert share.kind == "share" and share.verdict == "estimate only" and remedy in share.label
+        assert share.estimate.mean == pytest.approx((reductions > 0).mean()) and share.estimate.n == 3
+    assert found["C13a"].others[-1].estimate.mean == 0  # L2 Init widens the gap on every seed
 
 
 def newer_result(config, gap_of, start_metric=None):
@@ -122,7 +130,35 @@ def test_notebook_11_tests_each_new_remedy_by_the_reduction_it_brings():
     assert found["C16a"].primary.kind == "difference" and found["C16a"].verdict == "supported"
     assert found["C16a"].primary.estimate.mean == pytest.approx(5.0, abs=1.0)  # gap(none) 5 - gap(H&T) 0, + spread
     assert found["C16a"].others[1].kind == "equivalence"  # the remaining gap's TOST beside it
+    assert found["C16a"].others[2].kind == "share" and found["C16a"].others[2].estimate.mean == 1.0
     assert found["C16c"].verdict == "not supported"  # soft S&P widens the gap here
+    assert found["C16c"].others[2].estimate.mean == 0.0  # soft S&P widens the gap on every seed
+
+
+def test_the_improvement_table_sums_each_remedys_trials_over_notebooks_and_counts_shared_runs_once():
+    from plasticity_nb.studies import newer_remedies, remedies
+
+    gaps = {"none": 5.0, "shrink_perturb": 1.0, "l2_init": 7.0, "hare_tortoise": 0.0}
+    gap_of = lambda remedy: gaps.get(remedy, 4.0)
+    ten = newer_result(remedies.Config.from_preset("quick", seeds=[0, 1, 2]), gap_of)
+    eleven = newer_remedies.Config.from_preset("quick")  # seeds 300-302: other runs than notebook 10's
+    table = remedies.improvement_table({"10_remedies": ten, "11_remedies_2024": newer_result(eleven, gap_of),
+                                        "01": build(resets.Config.from_preset("quick", seeds=[0, 1, 2]),
+                                                    lambda labels: 0.6)})  # no remedy condition: left out
+    rows = table.set_index("remedy")
+    assert list(table.columns) == remedies.IMPROVEMENT_COLUMNS
+    assert set(rows.index) == set(remedies.BUILTIN_CONDITIONS) | set(newer_remedies.NEWER)
+    assert rows.loc["shrink_perturb", ["improved", "trials", "ties", "repeated"]].tolist() == [6, 6, 0, 0]
+    assert rows.loc["l2_init", ["improved", "trials"]].tolist() == [0, 6]
+    assert rows.loc["hare_tortoise", ["improved", "trials"]].tolist() == [3, 3]  # notebook 11's alone
+    assert rows.loc["shrink_perturb", "notebooks"] == "10_remedies (3 seeds); 11_remedies_2024 (3 seeds)"
+    assert rows.loc["l2_init", "ci_high"] == pytest.approx(1 - 0.025 ** (1 / 6))  # 0 of 6: exact upper end
+    assert "approximate where conditions share seeds" in rows.loc["l2_init", "method"]
+    # at notebook 10's seeds notebook 11 trains the same runs for notebook 10's remedies: they count once
+    same = newer_result(newer_remedies.Config.from_preset("quick", seeds=[0, 1, 2]), gap_of)
+    again = remedies.improvement_table({"10_remedies": ten, "11_remedies_2024": same}).set_index("remedy")
+    assert again.loc["shrink_perturb", ["trials", "repeated", "notebooks"]].tolist() == [3, 3, "10_remedies (3 seeds)"]
+    assert again.loc["hare_tortoise", ["trials", "repeated"]].tolist() == [3, 0]
 
 
 def test_c15_screens_every_start_of_tuning_measure_over_the_conditions_with_holm():

@@ -1,1 +1,1 @@
-"""Statistics and claims: paired tests, pooling, premises, sequential designs, the claims registry, the study base."""
+"""Statistics and claims: paired tests, premises, sequential designs, the claims registry, the study base."""

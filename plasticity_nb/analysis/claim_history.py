@@ -196,8 +196,9 @@ CHANGES: tuple[Change, ...] = (
            "claim could pass its premise reliably; made after every seed block's results had been read, so on those "
            "seeds its rows are not resolved (the new runs cannot compute the old definition) and it is confirmatory "
            "only on seeds never used (the main job's 600-649)", SEEN_BY_2026_12_06, TARGET_PROTOCOL),
-    Change("all", "2026-12-06", "17ff574", DEFINITION, "the premise: each arm's mean fit over the seeds above a floor by a "
-           "one-sided 95 % t bound, the arms' difference within +/- a bound the same way (premise uncertain between)",
+    Change("all", "2026-12-06", "17ff574", DEFINITION, "the premise: each arm's mean fit over the seeds above a floor "
+           "by a one-sided 95 % t bound, the arms' difference within +/- a bound the same way (premise uncertain "
+           "between)",
            "per run (RunFitRule): a seed is flagged when a run hit its cap below the target or diverged, or when the "
            "arm whose fitting more could fake the claim fits more than premise_arm_difference (2 points at quick) "
            "more than the other (premises.py lists each claim type's direction); the claim is void when more than a "
@@ -208,4 +209,14 @@ CHANGES: tuple[Change, ...] = (
            "confirmation because warm fitted more, which can only hide a gap; 12 of 33 uncertain premises failed "
            "only that check. Made after reading those results, so post hoc on every seen seed",
            SEEN_BY_2026_12_06, TARGET_PROTOCOL),
+    Change("C17a", "2026-12-06", "130d149", DEFINITION, "trend bound: minus the slope of the gap on log2(size) "
+           "below 0.5 pp per doubling", "the slope with its 95 % interval, an estimate without a verdict (the bound "
+           "beside it)", "issue 35: the bound had 9-11 % power at 3 seeds; made after quick seeds 400-402 were seen, "
+           "where the bound stays primary", {"quick": (400, 401, 402)}),
+    Change("C17b", "2026-12-06", "130d149", DEFINITION, "as C17a, on log2(width)", "as C17a", "as C17a",
+           {"quick": (400, 401, 402)}),
+    Change("all", "2026-12-06", "1345fe4", PROCEDURE, "a pooled-variance (moderated) t interval beside each "
+           "condition's own where the conditions' variances agreed", "each condition's own t interval only",
+           "issue 35: it decided no verdict, pooled in 1 of 7 committed tables, and where it pooled its worst-condition"
+           " coverage fell to 0.78-0.85 with a strong seed effect and a shared scratch arm (benchmarks/RESULTS.md)"),
 )

@@ -18,8 +18,8 @@ gsDesign's own test snapshot of its default design (Hwang-Shih-DeCani spending, 
 one-sided 0.025: 3.2527, 2.9860, 2.6917, 2.3737, 2.0253) to 3 decimals.
 
 The t statistics. A claim's statistic at a look is each condition's own paired t on n - 1 df (as stats.py's
-tests; the pooled interval of pooling.py is shown beside a verdict, never used for one), and at 4 seeds (3 df) a
-z boundary would be far too lenient. The z boundaries become nominal one-sided p values (the significance level
+tests), and at 4 seeds (3 df) a z boundary would be far too lenient.
+The z boundaries become nominal one-sided p values (the significance level
 approach: p_k = 1 - Phi(z_k)) and each look's t boundary is the t quantile of 1 - p_k at the look's df. At these
 small n that alone is not enough: looks at 4, 8, 12, 16 seeds give 0.0527 for a two-sided 0.05 (400,000
 simulations, SE 0.0003), since the t statistics of one claim share its seeds' SD estimates. So the nominal p

@@ -10,6 +10,9 @@
   interval; supported when the interval lies above 0.
 - A *screen* ("some metric among K candidates predicts the gap"): each candidate's two-sided correlation test,
   Holm-corrected over the K; supported when at least one candidate is rejected at family-wise level ALPHA.
+- An *estimate* (how much the gap changes per doubling of the scale) and a *share* (of seeds a remedy improves,
+  estimates.py): a number with its interval and n, and no verdict: ESTIMATE ("estimate only"), which settles
+  nothing (a claim of estimates alone is "estimate only", never "agrees" or "departs").
 
 The t model needs spread: where the differences have fewer than `MIN_DISTINCT` distinct values (ties, or all
 equal: SD 0) the test is the exact sign-flip test instead (the differences' signs are exchangeable under the
@@ -36,13 +39,14 @@ import numpy as np
 from scipy.special import stdtrit  # Student t quantile; scipy.stats takes ~1 s to import
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+ESTIMATE = "estimate only"  # the verdict of an estimate: reported with its interval, decides nothing
 EQUIVALENT, NOT_EQUIVALENT = "equivalent", "not equivalent"
 PREMISE_NOT_MET, PREMISE_UNCERTAIN = "premise not met", "premise uncertain"
 POSITIVE = (SUPPORTED, EQUIVALENT)  # verdicts that say the statement holds
 NEGATIVE = (NOT_SUPPORTED, NOT_EQUIVALENT)  # verdicts that say it does not
 ALPHA = 0.05  # every test's level
 POWER = 0.8  # the power that "minimum detectable effect" and "seeds needed" refer to
-TESTS = ("difference", "equivalence", "bound", "correlation", "screen", "trend")
+TESTS = ("difference", "equivalence", "bound", "correlation", "screen", "trend", "estimate", "share")
 MIN_DISTINCT = 3  # fewer distinct differences than this: the exact sign-flip test, not the t model
 T_MODEL, SIGN_FLIP = "t", "exact sign-flip"
 MAX_EXACT = 16  # up to this many pairs every sign pattern is enumerated; beyond, a seeded sample of them
@@ -175,6 +179,8 @@ class Test:
     values: tuple[float, ...] = dataclasses.field(default=(), repr=False)
 
     def describe(self, unit: str = "pp") -> str:
+        if self.kind in ("estimate", "share"):
+            return self.describe_estimate(unit)
         e = self.estimate
         ci = f"{round(100 * e.confidence)} % CI {e.ci_low:+.2f} to {e.ci_high:+.2f}"
         rule = {"difference": "above 0?", "equivalence": "within +/-{margin:g}?", "bound": "below {margin:+g}?",
@@ -185,6 +191,18 @@ class Test:
         exact = f", {e.method} (ties)" if e.method == SIGN_FLIP else ""
         missing = f", {e.missing} pair(s) missing" if e.missing else ""
         return f"{head}{e.mean:+.2f} {unit} ({ci}{exact}{missing}, {rule} p = {self.p_value:.3f}) -> {self.verdict}"
+
+    def describe_estimate(self, unit: str) -> str:
+        """An estimate's line: the number, its interval, n and how it was made; no test, so no p value. A share is
+        a proportion, unitless and unsigned."""
+        e = self.estimate
+        head = f"{self.label}: " if self.label else ""
+        missing = f", {e.missing} missing" if e.missing else ""
+        if self.kind == "share":
+            ci = f"{round(100 * e.confidence)} % CI {e.ci_low:.2f} to {e.ci_high:.2f}"
+            return f"{head}{e.mean:.2f} ({ci}, n={e.n}{missing}; {e.method}) -> {self.verdict}"
+        ci = f"{round(100 * e.confidence)} % CI {e.ci_low:+.2f} to {e.ci_high:+.2f}"
+        return f"{head}{e.mean:+.2f} {unit} ({ci}, n={e.n} seeds{missing}; {e.method}) -> {self.verdict}"
 
 
 def as_values(d: np.ndarray) -> tuple[float, ...]:
@@ -306,41 +324,85 @@ def screen_test(candidates: Sequence[Test], label: str = "") -> Test:
                 label or f"strongest of {k}: {best.label}", math.nan, adjusted)
 
 
-def trend_test(values: Sequence[float], levels: Sequence[float], seeds: Sequence[int], bound: float,
-               label: str = "") -> Test:
-    """Does `values` shrink by less than `bound` per doubling of `levels`? OLS of the values on log2(level) with one
-    intercept per seed (a seed's shared effect: its subset and initial weights), a common slope; the estimate is
-    the shrink, minus the slope, with its 90 % interval (whose upper end is the one-sided 95 % bound): supported
-    below `bound`, not supported when the whole interval is above it. Inconclusive with no residual degree of
-    freedom or no residual spread (never certainty from a perfect fit of a few numbers). The estimate's n counts
-    seeds and its sd is that of one seed's own slope (residual SD / sqrt(sum of squared centred log2 levels of
-    one seed)), so that planning treats seeds as the units, as for the other tests."""
+@dataclasses.dataclass(frozen=True)
+class SlopeFit:
+    """OLS of values on log2(level) with one intercept per seed and a common slope, or why it cannot be made."""
+
+    slope: float  # per doubling of the level (NaN where the fit cannot be made)
+    se: float  # the slope's standard error
+    df: int  # residual degrees of freedom
+    sd: float  # one seed's own slope SD: residual SD / sqrt(sum of squared centred log2 levels of one seed)
+    n_seeds: int
+    missing: int  # values given but not finite
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]  # the finite values in the order given
+    why_not: str = ""  # why there is no interval ("" when there is one)
+
+
+SEED_SLOPE = "OLS, seed intercepts"
+
+
+def seed_slope(values: Sequence[float], levels: Sequence[float], seeds: Sequence[int]) -> SlopeFit:
+    """The common within-seed slope of `values` on log2(`levels`) (statsmodels OLS, one intercept per seed: a seed's
+    shared effect, its subset and initial weights). No interval (`why_not`) with no residual degree of freedom, a
+    single level or seed, or no residual spread: never certainty from a perfect fit of a few numbers."""
     import pandas as pd
     import statsmodels.formula.api as smf
-    from scipy.stats import t
 
     table = pd.DataFrame({"y": np.asarray(values, dtype=float), "x": np.log2(np.asarray(levels, dtype=float)),
                           "seed": list(seeds)})
     kept, missing = table[np.isfinite(table.y)], int((~np.isfinite(table.y)).sum())
-    n_seeds = kept.seed.nunique()
+    n_seeds, used = kept.seed.nunique(), tuple(sorted(int(s) for s in kept.seed.unique()))
     df = len(kept) - n_seeds - 1
     if df < 1 or kept.x.nunique() < 2 or n_seeds < 2:
-        estimate = Estimate(math.nan, -math.inf, math.inf, n_seeds, math.nan, 1 - 2 * ALPHA, "OLS, seed intercepts",
-                            missing, tuple(sorted(kept.seed.unique())))
-        return Test("trend", estimate, INCONCLUSIVE, math.nan, bound, label=label)
+        why = f"not estimable: {len(kept)} values over {n_seeds} seed(s) and {kept.x.nunique()} level(s)"
+        return SlopeFit(math.nan, math.nan, max(df, 0), math.nan, n_seeds, missing, used, (), why)
     fit = smf.ols("y ~ x + C(seed)", kept).fit()
-    shrink, se = -float(fit.params["x"]), float(fit.bse["x"])
     per_seed = kept.groupby("seed").x.apply(lambda x: float(((x - x.mean()) ** 2).sum())).mean()
     sd = math.sqrt(fit.mse_resid / per_seed) if per_seed > 0 else math.nan
+    exact = not math.sqrt(fit.mse_resid) > 1e-9 * max(1.0, float(kept.y.abs().max()))  # a fit exact to rounding
+    return SlopeFit(float(fit.params["x"]), float(fit.bse["x"]), df, sd, n_seeds, missing, used,
+                    as_values(kept.y.to_numpy()), "no residual spread: an exact fit gives no interval" if exact else "")
+
+
+def slope_estimate(values: Sequence[float], levels: Sequence[float], seeds: Sequence[int], label: str = "") -> Test:
+    """How much `values` change per doubling of `levels`: the within-seed OLS slope (`seed_slope`) with its two-sided
+    95 % t interval on the fit's residual df, as an estimate (verdict ESTIMATE: it decides nothing). NaN interval
+    where the fit gives none. The estimate's n counts seeds and its sd is one seed's own slope SD, so that a plan
+    (the seeds for the interval to exclude 0 at a slope of interest) treats seeds as units, as for the tests."""
+    fit = seed_slope(values, levels, seeds)
+    half = float(stdtrit(fit.df, 0.5 + 0.95 / 2)) * fit.se if not fit.why_not else math.nan
+    method = f"{SEED_SLOPE}, t on {fit.df} df" + (f"; {fit.why_not}" if fit.why_not else "")
+    estimate = Estimate(fit.slope, fit.slope - half, fit.slope + half, fit.n_seeds, fit.sd, 0.95, method,
+                        fit.missing, fit.seeds)
+    return Test("estimate", estimate, ESTIMATE, math.nan, None, detectable_difference(fit.sd, fit.n_seeds), label,
+                values=fit.values)
+
+
+def trend_test(values: Sequence[float], levels: Sequence[float], seeds: Sequence[int], bound: float,
+               label: str = "") -> Test:
+    """Does `values` shrink by less than `bound` per doubling of `levels`? The within-seed OLS slope (`seed_slope`);
+    the estimate is the shrink, minus the slope, with its 90 % interval (whose upper end is the one-sided 95 %
+    bound): supported below `bound`, not supported when the whole interval is above it. Inconclusive where the fit
+    gives no interval. The estimate's n counts seeds and its sd is that of one seed's own slope, so that planning
+    treats seeds as the units, as for the other tests."""
+    from scipy.stats import t
+
+    fit = seed_slope(values, levels, seeds)
+    if not math.isfinite(fit.slope):
+        estimate = Estimate(math.nan, -math.inf, math.inf, fit.n_seeds, math.nan, 1 - 2 * ALPHA, SEED_SLOPE,
+                            fit.missing, fit.seeds)
+        return Test("trend", estimate, INCONCLUSIVE, math.nan, bound, label=label)
+    shrink, se, df = -fit.slope, fit.se, fit.df
     half = float(stdtrit(df, 1 - ALPHA)) * se
-    estimate = Estimate(shrink, shrink - half, shrink + half, n_seeds, sd, 1 - 2 * ALPHA, "OLS, seed intercepts",
-                        missing, tuple(sorted(int(s) for s in kept.seed.unique())))
-    if not math.sqrt(fit.mse_resid) > 1e-9 * max(1.0, float(kept.y.abs().max())):  # a fit exact to rounding
+    estimate = Estimate(shrink, shrink - half, shrink + half, fit.n_seeds, fit.sd, 1 - 2 * ALPHA, SEED_SLOPE,
+                        fit.missing, fit.seeds)
+    if fit.why_not:  # no residual spread
         return Test("trend", estimate, INCONCLUSIVE, math.nan, bound, label=label)
     verdict = SUPPORTED if estimate.ci_high < bound else NOT_SUPPORTED if estimate.ci_low > bound else INCONCLUSIVE
     below, above = float(t.cdf((shrink - bound) / se, df)), float(t.sf((shrink - bound) / se, df))
-    return Test("trend", estimate, verdict, below, bound, detectable_bound(sd, n_seeds), label, above, below,
-                values=as_values(kept.y.to_numpy()))
+    return Test("trend", estimate, verdict, below, bound, detectable_bound(fit.sd, fit.n_seeds), label, above, below,
+                values=fit.values)
 
 
 def check_margin(margin: float) -> None:
@@ -404,7 +466,7 @@ def power_of(test: Test, effect: float, sd: float, n: int) -> float:
         return float(norm.cdf(math.atanh(effect) * math.sqrt(n - 3) - norm.ppf(1 - level / 2))) if n > 3 else math.nan
     if n < 2 or not (sd > 0 and math.isfinite(sd)):
         return math.nan
-    if test.kind == "difference":
+    if test.kind in ("difference", "estimate"):  # an estimate: the seeds for its interval to exclude 0 at `effect`
         return power_difference(effect, sd, n)
     if test.kind == "equivalence":
         return power_equivalence(test.margin, sd, n)
@@ -476,7 +538,10 @@ def holm_rejects(p_values: Sequence[float], level: float = ALPHA) -> list[bool]:
 
 def combine(tests: Sequence[Test]) -> str:
     """A statement tested by several tests holds only if every test says so (intersection-union: no correction);
-    it fails if any contrary test rejects after Holm's correction over them; otherwise it is inconclusive."""
+    it fails if any contrary test rejects after Holm's correction over them; otherwise it is inconclusive. Estimates
+    alone decide nothing: ESTIMATE."""
+    if all(t.verdict == ESTIMATE for t in tests):
+        return ESTIMATE
     if all(t.verdict in POSITIVE for t in tests):
         return tests[0].verdict
     for test, rejected in zip(tests, holm_rejects([t.contrary_p for t in tests])):

@@ -11,7 +11,6 @@ import pandas as pd
 
 from ..execution.store import RunRecord
 from ..run.run_config import Phase
-from .pooling import pooled_estimates
 from .premises import Premise, PremiseRule, RunFitRule
 from .stats import Estimate, Test, difference_test, equivalence_test, paired_estimate
 from .study_config import ARMS
@@ -140,7 +139,7 @@ def compare(records: list[RunRecord], labels: list[dict[str, Any]], last_k: int,
     summary = pd.DataFrame([{**label, **final_metrics(record, last_k)} for record, label in runs])
     result = StudyResult(history, probes, summary, paired_gaps(summary, conditions), pd.DataFrame(), conditions,
                          last_k)
-    rows, pooled = [], pooled_gaps(result.gaps, conditions)
+    rows = []
     for key in (result.gaps[list(conditions)].drop_duplicates().to_dict("records") if conditions else [{}]):
         estimate = result.gap_estimate(**key)
         arms = {f"{arm}_{what}": float(result.arm_series(arm, metric, **key).mean())
@@ -148,29 +147,9 @@ def compare(records: list[RunRecord], labels: list[dict[str, Any]], last_k: int,
         premise = {"premise": result.premise(rule, **key).state} if rule else {}
         rows.append({**key, "effect_pp": estimate.mean, "ci_low_pp": estimate.ci_low, "ci_high_pp": estimate.ci_high,
                      "n_seeds": estimate.n, "n_missing": estimate.missing, "verdict": estimate.verdict,
-                     **pooled(key), **arms, **premise})
+                     **arms, **premise})
     result.estimates = pd.DataFrame(rows)
     return result
-
-
-def pooled_gaps(gaps: pd.DataFrame, conditions: tuple[str, ...]):
-    """key -> the condition's gap under the study's pooled analysis (pooling.py: a moderated t where the conditions'
-    variances are shown to agree, else its own t), for the per-condition table beside its own interval."""
-    if len(conditions) == 0 or gaps.empty:
-        return lambda key: {}
-    try:
-        pooled = pooled_estimates(gaps, "gap_pp", list(conditions))
-    except ValueError as err:  # a condition with fewer than 2 finite seeds: nothing to pool
-        fallback = {"variance": f"per-condition t ({err})"}
-        return lambda key: fallback
-
-    def columns(key: dict[str, Any]) -> dict[str, Any]:
-        p = pooled[key[conditions[0]] if len(conditions) == 1 else tuple(key[c] for c in conditions)]
-        why = f": {p.decision.reason}" if p.decision.reason else ""
-        return {"pooled_ci_low_pp": p.estimate.ci_low, "pooled_ci_high_pp": p.estimate.ci_high,
-                "variance": f"{p.decision.method}{why}"}
-
-    return columns
 
 
 def tidy_history(record: RunRecord, labels: dict[str, Any]) -> pd.DataFrame:

@@ -41,14 +41,16 @@ class Config(remedies.Config):
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
-    """C16a-e for each new remedy in the sweep; C15 across every condition."""
+    """C16a-e for each new remedy in the sweep, each with the share of seeds it improves beside it; C15 across
+    every condition."""
     rule, found = config.premise_rule(), []
     for remedy, claim in NEWER.items():
         if remedy in config.remedies:
             reduces = difference_test(result.gap_change("remedy", NONE, remedy), f"gap(none) - gap({remedy})")
             found.append(ClaimResult(claim, (reduces,), result.reduction_premise(rule, "remedy", NONE, remedy),
                                      (result.gap_test(remedy=remedy),
-                                      result.gap_equivalence(config.equivalence_margin, remedy=remedy))))
+                                      result.gap_equivalence(config.equivalence_margin, remedy=remedy),
+                                      remedies.improvement(result, remedy))))
     found.append(predictor_claim(result, config))
     return found
 

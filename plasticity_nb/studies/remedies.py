@@ -20,12 +20,13 @@ maturity are scaled to the quick budget (~1,200 steps), fixed before any result 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 
 from ..analysis.claims import ClaimResult
-from ..analysis.stats import bound_test, difference_test
+from ..analysis.estimates import Share, improvement_share, share_over_conditions, share_test
+from ..analysis.stats import Test, bound_test, difference_test
 from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
 from ..analysis.study_result import CLOSED_THREAT, StudyResult
 from ..core.config import ConfigError, range_of, ranged
@@ -148,10 +149,9 @@ def tuned(result: StudyResult) -> pd.DataFrame:
 
 
 def remedy_table(result: StudyResult, config: Config) -> pd.DataFrame:
-    """Per condition: the gap to scratch with its CI, its interval under the pooled analysis (`pooled_ci_*`,
-    pooling.py) and its equivalence verdict, each arm's fit, the warm run's median tuning-epoch wall time relative
-    to the plain warm start's (`overhead_pct`), and tuning steps until the train accuracy first reaches the
-    target."""
+    """Per condition: the gap to scratch with its CI and its equivalence verdict, each arm's fit, the warm run's
+    median tuning-epoch wall time relative to the plain warm start's (`overhead_pct`), and tuning steps until the
+    train accuracy first reaches the target."""
     rows = tuned(result)
     # The median epoch is robust to a process's warm-up and to other work on the machine; it leaves out the
     # one-off cost at the phase start (shrink-and-perturb, DASH's pass over the half) and evaluation epochs.
@@ -170,8 +170,56 @@ def remedy_table(result: StudyResult, config: Config) -> pd.DataFrame:
                           overhead_pct=100 * (seconds[(remedy, "warm")] / seconds[(NONE, "warm")] - 1),
                           warm_steps_to_target=steps.get("warm", pd.Series(dtype=float)).mean(),
                           seeds_reaching=int(steps.get("warm", pd.Series(dtype=float)).count())))
-    pooled = [c for c in ("pooled_ci_low_pp", "pooled_ci_high_pp") if c in result.estimates]
-    return pd.DataFrame(table).merge(result.estimates[["remedy", *pooled]], on="remedy", how="left")
+    return pd.DataFrame(table)
+
+
+def improvement(result: StudyResult, remedy: str) -> Test:
+    """The share of seeds whose gap `remedy` reduces (gap(none) - gap(remedy) > 0), with its exact interval: an
+    estimate reported beside the remedy's claim."""
+    return share_test(improvement_share(result.gap_change("remedy", NONE, remedy)),
+                      f"share of seeds with gap(none) - gap({remedy}) > 0")
+
+
+IMPROVEMENT_COLUMNS = ["remedy", "improved", "trials", "ties", "missing", "repeated", "share", "ci_low", "ci_high",
+                       "ci_level", "notebooks", "method"]
+
+
+def improvement_table(results: Mapping[str, StudyResult]) -> pd.DataFrame:
+    """Per remedy, over every remedy study in `results` (notebook stem -> its StudyResult; a study without a
+    `remedy` condition is left out): the (condition, seed) trials whose gap it reduced (`improved`), of `trials`,
+    with the exact interval of the share (estimates.share_over_conditions: approximate, since the conditions of a
+    study share seeds). `ties`: trials at exactly 0, not improved; `missing`: reductions that are not finite, not
+    trials; `repeated`: trials another notebook of `results` already counted (the same four runs: the remedy's
+    and the plain warm start's, warm and scratch), counted once."""
+    shares: dict[str, list[Share]] = {}
+    notebooks: dict[str, list[str]] = {}
+    repeated: dict[str, int] = {}
+    seen: set[tuple[str, ...]] = set()
+    for stem, result in results.items():
+        if "remedy" not in result.conditions:
+            continue
+        for remedy in dict.fromkeys(r for r in result.gaps.remedy if r != NONE):
+            runs, reductions = trial_runs(result, remedy), result.gap_change("remedy", NONE, remedy)
+            fresh = [seed for seed in reductions.index if runs.get(seed) not in seen]
+            seen |= set(runs.values())
+            repeated[remedy] = repeated.get(remedy, 0) + len(reductions) - len(fresh)
+            if fresh:
+                shares.setdefault(remedy, []).append(improvement_share(reductions.loc[fresh]))
+                notebooks.setdefault(remedy, []).append(f"{stem} ({len(fresh)} seeds)")
+    rows = []
+    for remedy, parts in shares.items():
+        share = share_over_conditions(parts)
+        rows.append(dict(remedy=remedy, improved=share.successes, trials=share.trials, ties=share.ties,
+                         missing=share.missing, repeated=repeated[remedy], share=share.share, ci_low=share.ci_low,
+                         ci_high=share.ci_high, ci_level=share.confidence, notebooks="; ".join(notebooks[remedy]),
+                         method=share.method))
+    return pd.DataFrame(rows, columns=IMPROVEMENT_COLUMNS)
+
+
+def trial_runs(result: StudyResult, remedy: str) -> dict[int, tuple[str, ...]]:
+    """Per seed: what one trial of `remedy` compares, the keys of its runs and the plain warm start's pair."""
+    rows = result.summary[result.summary.remedy.isin([NONE, remedy])]
+    return {int(seed): (remedy, *sorted(keys)) for seed, keys in rows.groupby("seed").key}
 
 
 def metric_curves(result: StudyResult) -> pd.DataFrame:
@@ -189,29 +237,33 @@ def start_of_tuning(result: StudyResult) -> pd.DataFrame:
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
-    """C11-C14 for each remedy in the sweep (C15, over every remedy, is notebook 11's)."""
+    """C11-C14 for each remedy in the sweep (C15, over every remedy, is notebook 11's); beside each, the share of
+    seeds whose gap the remedy reduces (`improvement`)."""
     rule, found = config.premise_rule(), []
     margin = config.equivalence_margin
     for remedy, claim in (("shrink_perturb", "C11"), ("dash", "C12")):
         if remedy in config.remedies:
             closes = result.gap_equivalence(margin, remedy=remedy)
             closed = result.premise(rule, threat=CLOSED_THREAT, remedy=remedy)
-            found.append(ClaimResult(claim, (closes,), closed, (result.gap_test(remedy=remedy),)))
+            found.append(ClaimResult(claim, (closes,), closed,
+                                     (result.gap_test(remedy=remedy), improvement(result, remedy))))
     if "dash" in config.remedies:  # C12b: Shin et al.'s own statement, added after C12's result (claims.py)
         beats = difference_test(-result.gap_series(remedy="dash"), "warm with DASH - scratch")
-        found.append(ClaimResult("C12b", (beats,), result.premise(rule, threat=CLOSED_THREAT, remedy="dash")))
+        found.append(ClaimResult("C12b", (beats,), result.premise(rule, threat=CLOSED_THREAT, remedy="dash"),
+                                 (improvement(result, "dash"),)))
     for remedy, claim in TRAINABILITY_CLAIMS.items():
         if remedy in config.remedies:  # "does little": the gap it removes is below the smallest effect that matters
             little = bound_test(result.gap_change("remedy", NONE, remedy), config.smallest_effect,
                                 f"gap(none) - gap({remedy})")
             premise = result.reduction_premise(rule, "remedy", NONE, remedy, fewer=True)
             found.append(ClaimResult(claim, (little,), premise,
-                                     (result.gap_test(remedy=remedy), result.gap_equivalence(margin, remedy=remedy))))
+                                     (result.gap_test(remedy=remedy), result.gap_equivalence(margin, remedy=remedy),
+                                      improvement(result, remedy))))
     if "augment" in config.remedies:
         shrinks = difference_test(result.gap_change("remedy", NONE, "augment"), "gap(none) - gap(augment)")
         found.append(ClaimResult("C14a", (shrinks,), result.reduction_premise(rule, "remedy", NONE, "augment"),
-                                 (result.gap_equivalence(margin, remedy="augment"),)))
+                                 (result.gap_equivalence(margin, remedy="augment"), improvement(result, "augment"))))
     if "weight_decay" in config.remedies:
         found.append(ClaimResult("C14b", (result.gap_test(remedy="weight_decay"),),
-                                 result.premise(rule, remedy="weight_decay")))
+                                 result.premise(rule, remedy="weight_decay"), (improvement(result, "weight_decay"),)))
     return found
