@@ -219,3 +219,19 @@ def test_a_capped_run_is_flagged_in_the_study_and_the_claim_reads_premise_not_me
     assert result.summary.capped.tolist() == [False, False, True, False, False, False]
     claim = warm_start_gap.claims(result, config)[0]
     assert claim.premise.flagged == (1,) and claim.verdict == "premise not met"
+
+
+def test_beside_a_target_gap_claim_the_per_protocol_gap_and_the_gap_at_equal_fit():
+    records, labels = [], []
+    for seed, (warm_fit, gap) in enumerate([(0.99, 0.03), (0.995, 0.04), (0.999, 0.05), (0.992, 0.02), (0.9, 0.1)]):
+        warm = [0.95, warm_fit, warm_fit, warm_fit] if seed < 4 else [0.9, 0.9, 0.9, 0.9, 0.9, 0.9]  # seed 4 capped
+        records += [target_record(f"w{seed}", warm, 0.60 - gap), target_record(f"s{seed}", [0.99, 1.0, 1.0], 0.60)]
+        labels += [dict(seed=seed, arm="warm"), dict(seed=seed, arm="scratch")]
+    config = WarmStartConfig.from_preset("quick").replace(fit_target=99.0)
+    result = compare(records, labels, last_k=2, rule=config.premise_rule())
+    claim = warm_start_gap.claims(result, config)[0]
+    assert claim.premise.met and claim.premise.flagged == (4,)  # one of five is allowed
+    per_protocol, equal_fit = claim.others
+    assert per_protocol.estimate.n == 4 and per_protocol.estimate.mean == pytest.approx(3.5)
+    assert claim.primary.estimate.n == 5  # intention to treat: every pair
+    assert equal_fit.label == "gap at equal fit" and equal_fit.estimate.n == 5

@@ -11,8 +11,9 @@ import pandas as pd
 
 from ..execution.store import RunRecord
 from ..run.run_config import Phase
-from .premises import Premise, PremiseRule, RunFitRule
-from .stats import Estimate, Test, difference_test, equivalence_test, paired_estimate
+from .estimates import gap_at_equal_fit
+from .premises import TARGET_PROTOCOL, Premise, PremiseRule, RunFitRule
+from .stats import ESTIMATE, Estimate, Test, difference_test, equivalence_test, paired_estimate
 from .study_config import ARMS
 
 GAP_THREAT = ("scratch", "warm")  # scratch fitting more than warm could fake a gap (premises.py)
@@ -102,6 +103,21 @@ class StudyResult:
             return rule.check(fits, where)
         capped = {name: self.capped(arm, **condition) for name, (arm, condition) in arms.items()}
         return rule.check(fits, capped, where, threat)
+
+    def fit_tests(self, premise: Premise, **condition: Any) -> tuple[Test, ...]:
+        """Beside a gap claim whose runs trained to a target (intention-to-treat, every pair, is its primary): the
+        gap over the seeds its premise did not flag (per protocol), and the gap at equal fit (each seed's gap
+        regressed on its arms' fit difference, scratch minus warm). None under a fixed budget."""
+        if premise.protocol != TARGET_PROTOCOL:
+            return ()
+        gaps = self.gap_series(**condition)
+        kept = gaps.drop([s for s in premise.flagged if s in gaps.index])
+        equal_fit = gap_at_equal_fit(gaps, self.fits("scratch", **condition) - self.fits("warm", **condition))
+        tests = [Test("estimate", equal_fit, ESTIMATE, float("nan"), label="gap at equal fit")]
+        if len(kept) >= 2:
+            flagged = len(gaps) - len(kept)
+            tests.insert(0, difference_test(kept, f"per protocol ({flagged} flagged seed(s) left out)"))
+        return tuple(tests)
 
     def where(self, column: str, values: list[Any]) -> StudyResult:
         """The result of only the runs whose `column` is one of `values` (e.g. some of a sweep's conditions)."""

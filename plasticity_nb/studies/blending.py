@@ -38,4 +38,5 @@ class Config(StudyConfig):
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     slowest = dict(gamma=max(config.gammas))
-    return [ClaimResult("C4", (result.gap_test(**slowest),), result.premise(config.premise_rule(), **slowest))]
+    premise = result.premise(config.premise_rule(), **slowest)
+    return [ClaimResult("C4", (result.gap_test(**slowest),), premise, result.fit_tests(premise, **slowest))]

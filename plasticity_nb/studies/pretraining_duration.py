@@ -55,7 +55,7 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     def at(epochs: int, earlier: ClaimResult | None = None) -> ClaimResult:
         few = dict(pretrain_epochs=epochs)
         premise = result.premise(config.premise_rule(), **few)
-        return ClaimResult("C2", (result.gap_test(**few),), premise, earlier=earlier)
+        return ClaimResult("C2", (result.gap_test(**few),), premise, result.fit_tests(premise, **few), earlier=earlier)
 
     earlier = at(EARLIER_FEW_EPOCHS) if EARLIER_FEW_EPOCHS in config.pretrain_epochs_sweep else None
     return [at(config.few_epochs, earlier)]

@@ -13,7 +13,8 @@ EARLIER_FLOOR = 97.0  # C1's premise floor (%) at quick before 4f36217, primary 
 
 def claims(result: StudyResult, config: WarmStartConfig) -> list[ClaimResult]:
     if config.fit_target is not None:  # runs trained to a target: the earlier floor was a fixed budget's rule
-        return [ClaimResult("C1", (result.gap_test(),), result.premise(config.premise_rule()))]
+        premise = result.premise(config.premise_rule())
+        return [ClaimResult("C1", (result.gap_test(),), premise, result.fit_tests(premise))]
     earlier_rule = dataclasses.replace(config.premise_rule(), min_train_acc=EARLIER_FLOOR)
     earlier = ClaimResult("C1", (result.gap_test(),), result.premise(earlier_rule))
     return [ClaimResult("C1", (result.gap_test(),), result.premise(config.premise_rule()), earlier=earlier)]
