@@ -9,7 +9,7 @@ import pytest
 
 from plasticity_nb.analysis import claim_history, claims
 from plasticity_nb.analysis.claims import CLAIMS, Claim, ClaimResult, claim_row, registry_hash
-from plasticity_nb.analysis.premises import Premise
+from plasticity_nb.analysis.premises import TARGET_PROTOCOL, Premise
 from plasticity_nb.analysis.stats import difference_test, power_difference, seeds_for
 from plasticity_nb.views.report import write_report
 
@@ -130,3 +130,26 @@ def test_the_readme_lists_every_change_made_after_seeing_data():
     for change in claim_history.CHANGES:
         if change.seen:
             assert change.claim in section and change.commit in section, change
+
+
+TARGET_MET = Premise(True, "both fit, trained to a target", protocol=TARGET_PROTOCOL)
+
+
+def test_train_to_target_rows_on_seen_seeds_are_not_resolved_and_compute_no_earlier_definition():
+    now = difference_test(by_seed([2.0, 2.5, 3.0], 100), "pretrain_epochs=5")
+    earlier = ClaimResult("C2", (difference_test(by_seed([-1.0, 2.0, 0.5], 100)),), TARGET_MET)
+    row = claim_row(ClaimResult("C2", (now,), TARGET_MET, earlier=earlier), "quick", smallest_effect=2.0)
+    assert row["verdict"] == "not resolved" and row["post_hoc"].startswith("supported")
+    assert "2026-12-06 (17ff574)" in row["definition"] and "the runs cannot compute it" in row["definition"]
+
+
+def test_train_to_target_rows_on_the_main_jobs_fresh_seeds_are_confirmatory():
+    now = difference_test(by_seed([2.0, 2.5, 3.0], 600), "pretrain_epochs=5")
+    row = claim_row(ClaimResult("C2", (now,), TARGET_MET), "quick", smallest_effect=2.0)
+    assert row["verdict"] == "supported" and "confirmatory on unseen seeds" in row["definition"]
+
+
+def test_a_fixed_budget_store_keeps_the_definitions_it_was_made_under():
+    """The changes of train-to-target concern its own runs: an old store's C2 reads as it did before them."""
+    assert claim_row(c2(first_seed=0), "quick", smallest_effect=2.0)["condition"] == "pretrain_epochs=3"
+    assert claim_row(c2(first_seed=10), "quick", smallest_effect=2.0)["verdict"] == "supported"
