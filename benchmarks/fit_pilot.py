@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=None, help="run store to keep (default: a temporary folder, removed)")
     args = parser.parse_args()
-    study = Config.from_preset("quick").replace(fit_target=TARGET, last_k=WINDOW, eval_every=args.cap)
+    study = Config.from_preset("quick").replace(budget="target", fit_target=TARGET, last_k=WINDOW, eval_every=args.cap)
     data = load_cifar10(None, "cpu")
     plan = []
     for cell in study.cells:

@@ -214,7 +214,7 @@ def test_a_capped_run_is_flagged_in_the_study_and_the_claim_reads_premise_not_me
         warm = [0.9, 0.95, 0.96, 0.97, 0.97, 0.98] if seed == 1 else [0.9, 0.99, 0.99, 0.995]  # seed 1 capped
         records += [target_record(f"w{seed}", warm, 0.55), target_record(f"s{seed}", [0.9, 0.99, 0.99, 0.99], 0.6)]
         labels += [dict(seed=seed, arm="warm"), dict(seed=seed, arm="scratch")]
-    config = WarmStartConfig.from_preset("quick").replace(fit_target=99.0)
+    config = WarmStartConfig.from_preset("quick").replace(budget="target")
     result = compare(records, labels, last_k=2, rule=config.premise_rule())
     assert result.summary.capped.tolist() == [False, False, True, False, False, False]
     claim = warm_start_gap.claims(result, config)[0]
@@ -227,7 +227,7 @@ def test_beside_a_target_gap_claim_the_per_protocol_gap_and_the_gap_at_equal_fit
         warm = [0.95, warm_fit, warm_fit, warm_fit] if seed < 4 else [0.9, 0.9, 0.9, 0.9, 0.9, 0.9]  # seed 4 capped
         records += [target_record(f"w{seed}", warm, 0.60 - gap), target_record(f"s{seed}", [0.99, 1.0, 1.0], 0.60)]
         labels += [dict(seed=seed, arm="warm"), dict(seed=seed, arm="scratch")]
-    config = WarmStartConfig.from_preset("quick").replace(fit_target=99.0)
+    config = WarmStartConfig.from_preset("quick").replace(budget="target")
     result = compare(records, labels, last_k=2, rule=config.premise_rule())
     claim = warm_start_gap.claims(result, config)[0]
     assert claim.premise.met and claim.premise.flagged == (4,)  # one of five is allowed

@@ -13,7 +13,7 @@ resolved, never a verdict on a threshold crossed by chance). The arms' differenc
 the per-seed difference of their fits against +/- the bound. Seeds whose fits all tie give a point interval:
 train accuracy varies only across seeds, so there is no other uncertainty to state.
 
-Under train-to-target (`StudyConfig.fit_target`, registered 2026-12-06) every tuning phase trains until its
+Under train-to-target (`StudyConfig.budget` "target", registered 2026-12-06) every tuning phase trains until its
 train accuracy reaches the target, so fit holds by construction, run by run, and the premise is `RunFitRule`:
 a per-run check of what could fake the claim, in the direction that could. Each seed is *flagged* when one of
 its runs hit the cap below the target or diverged, or when its threatening arm fits more than `bound` points

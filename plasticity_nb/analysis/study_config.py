@@ -14,6 +14,7 @@ from ..training.runtime import native_precision
 from .premises import PremiseRule, RunFitRule
 
 ARMS = ("warm", "scratch")
+BUDGETS = ("target", "fixed")
 
 
 Plan = list[tuple[dict[str, Any], RunConfig]]
@@ -82,13 +83,14 @@ class StudyConfig(Config):
     batch_size: int = range_of(RunConfig, "batch_size")  # examples per step
     # class-balanced training examples; a class-balanced half of them is the pretraining set
     train_subset: int = range_of(RunConfig, "train_subset")
-    # epochs on the full subset (warm tuning and scratch alike); with `fit_target`, the cap on reaching it
+    # epochs on the full subset (warm tuning and scratch alike); with budget "target", the cap on reaching the target
     tune_epochs: int = range_of(Phase, "epochs")
     last_k: int = ranged(gt=0)  # the metric averages test accuracy over the last last_k epochs
-    # train accuracy (%) every tuning phase on the full subset trains to, within `tune_epochs`, before `last_k` epochs
-    # more (the metric window): the arms fit by construction. None: a fixed budget of `tune_epochs`, the protocol of
-    # every run stored before 2026-12-06 (still selectable; such runs report under its premise rule)
-    fit_target: float | None = ranged(None, gt=0, le=100)
+    # "target": every tuning phase on the full subset trains until its train accuracy reaches `fit_target`, within
+    # `tune_epochs`, then `last_k` epochs more (the metric window), so the arms fit by construction; "fixed": exactly
+    # `tune_epochs`, the protocol of every run stored before 2026-12-06 (its stores report under its premise rule)
+    budget: str = ranged("fixed", choices=BUDGETS)
+    fit_target: float = ranged(99.0, gt=0, le=100)  # budget "target": the train accuracy (%) to reach (Ash & Adams')
     augment: bool = False  # random crop + flip (off in the paper)
     # test images evaluated; None: all of the dataset's (CIFAR-10's 10,000; smoke uses fewer)
     test_subset: int | None = range_of(RunConfig, "test_subset", None)
@@ -121,9 +123,14 @@ class StudyConfig(Config):
     def check_sweep(self) -> None:
         """A study's own checks, run before its runs are built."""
 
+    @property
+    def to_target(self) -> bool:
+        """Whether its tuning phases train to `fit_target` (else a fixed budget)."""
+        return self.budget == "target"
+
     def premise_rule(self) -> PremiseRule | RunFitRule:
         """Train-to-target's per-run rule (the arms' difference bound flags a seed), else the fixed budget's."""
-        if self.fit_target is not None:
+        if self.to_target:
             return RunFitRule(self.fit_target, self.premise_arm_difference)
         return PremiseRule(self.premise_train_acc, self.premise_arm_difference)
 
@@ -131,7 +138,7 @@ class StudyConfig(Config):
         """The phase on the full subset that ends every run (the scratch run is just this phase).
 
         Other phases are built from it with `changes`. All evaluate every `eval_every` epochs; a phase
-        that ends a run (not pretraining) also at each epoch of the metric window. With `fit_target`, a phase on
+        that ends a run (not pretraining) also at each epoch of the metric window. With budget "target", a phase on
         the full subset trains to it (`tune_epochs` its cap) and then the window (`Phase.last_epoch`).
         """
         pool = changes.get("pool", "full")
@@ -139,7 +146,7 @@ class StudyConfig(Config):
         window = self.last_k if ends_run and self.eval_every > 1 else 0  # eval_every 1 covers it anyway
         fields = dict(pool="full", epochs=self.tune_epochs, optimizer=self.optimizer, lr=self.lr,
                       eval_every=self.eval_every, eval_tail=window)
-        if self.fit_target is not None and pool == "full":  # a blend's schedule spans its whole budget: not cut short
+        if self.to_target and pool == "full":  # a blend's schedule spans its whole budget: not cut short
             fields.update(target_train_acc=self.fit_target / 100, window=self.last_k, eval_tail=0)
         return Phase(**{**fields, **changes})
 
