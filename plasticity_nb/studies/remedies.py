@@ -131,9 +131,9 @@ class Config(WarmStartConfig):
             "weight_decay": lambda: dict(weight_decay=self.regulariser_weight_decay),
             NONE: lambda: {},
         }
-        return own[remedy]() if remedy in own else remedy_type(remedy).for_budget(self.budget())
+        return own[remedy]() if remedy in own else remedy_type(remedy).for_budget(self.tuning_budget())
 
-    def budget(self) -> Budget:
+    def tuning_budget(self) -> Budget:
         """The tuning phase's size, for a remedy's own scaling rule (`Remedy.for_budget`)."""
         steps_per_epoch = self.train_subset // self.batch_size
         return Budget(steps_per_epoch=steps_per_epoch, task_steps=self.tune_epochs * steps_per_epoch)
