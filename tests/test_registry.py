@@ -121,6 +121,8 @@ WORDS = [  # (verdict code, test kind, margin, unit, seeds planned) -> the words
                                                                         "smallest effect of interest"),
     ("inconclusive", "difference", None, "pp", math.nan, "not settled: seeds not planned (no SD from 8 or more "
                                                           "seeds to plan at)"),
+    ("premise uncertain", "screen", 13.0, "r", 50.0, "not settled: about 50 conditions at the smallest effect of "
+                                                      "interest"),
     ("inconclusive", "estimate", None, "pp/doubling", math.nan, "estimate only"),
     ("supported", "estimate", None, "pp/doubling", math.nan, "estimate only"),
 ]
@@ -137,14 +139,14 @@ def test_claims_csv_without_verdict_words_still_loads_and_gets_them_from_its_cod
     table = pd.read_csv(path)
     assert table.verdict_words.tolist() == ["holds"]
     old = table.drop(columns="verdict_words").assign(verdict="premise uncertain", n_seeds=3, seeds_for_sesoi=14.0)
-    old = pd.concat([old, old.assign(claim="C4", verdict="inconclusive", n_seeds=8, seeds_for_sesoi=10.0),
+    old = pd.concat([old, old.assign(claim="C15", test="screen", unit="r", seeds_for_sesoi=50.0),
                      old.assign(claim="C5a", verdict="not supported")])
     old.to_csv(path, index=False)
     read = claims.read_claims(tmp_path)
-    # an old row's plan was made at its own SD: its seeds are named only where 8 or more seeds gave that SD
-    assert read.verdict_words.tolist() == ["not settled: seeds not planned (no SD from 8 or more seeds to plan at)",
-                                           "not settled: about 10 seeds at the smallest effect of interest",
-                                           "does not hold"]
+    # an old row's plan was made at its own SD (here of 3 seeds): not repeated, unless no SD entered it
+    assert read.verdict_words.tolist() == [
+        "not settled: seeds not planned (written before seeds were planned at a stated SD: rerun its notebook)",
+        "not settled: about 50 conditions at the smallest effect of interest", "does not hold"]
     assert list(read.columns) == claims.COLUMNS
     write_report(tmp_path, "quick")  # an old file still reports
 

@@ -339,11 +339,13 @@ def planned(result: ClaimResult, smallest_effect: float | None, preset: str) -> 
     return sesoi, joint, math.nan if any(math.isnan(n) for n in needed) else max(needed)
 
 
-def verdict_words(verdict: str, test: str, margin: float, unit: str, seeds_needed: float) -> str:
+def verdict_words(verdict: str, test: str, margin: float, unit: str, seeds_needed: float,
+                  unplanned: str = f"no SD from {MIN_PLANNING_N} or more seeds to plan at") -> str:
     """claims.csv's `verdict_words`: a verdict code (stats.py, sequential.py) in plain words for readers, one of
     "holds", "does not hold", "equivalent within ±m <unit>", "premise not met", "estimate only", or "not settled:
     about N seeds at the smallest effect of interest" (N: the seeds planned, `planned`) for every verdict that
-    settles nothing (inconclusive, premise uncertain, not resolved, open, futile, stopped by budget)."""
+    settles nothing (inconclusive, premise uncertain, not resolved, open, futile, stopped by budget); `unplanned`
+    says why there is no N."""
     if verdict == PREMISE_NOT_MET:
         return PREMISE_NOT_MET
     if test == ESTIMATE:
@@ -354,13 +356,9 @@ def verdict_words(verdict: str, test: str, margin: float, unit: str, seeds_neede
         return "holds"
     if verdict in NEGATIVE:
         return "does not hold"
-    return not_settled_words(test, seeds_needed)
-
-
-def not_settled_words(test: str, seeds_needed: float) -> str:
     units = "conditions" if test in UNIT_LEVEL else "seeds"
     if not isinstance(seeds_needed, (int, float)) or math.isnan(seeds_needed):
-        return f"not settled: {units} not planned (no SD from {MIN_PLANNING_N} or more seeds to plan at)"
+        return f"not settled: {units} not planned ({unplanned})"
     if math.isinf(seeds_needed):
         return f"not settled: over {MAX_SEEDS:,} {units} at the smallest effect of interest"
     return f"not settled: about {seeds_needed:.0f} {units} at the smallest effect of interest"
@@ -395,13 +393,14 @@ def read_claims(out_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def with_verdict_words(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows written before `verdict_words` existed get it from their codes. Their plan was made at their own SD,
-    so its seeds are named only where that SD came from MIN_PLANNING_N seeds or more (or no SD entered it)."""
+    """Rows written before `verdict_words` existed get it from their codes. Their plan was made at their own SD
+    (often of 3 seeds), so it is not repeated in words unless no SD entered it (a correlation's)."""
     if len(rows) and "verdict_words" in rows.columns and rows.verdict_words.notna().all():
         return rows
-    kept = lambda r: r.seeds_for_sesoi if r.test in UNIT_LEVEL or r.n_seeds >= MIN_PLANNING_N else math.nan
-    words = pd.Series([verdict_words(r.verdict, r.test, r.margin, r.unit, kept(r)) for r in rows.itertuples()],
-                      index=rows.index, dtype=object)
+    why = "written before seeds were planned at a stated SD: rerun its notebook"
+    words = pd.Series([verdict_words(r.verdict, r.test, r.margin, r.unit,
+                                     r.seeds_for_sesoi if r.test in UNIT_LEVEL else math.nan, why)
+                       for r in rows.itertuples()], index=rows.index, dtype=object)
     return rows.assign(verdict_words=rows.verdict_words.fillna(words) if "verdict_words" in rows.columns else words)
 
 
