@@ -392,6 +392,12 @@ def read_claims(out_dir: str | os.PathLike) -> pd.DataFrame:
     return with_verdict_words(with_dataset(table))
 
 
+def in_registry_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """Claims rows in the registry's order (C1, C2, ... C17b), not claims.csv's string order (C10 before C2)."""
+    rank = {claim: i for i, claim in enumerate(CLAIMS)}
+    return rows.sort_values("claim", key=lambda ids: ids.map(lambda c: rank.get(c, len(rank))), kind="stable")
+
+
 def with_verdict_words(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows written before `verdict_words` existed get it from their codes. Their plan was made at their own SD
     (often of 3 seeds), so it is not repeated in words unless no SD entered it (a correlation's)."""

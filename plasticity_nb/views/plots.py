@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ..analysis.claims import CLAIMS
+from ..analysis.claims import in_registry_order
 from ..analysis.stats import Estimate
 from ..analysis.study_result import StudyResult
 from ..core.files import write_atomic
@@ -232,12 +232,6 @@ def verdict_kind(words: str) -> str:
     return next((kind for kind in VERDICT_COLOURS if str(words).startswith(kind)), "not settled")
 
 
-def in_registry_order(claims: pd.DataFrame) -> pd.DataFrame:
-    """Claims in the registry's order (C1, C2, ... C17b), not claims.csv's string order (C10 before C2)."""
-    rank = {claim: i for i, claim in enumerate(CLAIMS)}
-    return claims.sort_values("claim", key=lambda ids: ids.map(lambda c: rank.get(c, len(rank))), kind="stable")
-
-
 def forest_rows(claims: pd.DataFrame) -> pd.DataFrame:
     """The claims a forest plot draws: those with a finite estimate (a correlation over too few conditions has
     none), in registry order."""
@@ -252,6 +246,11 @@ def claims_forest(claims: pd.DataFrame, title: str = "") -> plt.Figure:
     and dividing each by its SESOI would put them on one but hide the unit a reader thinks in."""
     set_style()
     rows = forest_rows(claims)
+    if not len(rows):  # e.g. a correlation over too few conditions alone: say so rather than fail
+        fig, ax = plt.subplots(figsize=(7, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no claim has a finite estimate yet", ha="center", va="center")
+        return fig
     units = sorted(set(rows.unit), key=lambda unit: (unit != "pp", list(rows.unit).index(unit)))
     counts = [int((rows.unit == unit).sum()) for unit in units]
     fig, axes = plt.subplots(len(units), 1, figsize=(7, 0.32 * sum(counts) + 1.1 * len(units) + 0.6),

@@ -18,7 +18,6 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..analysis.claim_history import CHANGES, PROCEDURE
@@ -29,6 +28,7 @@ from ..analysis.claims import (
     PLANNING_SD,
     UNIT_LEVEL,
     claims_lock,
+    in_registry_order,
     planning_sd,
     read_claims,
     registry_hash,
@@ -38,7 +38,6 @@ from ..analysis.stats import ALPHA, POWER
 from ..analysis.study_result import StudyResult
 from ..core.files import locked, remove_stale_temporaries, write_atomic
 from ..execution.provenance import git_commit
-from . import plots
 
 TESTS = {"difference": "CI above 0", "equivalence": "TOST within ±{margin:g}", "bound": "below {margin:+g}",
          "correlation": "r's CI above 0", "screen": "some r != 0, Holm over {margin:g} candidates",
@@ -60,7 +59,7 @@ def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame 
 
 def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.DataFrame | None,
                  results: dict[str, StudyResult] | None) -> list[str]:
-    claims = plots.in_registry_order(claims)
+    claims = in_registry_order(claims)
     lines = [f"# plasticity_nb report: preset `{preset}`", ""] + lead(out_dir, preset, claims)
     lines += ["", "## Method", "",
               f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}; "
@@ -124,7 +123,7 @@ def summary_table(claims: pd.DataFrame) -> pd.DataFrame:
     """The claims at a glance, in registry order: the claim in words, the estimate with its interval and unit, the
     seeds, the verdict in words (claims.csv's `verdict_words`) and how it stands against its source. report.md,
     the notebooks and the explorer lead with it; five columns, so that a reader takes a row in at once."""
-    rows = plots.in_registry_order(claims)
+    rows = in_registry_order(claims)
     return pd.DataFrame({"claim": [f"{r.claim}: {r.statement}" for r in rows.itertuples()],
                          "estimate [interval]": [estimate_text(r) for r in rows.itertuples()],
                          "seeds": [seeds_used(r) for r in rows.itertuples()],
@@ -150,6 +149,11 @@ def seeds_used(row) -> str:
 
 def forest_figure(out_dir: Path, preset: str, claims: pd.DataFrame) -> Path | None:
     """plots.claims_forest saved as `figures/claims_<preset>_forest.png` (and .pdf); None with nothing to draw."""
+    # imported here: seaborn and pyplot take ~1 s, and the batch's CLI imports this module to write its report
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
     if not len(plots.forest_rows(claims)):
         return None
     figure = plots.claims_forest(claims, title=f"Every claim's estimate and interval (preset {preset})")
