@@ -72,3 +72,13 @@ def test_the_forest_plot_draws_one_row_per_claim_with_a_finite_estimate(out):
     assert sorted(label.split()[0] for label in labels) == sorted(["C1", "C11", "C13a", "C7c", "C9"])  # C15: none
     assert [t.get_text().split()[0] for t in figure.axes[0].get_yticklabels()] == ["C1", "C11", "C13a"]  # pp first
     assert len(figure.axes) == 3  # pp, then epochs and % in their own panels
+
+
+def test_the_explorer_leads_with_the_same_table_and_plot(out):
+    from plasticity_nb.views.explorer import claims_overview
+
+    figure, table = claims_overview(out, "quick")
+    assert table.equals(summary_table(claims.read_claims(out)))  # one function for the report, notebooks, explorer
+    assert len([t for ax in figure.axes for t in ax.get_yticklabels()]) == 5
+    figure, table = claims_overview(out, "paper")
+    assert figure is None and "no claim is recorded at preset paper" in table.status[0]
