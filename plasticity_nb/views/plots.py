@@ -259,8 +259,11 @@ def claims_forest(claims: pd.DataFrame, title: str = "") -> plt.Figure:
         forest_panel(ax, rows[rows.unit == unit], unit)
     kinds = [k for k in VERDICT_COLOURS if k in set(rows.verdict_words.map(verdict_kind))]
     handles = [plt.Line2D([], [], marker="o", ls="", color=VERDICT_COLOURS[k], label=k) for k in kinds]
-    handles += [plt.Line2D([], [], ls=":", color="0.35", label="smallest effect of interest / bound"),
-                matplotlib.patches.Patch(color="#1b7837", alpha=0.15, label="equivalence margin")]
+    marked = rows[np.isfinite(rows.sesoi.astype(float))]
+    if (marked.test != "equivalence").any():
+        handles.append(plt.Line2D([], [], ls=":", color="0.35", label="smallest effect of interest / bound"))
+    if (marked.test == "equivalence").any():
+        handles.append(matplotlib.patches.Patch(color="#1b7837", alpha=0.15, label="equivalence margin"))
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False, fontsize=8)
     fig.suptitle(title or "Every claim's estimate and interval")
     fig.tight_layout()
