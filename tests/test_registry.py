@@ -125,6 +125,7 @@ WORDS = [  # (verdict code, test kind, margin, unit, seeds planned) -> the words
                                                       "interest"),
     ("inconclusive", "estimate", None, "pp/doubling", math.nan, "estimate only"),
     ("supported", "estimate", None, "pp/doubling", math.nan, "estimate only"),
+    ("estimate only", "estimate", None, "pp/doubling", 125.0, "estimate only"),  # stats.py's verdict of an estimate
 ]
 
 

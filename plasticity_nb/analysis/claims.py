@@ -289,9 +289,9 @@ def standing(claim: str, preset: str, seeds: Sequence[int]) -> tuple[Change | No
     return change, not seeds or bool(set(seeds) & set(change.seen[preset]))
 
 
-# A pure estimate (stats.py's kind for C17a/b's primary test): an effect with its interval and no verdict, so no
-# power to plan seeds for and "estimate only" in words
-ESTIMATE = "estimate"
+# stats.py's kind of a pure estimate (C17a/b's primary test): an effect with its interval, no verdict; its plan is
+# power_of's (the seeds for its interval to exclude 0 at the smallest effect of interest)
+ESTIMATE_KIND = "estimate"
 UNIT_LEVEL = ("correlation", "screen")  # their n counts conditions, not seeds, and no SD enters their power
 # The SD that plans seeds (`planned`), per preset and claim unit: one already seen on at least MIN_PLANNING_N seeds
 # and stated here, so that a claim's plan never moves with the SD its own 3 seeds happen to show, nor with its
@@ -318,11 +318,10 @@ def planning_sd(preset: str, unit: str, sd: float, n: int) -> float:
 def planned(result: ClaimResult, smallest_effect: float | None, preset: str) -> tuple[float, float, float]:
     """(smallest effect of interest, the joint power these seeds give every test at it, the seeds each test needs
     for 80 % power at it), at the preset's planning SD (`planning_sd`); never at the observed effect, nor at an SD
-    from 3 seeds. A ratio's effect is planned on the log scale. A pure estimate plans nothing."""
+    from 3 seeds. A ratio's effect is planned on the log scale."""
     test, sesoi = result.primary, sesoi_of(result, smallest_effect)
-    tests = [t for t in result.tests if t.kind != ESTIMATE]
-    if not math.isfinite(sesoi) or not tests:
-        return sesoi, math.nan, math.nan
+    if not math.isfinite(sesoi):
+        return math.nan, math.nan, math.nan
     effect = math.log1p(sesoi / 100) if test.log_scale else sesoi
     scale = 100 if test.log_scale else 1
     unit = CLAIMS[result.claim].unit
@@ -332,10 +331,11 @@ def planned(result: ClaimResult, smallest_effect: float | None, preset: str) -> 
         room = effect if t.kind not in ("bound", "trend") else t.margin
         return power_of(t, room, planning_sd(preset, unit, t.estimate.sd, t.estimate.n) / scale, n)
 
-    joint = math.prod(power(t, t.estimate.n) for t in tests)  # intersection-union: at least this if the
+    joint = math.prod(power(t, t.estimate.n) for t in result.tests)  # intersection-union: at least this if the
     # tests correlate positively, as conditions sharing seeds do
     needed = [seeds_for(lambda n, t=t: power(t, n)) if t.kind in UNIT_LEVEL
-              or math.isfinite(planning_sd(preset, unit, t.estimate.sd, t.estimate.n)) else math.nan for t in tests]
+              or math.isfinite(planning_sd(preset, unit, t.estimate.sd, t.estimate.n)) else math.nan
+              for t in result.tests]
     return sesoi, joint, math.nan if any(math.isnan(n) for n in needed) else max(needed)
 
 
@@ -348,7 +348,7 @@ def verdict_words(verdict: str, test: str, margin: float, unit: str, seeds_neede
     says why there is no N."""
     if verdict == PREMISE_NOT_MET:
         return PREMISE_NOT_MET
-    if test == ESTIMATE:
+    if test == ESTIMATE_KIND:
         return "estimate only"
     if verdict == EQUIVALENT:
         return f"equivalent within ±{margin:g} {unit}"
