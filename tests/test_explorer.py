@@ -109,3 +109,24 @@ def test_the_widgets_pick_remedies_for_study_10_and_hide_the_picker_elsewhere(in
 def test_the_static_explorer_renders_the_first_study_without_widgets(store, capsys):
     assert explorer(store, interactive=False) is None
     assert "Image" in capsys.readouterr().out  # displayed (as text outside a notebook): a figure, then the table
+
+
+def test_the_claims_of_the_picked_preset_lead_the_page(store, index, capsys):
+    """Once a notebook recorded its claims, the widgets and the static page lead with report.md's short table and
+    forest plot; before, they say that none is recorded."""
+    from plasticity_nb.views.report import summary_table
+
+    assert "no claim is recorded at preset smoke" in Explorer(index, index.available()).overview[1].status[0]
+    config = warm_start_gap.Config.from_preset("smoke")
+    pnb.record_claims(store, "smoke", warm_start_gap.claims(index.result("01", "smoke"), config), config)
+    try:
+        widgets = Explorer(index, index.available())
+        png, table = widgets.overview
+        assert png is not None and table.equals(summary_table(pnb.read_claims(store)))
+        assert widgets.claims_table.value.startswith("<table") and widgets.claims_figure.value == png
+        capsys.readouterr()  # outside a notebook the widgets' outputs print too: only the static page's count
+        assert explorer(store, interactive=False) is None
+        printed = capsys.readouterr().out  # displayed as text outside a notebook: the table, then the figures
+        assert printed.index("C1: warm-started") < printed.index("Image")
+    finally:
+        (store / "claims.csv").unlink()

@@ -10,7 +10,7 @@ import pytest
 from plasticity_nb.analysis import claim_history, claims
 from plasticity_nb.analysis.claims import CLAIMS, Claim, ClaimResult, claim_row, registry_hash
 from plasticity_nb.analysis.premises import TARGET_PROTOCOL, Premise
-from plasticity_nb.analysis.stats import difference_test, power_difference, seeds_for
+from plasticity_nb.analysis.stats import difference_test, power_difference, ratio_test, seeds_for
 from plasticity_nb.views.report import write_report
 
 MET = Premise(True, "both fit")
@@ -65,19 +65,91 @@ def test_a_claim_added_after_its_data_never_agrees_on_them():
 
 def test_the_plan_comes_from_the_smallest_effect_of_interest_not_the_observed_effect():
     small, large = by_seed([0.1, 1.1, 2.1]), by_seed([10.1, 11.1, 12.1])  # the same SD (1), different effects
-    rows = [claim_row(ClaimResult("C4", (difference_test(d),), MET), "paper", smallest_effect=2.0)
+    rows = [claim_row(ClaimResult("C4", (difference_test(d),), MET), "quick", smallest_effect=2.0)
             for d in (small, large)]
-    needed = seeds_for(lambda n: power_difference(2.0, 1.0, n))
+    stated = claims.PLANNING_SD[("quick", "pp")]
+    needed = seeds_for(lambda n: power_difference(2.0, stated, n))
     assert rows[0]["seeds_for_sesoi"] == rows[1]["seeds_for_sesoi"] == needed
-    assert rows[0]["power_at_sesoi"] == pytest.approx(power_difference(2.0, 1.0, 3), abs=1e-3)
+    assert rows[0]["power_at_sesoi"] == pytest.approx(power_difference(2.0, stated, 3), abs=1e-3)
     assert rows[0]["sesoi"] == 2.0
+
+
+def test_the_plan_does_not_move_with_the_sd_of_three_seeds():
+    """Planned at the preset's stated SD (claims.PLANNING_SD), not at whatever 3 seeds happen to show."""
+    narrow, wide = by_seed([1.9, 2.0, 2.1]), by_seed([-4.0, 2.0, 8.0])  # SD 0.1 and 6: the same mean
+    rows = [claim_row(ClaimResult("C1", (difference_test(d),), MET), "quick", smallest_effect=2.0)
+            for d in (narrow, wide)]
+    assert rows[0]["sd"] != rows[1]["sd"]
+    assert rows[0]["seeds_for_sesoi"] == rows[1]["seeds_for_sesoi"] > 3
+    assert rows[0]["power_at_sesoi"] == rows[1]["power_at_sesoi"]
+
+
+def test_without_a_stated_sd_only_eight_seeds_or_more_plan():
+    """C9's unit (%) has no stated SD: its own SD plans from 8 seeds, not from 3."""
+    few = ClaimResult("C9", (ratio_test(by_seed([2.0, 3.0, 5.0]), by_seed([1.0, 1.0, 1.0])),), MET)
+    many = ClaimResult("C9", (ratio_test(by_seed([2.0, 3.0, 5.0, 2.5, 4.0, 3.5, 2.2, 6.0]), by_seed([1.0] * 8)),), MET)
+    assert math.isnan(claim_row(few, "quick")["seeds_for_sesoi"])
+    assert "not planned" in claim_row(few, "quick")["verdict_words"]
+    assert claim_row(many, "quick")["seeds_for_sesoi"] >= 2
 
 
 def test_a_claim_over_several_tests_states_its_joint_power():
     tests = [difference_test(by_seed([1.0, 2.0, 3.0])), difference_test(by_seed([0.0, 2.0, 4.0]))]
-    row = claim_row(ClaimResult.every_condition("C3", tests, MET), "paper", smallest_effect=2.0)
-    assert row["power_at_sesoi"] == pytest.approx(power_difference(2.0, 1.0, 3) * power_difference(2.0, 2.0, 3),
-                                                  abs=1e-3)
+    row = claim_row(ClaimResult.every_condition("C3", tests, MET), "quick", smallest_effect=2.0)
+    stated = claims.PLANNING_SD[("quick", "pp")]
+    assert row["power_at_sesoi"] == pytest.approx(power_difference(2.0, stated, 3) ** 2, abs=1e-3)
+
+
+WORDS = [  # (verdict code, test kind, margin, unit, seeds planned) -> the words a reader gets
+    ("supported", "difference", None, "pp", 12.0, "holds"),
+    ("supported", "bound", 2.0, "pp", 12.0, "holds"),
+    ("equivalent", "equivalence", 1.0, "pp", 30.0, "equivalent within ±1 pp"),
+    ("not supported", "difference", None, "%", 12.0, "does not hold"),
+    ("not equivalent", "equivalence", 1.0, "pp", 30.0, "does not hold"),
+    ("premise not met", "difference", None, "pp", 12.0, "premise not met"),
+    ("premise uncertain", "difference", None, "pp", 22.0, "not settled: about 22 seeds at the smallest effect of "
+                                                           "interest"),
+    ("inconclusive", "bound", 1.0, "epochs", 10.0, "not settled: about 10 seeds at the smallest effect of interest"),
+    ("not resolved", "equivalence", 1.0, "pp", math.inf, "not settled: over 1,000 seeds at the smallest effect of "
+                                                          "interest"),
+    ("inconclusive", "correlation", None, "r", 30.0, "not settled: about 30 conditions at the smallest effect of "
+                                                      "interest"),
+    ("open", "difference", None, "pp", 22.0, "not settled: about 22 seeds at the smallest effect of interest"),
+    ("stopped for futility", "difference", None, "pp", 22.0, "not settled: about 22 seeds at the smallest effect "
+                                                             "of interest"),
+    ("stopped by budget: not resolved", "difference", None, "pp", 22.0, "not settled: about 22 seeds at the "
+                                                                        "smallest effect of interest"),
+    ("inconclusive", "difference", None, "pp", math.nan, "not settled: seeds not planned (no SD from 8 or more "
+                                                          "seeds to plan at)"),
+    ("premise uncertain", "screen", 13.0, "r", 50.0, "not settled: about 50 conditions at the smallest effect of "
+                                                      "interest"),
+    ("inconclusive", "estimate", None, "pp/doubling", math.nan, "estimate only"),
+    ("supported", "estimate", None, "pp/doubling", math.nan, "estimate only"),
+    ("estimate only", "estimate", None, "pp/doubling", 125.0, "estimate only"),  # stats.py's verdict of an estimate
+]
+
+
+@pytest.mark.parametrize("verdict, test, margin, unit, seeds, words", WORDS)
+def test_every_verdict_code_has_its_plain_words(verdict, test, margin, unit, seeds, words):
+    assert claims.verdict_words(verdict, test, margin, unit, seeds) == words
+
+
+def test_claims_csv_without_verdict_words_still_loads_and_gets_them_from_its_codes(tmp_path):
+    claims.record_claims(tmp_path, "quick", [c2(first_seed=10)])
+    path = claims.claims_path(tmp_path)
+    table = pd.read_csv(path)
+    assert table.verdict_words.tolist() == ["holds"]
+    old = table.drop(columns="verdict_words").assign(verdict="premise uncertain", n_seeds=3, seeds_for_sesoi=14.0)
+    old = pd.concat([old, old.assign(claim="C15", test="screen", unit="r", seeds_for_sesoi=50.0),
+                     old.assign(claim="C5a", verdict="not supported")])
+    old.to_csv(path, index=False)
+    read = claims.read_claims(tmp_path)
+    # an old row's plan was made at its own SD (here of 3 seeds): not repeated, unless no SD entered it
+    assert read.verdict_words.tolist() == [
+        "not settled: seeds not planned (written before seeds were planned at a stated SD: rerun its notebook)",
+        "not settled: about 50 conditions at the smallest effect of interest", "does not hold"]
+    assert list(read.columns) == claims.COLUMNS
+    write_report(tmp_path, "quick")  # an old file still reports
 
 
 def test_the_report_lists_every_change_and_names_the_registry(tmp_path):

@@ -33,8 +33,11 @@ from .claim_history import ADDED, CHANGES, DEFINITION, Change
 from .premises import Premise
 from .sequential import BUDGET, FUTILE, OPEN
 from .stats import (
+    EQUIVALENT,
     ESTIMATE,
     INCONCLUSIVE,
+    MAX_SEEDS,
+    NEGATIVE,
     POSITIVE,
     PREMISE_NOT_MET,
     PREMISE_UNCERTAIN,
@@ -47,7 +50,7 @@ from .stats import (
 COLUMNS = ["claim", "notebook", "statement", "preset", "dataset", "test", "unit", "n_seeds", "n_missing", "method",
            "effect", "ci_low", "ci_high", "ci_level", "sd", "margin", "p_value", "mde_80", "sesoi", "power_at_sesoi",
            "seeds_for_sesoi", "verdict", "vs_paper", "definition", "post_hoc", "premise", "other_tests", "condition",
-           "registry"]
+           "registry", "verdict_words"]
 PAPER, EXTENSION = "paper", "extension"
 NOT_RESOLVED, POST_HOC = "not resolved", "post hoc"
 # sequential outcomes (sequential.py) that settle nothing: still open, futile (the effect, if any, is below the
@@ -294,27 +297,79 @@ def standing(claim: str, preset: str, seeds: Sequence[int], protocol: str = "") 
     return change, not seeds or bool(set(seeds) & set(change.seen[preset]))
 
 
-def planned(result: ClaimResult, smallest_effect: float | None) -> tuple[float, float, float]:
+# stats.py's kind of a pure estimate (C17a/b's primary test): an effect with its interval, no verdict; its plan is
+# power_of's (the seeds for its interval to exclude 0 at the smallest effect of interest)
+ESTIMATE_KIND = "estimate"
+UNIT_LEVEL = ("correlation", "screen")  # their n counts conditions, not seeds, and no SD enters their power
+# The SD that plans seeds (`planned`), per preset and claim unit: one already seen on at least MIN_PLANNING_N seeds
+# and stated here, so that a claim's plan never moves with the SD its own 3 seeds happen to show, nor with its
+# observed effect. quick, pp: 3.12, the largest SD of a per-seed gap among the committed quick rows with 8 seeds:
+# C3's weakest optimiser (RMSprop) on seeds 0-7, benchmarks/gpu-quick-h200-2026-11-26/claims.csv (the other five
+# rows there 1.29-2.60; C1's gap on seeds 100-107 1.96, C2 1.33, C4 1.72 in
+# benchmarks/confirm-quick-cpu-epyc-2026-12-01/claims.csv). The largest, because one SD plans every pp claim of the
+# preset, differences of gaps and remaining gaps among them, and a 2-core CPU's runs are not an H200's. No other
+# preset or unit has an SD seen on 8 seeds yet (smoke is plumbing, paper and gpu have not run; the %, epochs and
+# pp/doubling claims have only 3): those plan at the test's own SD where it comes from 8 seeds or more, else not.
+PLANNING_SD = {("quick", "pp"): 3.12}
+MIN_PLANNING_N = 8  # fewer seeds give an SD too unsure to plan from (at 3 its 95 % interval spans 0.5x to 6x)
+
+
+def planning_sd(preset: str, unit: str, sd: float, n: int) -> float:
+    """The SD seeds are planned at: the stated one for this preset and unit (PLANNING_SD), or the test's own where
+    it comes from MIN_PLANNING_N seeds or more (the larger of the two where both exist: a plan errs towards more
+    seeds); NaN when neither exists, so that no claim is planned from a 3-seed SD."""
+    own = float(sd) if n >= MIN_PLANNING_N and math.isfinite(sd) and sd > 0 else math.nan
+    seen = [v for v in (PLANNING_SD.get((preset, unit), math.nan), own) if math.isfinite(v)]
+    return max(seen) if seen else math.nan
+
+
+def planned(result: ClaimResult, smallest_effect: float | None, preset: str) -> tuple[float, float, float]:
     """(smallest effect of interest, the joint power these seeds give every test at it, the seeds each test needs
-    for 80 % power at it), at each test's own SD; never at the observed effect. A ratio's effect is planned on the
-    log scale."""
+    for 80 % power at it), at the preset's planning SD (`planning_sd`); never at the observed effect, nor at an SD
+    from 3 seeds. A ratio's effect is planned on the log scale."""
     test, sesoi = result.primary, sesoi_of(result, smallest_effect)
     if not math.isfinite(sesoi):
         return math.nan, math.nan, math.nan
     effect = math.log1p(sesoi / 100) if test.log_scale else sesoi
     scale = 100 if test.log_scale else 1
+    unit = CLAIMS[result.claim].unit
 
     def power(t: Test, n: int) -> float:
         # a bound's (and a trend bound's) power: the truth at 0, the margin away
         room = effect if t.kind not in ("bound", "trend") else t.margin
-        return power_of(t, room, t.estimate.sd / scale, n)
+        return power_of(t, room, planning_sd(preset, unit, t.estimate.sd, t.estimate.n) / scale, n)
 
     joint = math.prod(power(t, t.estimate.n) for t in result.tests)  # intersection-union: at least this if the
     # tests correlate positively, as conditions sharing seeds do
-    unit_level = ("correlation", "screen")  # n counts units, and no SD enters their power
-    needed = max(seeds_for(lambda n, t=t: power(t, n)) if t.estimate.sd > 0 or t.kind in unit_level else math.nan
-                 for t in result.tests)
-    return sesoi, joint, needed
+    needed = [seeds_for(lambda n, t=t: power(t, n)) if t.kind in UNIT_LEVEL
+              or math.isfinite(planning_sd(preset, unit, t.estimate.sd, t.estimate.n)) else math.nan
+              for t in result.tests]
+    return sesoi, joint, math.nan if any(math.isnan(n) for n in needed) else max(needed)
+
+
+def verdict_words(verdict: str, test: str, margin: float, unit: str, seeds_needed: float,
+                  unplanned: str = f"no SD from {MIN_PLANNING_N} or more seeds to plan at") -> str:
+    """claims.csv's `verdict_words`: a verdict code (stats.py, sequential.py) in plain words for readers, one of
+    "holds", "does not hold", "equivalent within ±m <unit>", "premise not met", "estimate only", or "not settled:
+    about N seeds at the smallest effect of interest" (N: the seeds planned, `planned`) for every verdict that
+    settles nothing (inconclusive, premise uncertain, not resolved, open, futile, stopped by budget); `unplanned`
+    says why there is no N."""
+    if verdict == PREMISE_NOT_MET:
+        return PREMISE_NOT_MET
+    if test == ESTIMATE_KIND:
+        return "estimate only"
+    if verdict == EQUIVALENT:
+        return f"equivalent within ±{margin:g} {unit}"
+    if verdict in POSITIVE:
+        return "holds"
+    if verdict in NEGATIVE:
+        return "does not hold"
+    units = "conditions" if test in UNIT_LEVEL else "seeds"
+    if not isinstance(seeds_needed, (int, float)) or math.isnan(seeds_needed):
+        return f"not settled: {units} not planned ({unplanned})"
+    if math.isinf(seeds_needed):
+        return f"not settled: over {MAX_SEEDS:,} {units} at the smallest effect of interest"
+    return f"not settled: about {seeds_needed:.0f} {units} at the smallest effect of interest"
 
 
 def sesoi_of(result: ClaimResult, smallest_effect: float | None) -> float:
@@ -342,7 +397,25 @@ def read_claims(out_dir: str | os.PathLike) -> pd.DataFrame:
     table = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"])
     if "registry" not in table.columns:  # written by an older version: its verdicts used other procedures
         return pd.DataFrame(columns=COLUMNS)
-    return with_dataset(table)
+    return with_verdict_words(with_dataset(table))
+
+
+def in_registry_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """Claims rows in the registry's order (C1, C2, ... C17b), not claims.csv's string order (C10 before C2)."""
+    rank = {claim: i for i, claim in enumerate(CLAIMS)}
+    return rows.sort_values("claim", key=lambda ids: ids.map(lambda c: rank.get(c, len(rank))), kind="stable")
+
+
+def with_verdict_words(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows written before `verdict_words` existed get it from their codes. Their plan was made at their own SD
+    (often of 3 seeds), so it is not repeated in words unless no SD entered it (a correlation's)."""
+    if len(rows) and "verdict_words" in rows.columns and rows.verdict_words.notna().all():
+        return rows
+    why = "written before seeds were planned at a stated SD: rerun its notebook"
+    words = pd.Series([verdict_words(r.verdict, r.test, r.margin, r.unit,
+                                     r.seeds_for_sesoi if r.test in UNIT_LEVEL else math.nan, why)
+                       for r in rows.itertuples()], index=rows.index, dtype=object)
+    return rows.assign(verdict_words=rows.verdict_words.fillna(words) if "verdict_words" in rows.columns else words)
 
 
 def with_dataset(rows: pd.DataFrame) -> pd.DataFrame:
@@ -390,7 +463,7 @@ def claim_row(result: ClaimResult, preset: str, smallest_effect: float | None = 
     elif change:
         definition = f"changed {change.date} ({change.commit}); confirmatory on unseen seeds"
     test, e = shown.primary, shown.primary.estimate
-    sesoi, power, needed = planned(shown, smallest_effect)
+    sesoi, power, needed = planned(shown, smallest_effect, preset)
     return {
         "claim": result.claim, "notebook": claim.notebook, "statement": claim.statement, "preset": preset,
         "dataset": dataset, "test": test.kind, "unit": claim.unit, "n_seeds": e.n, "n_missing": e.missing,
@@ -402,6 +475,7 @@ def claim_row(result: ClaimResult, preset: str, smallest_effect: float | None = 
         "post_hoc": beside, "premise": f"{shown.premise.state}: {shown.premise.detail}",
         "other_tests": " | ".join(t.describe(claim.unit) for t in (*shown.tests[1:], *shown.others)),
         "condition": test.label, "registry": registry_hash(),
+        "verdict_words": verdict_words(verdict, test.kind, test.margin, claim.unit, needed),
     }
 
 

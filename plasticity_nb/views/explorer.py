@@ -30,6 +30,7 @@ from ..measures.probes import PROBE_METRICS
 from ..studies import PRESETS, STUDIES
 from ..studies import remedies as remedy_study
 from . import plots, remedy_views
+from .report import summary_table
 
 VIEWS = ("gap", "learning curves", "curvature & noise", "plasticity metrics")
 HISTORY_METRICS = ("test_acc", "train_acc", "test_loss", "train_loss")
@@ -143,6 +144,18 @@ def draw(result: StudyResult, view: str, metric: str, title: str) -> Any:
     return plots.gap_plot(result.gaps, result.estimate, title=title)
 
 
+def claims_overview(out_dir, preset: str) -> tuple[Any, pd.DataFrame]:
+    """The claims recorded at this preset as report.md leads with them: the forest plot of every estimate (None
+    when none has one) and the short table; a status row when no claim is recorded there yet."""
+    claims = read_claims(out_dir)
+    claims = claims[claims.preset == preset]
+    if not len(claims):
+        return None, status(f"no claim is recorded at preset {preset} yet: run a study notebook to record its claims")
+    drawn = len(plots.forest_rows(claims)) > 0
+    return (plots.claims_forest(claims, title=f"Every claim's estimate ({preset})") if drawn else None,
+            summary_table(claims))
+
+
 def with_claims(estimates: pd.DataFrame, out_dir, stem: str, preset: str) -> pd.DataFrame:
     """The gaps per condition, then the notebook's claim rows at this preset."""
     claims = read_claims(out_dir)
@@ -151,7 +164,7 @@ def with_claims(estimates: pd.DataFrame, out_dir, stem: str, preset: str) -> pd.
     for row in claims.itertuples():
         table = pd.concat([table, pd.DataFrame([{"claim": f"{row.claim}: {row.statement}", "effect_pp": row.effect,
                                                  "ci_low_pp": row.ci_low, "ci_high_pp": row.ci_high,
-                                                 "n_seeds": row.n_seeds, "verdict": row.verdict,
+                                                 "n_seeds": row.n_seeds, "verdict": row.verdict_words,
                                                  "premise": row.premise}])])
     return table.astype(object).fillna("").reset_index(drop=True)
 
@@ -178,6 +191,8 @@ def explorer(out_dir: str | os.PathLike | None = None, interactive: bool = True)
         return None
     study_id, preset = choices[0]
     if not interactive:
+        overview, claims = claims_overview(index.out_dir, preset)
+        display(claims, *([as_png(overview)] if overview is not None else []))
         figure, table = render(index, study_id, preset, "gap", "test_acc")
         display(as_png(figure), table)
         return None
@@ -186,7 +201,8 @@ def explorer(out_dir: str | os.PathLike | None = None, interactive: bool = True)
 
 class Explorer:
     """The widgets; every callback re-renders from the store index. `shown` holds what is on screen: the
-    figure as PNG bytes (None when there is nothing to draw) and the table."""
+    figure as PNG bytes (None when there is nothing to draw) and the table; `overview` likewise the claims at the
+    picked preset (their forest plot and short table), which lead the page."""
 
     def __init__(self, index: StoreIndex, choices: list[tuple[str, str]]):
         import ipywidgets as w
@@ -201,12 +217,17 @@ class Explorer:
         self.remedies = w.SelectMultiple(description="remedies", rows=4)
         self.output = w.Output()
         self.table = w.Output()
+        # HTML and Image widgets, not Output ones: the figure and table outputs of the view stay the page's only
+        # output widgets, as tests/test_browser.py finds them
+        self.claims_table, self.claims_figure = w.HTML(), w.Image(format="png", layout=w.Layout(max_width="100%"))
         self.shown: tuple[bytes | None, pd.DataFrame] = (None, pd.DataFrame())
+        self.overview: tuple[bytes | None, pd.DataFrame] = (None, pd.DataFrame())
+        self.overview_preset: str | None = None
         for control in (self.study, self.preset, self.view, self.metric, self.remedies):
             control.observe(self.update, names="value")
         self.preset.value = next(p for s, p in choices if s == studies[0])
         self.widget = w.VBox([w.HBox([self.study, self.view, self.metric]), w.HBox([self.preset, self.remedies]),
-                              self.output, self.table])
+                              self.claims_table, self.claims_figure, self.output, self.table])
         self.update()
 
     def update(self, change: dict | None = None) -> None:
@@ -217,6 +238,7 @@ class Explorer:
             self.sync_choices()
         finally:
             self.syncing = False
+        self.show_claims()
         picked = self.remedies.value if self.remedies.options else None
         figure, table = render(self.index, self.study.value, self.preset.value, self.view.value, self.metric.value,
                                picked)
@@ -228,6 +250,17 @@ class Explorer:
         with self.table:
             self.table.clear_output(wait=True)
             display(table)
+
+    def show_claims(self) -> None:
+        """The picked preset's claims (short table, then forest plot), redrawn only when the preset changes."""
+        if self.preset.value == self.overview_preset:
+            return
+        self.overview_preset = self.preset.value
+        figure, table = claims_overview(self.index.out_dir, self.preset.value)
+        self.overview = (as_png(figure).data if figure is not None else None, table)
+        self.claims_table.value = table.to_html(index=False)
+        self.claims_figure.value = self.overview[0] or b""
+        self.claims_figure.layout.display = "" if figure is not None else "none"
 
     def sync_choices(self) -> None:
         """The metrics of the view, and the remedy picker: a remedy study's stored remedies, all picked when the

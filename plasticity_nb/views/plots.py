@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 
 import matplotlib
+import matplotlib.patches
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ..analysis.claims import in_registry_order
 from ..analysis.stats import Estimate
 from ..analysis.study_result import StudyResult
 from ..core.files import write_atomic
@@ -218,3 +220,68 @@ def save_figure(figure: plt.Figure | sns.FacetGrid, out_dir: str | os.PathLike, 
         write_atomic(path, buffer.getvalue())  # another batch on this folder may write the same figure
         paths.append(path)
     return paths
+
+
+# A claim's marker colour by its verdict in words (claims.verdict_words), the same word first in every view
+VERDICT_COLOURS = {"holds": "#1b7837", "equivalent": "#1b7837", "does not hold": "#c51b7d",
+                   "premise not met": "0.15", "estimate only": "#2166ac", "not settled": "0.6"}
+
+
+def verdict_kind(words: str) -> str:
+    """The VERDICT_COLOURS key of a claim's verdict words ("equivalent within ±1 pp" -> "equivalent")."""
+    return next((kind for kind in VERDICT_COLOURS if str(words).startswith(kind)), "not settled")
+
+
+def forest_rows(claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims a forest plot draws: those with a finite estimate (a correlation over too few conditions has
+    none), in registry order."""
+    return in_registry_order(claims[np.isfinite(claims.effect.astype(float))])
+
+
+def claims_forest(claims: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Every claim's estimate (dot, coloured by its verdict in words) and interval (line), one row per claim with a
+    finite estimate; zero a line, each claim's smallest effect of interest or bound a dotted tick on its row, an
+    equivalence margin a band. Points (pp) claims share the top panel; each other unit gets its own small panel
+    below, since a gap in points, a % change of curvature, epochs, r and a slope per doubling cannot share an axis,
+    and dividing each by its SESOI would put them on one but hide the unit a reader thinks in."""
+    set_style()
+    rows = forest_rows(claims)
+    if not len(rows):  # e.g. a correlation over too few conditions alone: say so rather than fail
+        fig, ax = plt.subplots(figsize=(7, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no claim has a finite estimate yet", ha="center", va="center")
+        return fig
+    units = sorted(set(rows.unit), key=lambda unit: (unit != "pp", list(rows.unit).index(unit)))
+    counts = [int((rows.unit == unit).sum()) for unit in units]
+    fig, axes = plt.subplots(len(units), 1, figsize=(7, 0.32 * sum(counts) + 1.1 * len(units) + 0.6),
+                             gridspec_kw={"height_ratios": [n + 1.5 for n in counts]}, squeeze=False)
+    for ax, unit in zip(axes[:, 0], units):
+        forest_panel(ax, rows[rows.unit == unit], unit)
+    kinds = [k for k in VERDICT_COLOURS if k in set(rows.verdict_words.map(verdict_kind))]
+    handles = [plt.Line2D([], [], marker="o", ls="", color=VERDICT_COLOURS[k], label=k) for k in kinds]
+    marked = rows[np.isfinite(rows.sesoi.astype(float))]
+    if (marked.test != "equivalence").any():
+        handles.append(plt.Line2D([], [], ls=":", color="0.35", label="smallest effect of interest / bound"))
+    if (marked.test == "equivalence").any():
+        handles.append(matplotlib.patches.Patch(color="#1b7837", alpha=0.15, label="equivalence margin"))
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False, fontsize=8)
+    fig.suptitle(title or "Every claim's estimate and interval")
+    fig.tight_layout()
+    return fig
+
+
+def forest_panel(ax: plt.Axes, rows: pd.DataFrame, unit: str) -> None:
+    """One unit's claims: a row each, the first at the top."""
+    ax.axvline(0, color="0.3", lw=0.8)
+    for y, row in enumerate(rows.itertuples()):
+        colour = VERDICT_COLOURS[verdict_kind(row.verdict_words)]
+        if np.isfinite([row.ci_low, row.ci_high]).all():  # one seed: no interval to draw
+            ax.hlines(y, row.ci_low, row.ci_high, color=colour, lw=2)
+        ax.plot(row.effect, y, "o", color=colour, ms=6)
+        if np.isfinite(row.sesoi) and row.test == "equivalence":
+            ax.fill_betweenx([y - 0.4, y + 0.4], -row.sesoi, row.sesoi, color="#1b7837", alpha=0.15, lw=0)
+        elif np.isfinite(row.sesoi):
+            ax.vlines(row.sesoi, y - 0.4, y + 0.4, color="0.35", ls=":", lw=1.5)
+    ax.set_yticks(range(len(rows)), [f"{row.claim} (n={row.n_seeds})" for row in rows.itertuples()])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlabel(f"estimate, {unit} (interval: 95 %, 90 % for equivalences, bounds and trends)", fontsize=9)

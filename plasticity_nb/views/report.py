@@ -1,7 +1,10 @@
-"""`<out>/report.md`: the claims table, the paper's findings beside ours, and the figures.
+"""`<out>/report.md`: the claims at a glance, then the paper's findings beside ours in full, and the figures.
 
-The page a researcher pastes into a lab meeting: one row per claim with the paper's finding, our effect
-with its interval, the SD of the paired differences and the plan (what effect these seeds can detect, the
+The page a researcher pastes into a lab meeting. It leads with two sentences, one short table (`summary_table`:
+each claim in words, its estimate with interval and unit, its seeds, its verdict in words, how it stands against
+its source; the notebooks and the explorer show the same table) and one forest plot of every estimate
+(plots.claims_forest). Below them, the method, and the full table: one row per claim with the paper's finding,
+our effect with its interval, the SD of the paired differences and the plan (what effect these seeds can detect, the
 power at the claim's smallest effect of interest and the seeds it needs), whether the premise holds, the
 verdict, whether its definition was fixed before its data (and the post-hoc verdict beside it where not), and
 how it stands against its source (agrees / departs / not resolved / premise not met / post hoc / extension);
@@ -18,7 +21,18 @@ from pathlib import Path
 import pandas as pd
 
 from ..analysis.claim_history import CHANGES, PROCEDURE
-from ..analysis.claims import CLAIMS, PAPER, claims_lock, read_claims, registry_hash
+from ..analysis.claims import (
+    CLAIMS,
+    MIN_PLANNING_N,
+    PAPER,
+    PLANNING_SD,
+    UNIT_LEVEL,
+    claims_lock,
+    in_registry_order,
+    planning_sd,
+    read_claims,
+    registry_hash,
+)
 from ..analysis.settle import section as settled_section
 from ..analysis.stats import ALPHA, POWER
 from ..analysis.study_result import StudyResult
@@ -27,7 +41,7 @@ from ..execution.provenance import git_commit
 
 TESTS = {"difference": "CI above 0", "equivalence": "TOST within ±{margin:g}", "bound": "below {margin:+g}",
          "correlation": "r's CI above 0", "screen": "some r != 0, Holm over {margin:g} candidates",
-         "trend": "shrink per doubling below {margin:+g}"}
+         "trend": "shrink per doubling below {margin:+g}", "estimate": "an estimate, no test", "share": "a share"}
 
 
 def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame | None = None,
@@ -45,23 +59,28 @@ def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame 
 
 def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.DataFrame | None,
                  results: dict[str, StudyResult] | None) -> list[str]:
-    lines = [f"# plasticity_nb report: preset `{preset}`", "",
-             f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}; "
-             f"claims registry `{registry_hash()}` (the hash of every definition and change below). "
-             "Gaps are *scratch − warm* test accuracy in percentage points (positive: warm-starting hurts), paired "
-             f"by seed. Each claim gets the test its statement needs, at α = {ALPHA:g}: a difference (\"worse\", "
-             "\"reduces\": the 95 % t interval above 0), an equivalence (\"recovers\": two one-sided tests, the 90 % "
-             "interval inside ± the margin), or a bound (one-sided). Where the differences tie (fewer than 3 "
-             "distinct values, or none spread) the t model is replaced by the exact sign-flip test, which from 3 "
-             "seeds gives no verdict. Ratios (C9, C10) are tested on the log scale and shown as geometric-mean "
-             "percentages. A claim over several conditions or tests holds only if each holds (no correction; the "
-             "joint power is stated) and fails if one fails after Holm's correction. Plan: the smallest effect these "
-             f"seeds detect with {POWER:.0%} power at the SD seen, the power at the claim's smallest effect of "
-             f"interest (the margin for an equivalence or a bound), and the seeds that effect needs for {POWER:.0%}: "
-             "planned from the SD, never from the observed effect. No verdict is given where the premise fails "
-             "or cannot be told from these seeds (both arms must fit their training data). The paper's exact numbers "
-             "are not known to us: agreement is in direction only. Claims C11-C14 (remedies) are stated as their "
-             "cited sources state them; C15's test is a correlation across conditions.", ""]
+    claims = in_registry_order(claims)
+    lines = [f"# plasticity_nb report: preset `{preset}`", ""] + lead(out_dir, preset, claims)
+    lines += ["", "## Method", "",
+              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}; "
+              f"claims registry `{registry_hash()}` (the hash of every definition and change below). "
+              "Gaps are *scratch − warm* test accuracy in percentage points (positive: warm-starting hurts), paired "
+              f"by seed. Each claim gets the test its statement needs, at α = {ALPHA:g}: a difference (\"worse\", "
+              "\"reduces\": the 95 % t interval above 0), an equivalence (\"recovers\": two one-sided tests, the 90 % "
+              "interval inside ± the margin), or a bound (one-sided). Where the differences tie (fewer than 3 "
+              "distinct values, or none spread) the t model is replaced by the exact sign-flip test, which from 3 "
+              "seeds gives no verdict. Ratios (C9, C10) are tested on the log scale and shown as geometric-mean "
+              "percentages. A claim over several conditions or tests holds only if each holds (no correction; the "
+              "joint power is stated) and fails if one fails after Holm's correction. Plan: the smallest effect these "
+              f"seeds detect with {POWER:.0%} power at the SD seen, the power at the claim's smallest effect of "
+              f"interest (the margin for an equivalence or a bound), and the seeds that effect needs for {POWER:.0%}: "
+              f"planned at an SD already seen on {MIN_PLANNING_N} or more seeds ({planning_sds()}; else the test's "
+              f"own where it has {MIN_PLANNING_N} seeds or more, else not planned), never at the observed effect nor "
+              "at the SD of 3 seeds. No verdict is given where the premise fails "
+              "or cannot be told from these seeds (both arms must fit their training data). The paper's exact numbers "
+              "are not known to us: agreement is in direction only. Claims C11-C14 (remedies) are stated as their "
+              "cited sources state them; C15's test is a correlation across conditions.", "",
+              "## Every claim in detail", ""]
     lines += claims_table(claims)
     lines += ["", "What each claim's effect measures, its other tests, and its premise:", ""]
     for row in claims.itertuples():
@@ -84,6 +103,68 @@ def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.D
         if figures:
             lines += [f"### {notebook}", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
     return lines
+
+
+def lead(out_dir: Path, preset: str, claims: pd.DataFrame) -> list[str]:
+    """The top of the page: two sentences, the short table and the forest plot; estimates before verdict words."""
+    if not len(claims):
+        return [f"No claim has been recorded at the `{preset}` preset yet."]
+    lines = [f"Every claim tested at the `{preset}` preset on {', '.join(sorted(set(claims.dataset)))}, one per row: "
+             "our estimate with its interval (95 %, or 90 % where an equivalence, a bound or a trend is tested on it) "
+             "and the seeds behind it, then the verdict in plain words and how it stands against its source. The "
+             "figure puts every estimate on one axis per unit, zero and each claim's smallest effect of interest "
+             "marked (a band: an equivalence margin), and the method, the premises, the registry and every number "
+             "follow below it.", "", markdown_table(summary_table(claims))]
+    figure = forest_figure(out_dir, preset, claims)
+    return lines + (["", f"![Every claim's estimate and interval](figures/{figure.name})"] if figure else [])
+
+
+def summary_table(claims: pd.DataFrame) -> pd.DataFrame:
+    """The claims at a glance, in registry order: the claim in words, the estimate with its interval and unit, the
+    seeds, the verdict in words (claims.csv's `verdict_words`) and how it stands against its source. report.md,
+    the notebooks and the explorer lead with it; five columns, so that a reader takes a row in at once."""
+    rows = in_registry_order(claims)
+    return pd.DataFrame({"claim": [f"{r.claim}: {r.statement}" for r in rows.itertuples()],
+                         "estimate [interval]": [estimate_text(r) for r in rows.itertuples()],
+                         "seeds": [seeds_used(r) for r in rows.itertuples()],
+                         "verdict": list(rows.verdict_words), "vs its source": list(rows.vs_paper)})
+
+
+def estimate_text(row) -> str:
+    """'+2.4 pp [0.3, 4.5]': a claims.csv row's estimate, interval and unit, the interval's level where not 95 %."""
+    if not math.isfinite(row.effect):
+        return "–"
+    digits = 2 if row.unit == "r" else 1  # a correlation lives in [-1, 1]
+    ends = (row.ci_low, row.ci_high)
+    interval = f"[{ends[0]:.{digits}f}, {ends[1]:.{digits}f}]" if all(map(math.isfinite, ends)) else "[no interval]"
+    level = "" if round(100 * row.ci_level) == 95 else f" ({100 * row.ci_level:.0f} %)"
+    return f"{row.effect:+.{digits}f} {row.unit} {interval}{level}"
+
+
+def seeds_used(row) -> str:
+    """The n behind an estimate: seeds, or conditions for a correlation; missing pairs (diverged runs) named."""
+    missing = f" ({row.n_missing:.0f} missing)" if row.n_missing else ""
+    return f"{row.n_seeds}{' conditions' if row.test in UNIT_LEVEL else ''}{missing}"
+
+
+def forest_figure(out_dir: Path, preset: str, claims: pd.DataFrame) -> Path | None:
+    """plots.claims_forest saved as `figures/claims_<preset>_forest.png` (and .pdf); None with nothing to draw."""
+    # imported here: seaborn and pyplot take ~1 s, and the batch's CLI imports this module to write its report
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    if not len(plots.forest_rows(claims)):
+        return None
+    figure = plots.claims_forest(claims, title=f"Every claim's estimate and interval (preset {preset})")
+    try:
+        return plots.save_figure(figure, out_dir, f"claims_{preset}_forest")[0]
+    finally:
+        plt.close(figure)  # a batch writes the report after every notebook: figures must not pile up
+
+
+def planning_sds() -> str:
+    return ", ".join(f"{preset} {sd:g} {unit}" for (preset, unit), sd in PLANNING_SD.items())
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -126,8 +207,11 @@ def settle(claims: pd.DataFrame) -> list[str]:
         return []
     lines = ["", "## What would settle the unresolved claims", ""]
     for row in unresolved.itertuples():
+        sd = planning_sd(row.preset, row.unit, row.sd, row.n_seeds)
         target = (f"its smallest effect of interest ({row.sesoi:g} {row.unit}) needs {seeds(row.seeds_for_sesoi)} "
-                  f"seeds for 80 % power at SD {row.sd:.2f}" if row.sesoi == row.sesoi else "it has no planned effect")
+                  f"seeds for 80 % power at the planning SD {sd:.2f}" if row.sesoi == row.sesoi and sd == sd else
+                  f"no SD from {MIN_PLANNING_N} or more seeds plans its seeds" if row.sesoi == row.sesoi else
+                  "it has no planned effect")
         lines.append(f"- **{row.claim}**: {row.n_seeds} seeds detect {row.mde_80:.2f} {row.unit} with 80 % power; "
                      f"{target}.")
     lines += ["", "Adding seeds with `run --seeds N` after looking at these verdicts and testing again is **not "

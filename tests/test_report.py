@@ -1,0 +1,84 @@
+"""report.md leads with at most two sentences, one short table and one forest plot of every claim's estimate; the
+method and every detail follow. Built from a small constructed claims table: no run is trained."""
+import re
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from plasticity_nb.analysis import claims
+from plasticity_nb.analysis.claims import ClaimResult
+from plasticity_nb.analysis.premises import Premise
+from plasticity_nb.analysis.stats import bound_test, correlation_test, difference_test, equivalence_test, ratio_test
+from plasticity_nb.views import plots
+from plasticity_nb.views.report import summary_table, write_report
+
+MET = Premise(True, "both fit")
+
+
+def by_seed(values) -> pd.Series:
+    return pd.Series(values, index=pd.Index(range(100, 100 + len(values)), name="seed"))
+
+
+@pytest.fixture
+def out(tmp_path):
+    """Claims of four units, a correlation without an estimate (too few conditions) among them."""
+    found = [ClaimResult("C1", (difference_test(by_seed([2.0, -1.0, 4.5, 1.0])),), MET),
+             ClaimResult("C11", (equivalence_test(by_seed([0.2, -0.1, 0.3, 0.0]), 1.0),), MET),
+             ClaimResult("C13a", (bound_test(by_seed([-1.0, 0.5, -0.2, 0.1]), 2.0),), MET),
+             ClaimResult("C7c", (bound_test(by_seed([0.0, 1.0, -1.0, 2.0]), 1.0),), MET),
+             ClaimResult("C9", (ratio_test(by_seed([2.0, 3.0, 2.5, 4.0]), by_seed([1.0, 1.0, 1.5, 1.0])),), MET),
+             ClaimResult("C15", (correlation_test([1.0, 2.0], [1.0, 3.0]),), MET)]
+    claims.record_claims(tmp_path, "quick", found, SimpleNamespace(smallest_effect=2.0, dataset="cifar10"))
+    return tmp_path
+
+
+def test_the_report_leads_with_two_sentences_the_short_table_and_the_forest_plot(out):
+    text = write_report(out, "quick").read_text()
+    lines = text.splitlines()
+    assert lines[0].startswith("# ")
+    first_table = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    lead = " ".join(lines[1:first_table]).strip()
+    assert 1 <= len(re.findall(r"[.!?](?:\s|$)", lead)) <= 2, lead
+    header = [cell.strip() for cell in lines[first_table].strip("|").split("|")]
+    assert len(header) <= 6 and header[:2] == ["claim", "estimate [interval]"]
+    rows = [line for line in lines[first_table + 2:] if line.startswith("|")][:6]
+    assert rows[0].startswith("| C1: ") and "| +1.6 pp [" in rows[0]  # estimate, interval and unit first
+    figure = next(line for line in lines[first_table:] if line.startswith("!["))
+    assert figure.endswith("(figures/claims_quick_forest.png)")
+    assert (out / "figures" / "claims_quick_forest.png").exists()
+    assert lines.index(figure) < lines.index("## Method") < lines.index("## Every claim in detail")
+    assert "| C1 |" in text  # the full table follows, as before
+
+
+def test_the_short_table_says_each_verdict_in_words_after_its_estimate(out):
+    table = summary_table(claims.read_claims(out))
+    assert len(table.columns) <= 6
+    assert table.columns.get_loc("estimate [interval]") < table.columns.get_loc("verdict")
+    assert [c.split(":")[0] for c in table.claim] == ["C1", "C7c", "C9", "C11", "C13a", "C15"]  # registry order
+    words = dict(zip(table.claim.str.split(":").str[0], table.verdict))
+    assert words["C11"] == "equivalent within ±1 pp" and words["C13a"] == "holds"
+    assert words["C1"].startswith("not settled: about ") and words["C1"].endswith(" seeds at the smallest effect of "
+                                                                                  "interest")
+    estimates = dict(zip(table.claim.str.split(":").str[0], table["estimate [interval]"]))
+    assert estimates["C11"].endswith("(90 %)") and estimates["C15"] == "–"
+    assert table.seeds.tolist()[-1] == "2 conditions"
+
+
+def test_the_forest_plot_draws_one_row_per_claim_with_a_finite_estimate(out):
+    rows = claims.read_claims(out)
+    figure = plots.claims_forest(rows)
+    labels = [t.get_text() for ax in figure.axes for t in ax.get_yticklabels()]
+    assert sorted(label.split()[0] for label in labels) == sorted(["C1", "C11", "C13a", "C7c", "C9"])  # C15: none
+    assert [t.get_text().split()[0] for t in figure.axes[0].get_yticklabels()] == ["C1", "C11", "C13a"]  # pp first
+    assert len(figure.axes) == 3  # pp, then epochs and % in their own panels
+
+
+def test_the_explorer_leads_with_the_same_table_and_plot(out):
+    from plasticity_nb.views.explorer import claims_overview
+
+    figure, table = claims_overview(out, "quick")
+    assert table.equals(summary_table(claims.read_claims(out)))  # one function for the report, notebooks, explorer
+    assert len([t for ax in figure.axes for t in ax.get_yticklabels()]) == 5
+    figure, table = claims_overview(out, "paper")
+    assert figure is None and "no claim is recorded at preset paper" in table.status[0]
