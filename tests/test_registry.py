@@ -146,7 +146,7 @@ def test_claims_csv_without_verdict_words_still_loads_and_gets_them_from_its_cod
     read = claims.read_claims(tmp_path)
     # an old row's plan was made at its own SD (here of 3 seeds): not repeated, unless no SD entered it
     assert read.verdict_words.tolist() == [
-        "not settled: seeds not planned (written before seeds were planned at a stated SD: rerun its notebook)",
+        "not settled: seeds not planned (an older row: rerun its notebook to plan it)",
         "not settled: about 50 conditions at the smallest effect of interest", "does not hold"]
     assert list(read.columns) == claims.COLUMNS
     write_report(tmp_path, "quick")  # an old file still reports

@@ -82,3 +82,15 @@ def test_the_explorer_leads_with_the_same_table_and_plot(out):
     assert len([t for ax in figure.axes for t in ax.get_yticklabels()]) == 5
     figure, table = claims_overview(out, "paper")
     assert figure is None and "no claim is recorded at preset paper" in table.status[0]
+
+
+def test_the_report_gives_each_remedys_share_of_seeds_improved_across_its_notebooks(out):
+    from plasticity_nb.studies import remedies
+    from tests.test_study_claims import newer_result
+
+    gaps = {"none": 5.0, "shrink_perturb": 1.0, "l2_init": 7.0}
+    ten = newer_result(remedies.Config.from_preset("quick", seeds=[0, 1, 2]), lambda r: gaps.get(r, 4.0))
+    text = write_report(out, "quick", results={"10_remedies": ten}).read_text()
+    section = text[text.index("## Remedies: the share of seeds each improves"):]
+    assert re.search(r"\| shrink_perturb \| 1\.00 \[0\.29, 1\.00\] \| 3 \| 3 \| 0 \|", section)  # 3 of 3: exact
+    assert re.search(r"\| l2_init \| 0\.00 \[0\.00, 0\.71\] \| 0 \| 3 \|", section)

@@ -95,6 +95,7 @@ def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.D
                   ""]
         for stem, result in results.items():
             lines += [f"### {stem}", "", markdown_table(result.estimates.round(2)), ""]
+        lines += improvement_section(results)
     if timings is not None and len(timings):
         lines += ["", "## Run time", "", markdown_table(timings)]
     lines += ["", "## Figures", ""]
@@ -103,6 +104,22 @@ def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.D
         if figures:
             lines += [f"### {notebook}", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
     return lines
+
+
+def improvement_section(results: dict[str, StudyResult]) -> list[str]:
+    """Per remedy, across the notebooks it ran in: the share of (condition, seed) pairs whose gap it reduced, with
+    its exact interval (studies/remedies.improvement_table); nothing when no remedy study is among `results`."""
+    from ..studies.remedies import improvement_table  # the remedy study imports torch: only a report with it pays
+
+    table = improvement_table(results)
+    if not len(table):
+        return []
+    shown = table.assign(share=[f"{r.share:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]" for r in table.itertuples()])
+    return ["", "## Remedies: the share of seeds each improves", "",
+            "Each remedy's reduction of the gap, gap(none) - gap(remedy), paired per seed: the share of seeds where it "
+            "is above 0, with its exact (Clopper-Pearson) 95 % interval, summed over the notebooks it ran in (a "
+            "seed's runs counted once).", "",
+            markdown_table(shown[["remedy", "share", "improved", "trials", "ties", "notebooks"]]), ""]
 
 
 def lead(out_dir: Path, preset: str, claims: pd.DataFrame) -> list[str]:
