@@ -235,3 +235,12 @@ def test_beside_a_target_gap_claim_the_per_protocol_gap_and_the_gap_at_equal_fit
     assert per_protocol.estimate.n == 4 and per_protocol.estimate.mean == pytest.approx(3.5)
     assert claim.primary.estimate.n == 5  # intention to treat: every pair
     assert equal_fit.label == "gap at equal fit" and equal_fit.estimate.n == 5
+
+
+def test_a_median_window_summary_is_not_moved_by_one_spike_epoch():
+    spiky = [0.99, 0.995, 0.70, 0.99, 0.995]  # Adam's spike in the middle of the window
+    records = [record("w", spiky, 0.55), record("s", [0.99, 0.99, 0.99, 0.99, 0.99], 0.6)]
+    labels = [dict(seed=0, arm="warm"), dict(seed=0, arm="scratch")]
+    mean = compare(records, labels, last_k=5, rule=RULE).summary.window_train_acc.iloc[0]
+    median = compare(records, labels, last_k=5, rule=RULE, summary="median").summary.window_train_acc.iloc[0]
+    assert mean == pytest.approx(93.4) and median == pytest.approx(99.0)

@@ -91,6 +91,8 @@ class StudyConfig(Config):
     # `tune_epochs`, the protocol of every run stored before 2026-12-06 (its stores report under its premise rule)
     budget: str = ranged("fixed", choices=BUDGETS)
     fit_target: float = ranged(99.0, gt=0, le=100)  # budget "target": the train accuracy (%) to reach (Ash & Adams')
+    # how the metric and the fit summarise the window's epochs: mean, or median (robust to one of Adam's spike epochs)
+    window_summary: str = ranged("mean", choices=("mean", "median"))
     augment: bool = False  # random crop + flip (off in the paper)
     # test images evaluated; None: all of the dataset's (CIFAR-10's 10,000; smoke uses fewer)
     test_subset: int | None = range_of(RunConfig, "test_subset", None)

@@ -145,15 +145,16 @@ def describe(condition: dict[str, Any]) -> str:
 
 
 def compare(records: list[RunRecord], labels: list[dict[str, Any]], last_k: int,
-            conditions: tuple[str, ...] = (), rule: PremiseRule | None = None) -> StudyResult:
+            conditions: tuple[str, ...] = (), rule: PremiseRule | RunFitRule | None = None,
+            summary: str = "mean") -> StudyResult:
     """Tidy tables of the runs, and one row per condition: the gap's estimate beside each arm's accuracies
     and (given the preset's `rule`) whether the premise holds, so a gap between an under-trained and a
     fitted arm is never read alone."""
     runs = list(zip(records, labels))
     history = pd.concat([tidy_history(record, label) for record, label in runs], ignore_index=True)
     probes = pd.concat([tidy(record, record.probes, label) for record, label in runs], ignore_index=True)
-    summary = pd.DataFrame([{**label, **final_metrics(record, last_k)} for record, label in runs])
-    result = StudyResult(history, probes, summary, paired_gaps(summary, conditions), pd.DataFrame(), conditions,
+    per_run = pd.DataFrame([{**label, **final_metrics(record, last_k, summary)} for record, label in runs])
+    result = StudyResult(history, probes, per_run, paired_gaps(per_run, conditions), pd.DataFrame(), conditions,
                          last_k)
     rows = []
     for key in (result.gaps[list(conditions)].drop_duplicates().to_dict("records") if conditions else [{}]):
@@ -163,7 +164,7 @@ def compare(records: list[RunRecord], labels: list[dict[str, Any]], last_k: int,
         premise = {"premise": result.premise(rule, **key).state} if rule else {}
         rows.append({**key, "effect_pp": estimate.mean, "ci_low_pp": estimate.ci_low, "ci_high_pp": estimate.ci_high,
                      "n_seeds": estimate.n, "n_missing": estimate.missing, "verdict": estimate.verdict,
-                     **arms, **premise})
+                     **arms, "capped_runs": int(select(per_run, key).capped.sum()), **premise})
     result.estimates = pd.DataFrame(rows)
     return result
 
@@ -186,10 +187,11 @@ def tidy(record: RunRecord, table: pd.DataFrame, labels: dict[str, Any]) -> pd.D
     return out[[*labels, "status", *table.columns, "tune_epoch"]]
 
 
-def final_metrics(record: RunRecord, last_k: int) -> dict[str, Any]:
+def final_metrics(record: RunRecord, last_k: int, summary: str = "mean") -> dict[str, Any]:
     """The paper's metric, mean test accuracy (%) over the last `last_k` epochs of the final phase; and the
-    premise's, mean train accuracy (%) over the same window; the last epoch's train accuracy beside them; and
-    whether a phase with a target hit its cap below it (`Phase.reached_at`)."""
+    premise's, mean train accuracy (%) over the same window (`summary` "median": both the window's median, robust to
+    one of Adam's spike epochs); the last epoch's train accuracy beside them; and whether a phase with a target hit
+    its cap below it (`Phase.reached_at`)."""
     h = record.history
     tuned = h[h.phase == h.phase.max()]
     window = tuned.tail(last_k)
@@ -197,8 +199,8 @@ def final_metrics(record: RunRecord, last_k: int) -> dict[str, Any]:
     return {
         "status": record.status,
         "capped": capped(record.config.phases[-1], tuned) if record.config else False,
-        "final_test_acc": 100 * window.test_acc.mean() if finished else float("nan"),
-        "window_train_acc": 100 * window.train_acc.mean() if finished else float("nan"),
+        "final_test_acc": 100 * window.test_acc.agg(summary) if finished else float("nan"),
+        "window_train_acc": 100 * window.train_acc.agg(summary) if finished else float("nan"),
         "final_train_acc": 100 * h.train_acc.iloc[-1] if finished else float("nan"),
         "key": record.key,
     }

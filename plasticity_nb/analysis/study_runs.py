@@ -31,7 +31,8 @@ def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
     plan = config.plan(data.data_id)
     records = run_many([c for _, c in plan], out_dir, data_dir, device, workers, progress, executor=executor,
                        ray_address=ray_address, ensemble=ensemble)
-    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS, config.premise_rule())
+    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS, config.premise_rule(),
+                   config.window_summary)
 
 
 def warm_start_gap(config: WarmStartConfig, **kwargs: Any) -> StudyResult:
@@ -48,4 +49,5 @@ def load_study(config: StudyConfig, out_dir: str | os.PathLike | None, data_id: 
     records = [store.load(c) for _, c in plan]
     if any(r is None for r in records):
         return None
-    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS, config.premise_rule())
+    return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS, config.premise_rule(),
+                   config.window_summary)
