@@ -32,7 +32,7 @@ def study(warm_fit: list[float], scratch_fit: list[float], gaps=(0.03, 0.04, 0.0
 
 def test_fitted_arms_get_a_verdict():
     result = study([0.90, 0.99, 0.99, 1.0], [0.80, 0.98, 0.99, 0.99])
-    config = WarmStartConfig.from_preset("quick")
+    config = WarmStartConfig.from_preset("quick", budget="fixed")
     claim = warm_start_gap.claims(result, config)[0]
     assert claim.premise.met and claim.verdict == "supported"
     assert result.estimates.premise.tolist() == ["met"]
@@ -40,7 +40,7 @@ def test_fitted_arms_get_a_verdict():
 
 def test_an_unfitted_arm_is_named_with_its_train_accuracy():
     result = study([0.99, 1.0, 1.0, 1.0], [0.80, 0.88, 0.90, 0.91])  # window mean 89.7 %
-    claim = warm_start_gap.claims(result, WarmStartConfig.from_preset("quick"))[0]
+    claim = warm_start_gap.claims(result, WarmStartConfig.from_preset("quick", budget="fixed"))[0]
     assert claim.verdict == "premise not met"
     assert "scratch arm fits only 89.7 %" in claim.premise.detail and "floor 95 %" in claim.premise.detail
 

@@ -127,7 +127,8 @@ def constructed_result(config, gap_of) -> StudyResult:
             gap = gap_of(cell, seed)
             for arm, acc in (("scratch", 50.0 + gap), ("warm", 50.0)):
                 rows.append(dict(train_subset=cell.train_subset, width=cell.width, seed=seed, arm=arm,
-                                 final_test_acc=acc, window_train_acc=99.0 + 0.1 * seed, status="finished"))
+                                 final_test_acc=acc, window_train_acc=99.0 + 0.1 * seed, status="finished",
+                                 capped=False))
     summary = pd.DataFrame(rows)
     conditions = scale.Config.CONDITIONS
     return StudyResult(pd.DataFrame(), pd.DataFrame(), summary, paired_gaps(summary, conditions), pd.DataFrame(),

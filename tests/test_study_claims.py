@@ -165,7 +165,7 @@ def test_c15_screens_every_start_of_tuning_measure_over_the_conditions_with_holm
     from plasticity_nb.analysis.claims import claim_row
     from plasticity_nb.studies import newer_remedies, remedies
 
-    config = newer_remedies.Config.from_preset("quick")
+    config = newer_remedies.Config.from_preset("quick", budget="fixed")  # the fixed-budget registry: 300-302 unseen
     gap_of = lambda remedy: 0.5 * (("none", *config.remedies).index(remedy) % 7)
     noise = newer_result(config, gap_of)  # every measure drawn independently of the gap
     c15 = newer_remedies.predictor_claim(noise, config)
@@ -178,7 +178,7 @@ def test_c15_screens_every_start_of_tuning_measure_over_the_conditions_with_holm
         min(1.0, 13 * min(t.p_value for t in found.others)))
     row = claim_row(found, "quick")  # seeds 300-302 were never seen: the new definition is confirmatory
     assert row["verdict"] == "supported" and "confirmatory on unseen seeds" in row["definition"]
-    earlier_seeds = newer_remedies.Config.from_preset("quick", seeds=[0, 1, 2])
+    earlier_seeds = newer_remedies.Config.from_preset("quick", seeds=[0, 1, 2], budget="fixed")
     seen = claim_row(newer_remedies.predictor_claim(newer_result(earlier_seeds, gap_of, lambda g: 1 + g),
                                                     earlier_seeds), "quick")
     assert "post hoc" in seen["definition"]  # notebook 10's seeds: the earlier definition is primary

@@ -21,10 +21,13 @@ Plan = list[tuple[dict[str, Any], RunConfig]]
 
 
 # Shared settings of the presets. smoke: plumbing only (a tiny net, seconds), not science. quick: minutes
-# on a 2-core CPU with real CIFAR-10, showing the real effect (README); 25 tuning epochs because scratch
-# Adam needs them to fit 5,000 images (window 21-25 at 98.9 %, 11-15 at 93.2 %: benchmarks/premise_pilot.py,
-# train accuracy only). paper: the paper's setting (App. A.4): ResNet-18 w64, Adam 1e-3 constant, batch 128,
-# 500 tuning epochs, metric over the last 100. quick evaluates the test set every 5 epochs outside the metric
+# on a 2-core CPU with real CIFAR-10, showing the real effect (README). Since 2026-12-06 its tuning phases train
+# to 99 % train accuracy within a cap of 50 epochs, then a 5-epoch window: benchmarks/fit_pilot.py's rule, fixed
+# before it ran on seeds 900-903 (train accuracy only): both arms reached 99 % at tuning epochs 22-33 at 5,000
+# images, so the cap is the multiple of 5 at 1.5 x 33; 4 % of its windows held a spike epoch, so the window's
+# mean stays (docs/train-to-target.md). Before, 25 fixed epochs (benchmarks/premise_pilot.py). paper: the paper's
+# setting (App. A.4), at its fixed budget: ResNet-18 w64, Adam 1e-3 constant, batch 128, 500 tuning epochs,
+# metric over the last 100. quick evaluates the test set every 5 epochs outside the metric
 # window: evaluating every epoch was 18 % of notebook 01's CPU time (AVX-512, benchmarks/RESULTS.md), only the
 # window enters the metric, and training does not depend on when it is evaluated (the same steps, bit for bit
 # on a CPU), so notebook 01 shares its runs with the sweeps; a study that must see every epoch sets eval_every=1.
@@ -43,11 +46,13 @@ RULES = {
 }
 
 
+QUICK_CAP = 50  # quick's cap on reaching the target at notebook 01's cell (benchmarks/fit_pilot.py, above)
 BASE_PRESETS = {
     "smoke": dict(seeds=[0, 1], model="resnet", depth=1, width=4, optimizer="adam", lr=1e-3, batch_size=64,
                   train_subset=512, test_subset=1000, tune_epochs=2, last_k=1, precision="fp32", **RULES["smoke"]),
     "quick": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=8, optimizer="adam", lr=1e-3, batch_size=128,
-                  train_subset=5000, tune_epochs=25, last_k=5, eval_every=5, **RULES["quick"]),
+                  train_subset=5000, budget="target", fit_target=99.0, tune_epochs=QUICK_CAP, last_k=5, eval_every=5,
+                  **RULES["quick"]),
     "paper": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=64, optimizer="adam", lr=1e-3, batch_size=128,
                   train_subset=50000, tune_epochs=500, last_k=100, augment=False, precision="bf16", **RULES["paper"]),
 }

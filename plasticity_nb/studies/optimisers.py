@@ -12,7 +12,7 @@ import dataclasses
 
 from ..analysis.claims import ClaimResult
 from ..analysis.premises import Premise
-from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
+from ..analysis.study_config import QUICK_CAP, Plan, WarmStartConfig, check_sweep, presets
 from ..analysis.study_result import StudyResult
 from ..core.config import ConfigError, range_of
 from ..run.run_config import Phase
@@ -35,10 +35,11 @@ class Config(WarmStartConfig):
     PRESETS = presets(
         smoke=dict(pretrain_epochs=2, optimizers=["adam", "sgd"], optimizer_lrs=[1e-3, 0.1],
                    optimizer_tune_epochs=[2, 2], pretrain_epochs_sweep=[1, 2]),
-        # quick budgets: the epochs each optimiser's scratch arm needs to fit 5,000 images (benchmarks/premise_pilot.py,
-        # train accuracy only: 25 for each of the four), pretraining swept at 3 and 10 epochs.
+        # quick caps: the larger of each optimiser's fixed budget before 2026-12-06 (the epochs its scratch arm
+        # needed to fit 5,000 images, benchmarks/premise_pilot.py: 25 for each) and notebook 01's cap
+        # (benchmarks/fit_pilot.py's rule); pretraining swept at 3 and 10 epochs.
         quick=dict(pretrain_epochs=10, optimizers=OPTIMISERS, optimizer_lrs=LRS,
-                   optimizer_tune_epochs=[25, 25, 25, 25], pretrain_epochs_sweep=[3, 10]),
+                   optimizer_tune_epochs=[max(25, QUICK_CAP)] * 4, pretrain_epochs_sweep=[3, 10]),
         paper=dict(pretrain_epochs=350, optimizers=OPTIMISERS, optimizer_lrs=LRS, optimizer_tune_epochs=[500] * 4,
                    pretrain_epochs_sweep=[1, 2, 5, 10, 20, 50, 100, 200, 350]),
     )
