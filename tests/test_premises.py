@@ -192,9 +192,9 @@ def test_a_diverged_or_capped_run_flags_its_seed_whatever_the_direction():
     assert capped.flagged == (2,) and "warm capped below 99 %" in capped.detail
 
 
-@pytest.mark.parametrize("seeds,flagged,met", [(3, 0, True), (3, 1, False), (5, 1, True), (5, 2, False),
-                                               (10, 2, True), (10, 3, False)])
-def test_a_claim_is_void_when_more_than_a_fifth_of_its_seeds_are_flagged(seeds, flagged, met):
+@pytest.mark.parametrize("seeds,flagged,met", [(3, 1, True), (3, 2, False), (6, 2, True), (6, 3, False),
+                                               (15, 5, True), (15, 6, False)])
+def test_a_claim_is_void_when_more_than_a_third_of_its_seeds_are_flagged(seeds, flagged, met):
     scratch = [99.9] * flagged + [99.0] * (seeds - flagged)  # scratch fits 4.9 points more in the first seeds
     premise = run_check([95.0] * flagged + [99.0] * (seeds - flagged), scratch)
     assert len(premise.flagged) == flagged and premise.met is met
@@ -211,14 +211,14 @@ def target_record(name, train_acc, test_acc, target=0.99, cap=4, window=2):
 def test_a_capped_run_is_flagged_in_the_study_and_the_claim_reads_premise_not_met():
     records, labels = [], []
     for seed in range(3):
-        warm = [0.9, 0.95, 0.96, 0.97, 0.97, 0.98] if seed == 1 else [0.9, 0.99, 0.99, 0.995]  # seed 1 capped
+        warm = [0.9, 0.95, 0.96, 0.97, 0.97, 0.98] if seed > 0 else [0.9, 0.99, 0.99, 0.995]  # seeds 1, 2 capped
         records += [target_record(f"w{seed}", warm, 0.55), target_record(f"s{seed}", [0.9, 0.99, 0.99, 0.99], 0.6)]
         labels += [dict(seed=seed, arm="warm"), dict(seed=seed, arm="scratch")]
     config = WarmStartConfig.from_preset("quick").replace(budget="target")
     result = compare(records, labels, last_k=2, rule=config.premise_rule())
-    assert result.summary.capped.tolist() == [False, False, True, False, False, False]
+    assert result.summary.capped.tolist() == [False, False, True, False, True, False]
     claim = warm_start_gap.claims(result, config)[0]
-    assert claim.premise.flagged == (1,) and claim.verdict == "premise not met"
+    assert claim.premise.flagged == (1, 2) and claim.verdict == "premise not met"  # one of 3 would be allowed
 
 
 def test_beside_a_target_gap_claim_the_per_protocol_gap_and_the_gap_at_equal_fit():
