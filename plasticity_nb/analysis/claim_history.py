@@ -202,8 +202,8 @@ CHANGES: tuple[Change, ...] = (
            "per run (RunFitRule): a seed is flagged when a run hit its cap below the target or diverged, or when the "
            "arm whose fitting more could fake the claim fits more than premise_arm_difference (2 points at quick) "
            "more than the other (premises.py lists each claim type's direction); the claim is void when more than a "
-           "third of its seeds are flagged (first a fifth: changed the same day after the pilot's train accuracies, before "
-           "any claim ran under it); intention-to-treat primary, per-protocol (unflagged seeds) and the gap "
+           "third of its seeds are flagged (first a fifth: changed the same day after the pilot's train accuracies, "
+           "before any claim ran under it); intention-to-treat primary, per-protocol (unflagged seeds) and the gap "
            "at equal fit beside it",
            "issue 35: each run's fit is an exact property of it, yet the gate ran a low-powered population test "
            "(two arms 1 SD above the floor passed it with chance 0.10 at 3 seeds), and its symmetric check failed C1's "
