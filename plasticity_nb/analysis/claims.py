@@ -411,6 +411,8 @@ def with_verdict_words(rows: pd.DataFrame) -> pd.DataFrame:
     (often of 3 seeds), so it is not repeated in words unless no SD entered it (a correlation's)."""
     if len(rows) and "verdict_words" in rows.columns and rows.verdict_words.notna().all():
         return rows
+    if not {"verdict", "test", "margin", "unit", "seeds_for_sesoi"} <= set(rows.columns):  # not a row we wrote
+        return rows if "verdict_words" in rows.columns else rows.assign(verdict_words="")
     why = "an older row: rerun its notebook to plan it"
     words = pd.Series([verdict_words(r.verdict, r.test, r.margin, r.unit,
                                      r.seeds_for_sesoi if r.test in UNIT_LEVEL else math.nan, why)
