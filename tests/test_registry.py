@@ -115,8 +115,7 @@ WORDS = [  # (verdict code, test kind, margin, unit, seeds planned) -> the words
     ("inconclusive", "correlation", None, "r", 30.0, "not settled: about 30 conditions at the smallest effect of "
                                                       "interest"),
     ("open", "difference", None, "pp", 22.0, "not settled: about 22 seeds at the smallest effect of interest"),
-    ("stopped for futility", "difference", None, "pp", 22.0, "not settled: about 22 seeds at the smallest effect "
-                                                             "of interest"),
+    ("stopped for futility", "difference", None, "pp", 22.0, "smaller than the smallest effect of interest"),
     ("stopped by budget: not resolved", "difference", None, "pp", 22.0, "not settled: about 22 seeds at the "
                                                                         "smallest effect of interest"),
     ("inconclusive", "difference", None, "pp", math.nan, "not settled: seeds not planned (no SD from 8 or more "
@@ -148,7 +147,7 @@ def test_claims_csv_without_verdict_words_still_loads_and_gets_them_from_its_cod
     assert read.verdict_words.tolist() == [
         "not settled: seeds not planned (an older row: rerun its notebook to plan it)",
         "not settled: about 50 conditions at the smallest effect of interest", "does not hold"]
-    assert list(read.columns) == claims.COLUMNS
+    assert list(read.columns) == claims.COLUMNS and set(read.stage) == {claims.FIXED_N}  # before stages: fixed n
     write_report(tmp_path, "quick")  # an old file still reports
 
 

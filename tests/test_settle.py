@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from plasticity_nb.analysis.claims import CLAIMS, ClaimResult, relation
+from plasticity_nb.analysis.claims import CLAIMS, ClaimResult, read_claims, record_claims, relation
 from plasticity_nb.analysis.premises import Premise
 from plasticity_nb.analysis.sequential import BUDGET, FUTILE, NOT_RESOLVED, OPEN, Design
 from plasticity_nb.analysis.settle import (
@@ -27,6 +27,7 @@ from plasticity_nb.analysis.stats import (
     ratio_test,
 )
 from plasticity_nb.batch.cli import main
+from plasticity_nb.views.report import write_report
 
 MET, NOT_MET = Premise(True, "both arms fit"), Premise(False, "warm arm at 40 %")
 SURE = [10.0, 10.1, 9.9, 10.05, 10.02, 9.97, 10.08, 9.93]  # far above 0 at every look
@@ -65,10 +66,11 @@ def test_an_efficacy_stop_is_frozen_while_another_claim_continues():
 def test_futility_stops_a_difference_below_its_smallest_effect():
     ledger = decide_look(fresh(), 1, [claim("C1", NIL, 4)], final=False, smallest_effect={"C1": 5.0})
     assert ledger.settled["C1"].verdict == FUTILE
-    assert relation(CLAIMS["C1"], FUTILE) == "not resolved"  # never "departs"
+    # a settled answer: the gap, if any, is smaller than the one that matters; neither "agrees" nor "departs"
+    assert relation(CLAIMS["C1"], FUTILE) == "smaller than the smallest effect of interest"
 
 
-@pytest.mark.parametrize("verdict", [OPEN, FUTILE, BUDGET, NOT_RESOLVED])
+@pytest.mark.parametrize("verdict", [OPEN, BUDGET, NOT_RESOLVED])
 def test_unsettled_sequential_outcomes_are_not_resolved(verdict):
     assert relation(CLAIMS["C1"], verdict) == "not resolved"
 
@@ -242,6 +244,14 @@ def test_settle_end_to_end_on_the_smoke_preset(tmp_path):
     assert ledger["looks_done"] == 2 and seeds == {50, 51, 52, 53}
     assert main(args) == 0  # everything settled: the same command runs no look and changes no verdict
     assert json.loads(ledger_path(tmp_path, "smoke").read_text())["claims"] == ledger["claims"]
+    # the settled verdict is *the* verdict: an exploratory fixed-n test of C1 afterwards sits beside it
+    exploratory = ClaimResult("C1", (difference_test([9.0, 9.5, 10.0]),), Premise(True, "fit"))
+    shown = record_claims(tmp_path, "smoke", [exploratory])
+    assert shown.stage.tolist() == ["settled"] and shown.verdict.tolist() == [settled["verdict"]]
+    table = read_claims(tmp_path)
+    assert sorted(table[table.claim == "C1"].stage) == ["fixed n", "settled"]
+    lead = write_report(tmp_path, "smoke").read_text().split("## Method")[0]
+    assert f"| {shown.verdict_words[0]} |" in lead and "| holds |" not in lead
 
 
 def test_report_states_each_claims_premise_pass_chance_and_flags_a_short_one(tmp_path):

@@ -50,13 +50,17 @@ from .stats import (
 COLUMNS = ["claim", "notebook", "statement", "preset", "dataset", "test", "unit", "n_seeds", "n_missing", "method",
            "effect", "ci_low", "ci_high", "ci_level", "sd", "margin", "p_value", "mde_80", "sesoi", "power_at_sesoi",
            "seeds_for_sesoi", "verdict", "vs_paper", "definition", "post_hoc", "premise", "other_tests", "condition",
-           "registry", "verdict_words"]
+           "registry", "verdict_words", "stage"]
 PAPER, EXTENSION = "paper", "extension"
 NOT_RESOLVED, POST_HOC = "not resolved", "post hoc"
-# sequential outcomes (sequential.py) that settle nothing: still open, futile (the effect, if any, is below the
-# smallest one of interest: not a contrary verdict), or ended by a budget or the last look without a verdict; and an
-# estimate, which is reported with its interval and decides nothing
-UNSETTLED = (INCONCLUSIVE, PREMISE_UNCERTAIN, NOT_RESOLVED, OPEN, FUTILE, BUDGET, ESTIMATE)
+# A row's stage: a claim settled by `run --settle` (frozen, error-controlled: *the* verdict wherever it exists), or
+# a notebook's fixed-n test of the seeds it ran (exploratory beside a settled one, which it never replaces)
+SETTLED, FIXED_N = "settled", "fixed n"
+# sequential outcomes (sequential.py) that settle nothing: still open, or ended by a budget or the last look
+# without a verdict; and an estimate, which is reported with its interval and decides nothing
+UNSETTLED = (INCONCLUSIVE, PREMISE_UNCERTAIN, NOT_RESOLVED, OPEN, BUDGET, ESTIMATE)
+# A futility stop is a settled answer: the effect, if any, is smaller than the smallest one of interest
+SMALLER = "smaller than the smallest effect of interest"
 # Sources of the remedy claims (notebook 10): their verdicts agree or depart from these, as C1-C8 from the paper's.
 ASH_ADAMS, SHIN, LEE, RESCIENCE = "Ash & Adams 2020", "Shin et al. 2024", "Lee et al. 2024", "Kireev 2021"
 FIRST_FIXED = "2026-11-24"  # the date the first claims were written down (commit 3d35472's parent and before)
@@ -268,12 +272,15 @@ class ClaimResult:
 
 
 def relation(claim: Claim, verdict: str, post_hoc: bool = False) -> str:
-    """agrees / departs / not resolved / premise not met / post hoc / extension: how a verdict stands against its
-    source. `post_hoc`: the claim was added after seeing these seeds' data, so it cannot agree on them."""
+    """agrees / departs / not resolved / premise not met / post hoc / extension / smaller than the smallest effect
+    of interest (a futility stop): how a verdict stands against its source. `post_hoc`: the claim was added after
+    seeing these seeds' data, so it cannot agree on them."""
     if claim.source == EXTENSION:
         return EXTENSION
     if verdict == PREMISE_NOT_MET:
         return PREMISE_NOT_MET
+    if verdict == FUTILE:
+        return SMALLER
     if verdict in UNSETTLED:
         return NOT_RESOLVED
     if post_hoc:
@@ -356,6 +363,8 @@ def verdict_words(verdict: str, test: str, margin: float, unit: str, seeds_neede
     says why there is no N."""
     if verdict == PREMISE_NOT_MET:
         return PREMISE_NOT_MET
+    if verdict == FUTILE:
+        return SMALLER
     if test == ESTIMATE_KIND:
         return "estimate only"
     if verdict == EQUIVALENT:
@@ -397,7 +406,18 @@ def read_claims(out_dir: str | os.PathLike) -> pd.DataFrame:
     table = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"])
     if "registry" not in table.columns:  # written by an older version: its verdicts used other procedures
         return pd.DataFrame(columns=COLUMNS)
-    return with_verdict_words(with_dataset(table))
+    table = with_verdict_words(with_dataset(table))
+    table = table.assign(stage=table.stage.fillna(FIXED_N) if "stage" in table.columns else FIXED_N)
+    return table[[c for c in COLUMNS if c in table] + [c for c in table if c not in COLUMNS]]
+
+
+def the_verdicts(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim and preset: the settled one where `run --settle` froze a verdict, else the fixed-n one."""
+    if not len(rows) or "stage" not in rows.columns:
+        return rows
+    rank = rows.stage.map({SETTLED: 0}).fillna(1)
+    return rows.assign(_rank=rank).sort_values("_rank", kind="stable").drop_duplicates(
+        ["claim", "preset"]).drop(columns="_rank").sort_values(["preset", "claim"])
 
 
 def in_registry_order(rows: pd.DataFrame) -> pd.DataFrame:
@@ -477,7 +497,7 @@ def claim_row(result: ClaimResult, preset: str, smallest_effect: float | None = 
         "post_hoc": beside, "premise": f"{shown.premise.state}: {shown.premise.detail}",
         "other_tests": " | ".join(t.describe(claim.unit) for t in (*shown.tests[1:], *shown.others)),
         "condition": test.label, "registry": registry_hash(),
-        "verdict_words": verdict_words(verdict, test.kind, test.margin, claim.unit, needed),
+        "verdict_words": verdict_words(verdict, test.kind, test.margin, claim.unit, needed), "stage": FIXED_N,
     }
 
 
@@ -488,13 +508,15 @@ def seeds_text(seeds: Sequence[int]) -> str:
 
 def record_claims(out_dir: str | os.PathLike, preset: str, results: list[ClaimResult],
                   config: Any = None) -> pd.DataFrame:
-    """Write (or replace) these claims' rows for this preset in claims.csv; return the new rows. `config` (the
-    study's) gives the smallest effect of interest the seeds are planned for."""
+    """Write (or replace) these claims' fixed-n rows for this preset in claims.csv; return *the* verdicts of these
+    claims: a settled row where `run --settle` froze one (the fixed-n row stays beside it, exploratory), else the
+    new row. `config` (the study's) gives the smallest effect of interest the seeds are planned for."""
     smallest = getattr(config, "smallest_effect", None)
     dataset = getattr(config, "dataset", DEFAULT_DATASET)
     rows = pd.DataFrame([claim_row(r, preset, smallest, dataset) for r in results], columns=COLUMNS)
     replace_rows(out_dir, preset, rows)
-    return rows
+    table = read_claims(out_dir)
+    return the_verdicts(table[(table.preset == preset) & table.claim.isin(rows.claim)]).reset_index(drop=True)
 
 
 def claims_lock(out_dir: str | os.PathLike) -> Path:
@@ -512,7 +534,9 @@ def replace_rows(out_dir: str | os.PathLike, preset: str, rows: pd.DataFrame) ->
         rows = with_dataset(rows)
         for dataset in set(rows.dataset):
             check_results_dataset(out_dir, dataset)
+        rows = rows.assign(stage=rows.stage.fillna(FIXED_N)) if "stage" in rows.columns else rows.assign(stage=FIXED_N)
         table = read_claims(out_dir)
-        table = table[~(table.claim.isin(rows.claim) & (table.preset == preset))]
+        same = table.claim.isin(rows.claim) & (table.preset == preset) & table.stage.isin(rows.stage)
+        table = table[~same]
         table = pd.concat([t for t in (table, rows) if len(t)], ignore_index=True).sort_values(["preset", "claim"])
         write_atomic(claims_path(out_dir), table.to_csv(index=False))

@@ -32,10 +32,26 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import pandas as pd
+
 from ..core.files import locked, remove_stale_temporaries, write_atomic
-from .claims import ADDED, CLAIMS, ClaimResult, claims_lock, registry_hash, relation, sesoi_of, standing
+from ..data.datasets import DEFAULT_DATASET
+from .claims import (
+    ADDED,
+    CLAIMS,
+    COLUMNS,
+    SETTLED,
+    ClaimResult,
+    claims_lock,
+    registry_hash,
+    relation,
+    replace_rows,
+    sesoi_of,
+    standing,
+    verdict_words,
+)
 from .premises import PLANNING_MARGIN_SD, WANTED_PASS, pass_chance, seeds_to_pass
-from .sequential import DIFFERENCE, KINDS, OPEN, Decision, Design
+from .sequential import DIFFERENCE, KINDS, OPEN, PREMISE_NOT_MET, Decision, Design
 
 LEDGER_VERSION = 1
 START, END = "<!-- settled sequentially: start -->", "<!-- settled sequentially: end -->"  # report.md markers
@@ -68,6 +84,9 @@ class Settled:
     interval: tuple[float, float] | None  # the weakest condition's repeated CI (log ratio for a ratio claim)
     log_scale: bool = False
     registry: str = ""
+    estimate: float | None = None  # the weakest condition's mean (log ratio for a ratio claim); None: older ledgers
+    test: str = ""  # the claim's test kind (difference, equivalence, bound); "" in older ledgers
+    margin: float | None = None  # an equivalence's or a bound's margin
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,13 +203,44 @@ def decide_claim(design: Design, result: ClaimResult, look: int, final: bool,
 
 
 def frozen(decision: Decision, result: ClaimResult, seeds: int) -> Settled:
-    interval = None
+    interval, estimate = None, None
     if decision.conditions:
         weakest = min(decision.conditions, key=lambda c: c.statistic - c.boundary)
         if math.isfinite(weakest.ci_low) and math.isfinite(weakest.ci_high):
             interval = (round(weakest.ci_low, 4), round(weakest.ci_high, 4))
+        estimate = round(weakest.mean, 4) if math.isfinite(weakest.mean) else None
     return Settled(result.claim, decision.verdict, decision.look, seeds, decision.n, decision.reason, interval,
-                   result.primary.log_scale, registry_hash())
+                   result.primary.log_scale, registry_hash(), estimate, result.primary.kind, result.primary.margin)
+
+
+def settled_rows(ledger: Ledger) -> pd.DataFrame:
+    """claims.csv's settled rows (stage SETTLED): each frozen verdict with its estimate and repeated interval, *the*
+    verdict wherever it exists (a notebook's fixed-n row stays beside it, exploratory)."""
+    return pd.DataFrame([settled_row(ledger, s) for s in ledger.settled.values()], columns=COLUMNS)
+
+
+def settled_row(ledger: Ledger, s: Settled) -> dict[str, Any]:
+    claim = CLAIMS[s.claim]
+    shown = (lambda x: 100 * math.expm1(x)) if s.log_scale else (lambda x: x)  # a ratio in percent, as its tests
+    low, high = (shown(v) for v in s.interval) if s.interval else (math.nan, math.nan)
+    level = 1 - ledger.design.alpha * (1 if s.test in ("", DIFFERENCE) else 2)
+    seeds = f"{ledger.first_seed}-{ledger.first_seed + s.seeds - 1}"
+    return {
+        "claim": s.claim, "notebook": claim.notebook, "statement": claim.statement, "preset": ledger.preset,
+        "dataset": ledger.params.get("dataset") or DEFAULT_DATASET, "test": s.test or DIFFERENCE, "unit": claim.unit,
+        "n_seeds": s.n, "n_missing": s.seeds - s.n, "method": f"group-sequential, repeated {level:.0%} interval",
+        "effect": math.nan if s.estimate is None else round(shown(s.estimate), 3), "ci_low": round(low, 3),
+        "ci_high": round(high, 3), "ci_level": level, "sd": math.nan, "margin": s.margin, "p_value": math.nan,
+        "mde_80": math.nan, "sesoi": math.nan, "power_at_sesoi": math.nan, "seeds_for_sesoi": math.nan,
+        "verdict": s.verdict, "vs_paper": relation(claim, s.verdict),
+        "definition": f"settled sequentially: frozen at look {s.look} of {len(ledger.design.looks)} (seeds {seeds}; "
+                      f"ledger settled-{ledger.preset}.json)",
+        "post_hoc": "", "premise": f"{'not met' if s.verdict == PREMISE_NOT_MET else 'met'}: checked at every look",
+        "other_tests": s.reason, "condition": "", "registry": s.registry,
+        "verdict_words": verdict_words(s.verdict, s.test or DIFFERENCE, s.margin or math.nan, claim.unit, math.nan,
+                                       "settled sequentially"),
+        "stage": SETTLED,
+    }
 
 
 def decide_look(ledger: Ledger, look: int, results: Sequence[ClaimResult], final: bool,
@@ -241,6 +291,8 @@ def run_settle(out_dir: str | Path, fresh: Ledger, notebooks: Sequence[Notebook]
         started = clock()
         with locked(claims_lock(out_dir)):
             write_ledger(out_dir, ledger)
+        if ledger.settled:
+            replace_rows(out_dir, ledger.preset, settled_rows(ledger))  # *the* verdicts, beside the fixed-n rows
         refresh_report(out_dir, ledger.preset)
         print_look(ledger, look)
     return ledger, failures

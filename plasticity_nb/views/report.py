@@ -32,6 +32,7 @@ from ..analysis.claims import (
     planning_sd,
     read_claims,
     registry_hash,
+    the_verdicts,
 )
 from ..analysis.settle import section as settled_section
 from ..analysis.stats import ALPHA, POWER
@@ -60,7 +61,9 @@ def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame 
 def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.DataFrame | None,
                  results: dict[str, StudyResult] | None) -> list[str]:
     claims = in_registry_order(claims)
-    lines = [f"# plasticity_nb report: preset `{preset}`", ""] + lead(out_dir, preset, claims)
+    # the lead shows *the* verdicts (a settled one wherever it exists); the detail below every row of both stages
+    verdicts = in_registry_order(the_verdicts(claims))
+    lines = [f"# plasticity_nb report: preset `{preset}`", ""] + lead(out_dir, preset, verdicts)
     lines += ["", "## Method", "",
               f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}; "
               f"claims registry `{registry_hash()}` (the hash of every definition and change below). "
