@@ -16,10 +16,14 @@ from plasticity_nb.analysis.sequential import (
     NOT_RESOLVED,
     OBRIEN_FLEMING,
     OPEN,
+    POCOCK,
     UNCERTAIN,
     Design,
     calibration,
     crossing,
+    hsd,
+    hsd_gamma,
+    spent,
     walk,
     z_boundaries,
 )
@@ -66,6 +70,52 @@ def test_hwang_shih_decani_against_gsdesign_snapshot():
     steps = np.diff(total, prepend=0.0)
     z = walk(fractions, False, lambda k, chance: brentq(lambda b: chance(b) - steps[k], 0, 20, xtol=1e-10))[0]
     assert z == pytest.approx((3.2527, 2.9860, 2.6917, 2.3737, 2.0253), abs=1e-4)
+    # the same through the package's own spending option
+    assert z_boundaries(fractions, 0.025, hsd(-4), False) == pytest.approx(z, abs=1e-8)
+    assert spent(fractions, 0.025, hsd(-4)) == pytest.approx(total, abs=1e-12)
+
+
+def test_hwang_shih_decani_family_spans_the_other_two():
+    t = np.array([0.25, 0.5, 0.75, 1.0])
+    assert spent(t, 0.05, hsd(0)) == pytest.approx(0.05 * t)  # gamma 0: linear
+    assert spent(1.0, 0.05, hsd(-7)) == pytest.approx(0.05) and spent(1.0, 0.05, hsd(3)) == pytest.approx(0.05)
+    # gamma -4 spends about as late as O'Brien-Fleming, gamma 1 about as early as Pocock (Jennison & Turnbull 7.3)
+    assert spent(0.25, 0.05, hsd(-4)) < spent(0.25, 0.05, hsd(1)) < 1.1 * spent(0.25, 0.05, POCOCK)
+    assert hsd_gamma(hsd(-2.5)) == -2.5 and hsd_gamma(POCOCK) is None
+    assert "Hwang-Shih-DeCani (gamma -2)" in Design(spending=hsd(-2)).describe()
+
+
+def gsdesign_crossings(fractions, bounds, two_sided: bool) -> np.ndarray:
+    """First-crossing chances of z `bounds` under the null from gsdesign's own grid and density recursion (h1,
+    hupdate): the mass its density puts beyond each bound, after continuing between the earlier ones."""
+    gs = pytest.importorskip("gsdesign", reason="PyPI gsdesign (the integration core of gsDesign) not installed")
+    out, previous = [], None
+    for k, (info, b) in enumerate(zip(fractions, bounds)):
+        low = -b if two_sided else -np.inf
+
+        def mass(a, c):
+            if k == 0:
+                return gs.h1(theta=0.0, info=info, a=a, b=c)
+            return gs.hupdate(18, 0.0, info, a, c, 0.0, fractions[k - 1], previous)
+
+        chance = mass(b, np.inf)[2].sum() + (mass(-np.inf, -b)[2].sum() if two_sided else 0.0)
+        out.append(chance)
+        previous = mass(low, b)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("fractions, level, spending, two_sided", [
+    (EQUAL4, 0.05, OBRIEN_FLEMING, True),
+    (EQUAL4, 0.05, POCOCK, True),
+    (tuple(np.arange(1, 6) / 5), 0.025, hsd(-4), False),
+    ((1 / 3, 2 / 3, 1.0), 0.05, hsd(-2), True),
+    ((0.3, 0.55, 1.0), 0.1, hsd(1), False),
+])
+def test_boundaries_spend_what_the_function_says_by_gsdesign(fractions, level, spending, two_sided):
+    z = z_boundaries(tuple(fractions), level, spending, two_sided)
+    theirs = np.cumsum(gsdesign_crossings(fractions, z, two_sided))
+    side = level / 2 if two_sided else level
+    assert theirs == pytest.approx(spent(np.array(fractions), side, spending) * (2 if two_sided else 1), abs=2e-6)
 
 
 def test_boundaries_spend_what_the_function_says():
@@ -220,6 +270,8 @@ def test_describe_states_the_design():
     (dict(alpha=0.5), "alpha"),
     (dict(seed_budget=3), "seed budget 3 is below the first look"),
     (dict(spending="linear"), "unknown spending"),
+    (dict(spending="hwang-shih-decani"), "its gamma"),
+    (dict(spending=hsd(-41)), "gamma must lie in"),
     (dict(time_budget_s=0), "time budget"),
 ])
 def test_bad_designs(fields, culprit):
