@@ -11,6 +11,7 @@ from plasticity_nb.analysis.sequential import (
     BUDGET,
     DIFFERENCE,
     EQUIVALENCE,
+    FLAG_CHANCE,
     FUTILE,
     NOT_MET,
     NOT_RESOLVED,
@@ -19,11 +20,14 @@ from plasticity_nb.analysis.sequential import (
     POCOCK,
     UNCERTAIN,
     Design,
+    allowed_flags,
     calibration,
     crossing,
+    difference_power,
     hsd,
     hsd_gamma,
     spent,
+    void_chance,
     walk,
     z_boundaries,
 )
@@ -34,6 +38,7 @@ from plasticity_nb.analysis.stats import (
     PREMISE_NOT_MET,
     PREMISE_UNCERTAIN,
     SUPPORTED,
+    power_difference,
 )
 
 EQUAL4 = (0.25, 0.5, 0.75, 1.0)
@@ -160,6 +165,46 @@ def test_simulated_premise_rule_is_premises_rule():
             acc = 95.5 + rng.standard_normal((2, n)) * rng.choice([0.3, 1.0, 3.0])
             state = rule.check({"scratch": acc[0], "warm": acc[1]}, "c").state
             assert ("met", "uncertain", "not met")[rule_state(acc[None, None])[0, 0]] == state
+
+
+# --- power by simulation (difference_power), for planning ------------------------------------------------------
+
+def test_power_of_one_look_is_the_fixed_t_test():
+    one = difference_power(Design(looks=(12,)), 2.0, 3.12, sims=20_000, seed=1)
+    fixed = power_difference(2.0, 3.12, 12)
+    se = math.sqrt(fixed * (1 - fixed) / 20_000)
+    assert one.power + one.chance(NOT_SUPPORTED) == pytest.approx(fixed, abs=4 * se)
+    assert one.stops == pytest.approx((1.0,)) and one.expected_seeds == 12
+
+
+def test_sequential_power_keeps_the_level_and_is_seeded():
+    null = difference_power(Design(looks=(6, 12, 18), spending=hsd(-2), futility=0), 0.0, 1.0, sims=20_000, seed=2)
+    assert null.chance(SUPPORTED, NOT_SUPPORTED) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 20_000)
+    again = difference_power(Design(looks=(6, 12, 18), spending=hsd(-2), futility=0), 0.0, 1.0, sims=20_000, seed=2)
+    assert again.by_look == null.by_look
+    assert sum(null.stops) == pytest.approx(1.0) and null.reaches[0] == 1.0
+    assert null.expected_seeds == pytest.approx(np.dot(null.stops, (6, 12, 18)))
+
+
+def test_premise_voids_are_the_run_fit_rules():
+    rule = premises.RunFitRule(99.0, 2.0)
+    assert [int(allowed_flags(n)) for n in range(3, 41)] == [rule.allowed(n) for n in range(3, 41)]
+    voided = difference_power(Design(looks=(8,)), 2.0, 1.0, flag_chance=FLAG_CHANCE, sims=20_000, seed=3)
+    exact = void_chance(8)  # more than 2 of 8 flagged at 0.15: 0.105
+    assert voided.chance(PREMISE_NOT_MET) == pytest.approx(exact, abs=4 * math.sqrt(exact * (1 - exact) / 20_000))
+    # the flags only remove chances: a void claim is never 'supported', and without flags power is higher
+    clean = difference_power(Design(looks=(8,)), 2.0, 1.0, sims=20_000, seed=3)
+    assert clean.power - voided.power == pytest.approx(voided.chance(PREMISE_NOT_MET), abs=0.01)
+
+
+def test_power_grows_with_the_effect_and_futility_stops_null_claims():
+    design = Design(looks=(8, 16), spending=POCOCK)
+    low, high = (difference_power(design, e, 3.12, 2.0, sims=5_000) for e in (1.0, 2.0))
+    assert low.power < high.power
+    null = difference_power(design, 0.0, 3.12, 2.0, sims=5_000)
+    assert null.by_look[0].get(FUTILE, 0) > 0.2 and FUTILE not in null.by_look[-1]  # interim looks only
+    with pytest.raises(ValueError, match="sd > 0"):
+        difference_power(design, 1.0, 0.0)
 
 
 # --- decisions on constructed looks ----------------------------------------------------------------------------

@@ -82,6 +82,7 @@ import scipy
 from scipy.special import ndtr, ndtri, stdtr, stdtrit
 
 from ..core.files import cached
+from .premises import MAX_FLAGGED_SHARE
 from .stats import (
     ALPHA,
     EQUIVALENT,
@@ -521,6 +522,102 @@ REASONS = {
     NOT_RESOLVED: "look {look} (the last): no boundary crossed",
     BUDGET: "look {look}: the budget ends the claim before the design's last look; no boundary crossed",
 }
+
+
+# Power by simulation (`difference_power`), for planning a design: the package's own boundaries (`Design.codes`)
+# on seeded normal paths, with the train-to-target premise's per-seed flags (premises.RunFitRule) voiding a claim at
+# the first look where more than MAX_FLAGGED_SHARE of its seeds so far are flagged, as the real rule does.
+POWER_SIMS = 20_000  # paths per truth: a power of 0.9 to MC SE 0.002
+POWER_SEED = 20261206  # fixed: a plan is the same on every machine; common to every design (common random numbers)
+FLAG_CHANCE = 0.15  # chance a seed is flagged under train-to-target: the fit pilot's 2 of 13 seeds
+# (docs/train-to-target.md, benchmarks/RESULTS.md 2026-12-06); a planning figure, not a rule
+
+
+def allowed_flags(seeds: int | np.ndarray) -> np.ndarray:
+    """The most flagged seeds a claim on `seeds` seeds stands with (premises.RunFitRule.allowed)."""
+    return np.floor(MAX_FLAGGED_SHARE * np.asarray(seeds) + 1e-9).astype(int)
+
+
+def void_chance(seeds: int, flag_chance: float = FLAG_CHANCE) -> float:
+    """The chance that more than MAX_FLAGGED_SHARE of `seeds` independent seeds are flagged (one look alone)."""
+    from scipy.stats import binom
+
+    return float(binom.sf(allowed_flags(seeds), seeds, flag_chance))
+
+
+@dataclasses.dataclass(frozen=True)
+class Operating:
+    """A difference claim's fate under a design at one truth, by simulation: each verdict's chance at each look."""
+
+    design: Design
+    effect: float  # the true mean difference
+    sd: float  # the true SD of a seed's difference
+    sesoi: float | None  # futility's smallest effect of interest (None: no futility rule)
+    flag_chance: float  # each seed's chance to be flagged by the premise (0: no voids)
+    sims: int
+    by_look: tuple[Mapping[str, float], ...]  # per look: verdict -> chance the claim stops there with it
+
+    def chance(self, *verdicts: str) -> float:
+        """The chance of ending with any of these verdicts, at any look."""
+        return float(sum(look.get(v, 0.0) for look in self.by_look for v in verdicts))
+
+    @property
+    def power(self) -> float:
+        """The chance of 'supported' (for a positive effect: the claim holds)."""
+        return self.chance(SUPPORTED)
+
+    @property
+    def stops(self) -> tuple[float, ...]:
+        """Per look: the chance the claim stops there, whatever its verdict (the last look: every claim left)."""
+        return tuple(float(sum(v for k, v in look.items() if k != OPEN)) for look in self.by_look)
+
+    @property
+    def reaches(self) -> tuple[float, ...]:
+        """Per look: the chance the claim is still open when the look runs (so its seeds are trained)."""
+        return tuple(1.0 - float(np.sum(self.stops[:k])) for k in range(len(self.by_look)))
+
+    @property
+    def expected_seeds(self) -> float:
+        return float(np.dot(self.stops, self.design.looks[:len(self.by_look)]))
+
+    @property
+    def mc_se(self) -> float:
+        """Monte Carlo SE of the power."""
+        return math.sqrt(max(self.power * (1 - self.power), 1e-12) / self.sims)
+
+
+def difference_power(design: Design, effect: float, sd: float, sesoi: float | None = None, *,
+                     flag_chance: float = 0.0, sims: int = POWER_SIMS, seed: int = POWER_SEED) -> Operating:
+    """A difference claim's operating characteristics under `design` (its seed budget included) when each seed's
+    paired difference is normal with this mean `effect` and `sd`: at every look the premise's flags first (each seed
+    flagged with chance `flag_chance`, independently of its difference; void, 'premise not met', when more than a
+    third of the seeds so far are flagged), then the design's own `codes` with futility at `sesoi`; a verdict is
+    frozen where it stops. Power = `.power`, at the smallest effect of interest: difference_power(d, sesoi, sd,
+    sesoi, flag_chance=FLAG_CHANCE). Seeded: the same draws for every design, prefix by prefix (common random
+    numbers), so designs compare with less noise than their MC SE."""
+    if not sd > 0 or not math.isfinite(effect) or not 0 <= flag_chance < 1 or sims < 1:
+        raise ValueError(f"difference_power needs sd > 0, a finite effect, flag_chance in [0, 1) and sims >= 1; "
+                         f"got sd={sd!r}, effect={effect!r}, flag_chance={flag_chance!r}, sims={sims!r}")
+    looks = design.looks[:design.reachable]
+    most = looks[-1]
+    # draws seed by seed (rows), so a design with more seeds shares every path's first seeds with one with fewer
+    z = np.random.default_rng([seed, 0]).standard_normal((most, sims))
+    flagged = np.cumsum(np.random.default_rng([seed, 1]).random((most, sims)) < flag_chance, axis=0)
+    total, squares = np.cumsum(z, axis=0), np.cumsum(z ** 2, axis=0)
+    verdict = np.full(sims, CODE[OPEN])
+    by_look = []
+    for k, n in enumerate(looks, start=1):
+        open_ = verdict == CODE[OPEN]
+        mean_z = total[n - 1] / n
+        sd_z = np.sqrt(np.maximum(squares[n - 1] - n * mean_z ** 2, 0.0) / (n - 1))
+        now = design.codes(DIFFERENCE, (effect + sd * mean_z)[:, None], (sd * sd_z)[:, None], n, k, sesoi=sesoi,
+                           final=k == len(looks))
+        now[flagged[n - 1] > allowed_flags(n)] = CODE[PREMISE_NOT_MET]
+        now[~open_] = CODE[OPEN]  # stopped earlier: frozen there
+        counts = np.bincount(now[open_], minlength=len(VERDICTS)) / sims
+        by_look.append({VERDICTS[c]: float(p) for c, p in enumerate(counts) if p > 0 and VERDICTS[c] != OPEN})
+        verdict = np.where(open_, now, verdict)
+    return Operating(design, float(effect), float(sd), sesoi, float(flag_chance), sims, tuple(by_look))
 
 
 def statistics(kind: str, mean: np.ndarray, se: np.ndarray, margin: float | None):
