@@ -11,15 +11,23 @@ from plasticity_nb.analysis.sequential import (
     BUDGET,
     DIFFERENCE,
     EQUIVALENCE,
+    FLAG_CHANCE,
     FUTILE,
     NOT_MET,
     NOT_RESOLVED,
     OBRIEN_FLEMING,
     OPEN,
+    POCOCK,
     UNCERTAIN,
     Design,
+    allowed_flags,
     calibration,
     crossing,
+    difference_power,
+    hsd,
+    hsd_gamma,
+    spent,
+    void_chance,
     walk,
     z_boundaries,
 )
@@ -30,6 +38,7 @@ from plasticity_nb.analysis.stats import (
     PREMISE_NOT_MET,
     PREMISE_UNCERTAIN,
     SUPPORTED,
+    power_difference,
 )
 
 EQUAL4 = (0.25, 0.5, 0.75, 1.0)
@@ -66,6 +75,52 @@ def test_hwang_shih_decani_against_gsdesign_snapshot():
     steps = np.diff(total, prepend=0.0)
     z = walk(fractions, False, lambda k, chance: brentq(lambda b: chance(b) - steps[k], 0, 20, xtol=1e-10))[0]
     assert z == pytest.approx((3.2527, 2.9860, 2.6917, 2.3737, 2.0253), abs=1e-4)
+    # the same through the package's own spending option
+    assert z_boundaries(fractions, 0.025, hsd(-4), False) == pytest.approx(z, abs=1e-8)
+    assert spent(fractions, 0.025, hsd(-4)) == pytest.approx(total, abs=1e-12)
+
+
+def test_hwang_shih_decani_family_spans_the_other_two():
+    t = np.array([0.25, 0.5, 0.75, 1.0])
+    assert spent(t, 0.05, hsd(0)) == pytest.approx(0.05 * t)  # gamma 0: linear
+    assert spent(1.0, 0.05, hsd(-7)) == pytest.approx(0.05) and spent(1.0, 0.05, hsd(3)) == pytest.approx(0.05)
+    # gamma -4 spends about as late as O'Brien-Fleming, gamma 1 about as early as Pocock (Jennison & Turnbull 7.3)
+    assert spent(0.25, 0.05, hsd(-4)) < spent(0.25, 0.05, hsd(1)) < 1.1 * spent(0.25, 0.05, POCOCK)
+    assert hsd_gamma(hsd(-2.5)) == -2.5 and hsd_gamma(POCOCK) is None
+    assert "Hwang-Shih-DeCani (gamma -2)" in Design(spending=hsd(-2)).describe()
+
+
+def gsdesign_crossings(fractions, bounds, two_sided: bool) -> np.ndarray:
+    """First-crossing chances of z `bounds` under the null from gsdesign's own grid and density recursion (h1,
+    hupdate): the mass its density puts beyond each bound, after continuing between the earlier ones."""
+    gs = pytest.importorskip("gsdesign", reason="PyPI gsdesign (the integration core of gsDesign) not installed")
+    out, previous = [], None
+    for k, (info, b) in enumerate(zip(fractions, bounds)):
+        low = -b if two_sided else -np.inf
+
+        def mass(a, c):
+            if k == 0:
+                return gs.h1(theta=0.0, info=info, a=a, b=c)
+            return gs.hupdate(18, 0.0, info, a, c, 0.0, fractions[k - 1], previous)
+
+        chance = mass(b, np.inf)[2].sum() + (mass(-np.inf, -b)[2].sum() if two_sided else 0.0)
+        out.append(chance)
+        previous = mass(low, b)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("fractions, level, spending, two_sided", [
+    (EQUAL4, 0.05, OBRIEN_FLEMING, True),
+    (EQUAL4, 0.05, POCOCK, True),
+    (tuple(np.arange(1, 6) / 5), 0.025, hsd(-4), False),
+    ((1 / 3, 2 / 3, 1.0), 0.05, hsd(-2), True),
+    ((0.3, 0.55, 1.0), 0.1, hsd(1), False),
+])
+def test_boundaries_spend_what_the_function_says_by_gsdesign(fractions, level, spending, two_sided):
+    z = z_boundaries(tuple(fractions), level, spending, two_sided)
+    theirs = np.cumsum(gsdesign_crossings(fractions, z, two_sided))
+    side = level / 2 if two_sided else level
+    assert theirs == pytest.approx(spent(np.array(fractions), side, spending) * (2 if two_sided else 1), abs=2e-6)
 
 
 def test_boundaries_spend_what_the_function_says():
@@ -110,6 +165,46 @@ def test_simulated_premise_rule_is_premises_rule():
             acc = 95.5 + rng.standard_normal((2, n)) * rng.choice([0.3, 1.0, 3.0])
             state = rule.check({"scratch": acc[0], "warm": acc[1]}, "c").state
             assert ("met", "uncertain", "not met")[rule_state(acc[None, None])[0, 0]] == state
+
+
+# --- power by simulation (difference_power), for planning ------------------------------------------------------
+
+def test_power_of_one_look_is_the_fixed_t_test():
+    one = difference_power(Design(looks=(12,)), 2.0, 3.12, sims=20_000, seed=1)
+    fixed = power_difference(2.0, 3.12, 12)
+    se = math.sqrt(fixed * (1 - fixed) / 20_000)
+    assert one.power + one.chance(NOT_SUPPORTED) == pytest.approx(fixed, abs=4 * se)
+    assert one.stops == pytest.approx((1.0,)) and one.expected_seeds == 12
+
+
+def test_sequential_power_keeps_the_level_and_is_seeded():
+    null = difference_power(Design(looks=(6, 12, 18), spending=hsd(-2), futility=0), 0.0, 1.0, sims=20_000, seed=2)
+    assert null.chance(SUPPORTED, NOT_SUPPORTED) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 20_000)
+    again = difference_power(Design(looks=(6, 12, 18), spending=hsd(-2), futility=0), 0.0, 1.0, sims=20_000, seed=2)
+    assert again.by_look == null.by_look
+    assert sum(null.stops) == pytest.approx(1.0) and null.reaches[0] == 1.0
+    assert null.expected_seeds == pytest.approx(np.dot(null.stops, (6, 12, 18)))
+
+
+def test_premise_voids_are_the_run_fit_rules():
+    rule = premises.RunFitRule(99.0, 2.0)
+    assert [int(allowed_flags(n)) for n in range(3, 41)] == [rule.allowed(n) for n in range(3, 41)]
+    voided = difference_power(Design(looks=(8,)), 2.0, 1.0, flag_chance=FLAG_CHANCE, sims=20_000, seed=3)
+    exact = void_chance(8)  # more than 2 of 8 flagged at 0.15: 0.105
+    assert voided.chance(PREMISE_NOT_MET) == pytest.approx(exact, abs=4 * math.sqrt(exact * (1 - exact) / 20_000))
+    # the flags only remove chances: a void claim is never 'supported', and without flags power is higher
+    clean = difference_power(Design(looks=(8,)), 2.0, 1.0, sims=20_000, seed=3)
+    assert clean.power - voided.power == pytest.approx(voided.chance(PREMISE_NOT_MET), abs=0.01)
+
+
+def test_power_grows_with_the_effect_and_futility_stops_null_claims():
+    design = Design(looks=(8, 16), spending=POCOCK)
+    low, high = (difference_power(design, e, 3.12, 2.0, sims=5_000) for e in (1.0, 2.0))
+    assert low.power < high.power
+    null = difference_power(design, 0.0, 3.12, 2.0, sims=5_000)
+    assert null.by_look[0].get(FUTILE, 0) > 0.2 and FUTILE not in null.by_look[-1]  # interim looks only
+    with pytest.raises(ValueError, match="sd > 0"):
+        difference_power(design, 1.0, 0.0)
 
 
 # --- decisions on constructed looks ----------------------------------------------------------------------------
@@ -220,6 +315,8 @@ def test_describe_states_the_design():
     (dict(alpha=0.5), "alpha"),
     (dict(seed_budget=3), "seed budget 3 is below the first look"),
     (dict(spending="linear"), "unknown spending"),
+    (dict(spending="hwang-shih-decani"), "its gamma"),
+    (dict(spending=hsd(-41)), "gamma must lie in"),
     (dict(time_budget_s=0), "time budget"),
 ])
 def test_bad_designs(fields, culprit):

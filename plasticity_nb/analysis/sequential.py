@@ -7,7 +7,8 @@ and what a budget stop reports. At each look a claim still open either stops, it
 seeds never change it), or gets the seeds of the next look.
 
 Boundaries. Lan & DeMets (1983) alpha spending, O'Brien-Fleming type by default, f(t; a) = 2 - 2 Phi(z_{1-a/2} /
-sqrt(t)) for one side at level a (Pocock type a log(1 + (e - 1) t) as the alternative), at information fractions
+sqrt(t)) for one side at level a (Pocock type a log(1 + (e - 1) t), or Hwang, Shih & DeCani's (1990) family
+a (1 - e^(-gamma t)) / (1 - e^(-gamma)), `hsd(gamma)`, as the alternatives), at information fractions
 t = n_k / n_K. The z boundaries come from the standard recursive numerical integration of the sequence of z
 statistics (Armitage, McPherson & Rowe 1969; Jennison & Turnbull 2000, ch. 19) on a Simpson grid, each solved so
 that the chance of first crossing at look k is f(t_k) - f(t_{k-1}). They are checked against published values
@@ -15,7 +16,9 @@ that the chance of first crossing at look k is f(t_k) - f(t_{k-1}). They are che
 (Jennison & Turnbull 2000, Table 2.3) and Pocock's C_P(4, 0.05) = 2.361 (Table 2.1); Lan-DeMets O'Brien-Fleming
 spending with 4 equal looks, two-sided 0.05 gives 4.33, 2.96, 2.36, 2.01 (gsDesign's sfLDOF, test.type = 2);
 gsDesign's own test snapshot of its default design (Hwang-Shih-DeCani spending, gamma = -4, 5 equal looks,
-one-sided 0.025: 3.2527, 2.9860, 2.6917, 2.3737, 2.0253) to 3 decimals.
+one-sided 0.025: 3.2527, 2.9860, 2.6917, 2.3737, 2.0253) to 4 decimals; and where PyPI's `gsdesign` is installed,
+its port of gsDesign's integration grid (gridpts, h1, hupdate) finds that each spending's boundaries, at the main
+design's unequal looks too, spend what the function says to 1e-6.
 
 The t statistics. A claim's statistic at a look is each condition's own paired t on n - 1 df (as stats.py's
 tests), and at 4 seeds (3 df) a z boundary would be far too lenient.
@@ -70,6 +73,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -78,6 +82,7 @@ import scipy
 from scipy.special import ndtr, ndtri, stdtr, stdtrit
 
 from ..core.files import cached
+from .premises import MAX_FLAGGED_SHARE
 from .stats import (
     ALPHA,
     EQUIVALENT,
@@ -94,7 +99,9 @@ from .stats import (
 DIFFERENCE, EQUIVALENCE, BOUND = "difference", "equivalence", "bound"
 KINDS = (DIFFERENCE, EQUIVALENCE, BOUND)
 OBRIEN_FLEMING, POCOCK = "obrien-fleming", "pocock"  # Lan-DeMets spending types
-SPENDING = (OBRIEN_FLEMING, POCOCK)
+HWANG_SHIH_DECANI = "hwang-shih-decani"  # a family: written with its gamma, hsd(-4) = "hwang-shih-decani(-4)"
+SPENDING = (OBRIEN_FLEMING, POCOCK, HWANG_SHIH_DECANI)
+HSD_GAMMA = (-40.0, 40.0)  # gsDesign's sfHSD range
 OPEN = "open"  # not stopped: the claim gets the next look's seeds
 FUTILE = "stopped for futility"
 BUDGET = "stopped by budget: not resolved"
@@ -108,12 +115,42 @@ GRID = 2001  # Simpson points per look: boundaries to ~1e-6, far below what the 
 LOW = -12.0  # one-sided: the continuation region's lower end (the null density below it is < 1e-31)
 
 
+def hsd(gamma: float) -> str:
+    """The Hwang-Shih-DeCani spending function with this gamma, as a `Design.spending` value."""
+    return f"{HWANG_SHIH_DECANI}({float(gamma):g})"
+
+
+def hsd_gamma(spending: str) -> float | None:
+    """The gamma of a Hwang-Shih-DeCani spending value (None: another function); ValueError when malformed."""
+    if not spending.startswith(HWANG_SHIH_DECANI):
+        return None
+    found = re.fullmatch(re.escape(HWANG_SHIH_DECANI) + r"\(([-+]?\d+(?:\.\d+)?)\)", spending)
+    if found is None:
+        raise ValueError(f"give Hwang-Shih-DeCani spending its gamma, e.g. {hsd(-4)!r}; got {spending!r}")
+    gamma = float(found.group(1))
+    if not HSD_GAMMA[0] <= gamma <= HSD_GAMMA[1]:
+        raise ValueError(f"Hwang-Shih-DeCani gamma must lie in [{HSD_GAMMA[0]:g}, {HSD_GAMMA[1]:g}], got {gamma:g}")
+    return gamma
+
+
+def check_spending(spending: str) -> None:
+    if spending not in (OBRIEN_FLEMING, POCOCK) and hsd_gamma(spending) is None:
+        raise ValueError(f"unknown spending {spending!r}; known: {OBRIEN_FLEMING}, {POCOCK}, {hsd(-4)} (any gamma "
+                         f"in [{HSD_GAMMA[0]:g}, {HSD_GAMMA[1]:g}])")
+
+
 def spent(fraction: float | np.ndarray, level: float, spending: str = OBRIEN_FLEMING) -> np.ndarray:
-    """Lan-DeMets spending: the one-sided error spent by information fraction t, at total one-sided `level`."""
+    """Lan-DeMets spending: the one-sided error spent by information fraction t, at total one-sided `level`.
+    Hwang-Shih-DeCani: level (1 - exp(-gamma t)) / (1 - exp(-gamma)), level t at gamma 0 (gamma -4 is near
+    O'Brien-Fleming's shape, 1 near Pocock's)."""
     t = np.asarray(fraction, dtype=float)
+    check_spending(spending)
     if spending == OBRIEN_FLEMING:
         return 2 * ndtr(-ndtri(1 - level / 2) / np.sqrt(t))
-    return level * np.log1p((math.e - 1) * t)
+    if spending == POCOCK:
+        return level * np.log1p((math.e - 1) * t)
+    gamma = hsd_gamma(spending)
+    return level * t if gamma == 0 else level * -np.expm1(-gamma * t) / -math.expm1(-gamma)
 
 
 def simpson(low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
@@ -305,8 +342,7 @@ class Design:
             raise ValueError(f"the first look needs at least {MIN_FIRST_LOOK} seeds, got {looks[0]}")
         if not 0 < self.alpha < 0.5:
             raise ValueError(f"alpha must lie in (0, 0.5), got {self.alpha!r}")
-        if self.spending not in SPENDING:
-            raise ValueError(f"unknown spending {self.spending!r}; known: {', '.join(SPENDING)}")
+        check_spending(self.spending)
         if not 0 <= self.futility < 0.5:
             raise ValueError(f"futility level must lie in [0, 0.5), got {self.futility!r}")
         if self.seed_budget is not None and self.seed_budget < looks[0]:
@@ -442,11 +478,11 @@ class Design:
         budget = f"at most {self.seed_budget} seeds a claim" if self.seed_budget else "no seed budget beyond the " \
                                                                                      "last look"
         clock = f", a time budget of {self.time_budget_s:g} s" if self.time_budget_s else ""
-        spend = "O'Brien-Fleming" if self.spending == OBRIEN_FLEMING else "Pocock"
+        spend = spending_name(self.spending)
         text = (
             f"**Sequential design (fixed before any run).** Looks at {', '.join(map(str, self.looks))} seeds "
             f"({budget}{clock}); level {self.alpha:g} (difference: two-sided; equivalence: each one-sided TOST "
-            f"test; bound: one-sided), spent by the Lan-DeMets {spend}-type function; z boundaries by recursive "
+            f"test; bound: one-sided), spent by the {spend} function; z boundaries by recursive "
             "numerical integration, turned into t boundaries at each look's df by their nominal p, calibrated "
             f"by simulation (x {self.table(True, self.alpha)[0].calibration:.3f} two-sided, "
             f"x {self.table(False, self.alpha)[0].calibration:.3f} one-sided) so that the t design keeps the "
@@ -468,6 +504,14 @@ class Design:
         return text + "\n" + "\n".join(rows)
 
 
+def spending_name(spending: str) -> str:
+    """A spending value in words: "Lan-DeMets O'Brien-Fleming-type", "Hwang-Shih-DeCani (gamma -4)"."""
+    gamma = hsd_gamma(spending)
+    if gamma is not None:
+        return f"Hwang-Shih-DeCani (gamma {gamma:g})"
+    return "Lan-DeMets " + ("O'Brien-Fleming-type" if spending == OBRIEN_FLEMING else "Pocock-type")
+
+
 REASONS = {
     OPEN: "look {look}: no boundary crossed; the claim gets the next look's seeds",
     SUPPORTED: "look {look}: every condition crossed the efficacy boundary",
@@ -478,6 +522,102 @@ REASONS = {
     NOT_RESOLVED: "look {look} (the last): no boundary crossed",
     BUDGET: "look {look}: the budget ends the claim before the design's last look; no boundary crossed",
 }
+
+
+# Power by simulation (`difference_power`), for planning a design: the package's own boundaries (`Design.codes`)
+# on seeded normal paths, with the train-to-target premise's per-seed flags (premises.RunFitRule) voiding a claim at
+# the first look where more than MAX_FLAGGED_SHARE of its seeds so far are flagged, as the real rule does.
+POWER_SIMS = 20_000  # paths per truth: a power of 0.9 to MC SE 0.002
+POWER_SEED = 20261206  # fixed: a plan is the same on every machine; common to every design (common random numbers)
+FLAG_CHANCE = 0.15  # chance a seed is flagged under train-to-target: the fit pilot's 2 of 13 seeds
+# (docs/train-to-target.md, benchmarks/RESULTS.md 2026-12-06); a planning figure, not a rule
+
+
+def allowed_flags(seeds: int | np.ndarray) -> np.ndarray:
+    """The most flagged seeds a claim on `seeds` seeds stands with (premises.RunFitRule.allowed)."""
+    return np.floor(MAX_FLAGGED_SHARE * np.asarray(seeds) + 1e-9).astype(int)
+
+
+def void_chance(seeds: int, flag_chance: float = FLAG_CHANCE) -> float:
+    """The chance that more than MAX_FLAGGED_SHARE of `seeds` independent seeds are flagged (one look alone)."""
+    from scipy.stats import binom
+
+    return float(binom.sf(allowed_flags(seeds), seeds, flag_chance))
+
+
+@dataclasses.dataclass(frozen=True)
+class Operating:
+    """A difference claim's fate under a design at one truth, by simulation: each verdict's chance at each look."""
+
+    design: Design
+    effect: float  # the true mean difference
+    sd: float  # the true SD of a seed's difference
+    sesoi: float | None  # futility's smallest effect of interest (None: no futility rule)
+    flag_chance: float  # each seed's chance to be flagged by the premise (0: no voids)
+    sims: int
+    by_look: tuple[Mapping[str, float], ...]  # per look: verdict -> chance the claim stops there with it
+
+    def chance(self, *verdicts: str) -> float:
+        """The chance of ending with any of these verdicts, at any look."""
+        return float(sum(look.get(v, 0.0) for look in self.by_look for v in verdicts))
+
+    @property
+    def power(self) -> float:
+        """The chance of 'supported' (for a positive effect: the claim holds)."""
+        return self.chance(SUPPORTED)
+
+    @property
+    def stops(self) -> tuple[float, ...]:
+        """Per look: the chance the claim stops there, whatever its verdict (the last look: every claim left)."""
+        return tuple(float(sum(v for k, v in look.items() if k != OPEN)) for look in self.by_look)
+
+    @property
+    def reaches(self) -> tuple[float, ...]:
+        """Per look: the chance the claim is still open when the look runs (so its seeds are trained)."""
+        return tuple(1.0 - float(np.sum(self.stops[:k])) for k in range(len(self.by_look)))
+
+    @property
+    def expected_seeds(self) -> float:
+        return float(np.dot(self.stops, self.design.looks[:len(self.by_look)]))
+
+    @property
+    def mc_se(self) -> float:
+        """Monte Carlo SE of the power."""
+        return math.sqrt(max(self.power * (1 - self.power), 1e-12) / self.sims)
+
+
+def difference_power(design: Design, effect: float, sd: float, sesoi: float | None = None, *,
+                     flag_chance: float = 0.0, sims: int = POWER_SIMS, seed: int = POWER_SEED) -> Operating:
+    """A difference claim's operating characteristics under `design` (its seed budget included) when each seed's
+    paired difference is normal with this mean `effect` and `sd`: at every look the premise's flags first (each seed
+    flagged with chance `flag_chance`, independently of its difference; void, 'premise not met', when more than a
+    third of the seeds so far are flagged), then the design's own `codes` with futility at `sesoi`; a verdict is
+    frozen where it stops. Power = `.power`, at the smallest effect of interest: difference_power(d, sesoi, sd,
+    sesoi, flag_chance=FLAG_CHANCE). Seeded: the same draws for every design, prefix by prefix (common random
+    numbers), so designs compare with less noise than their MC SE."""
+    if not sd > 0 or not math.isfinite(effect) or not 0 <= flag_chance < 1 or sims < 1:
+        raise ValueError(f"difference_power needs sd > 0, a finite effect, flag_chance in [0, 1) and sims >= 1; "
+                         f"got sd={sd!r}, effect={effect!r}, flag_chance={flag_chance!r}, sims={sims!r}")
+    looks = design.looks[:design.reachable]
+    most = looks[-1]
+    # draws seed by seed (rows), so a design with more seeds shares every path's first seeds with one with fewer
+    z = np.random.default_rng([seed, 0]).standard_normal((most, sims))
+    flagged = np.cumsum(np.random.default_rng([seed, 1]).random((most, sims)) < flag_chance, axis=0)
+    total, squares = np.cumsum(z, axis=0), np.cumsum(z ** 2, axis=0)
+    verdict = np.full(sims, CODE[OPEN])
+    by_look = []
+    for k, n in enumerate(looks, start=1):
+        open_ = verdict == CODE[OPEN]
+        mean_z = total[n - 1] / n
+        sd_z = np.sqrt(np.maximum(squares[n - 1] - n * mean_z ** 2, 0.0) / (n - 1))
+        now = design.codes(DIFFERENCE, (effect + sd * mean_z)[:, None], (sd * sd_z)[:, None], n, k, sesoi=sesoi,
+                           final=k == len(looks))
+        now[flagged[n - 1] > allowed_flags(n)] = CODE[PREMISE_NOT_MET]
+        now[~open_] = CODE[OPEN]  # stopped earlier: frozen there
+        counts = np.bincount(now[open_], minlength=len(VERDICTS)) / sims
+        by_look.append({VERDICTS[c]: float(p) for c, p in enumerate(counts) if p > 0 and VERDICTS[c] != OPEN})
+        verdict = np.where(open_, now, verdict)
+    return Operating(design, float(effect), float(sd), sesoi, float(flag_chance), sims, tuple(by_look))
 
 
 def statistics(kind: str, mean: np.ndarray, se: np.ndarray, margin: float | None):
