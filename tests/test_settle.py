@@ -270,3 +270,27 @@ def test_report_states_each_claims_premise_pass_chance_and_flags_a_short_one(tmp
     assert "Premise planning" in text and "(16 seeds;" in text
     assert "| C1 | open |" in text and "| 0.97 (2) |" in text
     assert "| **0.89** (8; 90% needs 17 seeds) |" in text
+
+
+def test_plan_prints_the_looks_power_and_time_and_trains_nothing(tmp_path, capsys):
+    args = ["run", "--settle", "8,16", "--only", "01", "--preset", "quick", "--first-seed", "600", "--out",
+            str(tmp_path)]
+    assert main([*args, "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "plan: looks at 8, 16 seeds" in out and "C1 at its smallest effect of interest (2 pp, SD 3.12" in out
+    assert "power 0." in out and "min a seed" in out and "expected ~" in out and "at worst" in out
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing trained
+
+
+def test_a_time_budget_below_the_first_useful_look_is_refused_before_training(tmp_path, capsys):
+    args = ["run", "--settle", "8,16", "--only", "01", "--preset", "quick", "--first-seed", "600", "--out",
+            str(tmp_path), "--time-budget", "0.01"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--time-budget 0.01 h cannot reach a useful look: look 1 (8 seeds)" in err and err.count("error:") == 1
+    assert not ledger_path(tmp_path, "quick").exists()  # nothing written
+
+
+def test_plan_needs_a_design(capsys):
+    assert main(["run", "--plan", "--only", "01"]) == 2
+    assert "--plan plans a sequential design: give --settle LOOKS with it" in capsys.readouterr().err

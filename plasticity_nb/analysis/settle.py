@@ -51,7 +51,17 @@ from .claims import (
     verdict_words,
 )
 from .premises import PLANNING_MARGIN_SD, WANTED_PASS, pass_chance, seeds_to_pass
-from .sequential import DIFFERENCE, KINDS, OPEN, PREMISE_NOT_MET, Decision, Design
+from .sequential import (
+    DIFFERENCE,
+    FLAG_CHANCE,
+    KINDS,
+    OPEN,
+    PREMISE_NOT_MET,
+    Decision,
+    Design,
+    Operating,
+    difference_power,
+)
 
 LEDGER_VERSION = 1
 START, END = "<!-- settled sequentially: start -->", "<!-- settled sequentially: end -->"  # report.md markers
@@ -378,3 +388,80 @@ def refresh_report(out_dir: str | Path, preset: str) -> None:
         else:
             text = text.rstrip("\n") + "\n\n" + new + "\n"
         write_atomic(path, text)
+
+
+USEFUL_STOP = 0.05  # a look is useful when a central claim's chance to stop there with a verdict reaches this
+# the paper's central claims, each a paired difference of gaps in pp: the ones a plan states power for
+CENTRAL = ("C1", "C2", "C4")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What `run --settle` would do, before any training: each look's chance to stop each difference claim at
+    its smallest effect of interest, and the time to reach each look, expected and at worst."""
+
+    design: Design
+    seconds_per_seed: Mapping[str, float]  # notebook id -> wall seconds one more seed of it costs here
+    operating: Mapping[str, Operating]  # claim -> its difference_power at its sesoi (difference claims only)
+    claims: Mapping[str, tuple[str, ...]]  # notebook id -> its claims
+
+    def reach_seconds(self, look: int) -> float:
+        """Wall seconds to train every notebook up to `look`'s seeds (every claim still open)."""
+        return sum(s * self.design.looks[look - 1] for s in self.seconds_per_seed.values())
+
+    def open_chance(self, notebook: str, look: int) -> float:
+        """The chance the notebook still has an open claim at `look`: its most durable claim's (a lower bound
+        where it has several); 1 where a claim has no operating characteristics (not a difference)."""
+        chances = [1.0 - sum(self.operating[c].stops[:look - 1]) if c in self.operating else 1.0
+                   for c in self.claims[notebook]]
+        return max(chances, default=0.0)
+
+    def expected_seconds(self) -> float:
+        looks = self.design.looks[:self.design.reachable]
+        steps = [n - m for n, m in zip(looks, (0, *looks))]
+        return sum(self.open_chance(nb, k) * step * s for nb, s in self.seconds_per_seed.items()
+                   for k, step in enumerate(steps, start=1))
+
+    def first_useful_look(self) -> int | None:
+        """The first look at which some difference claim stops with a verdict with chance >= USEFUL_STOP."""
+        for k in range(1, self.design.reachable + 1):
+            if any(sum(v for verdict, v in o.by_look[k - 1].items() if verdict not in (OPEN, PREMISE_NOT_MET))
+                   >= USEFUL_STOP for o in self.operating.values()):
+                return k
+        return None
+
+    def check_budget(self) -> None:
+        """Refuse, before any training, a time budget that cannot reach a useful look."""
+        budget, useful = self.design.time_budget_s, self.first_useful_look()
+        if budget is None or useful is None:
+            return
+        needed = self.reach_seconds(useful)
+        if budget < needed:
+            raise SettleError(f"--time-budget {budget / 3600:g} h cannot reach a useful look: look {useful} "
+                              f"({self.design.looks[useful - 1]} seeds), the first where a claim can stop with "
+                              f"chance >= {USEFUL_STOP:.0%} at its smallest effect of interest, takes about "
+                              f"{needed / 3600:.2f} h here; give at least that, or fewer notebooks (--only)")
+
+    def lines(self) -> list[str]:
+        d = self.design
+        out = [f"plan: looks at {', '.join(map(str, d.looks[:d.reachable]))} seeds, {d.spending} spending, "
+               f"alpha {d.alpha:g}, futility {d.futility:g}"]
+        for claim, o in self.operating.items():
+            stops = ", ".join(f"{s:.2f}" for s in o.stops)
+            out.append(f"plan: {claim} at its smallest effect of interest ({o.effect:g} pp, SD {o.sd:g}, premise "
+                       f"flags {o.flag_chance:.0%} a seed): power {o.power:.2f}; chance to stop at each look {stops}")
+        for nb, s in self.seconds_per_seed.items():
+            out.append(f"plan: notebook {nb} ({', '.join(self.claims[nb])}): ~{s / 60:.1f} min a seed")
+        worst = self.reach_seconds(d.reachable)
+        out.append(f"plan: expected ~{self.expected_seconds() / 3600:.2f} h, at worst {worst / 3600:.2f} h "
+                   f"(every look); first useful look {self.first_useful_look() or 'none'}")
+        return out
+
+
+def make_plan(design: Design, seconds_per_seed: Mapping[str, float], claims: Mapping[str, tuple[str, ...]],
+              sesoi: Mapping[str, float | None], sd: float | None) -> Plan:
+    """The plan of `design` for these notebooks: each difference claim's operating characteristics at its smallest
+    effect of interest and the stated planning SD (none where either is missing)."""
+    operating = {c: difference_power(design, s, sd, s, flag_chance=FLAG_CHANCE)
+                 for nb in claims for c in claims[nb] if c in CENTRAL and (s := sesoi.get(c)) and sd}
+    return Plan(design, dict(seconds_per_seed), operating, dict(claims))

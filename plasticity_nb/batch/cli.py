@@ -29,17 +29,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..analysis.claims import check_results_dataset, read_claims
+import torch
+
+from ..analysis.claims import PLANNING_SD, check_results_dataset, read_claims
 from ..analysis.sequential import Design
-from ..analysis.settle import Ledger, Notebook, SettleError, resume, run_settle
+from ..analysis.settle import Ledger, Notebook, Plan, SettleError, claims_of_id, make_plan, resume, run_settle
 from ..analysis.study_runs import load_study
 from ..core.config import ConfigError
 from ..core.files import is_full_disk
 from ..core.paths import resolve_out_dir
 from ..data.datasets import DataError
 from ..data.images import ImageData, load_dataset
+from ..execution import eta
 from ..execution.executors import EXECUTORS
-from ..execution.runner import CHECKPOINT_EVERY
+from ..execution.runner import CHECKPOINT_EVERY, auto_workers
 from ..execution.store import RunStore, StoreError, print_store_warnings_plainly
 from ..run.run_config import PRECISIONS
 from ..studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
@@ -100,16 +103,22 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed-budget", type=int, default=None, metavar="N",
                      help="with --settle: no look beyond N seeds (default: the last look)")
     run.add_argument("--time-budget", type=float, default=None, metavar="HOURS",
-                     help="with --settle: no look starts once this command's looks (with the ledger's) took HOURS")
+                     help="with --settle: no look starts once this command's looks (with the ledger's) took HOURS; "
+                          "a budget that cannot reach a look where a claim can stop is refused before training")
+    run.add_argument("--plan", action="store_true",
+                     help="with --settle: print the design's looks, each central claim's power at its smallest "
+                          "effect of interest and the expected and worst-case time here, then stop (trains nothing)")
     args = parser.parse_args(argv)
     print_store_warnings_plainly()
     if args.compile:
         os.environ[COMPILE_ENV] = args.compile  # read by Runtime.for_config here and in spawned workers
     try:
         settle = settle_options(args.settle, args.first_seed, args.seed_budget, args.time_budget)
+        if args.plan and settle is None:
+            raise UsageError("--plan plans a sequential design: give --settle LOOKS with it")
         return run_notebooks(args.preset, args.only, args.param, args.data, args.out, args.executor,
                              args.ray_address, args.checkpoint_every, args.seeds, args.force, args.train_only, settle,
-                             args.ensemble)
+                             args.ensemble, args.plan)
     except (UsageError, ConfigError, DataError, StoreError, SettleError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -131,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: str | None, out: str | None,
                   executor: str = "local", ray_address: str | None = None,
                   checkpoint_every: int = CHECKPOINT_EVERY, seeds: str | None = None, force: bool = False,
-                  train_only: bool = False, settle: "SettleOptions | None" = None, ensemble: bool = False) -> int:
+                  train_only: bool = False, settle: "SettleOptions | None" = None, ensemble: bool = False,
+                  plan_only: bool = False) -> int:
     if checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1 epoch, got {checkpoint_every}")
     studies = select_studies(only)
@@ -156,6 +166,12 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     RunStore(out_dir).ensure_writable()
     settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every,
                         ensemble)
+    if settle is not None and (plan_only or settle.design.time_budget_s):
+        plan = settle_plan(studies, preset, per_study, settle, settings, data.data_id)
+        if plan_only:
+            print("\n".join(plan.lines()))
+            return 0
+        plan.check_budget()  # before anything trains
     if settle is not None:
         return settle_notebooks(studies, preset, per_study, fresh, settings, data, force)
     jobs = [job_for(s, preset, per_study[s.id], out_dir, data_dir, executor, ray_address, data, force)
@@ -239,6 +255,26 @@ def settle_options(looks: str | None, first_seed: int, seed_budget: int | None,
         option = "--seed-budget" if "seed budget" in str(err) else "--settle"
         raise UsageError(f"{option}: {err}") from None
     return SettleOptions(design, first_seed)
+
+
+def settle_plan(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], settle: SettleOptions,
+                settings: Settings, data_id: str) -> Plan:
+    """The settle command's plan: each notebook's wall seconds per seed here (the batch's estimate: stored runs'
+    speed, else a few timed steps), each central claim's operating characteristics at the stated planning SD."""
+    store = RunStore(settings.out_dir, read_only=True)
+    seconds, sesoi = {}, {}
+    two = [settle.first_seed, settle.first_seed + 1]  # a study needs two seeds; the time is halved below
+    for study in studies:
+        config = study.config.from_preset(preset, **config_values({**per_study[study.id], "seeds": two}))
+        runs = [run for _, run in config.plan(data_id)]
+        runs += list({r.prefix().key(): r.prefix() for r in runs if len(r.phases) > 1}.values())
+        workers = settings.workers or auto_workers(settings.device, runs)
+        rates = eta.seconds_per_example(store)
+        timings = eta.timings_for(runs, rates, settings.device, max(1, torch.get_num_threads() // workers))
+        seconds[study.id] = eta.estimate(runs, rates, workers, timings)[0] / 2  # two seeds: per seed
+        sesoi.update({c: config.smallest_effect for c in claims_of_id(study.id)})
+    claims = {s.id: claims_of_id(s.id) for s in studies}
+    return make_plan(settle.design, seconds, claims, sesoi, PLANNING_SD.get((preset, "pp")))
 
 
 def check_settle_alone(params: dict[str, Any], seeds: str | None, train_only: bool) -> None:
