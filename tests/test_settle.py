@@ -279,6 +279,7 @@ def test_plan_prints_the_looks_power_and_time_and_trains_nothing(tmp_path, capsy
     out = capsys.readouterr().out
     assert "plan: looks at 8, 16 seeds" in out and "C1 at its smallest effect of interest (2 pp, SD 3.12" in out
     assert "power 0." in out and "min a seed" in out and "expected ~" in out and "at worst" in out
+    assert "triage: C1: about 22 seeds at 2 pp (SD 3.12)" in out  # fixed n, 80 % power at the stated SD
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing trained
 
 

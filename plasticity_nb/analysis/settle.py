@@ -62,6 +62,7 @@ from .sequential import (
     Operating,
     difference_power,
 )
+from .stats import power_difference, seeds_for
 
 LEDGER_VERSION = 1
 START, END = "<!-- settled sequentially: start -->", "<!-- settled sequentially: end -->"  # report.md markers
@@ -390,6 +391,7 @@ def refresh_report(out_dir: str | Path, preset: str) -> None:
         write_atomic(path, text)
 
 
+TRIAGE_HOURS = 8.0  # a claim whose seeds take longer here is not settleable at this scale (a night on 2 cores)
 USEFUL_STOP = 0.05  # a look is useful when a central claim's chance to stop there with a verdict reaches this
 # the paper's central claims, each a paired difference of gaps in pp: the ones a plan states power for
 CENTRAL = ("C1", "C2", "C4")
@@ -404,6 +406,8 @@ class Plan:
     seconds_per_seed: Mapping[str, float]  # notebook id -> wall seconds one more seed of it costs here
     operating: Mapping[str, Operating]  # claim -> its difference_power at its sesoi (difference claims only)
     claims: Mapping[str, tuple[str, ...]]  # notebook id -> its claims
+    sesoi: Mapping[str, float | None] = dataclasses.field(default_factory=dict)  # claim -> the preset's, in pp
+    sd: float | None = None  # the stated planning SD (pp) the seeds are planned at
 
     def reach_seconds(self, look: int) -> float:
         """Wall seconds to train every notebook up to `look`'s seeds (every claim still open)."""
@@ -455,6 +459,27 @@ class Plan:
         worst = self.reach_seconds(d.reachable)
         out.append(f"plan: expected ~{self.expected_seconds() / 3600:.2f} h, at worst {worst / 3600:.2f} h "
                    f"(every look); first useful look {self.first_useful_look() or 'none'}")
+        return out + self.triage_lines()
+
+    def triage_lines(self) -> list[str]:
+        """Every claim of these notebooks: the seeds a fixed-n test needs for 80 % power at its smallest effect of
+        interest (a pp claim at the stated SD; others have no stated SD), and the hours that costs here. Under
+        TRIAGE_HOURS a claim is an opt-in settle target (one command); past it, not settleable at this scale."""
+        out = []
+        for nb, claims in self.claims.items():
+            for claim in claims:
+                sesoi = self.sesoi.get(claim)
+                if CLAIMS[claim].unit != "pp" or not sesoi or not self.sd:
+                    out.append(f"triage: {claim}: no stated SD in {CLAIMS[claim].unit}: seeds not planned; reported "
+                               "as a registered estimate")
+                    continue
+                seeds = seeds_for(lambda n, s=sesoi: power_difference(s, self.sd, n))
+                hours = seeds * self.seconds_per_seed[nb] / 3600
+                verdict = (f"opt-in settle target: run --settle {math.ceil(seeds / 2)},{int(seeds)} --only {nb}"
+                           if hours <= TRIAGE_HOURS else f"cannot be settled at this scale (over {TRIAGE_HOURS:g} h "
+                                                             "here): the gpu preset, or a registered estimate")
+                out.append(f"triage: {claim}: about {seeds:.0f} seeds at {sesoi:g} pp (SD {self.sd:g}), ~{hours:.1f} h "
+                           f"here: {verdict}")
         return out
 
 
@@ -464,4 +489,4 @@ def make_plan(design: Design, seconds_per_seed: Mapping[str, float], claims: Map
     effect of interest and the stated planning SD (none where either is missing)."""
     operating = {c: difference_power(design, s, sd, s, flag_chance=FLAG_CHANCE)
                  for nb in claims for c in claims[nb] if c in CENTRAL and (s := sesoi.get(c)) and sd}
-    return Plan(design, dict(seconds_per_seed), operating, dict(claims))
+    return Plan(design, dict(seconds_per_seed), operating, dict(claims), dict(sesoi), sd)
