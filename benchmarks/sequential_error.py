@@ -119,6 +119,7 @@ class Case:
     whole: bool = False  # differences rounded to whole numbers (ties)
     seed_budget: int | None = None
     time_budget: bool = False  # a time budget spent by the end of the first look
+    futility: bool = True  # the notebook has the preset's smallest effect of interest (False: None, no futility)
 
 
 def cases() -> list[Case]:
@@ -145,6 +146,10 @@ def cases() -> list[Case]:
         Case("power: 4 conditions at 2, SD 1.96", DIFFERENCE, (SESOI,) * 4, C1_SD, (SUPPORTED,), None),
         Case("power: 4 conditions at 2, SD 1.96, flags 0.15", DIFFERENCE, (SESOI,) * 4, C1_SD, (SUPPORTED,), None,
              flag_rate=PILOT_FLAGS),
+        # added after the first full run (the cases above keep their draws: each case's are keyed by its place):
+        # at SD 1 futility at 2 points stops 99 % of the tied claims above before their ties matter
+        Case("difference at 0, whole numbers (ties), SD 1, no futility", DIFFERENCE, (0.0,), 1.0, both, ALPHA,
+             whole=True, futility=False),
     ]
 
 
@@ -312,7 +317,7 @@ def settle_batch(case: Case, design: Design, batch: Batch, out: Path, outcome: O
     """One run_settle call on a fresh ledger, every claim of `slots()` a simulated claim of `batch` (in that order):
     the final ledger, its verdicts and checks added to `outcome`."""
     claims = batch_claims()
-    notebooks = [Notebook(stem[:2], stem, SESOI) for stem in slots()]
+    notebooks = [Notebook(stem[:2], stem, SESOI if case.futility else None) for stem in slots()]
     ledger_path(out, PRESET).unlink(missing_ok=True)
     fresh = Ledger(design, FIRST_SEED, PRESET, tuple(nb.id for nb in notebooks), {"case": case.name, "batch": number})
     runner = Runner(case, batch, out, claims)
@@ -349,7 +354,8 @@ def row(case: Case, name: str, design: Design, outcome: Outcome, seconds: float)
     shares = {v: float((verdicts == v).mean()) for v in VERDICTS if (verdicts == v).any()}
     out = dict(design=name, scenario=case.name, measure="power" if case.level is None else "type I", kind=case.kind,
                conditions=len(case.truths), truths=" ".join(f"{t:g}" for t in case.truths), sd=case.sd,
-               bound=case.bound, flag_rate=case.flag_rate, whole=case.whole, seed_budget=design.seed_budget,
+               bound=case.bound, flag_rate=case.flag_rate, whole=case.whole, futility=case.futility,
+               seed_budget=design.seed_budget,
                time_budget_s=design.time_budget_s, sims=sims, counted=" / ".join(case.counted), rate=rate)
     if case.level is not None:
         se = math.sqrt(case.level * (1 - case.level) / sims)

@@ -93,8 +93,10 @@ def test_a_seed_budget_below_the_last_look_is_never_passed():
     assert NOT_RESOLVED not in {s.verdict for s in ledger.settled.values()}  # the last look (16) never ran
 
 
-def test_ties_make_no_stop_at_their_look():
-    case = CASES["difference at 0, whole numbers (ties), SD 1"]
+@pytest.mark.parametrize("name", ["difference at 0, whole numbers (ties), SD 1",
+                                  "difference at 0, whole numbers (ties), SD 1, no futility"])
+def test_ties_make_no_stop_at_their_look(name):
+    case = CASES[name]
     batch, ledger, outcome = settle(case, OBF, 5)
     assert outcome.tie_looks > 0
     for i, claim in enumerate(se.batch_claims()):
