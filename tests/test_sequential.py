@@ -18,6 +18,7 @@ from plasticity_nb.analysis.sequential import (
     OBRIEN_FLEMING,
     OPEN,
     POCOCK,
+    RENAMED,
     UNCERTAIN,
     Design,
     allowed_flags,
@@ -233,6 +234,10 @@ def test_futility_at_interim_looks_only():
     d = Design()
     futile = d.decide(DIFFERENCE, around(0.0, 8), 2, sesoi=2.0)
     assert (futile.stop, futile.verdict) == (True, FUTILE)
+    # a settled answer for readers: smaller than the smallest effect of interest, which the interval shows
+    assert FUTILE == "smaller than the smallest effect of interest" and RENAMED["stopped for futility"] == FUTILE
+    assert "settled" in futile.reason and "an effect of 2 or more is rejected" in futile.reason
+    assert futile.conditions[0].mean < 2.0
     assert d.decide(DIFFERENCE, around(0.0, 16), 4, sesoi=2.0).verdict == NOT_RESOLVED  # no futility at the last
     assert d.decide(DIFFERENCE, around(0.0, 8), 2).verdict == OPEN  # no sesoi: no futility rule
     assert Design(futility=0).decide(DIFFERENCE, around(0.0, 8), 2, sesoi=2.0).verdict == OPEN
