@@ -13,6 +13,7 @@ from plasticity_nb.analysis.sequential import (
     EQUIVALENCE,
     FLAG_CHANCE,
     FUTILE,
+    MAIN_DESIGN,
     NOT_MET,
     NOT_RESOLVED,
     OBRIEN_FLEMING,
@@ -206,6 +207,26 @@ def test_power_grows_with_the_effect_and_futility_stops_null_claims():
     assert null.by_look[0].get(FUTILE, 0) > 0.2 and FUTILE not in null.by_look[-1]  # interim looks only
     with pytest.raises(ValueError, match="sd > 0"):
         difference_power(design, 1.0, 0.0)
+
+
+def test_main_design_has_its_power_and_every_look_can_stop():
+    # benchmarks/design_choice.py chose it: the same seeded paths give the same numbers
+    alt = difference_power(MAIN_DESIGN, 2.0, 3.12, 2.0, flag_chance=FLAG_CHANCE)
+    assert alt.power >= 0.90 and alt.power == pytest.approx(0.9092, abs=1e-4)
+    assert min(look.get(SUPPORTED, 0.0) for look in alt.by_look) > 0.05  # each look stops a true 2 pp
+    assert all(row.t < 3 for row in MAIN_DESIGN.boundaries(DIFFERENCE)["efficacy"])  # not 4 seeds' t >= 54
+    null = difference_power(MAIN_DESIGN, 0.0, 3.12, 2.0, flag_chance=FLAG_CHANCE)
+    assert null.chance(FUTILE) > 0.8  # a gap of 0 mostly ends settled: smaller than the smallest effect of interest
+
+
+def test_design_choice_time_model():
+    from benchmarks.design_choice import Costs, expected_wall_s, worst_wall_s
+
+    costs = Costs(89.0, (116.0, 120.0, 120.0), 2, 20.0)
+    assert worst_wall_s(MAIN_DESIGN, costs) == pytest.approx(36 * (89 + 356) / 2 + 3 * 20)
+    # one claim open at look 2 for sure, none at look 3: the scratch run and its run, 12 new seeds
+    one = Costs(89.0, (116.0,), 2, 20.0)
+    assert expected_wall_s(MAIN_DESIGN, (1.0, 1.0, 0.0), one) == pytest.approx(27 * 205 / 2 + 2 * 20)
 
 
 # --- decisions on constructed looks ----------------------------------------------------------------------------

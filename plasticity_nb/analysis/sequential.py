@@ -519,6 +519,14 @@ def spending_name(spending: str) -> str:
     return "Lan-DeMets " + ("O'Brien-Fleming-type" if spending == OBRIEN_FLEMING else "Pocock-type")
 
 
+# The main job's design for the central claims (C1, C2, C4: gaps, sesoi 2 pp at quick), chosen by simulation
+# (benchmarks/design_choice.py, benchmarks/RESULTS.md "2026-12-06: the main job's design, chosen by simulation
+# (issue 36)", docs/sequential-design.md): power 0.907 at 2 pp with SD 3.12 and train-to-target's premise voids
+# (100,000 fresh paths), every look able to stop, the least expected time at 2 pp among 684 candidates with a
+# futility rule: 1.47 h for the three claims on two workers (1.34 h at a gap of 0; 2.24 h at most).
+MAIN_DESIGN = Design(looks=(15, 27, 36), spending=hsd(0), futility=0.05)
+
+
 REASONS = {
     OPEN: "look {look}: no boundary crossed; the claim gets the next look's seeds",
     SUPPORTED: "look {look}: every condition crossed the efficacy boundary",
