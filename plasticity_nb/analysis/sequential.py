@@ -463,9 +463,19 @@ class Design:
             toward = statistics(kind, np.array([[mean]]), np.array([[se]]), margin)[0][0, 0]
             rows.append(ConditionLook(label, int(n), mean, sd, mean - c * se, mean + c * se, float(toward), c))
         weakest = min(rows, key=lambda r: r.statistic - r.boundary)
-        reason = REASONS[verdict].format(look=look, n=weakest.n, sesoi=sesoi, margin=margin, level=self.alpha)
+        reason = REASONS[verdict].format(look=look, n=weakest.n, sesoi=sesoi, margin=margin, level=self.alpha,
+                                         bound=self.futility_bound(summary, look) if verdict == FUTILE else math.nan,
+                                         futility=self.futility)
         return Decision(verdict != OPEN, verdict, reason, look, min(r.n for r in rows), nominal, weakest.boundary,
                         tuple(rows))
+
+    def futility_bound(self, summary: Mapping, look: int) -> float:
+        """The futility test's upper bound on the effect at `look`: mean + its t x SE, the lowest over the
+        conditions (below the sesoi exactly when the test stops the claim). The repeated interval is the
+        efficacy one (1 - alpha), wider: at a futility stop it can still reach above the sesoi."""
+        table = self.boundaries(DIFFERENCE, len(summary))["futility"][look - 1]
+        return min(mean + float(stdtrit(n - 1, 1 - table.nominal_p)) * sd / math.sqrt(n)
+                   for mean, sd, n, _ in summary.values())
 
     def settle(self, kind: str, looks: Sequence[tuple[Sequence[float] | Mapping, str]], **options) -> Decision:
         """Follow a claim through its looks ((differences so far, premise state) per look, in order): the
@@ -533,8 +543,9 @@ REASONS = {
     NOT_SUPPORTED: "look {look}: a condition crossed the contrary boundary (at alpha / conditions)",
     EQUIVALENT: "look {look}: both one-sided tests crossed their boundaries within +/-{margin:g} in every condition",
     NOT_EQUIVALENT: "look {look}: a condition lies beyond the margin +/-{margin:g} by its boundary",
-    FUTILE: "look {look}: smaller than the smallest effect of interest: an effect of {sesoi:g} or more is rejected "
-            "by the futility boundary (settled; a smaller effect, zero included, is neither claimed nor excluded)",
+    FUTILE: "look {look}: smaller than the smallest effect of interest: the futility test puts the effect below "
+            "{bound:.3g}, so an effect of {sesoi:g} or more is rejected (one-sided, level {futility:g} over the "
+            "looks; settled: a smaller effect, zero included, is neither claimed nor excluded)",
     NOT_RESOLVED: "look {look} (the last): no boundary crossed",
     BUDGET: "look {look}: the budget ends the claim before the design's last look; no boundary crossed",
 }
