@@ -65,6 +65,12 @@ run; when a budget (seeds or time) ends the claim before the design's last look,
 resolved' with its repeated interval, never a verdict the boundaries did not give. Missing differences (a diverged
 run) are left out and the look's nominal p is kept, its t boundary at the df of the pairs present.
 
+Planning. `difference_power` simulates a difference claim through a design's own `codes` (seeded, with
+train-to-target's per-seed premise flags voiding a claim past a third of its seeds), for its power at the smallest
+effect of interest and its chance of each verdict at each look. `MAIN_DESIGN` (looks 15, 27, 36; Hwang-Shih-DeCani
+gamma 0; futility 0.05) is the main job's design for the central claims, chosen with it by
+benchmarks/design_choice.py (docs/sequential-design.md).
+
 Why hand-written: PyPI's `gsdesign` (0.1.5) holds only the integration grid, no spending or boundary search;
 `confseq`, `expectation` and `savvi` give anytime-valid confidence sequences, which are valid at any look but
 wider than a group-sequential boundary at a handful of planned looks, and none gives t boundaries at 3-15 df.
