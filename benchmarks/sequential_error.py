@@ -37,7 +37,6 @@ from plasticity_nb.analysis.sequential import (
     CODE,
     DIFFERENCE,
     EQUIVALENCE,
-    FUTILE,
     NOT_MET,
     OPEN,
     PREMISE_NOT_MET,
@@ -123,7 +122,7 @@ def scenarios() -> list[Scenario]:
                      margin=effect),
             Scenario(f"power: bound, truth {effect:g} SD below", BOUND, (0,), (SUPPORTED,), None, margin=effect),
         ]
-    rows.append(Scenario("futility at the sesoi (power lost)", DIFFERENCE, (1.0,), (FUTILE,), 0.1,
+    rows.append(Scenario("futility at the sesoi (power lost)", DIFFERENCE, (1.0,), ("stopped for futility",), 0.1,
                          sesoi=1.0))
     return rows
 

@@ -37,7 +37,7 @@ Each test kind (the statement's test of stats.py, with the same levels):
 - difference: two-sided at alpha (each side alpha / 2); 'supported' when the t statistic crosses the upper
   boundary, 'not supported' the lower; non-binding futility (when a smallest effect of interest is given) when
   the one-sided test of mean >= sesoi rejects at its own spending (level `futility`, interim looks only). Its
-  verdict, FUTILE, reads 'smaller than the smallest effect of interest' and is a settled answer, not an open one:
+  verdict (FUTILE) reads 'smaller than the smallest effect of interest' and is a settled answer, not an open one:
   an effect as large as the sesoi is rejected (a true effect at the sesoi stops there with a chance under the
   futility level; `difference_power` gives it per design), while a smaller effect, zero included, is neither
   claimed nor excluded. A claim of several conditions stops so when any condition is smaller.
@@ -113,9 +113,9 @@ HWANG_SHIH_DECANI = "hwang-shih-decani"  # a family: written with its gamma, hsd
 SPENDING = (OBRIEN_FLEMING, POCOCK, HWANG_SHIH_DECANI)
 HSD_GAMMA = (-40.0, 40.0)  # gsDesign's sfHSD range
 OPEN = "open"  # not stopped: the claim gets the next look's seeds
-# a futility stop: the effect is smaller than the smallest effect of interest, a settled answer (module docstring)
-FUTILE = "smaller than the smallest effect of interest"
-RENAMED = {"stopped for futility": FUTILE}  # verdicts as older ledgers (settled-<preset>.json) hold them -> today's
+# a futility stop: the code ledgers and claims.csv store; readers get its words, "smaller than the smallest effect
+# of interest", a settled answer (module docstring; claims.SMALLER, verdict_words and relation)
+FUTILE = "stopped for futility"
 BUDGET = "stopped by budget: not resolved"
 NOT_RESOLVED = "not resolved"  # as claims.NOT_RESOLVED: the last look reached without a verdict
 VERDICTS = (OPEN, SUPPORTED, NOT_SUPPORTED, EQUIVALENT, NOT_EQUIVALENT, FUTILE, NOT_RESOLVED, BUDGET,
@@ -511,8 +511,9 @@ class Design:
             "level at these small n. A claim of "
             "several conditions holds when every condition crosses, fails when one contrary test crosses at "
             f"alpha / conditions (Holm's first step). Non-binding futility for a difference at its smallest effect "
-            f"of interest (one-sided level {self.futility:g}, same spending, interim looks only): its verdict "
-            f"'{FUTILE}' is a settled answer, an effect that large rejected. The premise is "
+            f"of interest (one-sided level {self.futility:g}, same spending, interim looks only): a stop there reads "
+            "'smaller than the smallest effect of interest', a settled answer, an effect that large rejected. "
+            "The premise is "
             "evaluated at every look on all seeds so far: 'not met' stops the claim (frozen, 'premise not met'); "
             "'uncertain' makes no decision at that look ('premise uncertain' at the last). Ties (the exact "
             "sign-flip case): no stop at that look. A verdict is frozen at the look where it stopped. A claim the "
