@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 from scipy.optimize import brentq
+from scipy.special import stdtrit
 
 from benchmarks.sequential_error import Scenario, naive, rule_state, run_scenario
 from plasticity_nb.analysis import claims, premises
@@ -13,6 +14,7 @@ from plasticity_nb.analysis.sequential import (
     EQUIVALENCE,
     FLAG_CHANCE,
     FUTILE,
+    MAIN_DESIGN,
     NOT_MET,
     NOT_RESOLVED,
     OBRIEN_FLEMING,
@@ -207,6 +209,26 @@ def test_power_grows_with_the_effect_and_futility_stops_null_claims():
         difference_power(design, 1.0, 0.0)
 
 
+def test_main_design_has_its_power_and_every_look_can_stop():
+    # benchmarks/design_choice.py chose it: the same seeded paths give the same numbers
+    alt = difference_power(MAIN_DESIGN, 2.0, 3.12, 2.0, flag_chance=FLAG_CHANCE)
+    assert alt.power >= 0.90 and alt.power == pytest.approx(0.9092, abs=1e-4)
+    assert min(look.get(SUPPORTED, 0.0) for look in alt.by_look) > 0.05  # each look stops a true 2 pp
+    assert all(row.t < 3 for row in MAIN_DESIGN.boundaries(DIFFERENCE)["efficacy"])  # not 4 seeds' t >= 54
+    null = difference_power(MAIN_DESIGN, 0.0, 3.12, 2.0, flag_chance=FLAG_CHANCE)
+    assert null.chance(FUTILE) > 0.8  # a gap of 0 mostly ends settled: smaller than the smallest effect of interest
+
+
+def test_design_choice_time_model():
+    from benchmarks.design_choice import Costs, expected_wall_s, worst_wall_s
+
+    costs = Costs(89.0, (116.0, 120.0, 120.0), 2, 20.0)
+    assert worst_wall_s(MAIN_DESIGN, costs) == pytest.approx(36 * (89 + 356) / 2 + 3 * 20)
+    # one claim open at look 2 for sure, none at look 3: the scratch run and its run, 12 new seeds
+    one = Costs(89.0, (116.0,), 2, 20.0)
+    assert expected_wall_s(MAIN_DESIGN, (1.0, 1.0, 0.0), one) == pytest.approx(27 * 205 / 2 + 2 * 20)
+
+
 # --- decisions on constructed looks ----------------------------------------------------------------------------
 
 def test_efficacy_stops_and_reports_its_repeated_interval():
@@ -233,6 +255,14 @@ def test_futility_at_interim_looks_only():
     d = Design()
     futile = d.decide(DIFFERENCE, around(0.0, 8), 2, sesoi=2.0)
     assert (futile.stop, futile.verdict) == (True, FUTILE)
+    # a settled answer for readers: smaller than the smallest effect of interest, which the interval shows
+    assert "smaller than the smallest effect of interest" in futile.reason
+    assert "settled" in futile.reason and "an effect of 2 or more is rejected" in futile.reason
+    # the futility test's own bound, below the sesoi; the repeated (95 %) interval is wider
+    table = d.boundaries(DIFFERENCE)["futility"][1]
+    bound = 0.0 + float(stdtrit(7, 1 - table.nominal_p)) / math.sqrt(8)
+    assert f"below {bound:.3g}," in futile.reason and bound < 2.0
+    assert futile.conditions[0].ci_high > bound
     assert d.decide(DIFFERENCE, around(0.0, 16), 4, sesoi=2.0).verdict == NOT_RESOLVED  # no futility at the last
     assert d.decide(DIFFERENCE, around(0.0, 8), 2).verdict == OPEN  # no sesoi: no futility rule
     assert Design(futility=0).decide(DIFFERENCE, around(0.0, 8), 2, sesoi=2.0).verdict == OPEN

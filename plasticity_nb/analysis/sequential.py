@@ -36,7 +36,11 @@ Each test kind (the statement's test of stats.py, with the same levels):
 
 - difference: two-sided at alpha (each side alpha / 2); 'supported' when the t statistic crosses the upper
   boundary, 'not supported' the lower; non-binding futility (when a smallest effect of interest is given) when
-  the one-sided test of mean >= sesoi rejects at its own spending (level `futility`, interim looks only).
+  the one-sided test of mean >= sesoi rejects at its own spending (level `futility`, interim looks only). Its
+  verdict (FUTILE) reads 'smaller than the smallest effect of interest' and is a settled answer, not an open one:
+  an effect as large as the sesoi is rejected (a true effect at the sesoi stops there with a chance under the
+  futility level; `difference_power` gives it per design), while a smaller effect, zero included, is neither
+  claimed nor excluded. A claim of several conditions stops so when any condition is smaller.
 - equivalence: paired TOST, each one-sided test against its margin with its own one-sided spending at alpha;
   'equivalent' when both cross at the same look; 'not equivalent' when a one-sided test that the mean lies
   beyond a margin crosses (the same one-sided spending).
@@ -60,6 +64,12 @@ the last one, since the boundaries are for t statistics. Budgets: a look the see
 run; when a budget (seeds or time) ends the claim before the design's last look, it is 'stopped by budget: not
 resolved' with its repeated interval, never a verdict the boundaries did not give. Missing differences (a diverged
 run) are left out and the look's nominal p is kept, its t boundary at the df of the pairs present.
+
+Planning. `difference_power` simulates a difference claim through a design's own `codes` (seeded, with
+train-to-target's per-seed premise flags voiding a claim past a third of its seeds), for its power at the smallest
+effect of interest and its chance of each verdict at each look. `MAIN_DESIGN` (looks 15, 27, 36; Hwang-Shih-DeCani
+gamma 0; futility 0.05) is the main job's design for the central claims, chosen with it by
+benchmarks/design_choice.py (docs/sequential-design.md).
 
 Why hand-written: PyPI's `gsdesign` (0.1.5) holds only the integration grid, no spending or boundary search;
 `confseq`, `expectation` and `savvi` give anytime-valid confidence sequences, which are valid at any look but
@@ -103,6 +113,8 @@ HWANG_SHIH_DECANI = "hwang-shih-decani"  # a family: written with its gamma, hsd
 SPENDING = (OBRIEN_FLEMING, POCOCK, HWANG_SHIH_DECANI)
 HSD_GAMMA = (-40.0, 40.0)  # gsDesign's sfHSD range
 OPEN = "open"  # not stopped: the claim gets the next look's seeds
+# a futility stop: the code ledgers and claims.csv store; readers get its words, "smaller than the smallest effect
+# of interest", a settled answer (module docstring; claims.SMALLER, verdict_words and relation)
 FUTILE = "stopped for futility"
 BUDGET = "stopped by budget: not resolved"
 NOT_RESOLVED = "not resolved"  # as claims.NOT_RESOLVED: the last look reached without a verdict
@@ -457,9 +469,19 @@ class Design:
             toward = statistics(kind, np.array([[mean]]), np.array([[se]]), margin)[0][0, 0]
             rows.append(ConditionLook(label, int(n), mean, sd, mean - c * se, mean + c * se, float(toward), c))
         weakest = min(rows, key=lambda r: r.statistic - r.boundary)
-        reason = REASONS[verdict].format(look=look, n=weakest.n, sesoi=sesoi, margin=margin, level=self.alpha)
+        reason = REASONS[verdict].format(look=look, n=weakest.n, sesoi=sesoi, margin=margin, level=self.alpha,
+                                         bound=self.futility_bound(summary, look) if verdict == FUTILE else math.nan,
+                                         futility=self.futility)
         return Decision(verdict != OPEN, verdict, reason, look, min(r.n for r in rows), nominal, weakest.boundary,
                         tuple(rows))
+
+    def futility_bound(self, summary: Mapping, look: int) -> float:
+        """The futility test's upper bound on the effect at `look`: mean + its t x SE, the lowest over the
+        conditions (below the sesoi exactly when the test stops the claim). The repeated interval is the
+        efficacy one (1 - alpha), wider: at a futility stop it can still reach above the sesoi."""
+        table = self.boundaries(DIFFERENCE, len(summary))["futility"][look - 1]
+        return min(mean + float(stdtrit(n - 1, 1 - table.nominal_p)) * sd / math.sqrt(n)
+                   for mean, sd, n, _ in summary.values())
 
     def settle(self, kind: str, looks: Sequence[tuple[Sequence[float] | Mapping, str]], **options) -> Decision:
         """Follow a claim through its looks ((differences so far, premise state) per look, in order): the
@@ -489,7 +511,9 @@ class Design:
             "level at these small n. A claim of "
             "several conditions holds when every condition crosses, fails when one contrary test crosses at "
             f"alpha / conditions (Holm's first step). Non-binding futility for a difference at its smallest effect "
-            f"of interest (one-sided level {self.futility:g}, same spending, interim looks only). The premise is "
+            f"of interest (one-sided level {self.futility:g}, same spending, interim looks only): a stop there reads "
+            "'smaller than the smallest effect of interest', a settled answer, an effect that large rejected. "
+            "The premise is "
             "evaluated at every look on all seeds so far: 'not met' stops the claim (frozen, 'premise not met'); "
             "'uncertain' makes no decision at that look ('premise uncertain' at the last). Ties (the exact "
             "sign-flip case): no stop at that look. A verdict is frozen at the look where it stopped. A claim the "
@@ -512,13 +536,23 @@ def spending_name(spending: str) -> str:
     return "Lan-DeMets " + ("O'Brien-Fleming-type" if spending == OBRIEN_FLEMING else "Pocock-type")
 
 
+# The main job's design for the central claims (C1, C2, C4: gaps, sesoi 2 pp at quick), chosen by simulation
+# (benchmarks/design_choice.py, benchmarks/RESULTS.md "2026-12-06: the main job's design, chosen by simulation
+# (issue 36)", docs/sequential-design.md): power 0.907 at 2 pp with SD 3.12 and train-to-target's premise voids
+# (100,000 fresh paths), every look able to stop, the least expected time at 2 pp among 684 candidates with a
+# futility rule: 1.47 h for the three claims on two workers (1.34 h at a gap of 0; 2.24 h at most).
+MAIN_DESIGN = Design(looks=(15, 27, 36), spending=hsd(0), futility=0.05)
+
+
 REASONS = {
     OPEN: "look {look}: no boundary crossed; the claim gets the next look's seeds",
     SUPPORTED: "look {look}: every condition crossed the efficacy boundary",
     NOT_SUPPORTED: "look {look}: a condition crossed the contrary boundary (at alpha / conditions)",
     EQUIVALENT: "look {look}: both one-sided tests crossed their boundaries within +/-{margin:g} in every condition",
     NOT_EQUIVALENT: "look {look}: a condition lies beyond the margin +/-{margin:g} by its boundary",
-    FUTILE: "look {look}: the effect lies below the smallest effect of interest {sesoi:g} by the futility boundary",
+    FUTILE: "look {look}: smaller than the smallest effect of interest: the futility test puts the effect below "
+            "{bound:.3g}, so an effect of {sesoi:g} or more is rejected (one-sided, level {futility:g} over the "
+            "looks; settled: a smaller effect, zero included, is neither claimed nor excluded)",
     NOT_RESOLVED: "look {look} (the last): no boundary crossed",
     BUDGET: "look {look}: the budget ends the claim before the design's last look; no boundary crossed",
 }
