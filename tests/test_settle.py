@@ -177,7 +177,7 @@ def _files(folder):
     (["--settle", "4,4,8"], "--settle: looks must be strictly increasing"),
     (["--settle", "8,4"], "--settle: looks must be strictly increasing"),
     (["--settle", "2,4"], "--settle: the first look needs at least 3 seeds"),
-    (["--settle", "four"], "--settle takes comma-separated seed counts"),
+    (["--settle", "four"], "--settle takes 'main' (the chosen design) or comma-separated seed counts"),
     (["--settle", "4,8", "--seed-budget", "3"], "--seed-budget: seed budget 3 is below the first look"),
     (["--settle", "4,8", "--time-budget", "0"], "--time-budget must be > 0"),
     (["--settle", "4,8", "--seeds", "5"], "--settle chooses every look's seeds"),
@@ -281,6 +281,8 @@ def test_plan_prints_the_looks_power_and_time_and_trains_nothing(tmp_path, capsy
     assert "power 0." in out and "min a seed" in out and "expected ~" in out and "at worst" in out
     assert "triage: C1: about 22 seeds at 2 pp (SD 3.12)" in out  # fixed n, 80 % power at the stated SD
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing trained
+    assert main([*args[:2], "main", *args[3:], "--plan"]) == 0  # the design chosen by simulation
+    assert "plan: looks at 15, 27, 36 seeds, Hwang-Shih-DeCani (gamma 0) spending" in capsys.readouterr().out
 
 
 def test_a_time_budget_below_the_first_useful_look_is_refused_before_training(tmp_path, capsys):

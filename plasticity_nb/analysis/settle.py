@@ -41,6 +41,7 @@ from .claims import (
     CLAIMS,
     COLUMNS,
     SETTLED,
+    SMALLER,
     ClaimResult,
     claims_lock,
     registry_hash,
@@ -54,6 +55,7 @@ from .premises import PLANNING_MARGIN_SD, WANTED_PASS, pass_chance, seeds_to_pas
 from .sequential import (
     DIFFERENCE,
     FLAG_CHANCE,
+    FUTILE,
     KINDS,
     OPEN,
     PREMISE_NOT_MET,
@@ -61,6 +63,7 @@ from .sequential import (
     Design,
     Operating,
     difference_power,
+    spending_name,
 )
 from .stats import power_difference, seeds_for
 
@@ -340,7 +343,8 @@ def section(out_dir: str | Path, preset: str) -> list[str]:
             continue
         interval = "–" if s.interval is None else f"{s.interval[0]:+.3g} to {s.interval[1]:+.3g}" + \
             (" (log ratio)" if s.log_scale else f" {CLAIMS[claim].unit}")
-        lines.append(f"| {claim} | {s.verdict} | {relation(CLAIMS[claim], s.verdict)} | {s.look} | {s.seeds} | {s.n} "
+        shown = SMALLER if s.verdict == FUTILE else s.verdict  # a settled answer, in words
+        lines.append(f"| {claim} | {shown} | {relation(CLAIMS[claim], s.verdict)} | {s.look} | {s.seeds} | {s.n} "
                      f"| {interval} | {planned_pass(ledger, claim)} | {s.reason} |")
     return lines + ["", END]
 
@@ -448,7 +452,8 @@ class Plan:
 
     def lines(self) -> list[str]:
         d = self.design
-        out = [f"plan: looks at {', '.join(map(str, d.looks[:d.reachable]))} seeds, {d.spending} spending, "
+        looks = ", ".join(map(str, d.looks[:d.reachable]))
+        out = [f"plan: looks at {looks} seeds, {spending_name(d.spending)} spending, "
                f"alpha {d.alpha:g}, futility {d.futility:g}"]
         for claim, o in self.operating.items():
             stops = ", ".join(f"{s:.2f}" for s in o.stops)

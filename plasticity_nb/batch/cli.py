@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from ..analysis.claims import PLANNING_SD, check_results_dataset, read_claims
-from ..analysis.sequential import Design
+from ..analysis.sequential import MAIN_DESIGN, Design
 from ..analysis.settle import Ledger, Notebook, Plan, SettleError, claims_of_id, make_plan, resume, run_settle
 from ..analysis.study_runs import load_study
 from ..core.config import ConfigError
@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                           "them (meant for a GPU; members are not bitwise solo runs, and each run's provenance says "
                           "so); the others train alone, named with the reason")
     run.add_argument("--settle", default=None, metavar="LOOKS",
-                     help="settle each claim sequentially at these seed counts (e.g. 4,8,12,16): each look adds seeds "
+                     help="settle each claim sequentially: 'main' for the design chosen by simulation "
+                          "(docs/sequential-design.md: looks at 15, 27, 36 seeds), or these seed counts with "
+                          "O'Brien-Fleming spending (e.g. 8,16): each look adds seeds "
                           "only to notebooks with an open claim, and a claim's verdict is frozen where it stops "
                           "(error-controlled; the ledger <out>/settled-<preset>.json makes it resumable)")
     run.add_argument("--first-seed", type=int, default=FIRST_SEED, metavar="SEED",
@@ -241,16 +243,18 @@ def settle_options(looks: str | None, first_seed: int, seed_budget: int | None,
             raise UsageError("--first-seed, --seed-budget and --time-budget apply to --settle only")
         return None
     try:
-        counts = tuple(int(n) for n in looks.split(","))
+        counts = MAIN_DESIGN.looks if looks == "main" else tuple(int(n) for n in looks.split(","))
     except ValueError:
-        raise UsageError(f"--settle takes comma-separated seed counts, e.g. 4,8,12,16; got {looks!r}") from None
+        raise UsageError(f"--settle takes 'main' (the chosen design) or comma-separated seed counts, e.g. 8,16; got "
+                         f"{looks!r}") from None
     if first_seed < 0:
         raise UsageError(f"--first-seed must be >= 0, got {first_seed}")
     if time_budget_hours is not None and not time_budget_hours > 0:
         raise UsageError(f"--time-budget must be > 0 hours, got {time_budget_hours:g}")
     try:
-        design = Design(counts, seed_budget=seed_budget,
-                        time_budget_s=None if time_budget_hours is None else time_budget_hours * 3600)
+        base = MAIN_DESIGN if looks == "main" else Design(counts)
+        design = dataclasses.replace(base, seed_budget=seed_budget,
+                                     time_budget_s=None if time_budget_hours is None else time_budget_hours * 3600)
     except ValueError as err:
         option = "--seed-budget" if "seed budget" in str(err) else "--settle"
         raise UsageError(f"{option}: {err}") from None
