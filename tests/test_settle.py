@@ -297,3 +297,17 @@ def test_a_time_budget_below_the_first_useful_look_is_refused_before_training(tm
 def test_plan_needs_a_design(capsys):
     assert main(["run", "--plan", "--only", "01"]) == 2
     assert "--plan plans a sequential design: give --settle LOOKS with it" in capsys.readouterr().err
+
+
+def test_a_train_to_target_claim_is_planned_by_its_void_chance_and_survives_the_ledger(tmp_path):
+    from plasticity_nb.analysis.premises import TARGET_PROTOCOL
+    from plasticity_nb.analysis.sequential import void_chance
+    from plasticity_nb.analysis.settle import section, write_ledger
+
+    premise = Premise(True, "fit", arms=2, protocol=TARGET_PROTOCOL)
+    ledger = decide_look(Ledger(Design((15, 27, 36)), 600, "smoke", ("01",)), 1,
+                         [ClaimResult("C1", (difference_test(NOISY[:4]),), premise)], final=False)
+    write_ledger(tmp_path, ledger)
+    assert read_ledger(tmp_path, "smoke").protocols == {"C1": TARGET_PROTOCOL}
+    text = "\n".join(section(tmp_path, "smoke"))
+    assert f"| void {void_chance(36):.2f} at 36 seeds (flags 15% a seed) |" in text

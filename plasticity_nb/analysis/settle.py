@@ -51,7 +51,7 @@ from .claims import (
     standing,
     verdict_words,
 )
-from .premises import PLANNING_MARGIN_SD, WANTED_PASS, pass_chance, seeds_to_pass
+from .premises import PLANNING_MARGIN_SD, TARGET_PROTOCOL, WANTED_PASS, pass_chance, seeds_to_pass
 from .sequential import (
     DIFFERENCE,
     FLAG_CHANCE,
@@ -64,6 +64,7 @@ from .sequential import (
     Operating,
     difference_power,
     spending_name,
+    void_chance,
 )
 from .stats import power_difference, seeds_for
 
@@ -117,6 +118,8 @@ class Ledger:
     settled: Mapping[str, Settled] = dataclasses.field(default_factory=dict)
     unsettled: Mapping[str, str] = dataclasses.field(default_factory=dict)  # claim -> why the design cannot decide it
     arms: Mapping[str, int] = dataclasses.field(default_factory=dict)  # claim -> arms its premise checks (last look)
+    # claim -> how its runs trained (Premise.protocol): train-to-target premises are planned by their void chance
+    protocols: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def identity(self) -> dict[str, Any]:
         return {"design": dataclasses.asdict(self.design), "first_seed": self.first_seed, "preset": self.preset,
@@ -136,6 +139,7 @@ def ledger_path(out_dir: str | Path, preset: str) -> Path:
 def to_json(ledger: Ledger) -> str:
     body = {"version": LEDGER_VERSION, **ledger.identity(), "looks_done": ledger.looks_done,
             "elapsed_s": round(ledger.elapsed_s, 3), "unsettled": dict(ledger.unsettled), "arms": dict(ledger.arms),
+            "protocols": dict(ledger.protocols),
             "claims": {c: {**dataclasses.asdict(s), "interval": list(s.interval) if s.interval else None}
                        for c, s in ledger.settled.items()}}
     return json.dumps(body, indent=1, allow_nan=False) + "\n"
@@ -148,7 +152,7 @@ def from_json(text: str) -> Ledger:
                for c, s in body["claims"].items()}
     return Ledger(Design(**{**design, "looks": tuple(design["looks"])}), body["first_seed"], body["preset"],
                   tuple(body["notebooks"]), body["params"], body["looks_done"], body["elapsed_s"], settled,
-                  body["unsettled"], body.get("arms", {}))
+                  body["unsettled"], body.get("arms", {}), body.get("protocols", {}))
 
 
 def read_ledger(out_dir: str | Path, preset: str) -> Ledger | None:
@@ -262,10 +266,12 @@ def decide_look(ledger: Ledger, look: int, results: Sequence[ClaimResult], final
     """The ledger after `look`: each open claim among `results` decided, the ones that stop frozen; frozen and
     unsettleable claims are never decided again. `smallest_effect`: claim -> the preset's value (none: None)."""
     settled, unsettled, arms = dict(ledger.settled), dict(ledger.unsettled), dict(ledger.arms)
+    protocols = dict(ledger.protocols)
     for result in results:
         if not ledger.is_open(result.claim):
             continue
         arms[result.claim] = result.premise.arms
+        protocols[result.claim] = result.premise.protocol
         why = why_not_sequential(result, ledger.preset)
         if why is not None:
             unsettled[result.claim] = why
@@ -273,7 +279,8 @@ def decide_look(ledger: Ledger, look: int, results: Sequence[ClaimResult], final
         decision = decide_claim(ledger.design, result, look, final, (smallest_effect or {}).get(result.claim))
         if decision.stop:
             settled[result.claim] = frozen(decision, result, ledger.design.looks[look - 1])
-    return dataclasses.replace(ledger, looks_done=look, settled=settled, unsettled=unsettled, arms=arms)
+    return dataclasses.replace(ledger, looks_done=look, settled=settled, unsettled=unsettled, arms=arms,
+                               protocols=protocols)
 
 
 RunLook = Callable[[Sequence[Notebook], tuple[int, ...]], list[str]]  # -> failure messages
@@ -359,13 +366,18 @@ def premise_planning(ledger: Ledger) -> str:
             f"({last_seeds(ledger.design)} seeds; premises.pass_chance, noncentral t; a scratch arm shared by "
             f"conditions is counted once per condition, so it is a lower bound). Wanted: >= {WANTED_PASS:.0%}; a "
             "claim under it is marked with the seeds that would reach it. A premise still uncertain at the last "
-            "look is 'premise uncertain' (not resolved).")
+            "look is 'premise uncertain' (not resolved). A claim whose runs trained to a target (premises.RunFitRule) "
+            "has no floor to pass: its column gives the chance that more than a third of its seeds are flagged at "
+            f"the last look, at the fit pilot's {FLAG_CHANCE:.0%} a seed (sequential.void_chance).")
 
 
 def planned_pass(ledger: Ledger, claim: str) -> str:
     """The claim's premise pass chance at the last reachable look, its arm count, and where it would reach
     WANTED_PASS when it falls short ('–' before its first look or for a premise on something else)."""
     arms = ledger.arms.get(claim, 0)
+    if ledger.protocols.get(claim) == TARGET_PROTOCOL:  # per-run flags: the chance of a void, not of a pass
+        seeds = last_seeds(ledger.design)
+        return f"void {void_chance(seeds):.2f} at {seeds} seeds (flags {FLAG_CHANCE:.0%} a seed)"
     if not arms:
         return "–"
     chance = pass_chance(last_seeds(ledger.design), arms)
