@@ -213,7 +213,7 @@ def premise(runs: np.ndarray, seeds: tuple[int, ...], where: str, threat: tuple[
         table = np.asarray([RUNS[r] for r in runs], dtype=object)
         fits = {arm: pd.Series(table[:, threat.index(arm)].astype(float), index=index) for arm in ARMS}
         capped = {arm: pd.Series(table[:, 2 + threat.index(arm)].astype(bool), index=index) for arm in ARMS}
-        CHECKED[key] = RULE.check(fits, capped, where, threat)
+        CHECKED[key] = RULE.check(fits, where, capped, threat)
     return CHECKED[key]
 
 

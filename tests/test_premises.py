@@ -165,7 +165,7 @@ def seeded(values) -> pd.Series:
 def run_check(warm, scratch, capped_warm=(), threat=GAP_THREAT):
     n = len(warm)
     capped = {"warm": pd.Series([i in capped_warm for i in range(n)]), "scratch": pd.Series([False] * n)}
-    return RUN_RULE.check({"warm": seeded(warm), "scratch": seeded(scratch)}, capped, "test", threat)
+    return RUN_RULE.check({"warm": seeded(warm), "scratch": seeded(scratch)}, "test", capped, threat)
 
 
 def test_warm_fitting_more_never_flags_a_gap_claim_but_scratch_fitting_more_does():

@@ -143,7 +143,7 @@ def test_the_kept_premise_is_the_rules_own_answer():
         fits = {"warm": pd.Series(warm, index=index), "scratch": pd.Series(scratch, index=index)}  # ARMS' order
         capped = {"warm": pd.Series([se.RUNS[r][2] for r in runs], index=index),
                   "scratch": pd.Series([se.RUNS[r][3] for r in runs], index=index)}
-        own = se.RULE.check(fits, capped, "all runs", se.CLOSED_THREAT)
+        own = se.RULE.check(fits, "all runs", capped, se.CLOSED_THREAT)
         assert se.premise(runs, seeds, "all runs", se.CLOSED_THREAT) == own
         assert se.premise(runs, seeds, "all runs", se.CLOSED_THREAT) is se.premise(runs, seeds, "all runs",
                                                                                    se.CLOSED_THREAT)

@@ -252,6 +252,10 @@ def test_settle_end_to_end_on_the_smoke_preset(tmp_path):
     assert sorted(table[table.claim == "C1"].stage) == ["fixed n", "settled"]
     lead = write_report(tmp_path, "smoke").read_text().split("## Method")[0]
     assert f"| {shown.verdict_words[0]} |" in lead and "| holds |" not in lead
+    from plasticity_nb.views.explorer import claims_overview
+
+    overview = claims_overview(tmp_path, "smoke")[1]  # the explorer shows the settled verdict alone too
+    assert overview.verdict.tolist() == [shown.verdict_words[0]]
 
 
 def test_report_states_each_claims_premise_pass_chance_and_flags_a_short_one(tmp_path):

@@ -514,8 +514,7 @@ def record_claims(out_dir: str | os.PathLike, preset: str, results: list[ClaimRe
     smallest = getattr(config, "smallest_effect", None)
     dataset = getattr(config, "dataset", DEFAULT_DATASET)
     rows = pd.DataFrame([claim_row(r, preset, smallest, dataset) for r in results], columns=COLUMNS)
-    replace_rows(out_dir, preset, rows)
-    table = read_claims(out_dir)
+    table = replace_rows(out_dir, preset, rows)
     return the_verdicts(table[(table.preset == preset) & table.claim.isin(rows.claim)]).reset_index(drop=True)
 
 
@@ -525,10 +524,10 @@ def claims_lock(out_dir: str | os.PathLike) -> Path:
     return Path(out_dir) / ".locks" / "claims.lock"
 
 
-def replace_rows(out_dir: str | os.PathLike, preset: str, rows: pd.DataFrame) -> None:
+def replace_rows(out_dir: str | os.PathLike, preset: str, rows: pd.DataFrame) -> pd.DataFrame:
     """Put claims.csv rows in place of the same claims' rows at this preset (the batch's execution cache
     restores a notebook's rows with it), under the claims lock so that concurrent writers keep each other's rows;
-    readers see the old table or the new one."""
+    readers see the old table or the new one. Returns the table written."""
     with locked(claims_lock(out_dir)):
         remove_stale_temporaries(claims_path(out_dir))
         rows = with_dataset(rows)
@@ -540,3 +539,4 @@ def replace_rows(out_dir: str | os.PathLike, preset: str, rows: pd.DataFrame) ->
         table = table[~same]
         table = pd.concat([t for t in (table, rows) if len(t)], ignore_index=True).sort_values(["preset", "claim"])
         write_atomic(claims_path(out_dir), table.to_csv(index=False))
+    return table

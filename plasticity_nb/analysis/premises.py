@@ -54,9 +54,8 @@ LEVEL = 0.05  # each one-sided bound's level
 PLANNING_MARGIN_SD = 1.0  # an arm that truly fits, for planning: its mean fit this many per-seed SDs above the floor
 WANTED_PASS = 0.9  # the chance a claim's truly fitting arms should have of passing at its planned last look
 # train-to-target: a claim is void when more than this share of its seeds are flagged (one of 3-5 seeds, two of
-# 6-8, five of 15-17). First a fifth; a third since benchmarks/fit_pilot.py (train accuracy only, before any claim
-# ran under the rule) flagged 2 of 13 pilot seeds in a gap's direction (Adam's dips after the fit), at which a fifth
-# would void a claim with no true fit problem 22-39 % of the time at 3-16 seeds, a third 3-11 %
+# 6-8, five of 15-17). At the fit pilot's flag rate (2 of 13 seeds, Adam's dips after the fit) a third voids a claim
+# with no true fit problem 3-11 % of the time at 3-16 seeds (claims registry, 2026-12-06)
 MAX_FLAGGED_SHARE = 1 / 3
 TARGET_PROTOCOL = "train to target"  # a premise's `protocol` when its runs trained to a target (RunFitRule)
 
@@ -106,9 +105,11 @@ class PremiseRule:
     min_train_acc: float  # each arm's mean train accuracy (%) over the metric window must reach this
     max_difference: float  # and the arms' accuracies may differ by at most this many points
 
-    def check(self, fits: Mapping[str, Sequence[float]], where: str) -> Premise:
+    def check(self, fits: Mapping[str, Sequence[float]], where: str, capped: Mapping[str, pd.Series] | None = None,
+              threat: tuple[str, str] | None = None) -> Premise:
         """`fits`: arm -> its train accuracy (%) over the metric window, per seed (a pandas Series indexed by
-        seed pairs the arms); `where` names the condition."""
+        seed pairs the arms); `where` names the condition. A fixed budget has no cap and judges the arms'
+        difference both ways, so `capped` and `threat` (RunFitRule's) change nothing here."""
         arms = {arm: np.asarray(values, dtype=float) for arm, values in fits.items()}
         diverged = [f"{where}: {arm} arm diverged in a seed (no train accuracy)"
                     for arm, acc in arms.items() if not np.isfinite(acc).all() or not len(acc)]
@@ -158,7 +159,7 @@ class RunFitRule:
         """The most flagged seeds a claim on `seeds` seeds stands with."""
         return math.floor(self.max_flagged_share * seeds + 1e-9)
 
-    def check(self, fits: Mapping[str, pd.Series], capped: Mapping[str, pd.Series], where: str,
+    def check(self, fits: Mapping[str, pd.Series], where: str, capped: Mapping[str, pd.Series],
               threat: tuple[str, str] | None = None) -> Premise:
         """`fits`: arm -> its train accuracy (%) over the window per seed; `capped`: arm -> whether its run hit the
         cap below the target, per seed; `threat`: (arm, other) when `arm` fitting more than `other` could fake the

@@ -335,7 +335,8 @@ def section(out_dir: str | Path, preset: str) -> list[str]:
              f"`run --settle` ledger `{ledger_path(out_dir, preset).name}`: notebooks {', '.join(ledger.notebooks)}, "
              f"seeds from {ledger.first_seed}; {ledger.looks_done} of {len(ledger.design.looks)} looks done in "
              f"{ledger.elapsed_s / 60:.1f} min. A verdict here is frozen at the look where its claim stopped, and is "
-             "the error-controlled one: the claims table above re-tests all seeds of its last run at a fixed n.", "",
+             "the error-controlled one: the table at the top shows it; a notebook's fixed-n test of the same claim "
+             "is listed in the detail only, as exploratory.", "",
              ledger.design.describe(), "", premise_planning(ledger), "",
              "| claim | verdict | vs its source | look | seeds | pairs | repeated interval | premise pass (arms) "
              "| why |",

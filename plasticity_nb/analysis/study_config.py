@@ -25,7 +25,7 @@ Plan = list[tuple[dict[str, Any], RunConfig]]
 # to 99 % train accuracy within a cap of 50 epochs, then a 5-epoch window: benchmarks/fit_pilot.py's rule, fixed
 # before it ran on seeds 900-903 (train accuracy only): both arms reached 99 % at tuning epochs 22-33 at 5,000
 # images, so the cap is the multiple of 5 at 1.5 x 33; 4 % of its windows held a spike epoch, so the window's
-# mean stays (docs/train-to-target.md). Before, 25 fixed epochs (benchmarks/premise_pilot.py). paper: the paper's
+# mean stays (docs/train-to-target.md). paper: the paper's
 # setting (App. A.4), at its fixed budget: ResNet-18 w64, Adam 1e-3 constant, batch 128, 500 tuning epochs,
 # metric over the last 100. quick evaluates the test set every 5 epochs outside the metric
 # window: evaluating every epoch was 18 % of notebook 01's CPU time (AVX-512, benchmarks/RESULTS.md), only the

@@ -74,11 +74,7 @@ class StudyResult:
         """Do warm and scratch both fit under `condition` (every condition when none is given)? Under a per-run
         rule, `threat` names the arm whose fitting more than the other could fake the claim (premises.py)."""
         if condition or not self.conditions:
-            fits = {arm: self.fits(arm, **condition) for arm in ARMS}
-            if isinstance(rule, RunFitRule):
-                return rule.check(fits, {arm: self.capped(arm, **condition) for arm in ARMS}, describe(condition),
-                                  threat)
-            return rule.check(fits, describe(condition))
+            return self.arms_premise(rule, {arm: (arm, condition) for arm in ARMS}, describe(condition), threat)
         keys = self.gaps[list(self.conditions)].drop_duplicates().to_dict("records")
         return Premise.all_of([self.premise(rule, threat=threat, **key) for key in keys])
 
@@ -99,10 +95,8 @@ class StudyResult:
                      threat: tuple[str, str] | None = None) -> Premise:
         """The premise over arms of different conditions, each named: name -> (arm, condition)."""
         fits = {name: self.fits(arm, **condition) for name, (arm, condition) in arms.items()}
-        if not isinstance(rule, RunFitRule):
-            return rule.check(fits, where)
         capped = {name: self.capped(arm, **condition) for name, (arm, condition) in arms.items()}
-        return rule.check(fits, capped, where, threat)
+        return rule.check(fits, where, capped, threat)
 
     def fit_tests(self, premise: Premise, **condition: Any) -> tuple[Test, ...]:
         """Beside a gap claim whose runs trained to a target (intention-to-treat, every pair, is its primary): the

@@ -265,7 +265,7 @@ def settle_plan(studies: list[Study], preset: str, per_study: dict[str, dict[str
                 settings: Settings, data_id: str) -> Plan:
     """The settle command's plan: each notebook's wall seconds per seed here (the batch's estimate: stored runs'
     speed, else a few timed steps), each central claim's operating characteristics at the stated planning SD."""
-    store = RunStore(settings.out_dir, read_only=True)
+    rates = eta.seconds_per_example(RunStore(settings.out_dir, read_only=True))  # the store read once
     seconds, sesoi = {}, {}
     two = [settle.first_seed, settle.first_seed + 1]  # a study needs two seeds; the time is halved below
     for study in studies:
@@ -273,7 +273,6 @@ def settle_plan(studies: list[Study], preset: str, per_study: dict[str, dict[str
         runs = [run for _, run in config.plan(data_id)]
         runs += list({r.prefix().key(): r.prefix() for r in runs if len(r.phases) > 1}.values())
         workers = settings.workers or auto_workers(settings.device, runs)
-        rates = eta.seconds_per_example(store)
         timings = eta.timings_for(runs, rates, settings.device, max(1, torch.get_num_threads() // workers))
         seconds[study.id] = eta.estimate(runs, rates, workers, timings)[0] / 2  # two seeds: per seed
         sesoi.update({c: config.smallest_effect for c in claims_of_id(study.id)})

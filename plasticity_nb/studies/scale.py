@@ -61,7 +61,7 @@ def full_grid(sizes: tuple[int, ...], widths: tuple[int, ...], pretrain: int, tu
 # benchmarks/fit_pilot.py's rule fixed before it ran (both arms, seeds 900-902, 900-903 at the base cell; train
 # accuracy only): the multiple of 5 at 1.5 x the slowest run's epoch to the target, at most 60. 2,500 w8: 40 (7-24
 # epochs); 5,000 w8: 50 (22-33); 10,000 w8: 60 (32-52: the pilot's own cap); 5,000 w16: 40 (13-25); pretraining 10
-# epochs as notebook 01. Before: fixed budgets of 20/35/30/20 from benchmarks/scale_pilot.py (scratch seed 0 only).
+# epochs as notebook 01.
 # gpu: the whole grid
 # at the 10 + 25 epochs (2.75 M training images a seed at 50,000), to be checked by the same pilot on a GPU
 # before its runs; paper: the paper's 350 + 500 epochs at every cell.

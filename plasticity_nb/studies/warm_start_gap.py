@@ -12,7 +12,7 @@ EARLIER_FLOOR = 97.0  # C1's premise floor (%) at quick before 4f36217, primary 
 
 
 def claims(result: StudyResult, config: WarmStartConfig) -> list[ClaimResult]:
-    if config.to_target:  # runs trained to a target: the earlier floor was a fixed budget's rule
+    if config.to_target:  # the 97 % floor is a fixed budget's rule: runs trained to a target cannot compute it
         premise = result.premise(config.premise_rule())
         return [ClaimResult("C1", (result.gap_test(),), premise, result.fit_tests(premise))]
     earlier_rule = dataclasses.replace(config.premise_rule(), min_train_acc=EARLIER_FLOOR)

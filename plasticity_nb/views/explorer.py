@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, Image, display
 
-from ..analysis.claims import read_claims
+from ..analysis.claims import read_claims, the_verdicts
 from ..analysis.study_result import StudyResult
 from ..analysis.study_runs import load_study
 from ..core.paths import resolve_out_dir
@@ -147,7 +147,7 @@ def draw(result: StudyResult, view: str, metric: str, title: str) -> Any:
 def claims_overview(out_dir, preset: str) -> tuple[Any, pd.DataFrame]:
     """The claims recorded at this preset as report.md leads with them: the forest plot of every estimate (None
     when none has one) and the short table; a status row when no claim is recorded there yet."""
-    claims = read_claims(out_dir)
+    claims = the_verdicts(read_claims(out_dir))  # a settled verdict, never a fixed-n re-test beside it
     claims = claims[claims.preset == preset]
     if not len(claims):
         return None, status(f"no claim is recorded at preset {preset} yet: run a study notebook to record its claims")
@@ -158,7 +158,7 @@ def claims_overview(out_dir, preset: str) -> tuple[Any, pd.DataFrame]:
 
 def with_claims(estimates: pd.DataFrame, out_dir, stem: str, preset: str) -> pd.DataFrame:
     """The gaps per condition, then the notebook's claim rows at this preset."""
-    claims = read_claims(out_dir)
+    claims = the_verdicts(read_claims(out_dir))
     claims = claims[(claims.notebook == stem) & (claims.preset == preset)]
     table = estimates.round(3).assign(claim="")
     for row in claims.itertuples():
