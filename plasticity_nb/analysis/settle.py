@@ -420,9 +420,11 @@ class Plan:
     its smallest effect of interest, and the time to reach each look, expected and at worst."""
 
     design: Design
-    seconds_per_seed: Mapping[str, float]  # notebook id -> wall seconds one more seed of it costs here
+    # a notebook id ("02": its own runs) or the ids sharing runs ("01+02+04": a scratch arm trained once for all
+    # three) -> wall seconds one more seed of those runs costs here
+    seconds_per_seed: Mapping[str, float]
     operating: Mapping[str, Operating]  # claim -> its difference_power at its sesoi (difference claims only)
-    claims: Mapping[str, tuple[str, ...]]  # notebook id -> its claims
+    claims: Mapping[str, tuple[str, ...]]  # the same keys -> the claims that read those runs
     sesoi: Mapping[str, float | None] = dataclasses.field(default_factory=dict)  # claim -> the preset's, in pp
     sd: float | None = None  # the stated planning SD (pp) the seeds are planned at
 
@@ -430,11 +432,11 @@ class Plan:
         """Wall seconds to train every notebook up to `look`'s seeds (every claim still open)."""
         return sum(s * self.design.looks[look - 1] for s in self.seconds_per_seed.values())
 
-    def open_chance(self, notebook: str, look: int) -> float:
-        """The chance the notebook still has an open claim at `look`: its most durable claim's (a lower bound
-        where it has several); 1 where a claim has no operating characteristics (not a difference)."""
+    def open_chance(self, runs: str, look: int) -> float:
+        """The chance some claim that reads these runs is still open at `look`: its most durable claim's (a lower
+        bound where several read them); 1 where a claim has no operating characteristics (not a difference)."""
         chances = [1.0 - sum(self.operating[c].stops[:look - 1]) if c in self.operating else 1.0
-                   for c in self.claims[notebook]]
+                   for c in self.claims[runs]]
         return max(chances, default=0.0)
 
     def expected_seconds(self) -> float:
@@ -472,8 +474,9 @@ class Plan:
             stops = ", ".join(f"{s:.2f}" for s in o.stops)
             out.append(f"plan: {claim} at its smallest effect of interest ({o.effect:g} pp, SD {o.sd:g}, premise "
                        f"flags {o.flag_chance:.0%} a seed): power {o.power:.2f}; chance to stop at each look {stops}")
-        for nb, s in self.seconds_per_seed.items():
-            out.append(f"plan: notebook {nb} ({', '.join(self.claims[nb])}): ~{s / 60:.1f} min a seed")
+        for runs, s in self.seconds_per_seed.items():
+            whose = f"notebook {runs}'s own runs" if "+" not in runs else f"runs notebooks {runs} share"
+            out.append(f"plan: {whose} ({', '.join(self.claims[runs])}): ~{s / 60:.1f} min a seed")
         worst = self.reach_seconds(d.reachable)
         out.append(f"plan: expected ~{self.expected_seconds() / 3600:.2f} h, at worst {worst / 3600:.2f} h "
                    f"(every look); first useful look {self.first_useful_look() or 'none'}")
@@ -484,21 +487,25 @@ class Plan:
         interest (a pp claim at the stated SD; others have no stated SD), and the hours that costs here. Under
         TRIAGE_HOURS a claim is an opt-in settle target (one command); past it, not settleable at this scale."""
         out = []
-        for nb, claims in self.claims.items():
-            for claim in claims:
-                sesoi = self.sesoi.get(claim)
-                if CLAIMS[claim].unit != "pp" or not sesoi or not self.sd:
-                    out.append(f"triage: {claim}: no stated SD in {CLAIMS[claim].unit}: seeds not planned; reported "
-                               "as a registered estimate")
-                    continue
-                seeds = seeds_for(lambda n, s=sesoi: power_difference(s, self.sd, n))
-                hours = seeds * self.seconds_per_seed[nb] / 3600
-                verdict = (f"opt-in settle target: run --settle {math.ceil(seeds / 2)},{int(seeds)} --only {nb}"
-                           if hours <= TRIAGE_HOURS else f"cannot be settled at this scale (over {TRIAGE_HOURS:g} h "
-                                                             "here): the gpu preset, or a registered estimate")
-                out.append(f"triage: {claim}: about {seeds:.0f} seeds at {sesoi:g} pp (SD {self.sd:g}), ~{hours:.1f} h "
-                           f"here: {verdict}")
+        for claim in dict.fromkeys(c for claims in self.claims.values() for c in claims):
+            sesoi = self.sesoi.get(claim)
+            if CLAIMS[claim].unit != "pp" or not sesoi or not self.sd:
+                out.append(f"triage: {claim}: no stated SD in {CLAIMS[claim].unit}: seeds not planned; reported "
+                           "as a registered estimate")
+                continue
+            seeds = seeds_for(lambda n, s=sesoi: power_difference(s, self.sd, n))
+            hours = seeds * self.claim_seconds(claim) / 3600
+            notebook = CLAIMS[claim].notebook[:2]
+            verdict = (f"opt-in settle target: run --settle {math.ceil(seeds / 2)},{int(seeds)} --only {notebook}"
+                       if hours <= TRIAGE_HOURS else f"cannot be settled at this scale (over {TRIAGE_HOURS:g} h "
+                                                         "here): the gpu preset, or a registered estimate")
+            out.append(f"triage: {claim}: about {seeds:.0f} seeds at {sesoi:g} pp (SD {self.sd:g}), ~{hours:.1f} h "
+                       f"here: {verdict}")
         return out
+
+    def claim_seconds(self, claim: str) -> float:
+        """Wall seconds a seed of every run the claim reads costs here (its own and the shared ones)."""
+        return sum(s for runs, s in self.seconds_per_seed.items() if claim in self.claims[runs])
 
 
 def make_plan(design: Design, seconds_per_seed: Mapping[str, float], claims: Mapping[str, tuple[str, ...]],

@@ -1,8 +1,14 @@
 """Batch CLI: execute the study notebooks headless with papermill and collect their claims.
 
+    python -m plasticity_nb run [--plan] [--stage settle|explore]     # the main job
     python -m plasticity_nb run [--preset smoke|quick|paper|gpu] [--only 01,...] [--param name=value ...]
                                 [--seeds N] [--force] [--train-only] [--data DIR] [--out DIR]
-                                [--settle 4,8,12,16 [--first-seed 100] [--seed-budget N] [--time-budget HOURS]]
+                                [--settle main|8,16 [--first-seed 100] [--seed-budget N] [--time-budget HOURS]]
+
+`run` without options that select what runs is the main job (`main_job`): it first settles the central claims
+C1, C2 and C4 sequentially on fresh seeds (600 onwards), training notebooks 01, 02 and 04 only in the conditions
+those claims read, then runs every notebook at the quick preset's seeds as an exploratory stage. Any selecting
+option (--only, --param, --seeds, --settle, another preset) runs exactly what it selects instead.
 
 Every `--param` is checked (known name, right type and value), and the dataset the notebooks name (`--param
 dataset=cifar100`; default cifar10) is found and checked against every run, before any notebook starts, so bad
@@ -26,14 +32,25 @@ import dataclasses
 import os
 import shlex
 import sys
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..analysis.claims import PLANNING_SD, check_results_dataset, read_claims
+from ..analysis.claims import CLAIMS, PLANNING_SD, check_results_dataset, read_claims
 from ..analysis.sequential import MAIN_DESIGN, Design
-from ..analysis.settle import Ledger, Notebook, Plan, SettleError, claims_of_id, make_plan, resume, run_settle
+from ..analysis.settle import (
+    CENTRAL,
+    Ledger,
+    Notebook,
+    Plan,
+    SettleError,
+    claims_of_id,
+    make_plan,
+    resume,
+    run_settle,
+)
 from ..analysis.study_runs import load_study
 from ..core.config import ConfigError
 from ..core.files import is_full_disk
@@ -108,13 +125,23 @@ def main(argv: list[str] | None = None) -> int:
                      help="with --settle: no look starts once this command's looks (with the ledger's) took HOURS; "
                           "a budget that cannot reach a look where a claim can stop is refused before training")
     run.add_argument("--plan", action="store_true",
-                     help="with --settle: print the design's looks, each central claim's power at its smallest "
-                          "effect of interest and the expected and worst-case time here, then stop (trains nothing)")
+                     help="print the settle design's looks, each central claim's power at its smallest effect of "
+                          "interest and the expected and worst-case time here, then stop (trains nothing); alone, "
+                          "it plans the main job's settle stage")
+    run.add_argument("--stage", default=None, choices=STAGES,
+                     help="run one stage of the main job (the command without selecting options): 'settle' settles "
+                          "the central claims on fresh seeds, 'explore' runs every notebook at the preset's seeds, "
+                          "fixed n, labelled exploratory (default: both, settle first)")
     args = parser.parse_args(argv)
     print_store_warnings_plainly()
     if args.compile:
         os.environ[COMPILE_ENV] = args.compile  # read by Runtime.for_config here and in spawned workers
     try:
+        if is_main_job(args):
+            return main_job(args)
+        if args.stage:
+            raise UsageError(f"--stage runs a stage of the main job, at --preset {MAIN_PRESET} with none of "
+                             "--only, --param, --seeds, --settle, --train-only")
         settle = settle_options(args.settle, args.first_seed, args.seed_budget, args.time_budget)
         if args.plan and settle is None:
             raise UsageError("--plan plans a sequential design: give --settle LOOKS with it")
@@ -139,11 +166,66 @@ def main(argv: list[str] | None = None) -> int:
         return INTERRUPTED
 
 
+MAIN_PRESET = "quick"  # the main job's scale: the one a 2-core CPU settles the central claims at in about 90 min
+MAIN_FIRST_SEED = 600  # the main job's settle stage: the seed block registered for its confirmation (600-649)
+STAGES = ("settle", "explore")
+
+
+def is_main_job(args: argparse.Namespace) -> bool:
+    """`run` with no option that selects what runs (where, how and into which folder may be given), or `--plan`
+    alone: the main job."""
+    selecting = (args.only, args.param, args.seeds, args.settle, args.train_only, args.seed_budget, args.time_budget,
+                 args.first_seed != FIRST_SEED)
+    return args.preset == MAIN_PRESET and not any(selecting)
+
+
+def main_settle_params(preset: str) -> dict[str, Any]:
+    """The main job's settle stage: the central claims' notebooks, each trained only in the conditions its claims
+    read (the studies' `claim_conditions`), as --only and --param values."""
+    ids = sorted({CLAIMS[c].notebook[:2] for c in CENTRAL})
+    params = {}
+    for study_id in ids:
+        study = STUDIES[study_id]
+        params.update(study.module.claim_conditions(study.config.from_preset(preset)))
+    return {"only": ",".join(ids), "params": [f"{k}={v!r}" for k, v in params.items()]}
+
+
+def main_job(args: argparse.Namespace) -> int:
+    """The main job: first settle the central claims (C1, C2, C4) sequentially on fresh seeds, training only the
+    conditions they read; then the exploratory stage, every notebook at the preset's seeds, fixed n, whose rows in
+    claims.csv (stage 'fixed n') never replace a settled row. `--stage` runs one of them; `--plan` plans the first."""
+    where = dict(data=args.data, out=args.out, executor=args.executor, ray_address=args.ray_address,
+                 checkpoint_every=args.checkpoint_every, force=args.force, ensemble=args.ensemble)
+    if args.plan and args.stage == "explore":
+        raise UsageError("--plan plans the settle stage: drop --stage explore")
+    status = 0
+    if args.stage in (None, "settle"):
+        stage = main_settle_params(MAIN_PRESET)
+        settle = settle_options("main", MAIN_FIRST_SEED, None, None)
+        command = shlex.join(["python", "-m", "plasticity_nb", "run", "--settle", "main", "--first-seed",
+                              str(MAIN_FIRST_SEED), "--only", stage["only"],
+                              *[x for p in stage["params"] for x in ("--param", p)]])
+        print(f"main job, stage 1 of 2 (settle): claims {', '.join(CENTRAL)} sequentially on seeds from "
+              f"{MAIN_FIRST_SEED}, notebooks {stage['only']} trained only in the conditions these claims read; the "
+              f"same as\n  {command}", flush=True)
+        status = run_notebooks(MAIN_PRESET, stage["only"], stage["params"], settle=settle, show_plan=True,
+                               plan_only=args.plan, **where)
+        if status or args.plan:
+            return status
+    if args.stage in (None, "explore"):
+        seeds = STUDIES["01"].config.from_preset(MAIN_PRESET).seeds
+        print(f"\nmain job, stage 2 of 2 (exploratory): every notebook at the {MAIN_PRESET} preset's seeds "
+              f"{seeds[0]}-{seeds[-1]}, fixed n; its claims.csv rows have stage 'fixed n' and never replace a settled "
+              "row: report.md, the notebooks and the explorer show the settled verdict where one exists", flush=True)
+        status = run_notebooks(MAIN_PRESET, None, [], **where)
+    return status
+
+
 def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: str | None, out: str | None,
                   executor: str = "local", ray_address: str | None = None,
                   checkpoint_every: int = CHECKPOINT_EVERY, seeds: str | None = None, force: bool = False,
                   train_only: bool = False, settle: "SettleOptions | None" = None, ensemble: bool = False,
-                  plan_only: bool = False) -> int:
+                  plan_only: bool = False, show_plan: bool = False) -> int:
     if checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1 epoch, got {checkpoint_every}")
     studies = select_studies(only)
@@ -168,10 +250,11 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     RunStore(out_dir).ensure_writable()
     settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every,
                         ensemble)
-    if settle is not None and (plan_only or settle.design.time_budget_s):
+    if settle is not None and (plan_only or show_plan or settle.design.time_budget_s):
         plan = settle_plan(studies, preset, per_study, settle, settings, data.data_id)
+        if plan_only or show_plan:
+            print("\n".join(plan.lines()), flush=True)
         if plan_only:
-            print("\n".join(plan.lines()))
             return 0
         plan.check_budget()  # before anything trains
     if settle is not None:
@@ -263,20 +346,28 @@ def settle_options(looks: str | None, first_seed: int, seed_budget: int | None,
 
 def settle_plan(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], settle: SettleOptions,
                 settings: Settings, data_id: str) -> Plan:
-    """The settle command's plan: each notebook's wall seconds per seed here (the batch's estimate: stored runs'
-    speed, else a few timed steps), each central claim's operating characteristics at the stated planning SD."""
+    """The settle command's plan: the wall seconds per seed here (the batch's estimate: stored runs' speed, else a
+    few timed steps) of each notebook's own runs and, apart, of the runs several notebooks share (a scratch arm is
+    trained once for all who read it); each central claim's operating characteristics at the stated planning SD."""
     rates = eta.seconds_per_example(RunStore(settings.out_dir, read_only=True))  # the store read once
-    seconds, sesoi = {}, {}
     two = [settle.first_seed, settle.first_seed + 1]  # a study needs two seeds; the time is halved below
+    runs, readers, sesoi = {}, defaultdict(list), {}
     for study in studies:
         config = study.config.from_preset(preset, **config_values({**per_study[study.id], "seeds": two}))
-        runs = [run for _, run in config.plan(data_id)]
-        runs += list({r.prefix().key(): r.prefix() for r in runs if len(r.phases) > 1}.values())
-        workers = settings.workers or auto_workers(settings.device, runs)
-        timings = eta.timings_for(runs, rates, settings.device, max(1, torch.get_num_threads() // workers))
-        seconds[study.id] = eta.estimate(runs, rates, workers, timings)[0] / 2  # two seeds: per seed
+        mine = [run for _, run in config.plan(data_id)]
+        mine += [r.prefix() for r in mine if len(r.phases) > 1]
+        for run in mine:
+            runs[run.key()] = run
+            if study.id not in readers[run.key()]:
+                readers[run.key()].append(study.id)
         sesoi.update({c: config.smallest_effect for c in claims_of_id(study.id)})
-    claims = {s.id: claims_of_id(s.id) for s in studies}
+    groups = defaultdict(list)  # "01" for a notebook's own runs, "01+02+04" for the runs those notebooks share
+    for key, ids in readers.items():
+        groups["+".join(ids)].append(runs[key])
+    workers = settings.workers or auto_workers(settings.device, list(runs.values()))
+    timings = eta.timings_for(list(runs.values()), rates, settings.device, max(1, torch.get_num_threads() // workers))
+    seconds = {group: eta.estimate(todo, rates, workers, timings)[0] / 2 for group, todo in groups.items()}
+    claims = {group: tuple(c for nb in group.split("+") for c in claims_of_id(nb)) for group in groups}
     return make_plan(settle.design, seconds, claims, sesoi, PLANNING_SD.get((preset, "pp")))
 
 

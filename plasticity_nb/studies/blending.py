@@ -7,6 +7,7 @@ pretraining half. The reference (gamma -> 0, uniform sampling from the start) is
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from ..analysis.claims import ClaimResult
 from ..analysis.study_config import Plan, StudyConfig, check_sweep, presets
@@ -34,6 +35,11 @@ class Config(StudyConfig):
             plan += self.pairs(dict(gamma=gamma), lambda s: self.run_config(s, (blend,), data_id),
                                lambda s: self.scratch(s, data_id))
         return plan
+
+
+def claim_conditions(config: Config) -> dict[str, Any]:
+    """The notebook parameters that train only the condition C4 reads (the main job's settle stage)."""
+    return {"gammas": [max(config.gammas)]}
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:

@@ -7,6 +7,7 @@ shows whether the gap appears before pretraining fits the half.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pandas as pd
 
@@ -48,6 +49,11 @@ def pretraining_fit(result: StudyResult) -> pd.DataFrame:
     h = result.history
     ends = h[(h.arm == "warm") & (h.phase == 1)].groupby(["pretrain_epochs", "seed"]).train_acc.last()
     return ends.groupby("pretrain_epochs").agg(["mean", "min", "max"]).add_prefix("pretrain_train_acc_").reset_index()
+
+
+def claim_conditions(config: Config) -> dict[str, Any]:
+    """The notebook parameters that train only the condition C2 reads (the main job's settle stage)."""
+    return {"pretrain_epochs_sweep": [config.few_epochs], "few_epochs": config.few_epochs}
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from ..analysis.claims import ClaimResult
 from ..analysis.study_config import WarmStartConfig
@@ -9,6 +10,11 @@ from ..analysis.study_result import StudyResult
 
 Config = WarmStartConfig
 EARLIER_FLOOR = 97.0  # C1's premise floor (%) at quick before 4f36217, primary on the seeds it had seen
+
+
+def claim_conditions(config: WarmStartConfig) -> dict[str, Any]:
+    """C1 reads the notebook's one condition: nothing to restrict (the main job's settle stage)."""
+    return {}
 
 
 def claims(result: StudyResult, config: WarmStartConfig) -> list[ClaimResult]:
