@@ -1,4 +1,4 @@
-# make run  : set up .venv if needed, then run every study notebook at the quick preset (outputs/)
+# make run  : set up .venv if needed, then the main job: settle C1, C2, C4 on fresh seeds, then every notebook (outputs/)
 # make test : set up .venv (and the test tools) if needed, then lint (ruff) and run the whole test suite
 # make soak : the long loops the suite runs once (concurrent batches, SIGKILLs over every notebook): ~1-2 hours
 PYTHON ?= python3

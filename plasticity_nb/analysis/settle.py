@@ -412,6 +412,11 @@ TRIAGE_HOURS = 8.0  # a claim whose seeds take longer here is not settleable at 
 USEFUL_STOP = 0.05  # a look is useful when a central claim's chance to stop there with a verdict reaches this
 # the paper's central claims, each a paired difference of gaps in pp: the ones a plan states power for
 CENTRAL = ("C1", "C2", "C4")
+TRIAGE_COLUMNS = ("claim", "notebook", "sesoi", "sd", "seeds", "hours", "outcome", "command")
+MAIN_JOB = "settled by the main job"
+OPT_IN = "opt-in settle target"
+TOO_COSTLY = f"cannot be settled at this scale (over {TRIAGE_HOURS:g} h here): the gpu preset, or a registered estimate"
+NO_SD = "no stated SD in its unit: seeds not planned; reported as a registered estimate"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -480,32 +485,77 @@ class Plan:
         worst = self.reach_seconds(d.reachable)
         out.append(f"plan: expected ~{self.expected_seconds() / 3600:.2f} h, at worst {worst / 3600:.2f} h "
                    f"(every look); first useful look {self.first_useful_look() or 'none'}")
-        return out + self.triage_lines()
+        return out
 
-    def triage_lines(self) -> list[str]:
-        """Every claim of these notebooks: the seeds a fixed-n test needs for 80 % power at its smallest effect of
-        interest (a pp claim at the stated SD; others have no stated SD), and the hours that costs here. Under
-        TRIAGE_HOURS a claim is an opt-in settle target (one command); past it, not settleable at this scale."""
-        out = []
+    def triage(self) -> pd.DataFrame:
+        """Every claim of these notebooks (TRIAGE_COLUMNS): the seeds a fixed-n test needs for 80 % power at its
+        smallest effect of interest (a pp claim at the stated SD; others have no stated SD) and the hours that
+        costs here. The central claims are the main job's; others under TRIAGE_HOURS are opt-in settle targets
+        (one command each); past it, they cannot be settled at this scale."""
+        rows = []
         for claim in dict.fromkeys(c for claims in self.claims.values() for c in claims):
-            sesoi = self.sesoi.get(claim)
+            sesoi, notebook = self.sesoi.get(claim), CLAIMS[claim].notebook[:2]
+            row = {"claim": claim, "notebook": notebook, "sesoi": sesoi, "sd": self.sd, "seeds": math.nan,
+                   "hours": math.nan, "command": ""}
             if CLAIMS[claim].unit != "pp" or not sesoi or not self.sd:
-                out.append(f"triage: {claim}: no stated SD in {CLAIMS[claim].unit}: seeds not planned; reported "
-                           "as a registered estimate")
+                rows.append({**row, "sd": math.nan, "outcome": f"{NO_SD} ({CLAIMS[claim].unit})"})
                 continue
             seeds = seeds_for(lambda n, s=sesoi: power_difference(s, self.sd, n))
             hours = seeds * self.claim_seconds(claim) / 3600
-            notebook = CLAIMS[claim].notebook[:2]
-            verdict = (f"opt-in settle target: run --settle {math.ceil(seeds / 2)},{int(seeds)} --only {notebook}"
-                       if hours <= TRIAGE_HOURS else f"cannot be settled at this scale (over {TRIAGE_HOURS:g} h "
-                                                         "here): the gpu preset, or a registered estimate")
-            out.append(f"triage: {claim}: about {seeds:.0f} seeds at {sesoi:g} pp (SD {self.sd:g}), ~{hours:.1f} h "
-                       f"here: {verdict}")
-        return out
+            row.update(seeds=seeds, hours=round(hours, 2))
+            if claim in CENTRAL:
+                rows.append({**row, "outcome": MAIN_JOB, "command": "python -m plasticity_nb run --stage settle"})
+            elif hours <= TRIAGE_HOURS:
+                looks = f"{math.ceil(seeds / 2)},{int(seeds)}"
+                rows.append({**row, "outcome": OPT_IN,
+                             "command": f"python -m plasticity_nb run --settle {looks} --only {notebook}"})
+            else:
+                rows.append({**row, "outcome": TOO_COSTLY})
+        return pd.DataFrame(rows, columns=TRIAGE_COLUMNS)
 
     def claim_seconds(self, claim: str) -> float:
         """Wall seconds a seed of every run the claim reads costs here (its own and the shared ones)."""
         return sum(s for runs, s in self.seconds_per_seed.items() if claim in self.claims[runs])
+
+
+def triage_lines(table: pd.DataFrame) -> list[str]:
+    """A plan's `triage()` rows as the command prints them."""
+    return [f"triage: {r.claim}: " + (f"about {r.seeds:.0f} seeds at {r.sesoi:g} pp (SD {r.sd:g}), ~{r.hours:.1f} h "
+                                      "here: " if math.isfinite(r.seeds) else "") +
+            r.outcome + (f": {r.command}" if r.command else "") for r in table.itertuples()]
+
+
+def triage_path(out_dir: str | Path, preset: str) -> Path:
+    return Path(out_dir) / f"triage-{preset}.csv"
+
+
+def write_triage(out_dir: str | Path, preset: str, table: pd.DataFrame, machine: str) -> None:
+    """The triage of every claim, with the machine its hours were measured on, for report.md."""
+    path = triage_path(out_dir, preset)
+    remove_stale_temporaries(path)
+    write_atomic(path, table.assign(machine=machine).to_csv(index=False))
+
+
+def triage_section(out_dir: str | Path, preset: str) -> list[str]:
+    """report.md's triage: which claims this machine can settle at this preset, and at what cost (none without
+    a plan: `run --plan` or the main job writes it)."""
+    path = triage_path(out_dir, preset)
+    if not path.exists():
+        return []
+    table = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"])
+    machine = table.machine.iloc[0] if len(table) else ""
+    shown = table.assign(
+        seeds=[f"{s:.0f}" if math.isfinite(s) else "–" for s in table.seeds],
+        hours=[f"{h:.1f}" if math.isfinite(h) else "–" for h in table.hours],
+        command=[f"`{c}`" if c else "" for c in table.command])
+    lines = ["", "## Which claims can be settled here", "",
+             f"From the plan on {machine}: the seeds a fixed-n test needs for 80 % power at each claim's smallest "
+             f"effect of interest, at the stated SD, and the hours they take here. A claim under {TRIAGE_HOURS:g} h "
+             "is an opt-in settle target, one command; past it, it stays a registered estimate at this scale.", "",
+             "| claim | notebook | seeds | hours | outcome | command |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r.claim} | {r.notebook} | {r.seeds} | {r.hours} | {r.outcome} | {r.command} |"
+              for r in shown.itertuples()]
+    return lines
 
 
 def make_plan(design: Design, seconds_per_seed: Mapping[str, float], claims: Mapping[str, tuple[str, ...]],

@@ -36,6 +36,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from ..analysis.claims import CLAIMS, PLANNING_SD, check_results_dataset, read_claims
@@ -50,6 +51,8 @@ from ..analysis.settle import (
     make_plan,
     resume,
     run_settle,
+    triage_lines,
+    write_triage,
 )
 from ..analysis.study_runs import load_study
 from ..core.config import ConfigError
@@ -59,6 +62,7 @@ from ..data.datasets import DataError
 from ..data.images import ImageData, load_dataset
 from ..execution import eta
 from ..execution.executors import EXECUTORS
+from ..execution.provenance import cpu_identity
 from ..execution.runner import CHECKPOINT_EVERY, auto_workers
 from ..execution.store import RunStore, StoreError, print_store_warnings_plainly
 from ..run.run_config import PRECISIONS
@@ -253,7 +257,10 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     if settle is not None and (plan_only or show_plan or settle.design.time_budget_s):
         plan = settle_plan(studies, preset, per_study, settle, settings, data.data_id)
         if plan_only or show_plan:
-            print("\n".join(plan.lines()), flush=True)
+            triage = triage_every_claim(preset, settle, settings, data.data_id) if show_plan else plan.triage()
+            print("\n".join(plan.lines() + triage_lines(triage)), flush=True)
+            if show_plan:  # the main job's: every claim, for report.md
+                write_triage(out_dir, preset, triage, machine_words())
         if plan_only:
             return 0
         plan.check_budget()  # before anything trains
@@ -369,6 +376,20 @@ def settle_plan(studies: list[Study], preset: str, per_study: dict[str, dict[str
     seconds = {group: eta.estimate(todo, rates, workers, timings)[0] / 2 for group, todo in groups.items()}
     claims = {group: tuple(c for nb in group.split("+") for c in claims_of_id(nb)) for group in groups}
     return make_plan(settle.design, seconds, claims, sesoi, PLANNING_SD.get((preset, "pp")))
+
+
+def triage_every_claim(preset: str, settle: SettleOptions, settings: Settings, data_id: str) -> pd.DataFrame:
+    """The triage of every notebook's claims at the preset (its own conditions), timed on this machine."""
+    studies = list(STUDIES.values())
+    plan = settle_plan(studies, preset, {s.id: {} for s in studies}, settle, settings, data_id)
+    return plan.triage()
+
+
+def machine_words() -> str:
+    """This CPU as a reader names it: its model, the flags that decide its kernels, its cores."""
+    cpu = cpu_identity()
+    flags = [f for f in cpu["flags"] or () if "bf16" in f or "amx" in f] or ["no native bf16"]
+    return f"{cpu['model']} ({', '.join(flags)}), {os.cpu_count()} cores"
 
 
 def check_settle_alone(params: dict[str, Any], seeds: str | None, train_only: bool) -> None:

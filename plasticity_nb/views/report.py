@@ -35,6 +35,7 @@ from ..analysis.claims import (
     the_verdicts,
 )
 from ..analysis.settle import section as settled_section
+from ..analysis.settle import triage_section
 from ..analysis.stats import ALPHA, POWER
 from ..analysis.study_result import StudyResult
 from ..core.files import locked, remove_stale_temporaries, write_atomic
@@ -90,6 +91,7 @@ def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.D
         others = f" Other tests: {row.other_tests}." if isinstance(row.other_tests, str) and row.other_tests else ""
         lines.append(f"- **{row.claim}**: {CLAIMS[row.claim].effect}.{others} Premise {row.premise}.")
     lines += settled_section(out_dir, preset)  # `run --settle`'s design and frozen verdicts (settle.py)
+    lines += triage_section(out_dir, preset)  # which other claims this machine can settle, from the main job's plan
     lines += settle(claims) + departures(claims, preset) + registry_changes()
     if results:
         lines += ["", "## Per condition", "",
