@@ -5,7 +5,8 @@ import resource
 
 import torch
 
-from plasticity_nb.execution.provenance import cpu_identity, device_name, git_commit
+from plasticity_nb.core.cpu import cpu_identity
+from plasticity_nb.execution.provenance import device_name, git_commit
 
 
 def describe_machine(device: torch.device) -> str:

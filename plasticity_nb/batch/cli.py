@@ -56,13 +56,13 @@ from ..analysis.settle import (
 )
 from ..analysis.study_runs import load_study
 from ..core.config import ConfigError
+from ..core.cpu import cpu_identity
 from ..core.files import is_full_disk
 from ..core.paths import resolve_out_dir
 from ..data.datasets import DataError
 from ..data.images import ImageData, load_dataset
 from ..execution import eta
 from ..execution.executors import EXECUTORS
-from ..execution.provenance import cpu_identity
 from ..execution.runner import CHECKPOINT_EVERY, auto_workers
 from ..execution.store import RunStore, StoreError, print_store_warnings_plainly
 from ..run.run_config import PRECISIONS

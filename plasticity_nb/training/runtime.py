@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 
 from ..core.config import ConfigError, check_choice
+from ..core.cpu import cpu_identity
 from ..run.run_config import RunConfig
 
 COMPILE_ENV = "PLASTICITY_COMPILE"  # execution only (how fast, not what): the compile setting of this process tree
@@ -110,13 +111,25 @@ def share_compile_cache(out_dir: str | os.PathLike) -> None:
     os.environ[CACHE_ENV] = os.environ[_OWN_CACHE_ENV] = str(Path(out_dir).expanduser().resolve() / "compile-cache")
 
 
+# bf16 is native on a CPU with bf16 dot products (AVX512_BF16, AMX); on other AVX-512 CPUs oneDNN emulates it
+# (0.56-0.69x fp32 measured on Skylake to Ice Lake), on AVX2 it is 9x slower (benchmarks/RESULTS.md)
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+BF16_CUDA_CAPABILITY = (8, 0)  # Ampere onwards have bf16 units; a T4 (7.5) or a V100 (7.0) emulates bf16
+
+
+def precision_for(cpu_flags: list[str] | None, cuda_capability: tuple[int, int] | None) -> str:
+    """bf16 where the device computes it natively, else fp32: a CUDA GPU (its compute capability given) from
+    BF16_CUDA_CAPABILITY, a CPU with one of BF16_CPU_FLAGS (flags None: unknown, so fp32)."""
+    if cuda_capability is not None:
+        return "bf16" if tuple(cuda_capability) >= BF16_CUDA_CAPABILITY else "fp32"
+    return "bf16" if set(cpu_flags or ()) & set(BF16_CPU_FLAGS) else "fp32"
+
+
 def native_precision() -> str:
-    """bf16 where this machine computes it natively (a CUDA GPU, or a CPU with AVX-512/AMX that oneDNN uses for
-    bf16), else fp32: on an AVX2-only CPU, bf16 autocast is emulated and measured 9x slower than fp32
-    (benchmarks/RESULTS.md). Resolved when a study builds its runs, so each stored run names its precision."""
-    if torch.cuda.is_available() or torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return "bf16"
-    return "fp32"
+    """This machine's `precision_for` (the GPU where one is visible). Resolved when a study builds its runs, so
+    each stored run names its precision in its key."""
+    capability = torch.cuda.get_device_capability() if torch.cuda.is_available() else None
+    return precision_for(cpu_identity()["flags"], capability)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
