@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from plasticity_nb.analysis.claims import CLAIMS, ClaimResult, read_claims, record_claims, relation
+from plasticity_nb.analysis.claims import CLAIMS, ClaimResult, read_claims, record_claims, relation, the_verdicts
 from plasticity_nb.analysis.premises import Premise
 from plasticity_nb.analysis.sequential import BUDGET, FUTILE, NOT_RESOLVED, OPEN, Design
 from plasticity_nb.analysis.settle import (
@@ -27,7 +27,7 @@ from plasticity_nb.analysis.stats import (
     ratio_test,
 )
 from plasticity_nb.batch.cli import main
-from plasticity_nb.views.report import write_report
+from plasticity_nb.views.report import summary_table, write_report
 
 MET, NOT_MET = Premise(True, "both arms fit"), Premise(False, "warm arm at 40 %")
 SURE = [10.0, 10.1, 9.9, 10.05, 10.02, 9.97, 10.08, 9.93]  # far above 0 at every look
@@ -235,6 +235,13 @@ def test_settle_end_to_end_on_the_smoke_preset(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "## Settled sequentially" in report and "Sequential design (fixed before any run)" in report
     assert f"| C1 | {settled['verdict']} |" in report
+    # the look's notebook ran before its decision: the lead and the notebook, brought up to it, show the settled row
+    settled_row = the_verdicts(read_claims(tmp_path)).iloc[0]
+    assert settled_row.stage == "settled"
+    row = summary_table(settled_row.to_frame().T).iloc[0]
+    assert f"| {row['estimate [interval]']} | {row.seeds} | {row.verdict} |" in report.split("## Method")[0]
+    executed = (tmp_path / "notebooks" / "01_warm_start_gap.ipynb").read_text()
+    assert row["estimate [interval]"] in executed  # the settled row's repeated interval, not the t interval
     configs = [json.loads((p / "config.json").read_text()) for p in (tmp_path / "runs").iterdir()
                if p.is_dir() and not p.name.startswith(".")]
     trained = [json.loads(line) for line in (tmp_path / "runs" / "events.log").read_text().splitlines()]

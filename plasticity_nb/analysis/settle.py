@@ -288,8 +288,11 @@ Evaluate = Callable[[Notebook, tuple[int, ...]], "list[ClaimResult] | None"]  # 
 
 
 def run_settle(out_dir: str | Path, fresh: Ledger, notebooks: Sequence[Notebook], run_look: RunLook,
-               evaluate: Evaluate, clock: Callable[[], float] = time.monotonic) -> tuple[Ledger, list[str]]:
-    """Look after look until every claim is settled or a budget ends; returns the ledger and the failures."""
+               evaluate: Evaluate, clock: Callable[[], float] = time.monotonic,
+               refresh: Callable[[Path, str], None] | None = None) -> tuple[Ledger, list[str]]:
+    """Look after look until every claim is settled or a budget ends; returns the ledger and the failures.
+    `refresh(out_dir, preset)` brings report.md up to the ledger after each look (the batch wrote it before the
+    look's decision)."""
     ledger, failures, started = resume(out_dir, fresh), [], clock()
     while ledger.looks_done < ledger.design.reachable and (todo := open_notebooks(ledger, notebooks)):
         look = ledger.looks_done + 1
@@ -314,7 +317,8 @@ def run_settle(out_dir: str | Path, fresh: Ledger, notebooks: Sequence[Notebook]
             write_ledger(out_dir, ledger)
         if ledger.settled:
             replace_rows(out_dir, ledger.preset, settled_rows(ledger))  # *the* verdicts, beside the fixed-n rows
-        refresh_report(out_dir, ledger.preset)
+        if refresh is not None:
+            refresh(Path(out_dir), ledger.preset)
         print_look(ledger, look)
     return ledger, failures
 
@@ -327,7 +331,7 @@ def print_look(ledger: Ledger, look: int) -> None:
 
 def section(out_dir: str | Path, preset: str) -> list[str]:
     """report.md's section on the sequential design and its settled verdicts (none without a ledger), between
-    markers so that `refresh_report` can replace it after each look."""
+    markers so that views/report.refresh_report can replace it after each look."""
     ledger = read_ledger(out_dir, preset)
     if ledger is None:
         return []
@@ -389,23 +393,6 @@ def planned_pass(ledger: Ledger, claim: str) -> str:
 
 def claims_of_id(notebook_id: str) -> tuple[str, ...]:
     return tuple(c.id for c in CLAIMS.values() if c.notebook[:2] == notebook_id)
-
-
-def refresh_report(out_dir: str | Path, preset: str) -> None:
-    """Put the current section in place of the old one in report.md (the batch rewrites the whole page after each
-    notebook, from the ledger as it then was); appended where the page has none yet."""
-    path = Path(out_dir) / "report.md"
-    with locked(claims_lock(out_dir)):
-        if not path.exists():
-            return
-        text = path.read_text()
-        new = "\n".join(section(out_dir, preset)[1:])
-        if START in text and END in text:
-            head, rest = text.split(START, 1)
-            text = head + new + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip("\n") + "\n\n" + new + "\n"
-        write_atomic(path, text)
 
 
 TRIAGE_HOURS = 8.0  # a claim whose seeds take longer here is not settleable at this scale (a night on 2 cores)
@@ -493,7 +480,7 @@ class Plan:
         costs here. The central claims are the main job's; others under TRIAGE_HOURS are opt-in settle targets
         (one command each); past it, they cannot be settled at this scale."""
         rows = []
-        for claim in dict.fromkeys(c for claims in self.claims.values() for c in claims):
+        for claim in sorted({c for claims in self.claims.values() for c in claims}, key=list(CLAIMS).index):
             sesoi, notebook = self.sesoi.get(claim), CLAIMS[claim].notebook[:2]
             row = {"claim": claim, "notebook": notebook, "sesoi": sesoi, "sd": self.sd, "seeds": math.nan,
                    "hours": math.nan, "command": ""}
@@ -542,7 +529,8 @@ def triage_section(out_dir: str | Path, preset: str) -> list[str]:
     path = triage_path(out_dir, preset)
     if not path.exists():
         return []
-    table = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"])
+    table = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"], dtype={"notebook": str})
+    table = table.assign(command=table.command.fillna(""))
     machine = table.machine.iloc[0] if len(table) else ""
     shown = table.assign(
         seeds=[f"{s:.0f}" if math.isfinite(s) else "–" for s in table.seeds],

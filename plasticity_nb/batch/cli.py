@@ -49,6 +49,7 @@ from ..analysis.settle import (
     SettleError,
     claims_of_id,
     make_plan,
+    read_ledger,
     resume,
     run_settle,
     triage_lines,
@@ -69,6 +70,7 @@ from ..run.run_config import PRECISIONS
 from ..studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
 from ..training.run_tensors import check_fits
 from ..training.runtime import COMPILE_CHOICES, COMPILE_ENV, resolve_device
+from ..views.report import refresh_report
 from .notebook_cache import NotebookCache, execution_key, parameter_names
 from .notebook_runs import Job, Settings, ensure_kernel, run_batch, train_all
 
@@ -429,7 +431,7 @@ def settle_notebooks(studies: list[Study], preset: str, per_study: dict[str, dic
     def config_at(nb_id: str, seeds: tuple[int, ...]):
         return by_id[nb_id].config.from_preset(preset, **config_values(params_at(nb_id, seeds)))
 
-    def run_look(todo: list[Notebook], seeds: tuple[int, ...]) -> list[str]:
+    def run_look(todo: list[Notebook], seeds: tuple[int, ...], force: bool = force) -> list[str]:
         jobs = [job_for(by_id[nb.id], preset, params_at(nb.id, seeds), settings.out_dir, settings.data_dir,
                         settings.executor, settings.ray_address, data, force) for nb in todo]
         if not all(job.reuse for job in jobs):
@@ -442,10 +444,29 @@ def settle_notebooks(studies: list[Study], preset: str, per_study: dict[str, dic
         return None if result is None else by_id[nb.id].module.claims(result, config)
 
     notebooks = [Notebook(s.id, s.stem, config_at(s.id, fresh.seeds(1)).smallest_effect) for s in studies]
-    ledger, failures = run_settle(settings.out_dir, fresh, notebooks, run_look, evaluate)
+    before = read_ledger(settings.out_dir, preset)
+    ledger, failures = run_settle(settings.out_dir, fresh, notebooks, run_look, evaluate, refresh=refresh_report)
+    failures += show_settled(ledger, before, notebooks, run_look)
     print(f"\nsettled: {len(ledger.settled)} claim(s) in {ledger.looks_done} look(s); ledger "
           f"{settings.out_dir / f'settled-{preset}.json'}")
     return summarise(settings.out_dir, preset, failures)
+
+
+def show_settled(ledger: Ledger, before: Ledger | None, notebooks: list[Notebook], run_look) -> list[str]:
+    """Execute again, from the stored runs, each notebook a claim of which this command froze: its look ran it
+    before the decision, so it showed the fixed-n test; now it shows the settled verdict (record_claims). It
+    runs at the seeds of the last look it took part in; nothing trains."""
+    new = {c for c in ledger.settled if before is None or c not in before.settled}
+    failures = []
+    for nb in notebooks:
+        claims = [c for c in claims_of_id(nb.id) if c in new]
+        if claims:
+            look = max(ledger.settled[c].look if c in ledger.settled else ledger.looks_done
+                       for c in claims_of_id(nb.id))
+            print(f"settle: notebook {nb.id} again at look {look}'s seeds, to show {', '.join(claims)} settled",
+                  flush=True)
+            failures += run_look([nb], ledger.seeds(look), force=True)
+    return failures
 
 
 def job_for(study: Study, preset: str, params: dict[str, Any], out_dir: Path, data_dir: str | None, executor: str,

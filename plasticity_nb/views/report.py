@@ -34,12 +34,16 @@ from ..analysis.claims import (
     registry_hash,
     the_verdicts,
 )
+from ..analysis.settle import END as SETTLED_END
+from ..analysis.settle import START as SETTLED_START
 from ..analysis.settle import section as settled_section
 from ..analysis.settle import triage_section
 from ..analysis.stats import ALPHA, POWER
 from ..analysis.study_result import StudyResult
 from ..core.files import locked, remove_stale_temporaries, write_atomic
 from ..execution.provenance import git_commit
+
+LEAD_START, LEAD_END = "<!-- the verdicts: start -->", "<!-- the verdicts: end -->"  # refresh_report's markers
 
 TESTS = {"difference": "CI above 0", "equivalence": "TOST within ±{margin:g}", "bound": "below {margin:+g}",
          "correlation": "r's CI above 0", "screen": "some r != 0, Holm over {margin:g} candidates",
@@ -64,7 +68,7 @@ def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.D
     claims = in_registry_order(claims)
     # the lead shows *the* verdicts (a settled one wherever it exists); the detail below every row of both stages
     verdicts = in_registry_order(the_verdicts(claims))
-    lines = [f"# plasticity_nb report: preset `{preset}`", ""] + lead(out_dir, preset, verdicts)
+    lines = [f"# plasticity_nb report: preset `{preset}`", "", LEAD_START, *lead(out_dir, preset, verdicts), LEAD_END]
     lines += ["", "## Method", "",
               f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}; "
               f"claims registry `{registry_hash()}` (the hash of every definition and change below). "
@@ -109,6 +113,32 @@ def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.D
         if figures:
             lines += [f"### {notebook}", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
     return lines
+
+
+def refresh_report(out_dir: Path, preset: str) -> None:
+    """Bring the page's lead and its settled section up to claims.csv and the ledger as they are now, the rest of
+    the page as the batch last wrote it: `run --settle` calls it after each look's decision, which comes after the
+    look's notebooks (and their report) ran."""
+    path = Path(out_dir) / "report.md"
+    with locked(claims_lock(out_dir)):
+        if not path.exists():
+            return
+        claims = read_claims(out_dir)
+        verdicts = in_registry_order(the_verdicts(claims[claims.preset == preset]))
+        text = replaced(path.read_text(), LEAD_START, LEAD_END, lead(Path(out_dir), preset, verdicts))
+        settled = settled_section(out_dir, preset)
+        if settled:  # ["", start, ..., end]: what lies between the markers
+            text = replaced(text, SETTLED_START, SETTLED_END, settled[2:-1])
+        write_atomic(path, text)
+
+
+def replaced(text: str, start: str, end: str, lines: list[str]) -> str:
+    """`text` with what lies between the markers `start` and `end` replaced by `lines` (appended, between new
+    markers, where the page has none yet)."""
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        return head + "\n".join([start, *lines, end]) + rest.split(end, 1)[1]
+    return text.rstrip("\n") + "\n\n" + "\n".join([start, *lines, end]) + "\n"
 
 
 def improvement_section(results: dict[str, StudyResult]) -> list[str]:
