@@ -1,7 +1,8 @@
 """Training throughput: plasticity_nb's loop against the loop a user writes by hand, in the same run.
 
 Naive baseline: a torchvision CIFAR-10 dataset (PIL images through ToTensor + Normalize) and
-DataLoader(num_workers=2, shuffle=True), fp32, the model in its default memory format. Ours: the whole
+DataLoader(num_workers=2, shuffle=True), fp32, the model in its default memory format. The default loop, printed
+first on a CPU, is ours as the batch runs it: one single-threaded worker per core, training at once. Ours: the whole
 subset normalised once on the device, batches gathered by index, channels_last, and the precision studies
 pick on this machine (`native_precision`: bf16 autocast on a GPU or an AVX-512/AMX CPU, fp32 on an AVX2
 CPU). Same model, batch size, optimiser (Adam 1e-3) and number of steps. Also the other precision and
@@ -10,6 +11,7 @@ channels_last off, each in turn, and torch.compile switched on.
     python -m benchmarks.train_throughput [--steps 60] [--widths 8 64] [--device cpu]
 """
 import argparse
+import multiprocessing
 import time
 
 import numpy as np
@@ -72,6 +74,20 @@ def ours_images_per_second(data, width: int, steps: int, device: torch.device, w
     return history[0]["step"] * BATCH / history[0]["seconds"]
 
 
+def _one_worker(width: int, steps: int, warmup: int) -> float:
+    """A batch worker: one thread, the default loop (spawned, so it loads its own copy of the data)."""
+    torch.set_num_threads(1)
+    device = torch.device("cpu")
+    return ours_images_per_second(load_cifar10(device=device), width, steps, device, warmup)
+
+
+def batch_images_per_second(width: int, steps: int, warmup: int, workers: int) -> float:
+    """The default loop as the batch runs it on a CPU (`runner.auto_workers`: one single-threaded process per
+    core): the workers train at once, and their images per second add up."""
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        return sum(pool.starmap(_one_worker, [(width, steps, warmup)] * workers))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=60)
@@ -95,6 +111,11 @@ def main() -> None:
             if device.type == "cuda":
                 variants["ours + compile (CUDA graphs)"] = {"compile": True, "compile_mode": "reduce-overhead"}
         print(f"ResNet-18 w{width}: naive {naive:8.0f} img/s")
+        if device.type == "cpu":  # the default loop first: how the batch trains, one 1-thread worker per core
+            workers = torch.get_num_threads()
+            batch = batch_images_per_second(width, args.steps, args.warmup, workers)
+            print(f"ResNet-18 w{width}: {f'default: {workers} workers x 1 thread':<30} {batch:8.0f} img/s   "
+                  f"ratio vs naive {batch / naive:5.2f}x")
         for name, options in variants.items():
             ours = ours_images_per_second(data, width, args.steps, device, args.warmup, **options)
             print(f"ResNet-18 w{width}: {name:<30} {ours:8.0f} img/s   ratio vs naive {ours / naive:5.2f}x")
