@@ -20,7 +20,7 @@ from benchmarks.common import describe_machine
 from plasticity_nb.data.images import load_dataset
 from plasticity_nb.studies import STUDIES
 from plasticity_nb.training import train as train_module
-from plasticity_nb.training.runtime import Runtime
+from plasticity_nb.training.memory_format import tuned_runtime
 from plasticity_nb.training.train import SingleLearner, train_run
 
 # operator kinds, by the first pattern found in an aten operator's name (the rest is "other")
@@ -83,7 +83,7 @@ def op_profile(seed: int, data, device, steps: int) -> dict[str, float]:
     """CPU seconds per operator kind over `steps` training steps of the warm arm's model (self time, so that
     nested operators are counted once)."""
     _, warm, _ = one_seed(seed, data)
-    runtime = Runtime.for_config(warm, device)
+    runtime = tuned_runtime(warm, device)
     model = train_module.init_model(warm, runtime)
     tensors = train_module.RunTensors(warm, data, runtime)
     state = train_module.RunState([], [], 0, 0, 0)

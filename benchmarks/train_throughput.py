@@ -24,7 +24,8 @@ from benchmarks.common import describe_machine
 from plasticity_nb import Phase, RunConfig, load_cifar10
 from plasticity_nb.data.cifar10 import MEAN, STD
 from plasticity_nb.nets.models import resnet18
-from plasticity_nb.training.runtime import Runtime, native_precision, resolve_device
+from plasticity_nb.training.memory_format import tuned_runtime
+from plasticity_nb.training.runtime import native_precision, resolve_device
 from plasticity_nb.training.train import train_run
 
 BATCH = 128
@@ -68,7 +69,7 @@ def ours_images_per_second(data, width: int, steps: int, device: torch.device, w
                        test_subset=1000, precision=precision, data_id=data.data_id)
     warm = RunConfig(phases=(Phase(epochs=1),), width=width, train_subset=(warmup + 1) * BATCH, test_subset=1000,
                      precision=precision, data_id=data.data_id)
-    runtime = Runtime.for_config(config, device, **options)
+    runtime = tuned_runtime(config, device, **options)  # the memory format chosen on this machine unless given
     train_run(warm, data, device, runtime=runtime)  # untimed warm-up (oneDNN primitive caches, compilation)
     history = train_run(config, data, device, runtime=runtime).history
     return history[0]["step"] * BATCH / history[0]["seconds"]

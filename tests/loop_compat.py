@@ -26,7 +26,8 @@ from typing import Any
 import torch
 
 from plasticity_nb import Phase, RunConfig
-from plasticity_nb.execution.provenance import git_commit, identity_name, machine_identity
+from plasticity_nb.core.cpu import identity_name, machine_identity
+from plasticity_nb.execution.provenance import git_commit
 from plasticity_nb.measures.metric_settings import MetricSettings
 from plasticity_nb.measures.probe_settings import ProbeSettings
 from plasticity_nb.remedies.cbp import ContinualBackpropSettings

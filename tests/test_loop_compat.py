@@ -1,6 +1,6 @@
 """The training loop keeps stored runs valid: the recorded cases train to the same keys and histories.
 
-Bitwise where this machine's identity (provenance.machine_identity) has a recording in tests/data/loop_compat/;
+Bitwise where this machine's identity (core/cpu.machine_identity) has a recording in tests/data/loop_compat/;
 elsewhere structurally against every recording (keys, rows, epochs, steps, which epochs were evaluated, status; a
 phase that stops at a train-accuracy target is checked against its rule instead, since when it stops depends on
 the floats), since floats differ between CPUs whose kernels differ. The test session's header says which comparison runs
@@ -9,7 +9,7 @@ the floats), since floats differ between CPUs whose kernels differ. The test ses
 """
 import pytest
 
-from plasticity_nb.execution.provenance import machine_identity
+from plasticity_nb.core.cpu import machine_identity
 from tests.loop_compat import (
     CASES,
     comparable,

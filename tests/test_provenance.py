@@ -2,8 +2,7 @@
 /proc/cpuinfo; two CPUs that ATen both calls "AVX512" are told apart."""
 import json
 
-from plasticity_nb.core.cpu import read_cpu_identity
-from plasticity_nb.execution.provenance import identity_name, machine_identity
+from plasticity_nb.core.cpu import identity_name, machine_identity, read_cpu_identity
 from tests.loop_compat import recording_for
 
 X86 = """processor\t: 0

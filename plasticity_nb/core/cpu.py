@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
 import platform
 import re
 import subprocess
@@ -75,3 +77,20 @@ def _sysctl_cpu() -> tuple[str, list[str] | None]:
     arm = [name.lower() for name in re.findall(r"hw\.optional\.arm\.FEAT_(\w+): 1", read("-a"))]
     flags = sorted(set(features + arm) & set(KERNEL_FLAGS))
     return brand, flags if features or arm else None
+
+
+def machine_identity() -> dict[str, Any]:
+    """What decides, besides the code, whether a CPU computation repeats bit for bit: the CPU (`cpu_identity`),
+    torch's version and the ATen kernels it dispatched to. A bitwise expectation holds only where all are equal
+    (single-threaded: the thread count is the caller's to fix)."""
+    import torch  # here, not at the top: the rest of this module serves code that runs without torch
+
+    return {**cpu_identity(), "torch": torch.__version__,
+            "aten_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def identity_name(identity: dict[str, Any]) -> str:
+    """A file name for a machine identity: its CPU model in short, and a hash of the whole identity."""
+    slug = re.sub(r"[^a-z0-9]+", "-", identity.get("model", "cpu").lower()).strip("-")[:40] or "cpu"
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{slug}-{digest}"

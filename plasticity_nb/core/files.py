@@ -68,14 +68,25 @@ def copy_atomic(source: str | os.PathLike, target: str | os.PathLike) -> None:
         raise
 
 
-def cached(table: str, key: str, compute: Callable[[], Any]) -> Any:
+def cached(table: str, key: str, compute: Callable[[], Any], once: bool = False) -> Any:
     """`compute()` once per `key` on this machine, kept in the JSON file `<cache_dir>/<table>.json` (the value must
     be JSON). A key names everything the value depends on. A cache that cannot be read or written only costs the
-    computation again; two processes adding keys at once may drop one of them, which is computed again later."""
+    computation again; two processes adding keys at once may drop one of them, which is computed again later.
+    `once`: a value that must never change once used (a choice made by timing): it is computed under the table's
+    lock, so that every process gets the first one."""
     path = cache_dir() / f"{table}.json"
     found = _read_table(path)
     if key in found:
         return found[key]
+    if not once:
+        return _compute_and_keep(path, key, compute)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path.with_name(f"{table}.lock")):
+        found = _read_table(path)
+        return found[key] if key in found else _compute_and_keep(path, key, compute)
+
+
+def _compute_and_keep(path: Path, key: str, compute: Callable[[], Any]) -> Any:
     value = compute()
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)

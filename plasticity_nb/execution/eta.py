@@ -14,19 +14,16 @@ import dataclasses
 import json
 import socket
 import statistics
-import time
 from collections import defaultdict
-from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..data.datasets import dataset_spec
 from ..run.run_config import RunConfig
 from ..training.build import evaluate as evaluate_model
-from ..training.build import init_model, make_optimizer
 from ..training.loop import scheduled
-from ..training.runtime import Runtime
+from ..training.memory_format import tuned_runtime
+from ..training.step_timing import random_batch, timed, train_step_seconds
 from .runner import training_examples
 from .store import RunStore
 
@@ -78,40 +75,13 @@ def time_steps(config: RunConfig, device: str | torch.device | None, threads: in
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        runtime = Runtime.for_config(config, device)
-        model = init_model(config, runtime)
-        optimizer = make_optimizer(config.phases[-1], config, model.parameters(), runtime)
-        memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
-        images = lambda n: torch.randn(n, 3, 32, 32, device=runtime.device).contiguous(memory_format=memory_format)
-        classes = dataset_spec(config.dataset).num_classes
-        x, y = images(config.batch_size), torch.randint(classes, (config.batch_size,), device=runtime.device)
-
-        def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            with runtime.autocast():
-                loss = F.cross_entropy(model(x).float(), y)
-            loss.backward()
-            optimizer.step()
-
-        train = timed(step, TIMED_STEPS, runtime.device) / (TIMED_STEPS * config.batch_size)
-        test_x = images(TIMED_TEST_IMAGES)
-        test_y = torch.randint(classes, (TIMED_TEST_IMAGES,), device=runtime.device)
+        runtime = tuned_runtime(config, device)  # the memory format the run will train in here
+        train, model = train_step_seconds(config, runtime, TIMED_STEPS)
+        test_x, test_y = random_batch(config, runtime, TIMED_TEST_IMAGES)
         evaluate = timed(lambda: evaluate_model(model, test_x, test_y, runtime), 1, runtime.device) / TIMED_TEST_IMAGES
         return StepTiming(train, evaluate)
     finally:
         torch.set_num_threads(before)
-
-
-def timed(work: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Seconds for `repeats` calls of `work`, after one untimed call."""
-    work()
-    synchronise = torch.cuda.synchronize if device.type == "cuda" else lambda: None
-    synchronise()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        work()
-    synchronise()
-    return time.perf_counter() - started
 
 
 def timings_for(todo: list[RunConfig], rates: dict[tuple, float], device: str | torch.device | None,

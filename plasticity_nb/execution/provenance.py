@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import platform
-import re
 import socket
 import subprocess
 from datetime import datetime, timezone
-from typing import Any
 
 import torch
 
@@ -22,21 +18,6 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"CPU: {cpu_identity()['model']} ({torch.get_num_threads()} threads)"
-
-
-def machine_identity() -> dict[str, Any]:
-    """What decides, besides the code, whether a CPU computation repeats bit for bit: the CPU (`cpu_identity`),
-    torch's version and the ATen kernels it dispatched to. A bitwise expectation holds only where all are equal
-    (single-threaded: the thread count is the caller's to fix)."""
-    return {**cpu_identity(), "torch": torch.__version__,
-            "aten_cpu_capability": torch.backends.cpu.get_cpu_capability()}
-
-
-def identity_name(identity: dict[str, Any]) -> str:
-    """A file name for a machine identity: its CPU model in short, and a hash of the whole identity."""
-    slug = re.sub(r"[^a-z0-9]+", "-", identity.get("model", "cpu").lower()).strip("-")[:40] or "cpu"
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{slug}-{digest}"
 
 
 @functools.lru_cache(maxsize=1)

@@ -69,7 +69,8 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: Image
         outcome = train_run(config, data, device, start, progress, resume,
                             checkpoint=lambda state: store.save_checkpoint(config, state),
                             checkpoint_every=checkpoint_every)
-        provenance = {**collect(device, time.perf_counter() - started, data.source), "compile": outcome.compile}
+        provenance = {**collect(device, time.perf_counter() - started, data.source), "compile": outcome.compile,
+                      "channels_last": outcome.channels_last}
         if resume:
             provenance["resumed_from"] = {"phase": resume.phase_index + 1, "epoch": resume.epoch}
         record = store.save(config, outcome, provenance)  # discards the checkpoint
@@ -210,7 +211,8 @@ def run_together(configs: list[RunConfig], store: RunStore, data: ImageData, dev
         outcomes = train_ensemble(configs, data, device, starts)
         seconds = time.perf_counter() - started
         for config, outcome in zip(configs, outcomes):
-            provenance = {**collect(device, seconds / len(configs), data.source), "ensemble_members": len(configs)}
+            provenance = {**collect(device, seconds / len(configs), data.source), "ensemble_members": len(configs),
+                          "channels_last": outcome.channels_last}
             store.save(config, outcome, provenance)
             store.log("finish", config, status=outcome.status, ensemble=len(configs))
 

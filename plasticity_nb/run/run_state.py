@@ -24,6 +24,8 @@ class RunState:
     # The run's execution setting, "off" (eager) or a torch.compile mode: a resumed run continues with the one it
     # started with (compiled and eager steps round differently); None in checkpoints written before it was kept.
     compile: str | None = None
+    # Its memory format (training/memory_format.py), kept for the same reason; None in older checkpoints.
+    channels_last: bool | None = None
 
 
 @dataclasses.dataclass
@@ -35,3 +37,4 @@ class RunOutcome:
     phases_done: int  # phases trained (fewer than configured only when diverged)
     remedies: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # RunRemedies' state at the end
     compile: str | None = None  # how its last phase executed ("off" or a torch.compile mode), for its provenance
+    channels_last: bool | None = None  # the memory format its last phase trained in, for its provenance

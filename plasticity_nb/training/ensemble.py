@@ -32,6 +32,7 @@ from ..run.run_state import RunOutcome, RunState
 from .build import EVAL_BATCH, init_model, make_optimizer
 from .graphed_step import GraphedAtFirstStep
 from .loop import diverged, train_phase
+from .memory_format import tuned_runtime
 from .run_tensors import RunTensors
 from .runtime import Runtime
 
@@ -68,14 +69,14 @@ def train_ensemble(configs: list[RunConfig], data: ImageData, device: str | torc
                    starts: list[RunOutcome] | None = None, **runtime_options: Any) -> list[RunOutcome]:
     """Train the last phase of every config (all phases when `starts` is None) as one vmapped model.
 
-    `runtime_options` go to `Runtime.for_config` (e.g. compile=True, compile_mode="reduce-overhead")."""
+    `runtime_options` go to `memory_format.tuned_runtime` (e.g. compile=True, compile_mode="reduce-overhead")."""
     if len({ensemble_key(c) for c in configs}) != 1:
         raise ValueError("an ensemble needs configs that differ only by seed")
     for config in configs:
         if why := refusal(config):
             raise ValueError(f"an ensemble cannot train seed {config.seed}'s run: it needs a model of its own for "
                              f"{why}; train it alone (run_many without ensemble=True)")
-    runtime = Runtime.for_config(configs[0], device, **runtime_options)
+    runtime = tuned_runtime(configs[0], device, **runtime_options)
     runtime.channels_last = False  # vmap adds a member dimension; keep plain NCHW inside
     models = [init_model(c, runtime) for c in configs]
     states = [RunState([], [], 0, 0, 0) for _ in configs]
@@ -91,7 +92,7 @@ def train_ensemble(configs: list[RunConfig], data: ImageData, device: str | torc
         train_phase(learner, learner.phase, states)
         states = [RunState(s.history, [], s.phase_index + 1, 0, s.step) for s in states]
     return [RunOutcome(s.history, [], state, "diverged" if diverged(s) else "finished",
-                       s.history[-1]["phase"] if diverged(s) else len(c.phases))
+                       s.history[-1]["phase"] if diverged(s) else len(c.phases), channels_last=runtime.channels_last)
             for c, s, state in zip(configs, states, stack.member_states())]
 
 

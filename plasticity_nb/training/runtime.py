@@ -62,13 +62,11 @@ class Runtime:
 
     @classmethod
     def for_config(cls, config: RunConfig, device: str | torch.device | None = None, **options: Any) -> "Runtime":
-        """Defaults: channels_last for convolutional nets (on a CPU, widths that are multiples of 8), and
+        """Defaults: the first of `memory_formats` (memory_format.tuned_runtime picks the faster here), and
         torch.compile in the mode PLASTICITY_COMPILE names (set by `run --compile MODE`; e.g. reduce-overhead
         on a GPU; "off": eager), else eager; `options` override."""
         device = resolve_device(device)
-        # On a CPU, oneDNN's NHWC kernels vectorise over 8 channels: a width-4 ResNet in channels_last fell to a
-        # reference path on an AVX2 CPU (> 40 s for one fp32 step that takes 0.07 s in NCHW).
-        channels_last = config.model == "resnet" and (device.type == "cuda" or config.width % 8 == 0)
+        channels_last = memory_formats(config, device)[0]
         setting = os.environ.get(COMPILE_ENV) or COMPILE_OFF
         check_choice(COMPILE_ENV, setting, COMPILE_CHOICES)
         defaults: dict[str, Any] = {"channels_last": channels_last, **cls.compile_options(setting)}
@@ -99,6 +97,18 @@ class Runtime:
         """The callable a training step uses: the model (which keeps its state-dict keys) or, for ensembles,
         the vmapped functional call; compiled when `compile` is set."""
         return torch.compile(forward, mode=self.compile_mode) if self.compile else forward
+
+
+def memory_formats(config: RunConfig, device: torch.device) -> tuple[bool, ...]:
+    """The memory formats a run may train in, as `channels_last` values, the default first: NHWC for a ResNet on
+    a GPU; NCHW alone for other nets; both for a ResNet on a CPU whose widths are multiples of 8, which oneDNN's
+    NHWC kernels vectorise over (a width-4 ResNet in channels_last fell to a reference path on an AVX2 CPU:
+    > 40 s for one fp32 step that takes 0.07 s in NCHW)."""
+    if config.model != "resnet":
+        return (False,)
+    if device.type == "cuda" or config.width % 8:
+        return (device.type == "cuda",)
+    return (True, False)
 
 
 def share_compile_cache(out_dir: str | os.PathLike) -> None:

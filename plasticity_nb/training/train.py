@@ -27,6 +27,7 @@ from ..run.run_state import RunOutcome, RunState
 from .build import evaluate, init_model, make_optimizer
 from .graphed_step import GraphedAtFirstStep
 from .loop import diverged, train_phase
+from .memory_format import tuned_runtime
 from .run_hooks import Checkpointing, Probing, Progress, ResetGroups, cpu_state
 from .run_remedies import PhaseContext, RunRemedies, remedy_hooks
 from .run_tensors import RunTensors
@@ -104,14 +105,13 @@ def train_run(config: RunConfig, data: ImageData, device: str | torch.device | N
     """Train every phase of `config`; or, given `start` (the outcome of `config.prefix()`), only the last.
 
     `resume` continues from a checkpoint that `checkpoint` saved (every `checkpoint_every` epochs);
-    `runtime` overrides how it executes (default: `Runtime.for_config(config, device)`, compiled or not as the
-    resumed run was). Seeded and deterministic on CPU: the same config, thread count and compile setting give a
-    bitwise-identical history, whether the run went in one go, continued a stored prefix, or resumed from a
-    checkpoint.
+    `runtime` overrides how it executes (default: `memory_format.tuned_runtime(config, device)`, compiled or not
+    and in the memory format the resumed run was). Seeded and deterministic on CPU: the same config, thread count,
+    compile setting and memory format give a bitwise-identical history, whether the run went in one go, continued
+    a stored prefix, or resumed from a checkpoint.
     """
     if runtime is None:
-        started_as = Runtime.compile_options(resume.compile) if resume is not None and resume.compile else {}
-        runtime = Runtime.for_config(config, device, **started_as)
+        runtime = tuned_runtime(config, device, **started_as(resume))
     if start is not None and start.status == "diverged":
         return start  # a diverged prefix has no weights worth continuing from
     if start is not None and start.phases_done != len(config.phases) - 1:
@@ -121,14 +121,15 @@ def train_run(config: RunConfig, data: ImageData, device: str | torch.device | N
     if resume is not None:
         model.load_state_dict(resume.model)
         remedies.load_state_dict(resume.remedies or {})
-        state = dataclasses.replace(resume, model=None, remedies=None, compile=runtime.compile_setting)
+        state = dataclasses.replace(resume, model=None, remedies=None, compile=runtime.compile_setting,
+                                    channels_last=runtime.channels_last)
     elif start is not None:
         model.load_state_dict(start.state)
         remedies.load_state_dict(start.remedies)
         state = RunState(list(start.history), list(start.probes), start.phases_done, 0, start.history[-1]["step"],
-                         compile=runtime.compile_setting)
+                         compile=runtime.compile_setting, channels_last=runtime.channels_last)
     else:
-        state = RunState([], [], 0, 0, 0, compile=runtime.compile_setting)
+        state = RunState([], [], 0, 0, 0, compile=runtime.compile_setting, channels_last=runtime.channels_last)
     tensors = RunTensors(config, data, runtime)
     while state.phase_index < len(config.phases):
         learner = SingleLearner(model, config, state, tensors, runtime)
@@ -140,10 +141,20 @@ def train_run(config: RunConfig, data: ImageData, device: str | torch.device | N
             train_phase(learner, learner.phase, [state], hooks)
         if diverged(state):
             return RunOutcome(state.history, state.probes, cpu_state(model), "diverged", state.phase_index + 1,
-                              remedies.state_dict(), state.compile)
-        state = RunState(state.history, state.probes, state.phase_index + 1, 0, state.step, compile=state.compile)
+                              remedies.state_dict(), state.compile, state.channels_last)
+        state = RunState(state.history, state.probes, state.phase_index + 1, 0, state.step, compile=state.compile,
+                         channels_last=state.channels_last)
     return RunOutcome(state.history, state.probes, cpu_state(model), "finished", len(config.phases),
-                      remedies.state_dict(), state.compile)
+                      remedies.state_dict(), state.compile, state.channels_last)
+
+
+def started_as(resume: RunState | None) -> dict[str, object]:
+    """The execution settings a resumed run began with (its checkpoint's); none for a fresh run, or one whose
+    checkpoint predates them."""
+    if resume is None:
+        return {}
+    settings = Runtime.compile_options(resume.compile) if resume.compile else {}
+    return settings if resume.channels_last is None else {**settings, "channels_last": resume.channels_last}
 
 
 def _remedy_hooks(config: RunConfig, state: RunState, tensors: RunTensors, runtime: Runtime,

@@ -1,0 +1,87 @@
+"""The memory format a run trains in: chosen once per machine from timed steps, kept by its checkpoints, recorded."""
+import pandas as pd
+import pytest
+import torch
+
+from plasticity_nb import Phase, RunStore
+from plasticity_nb.training import memory_format
+from plasticity_nb.training.memory_format import channels_last_here, tuned_runtime
+from plasticity_nb.training.runtime import memory_formats
+from plasticity_nb.training.train import train_run
+from tests.helpers import tiny_run
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+DETERMINISTIC = ["phase", "epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
+
+
+def test_the_formats_a_run_may_train_in():
+    assert memory_formats(tiny_run(model="mlp", width=64), CPU) == (False,)
+    assert memory_formats(tiny_run(width=4), CPU) == (False,)  # NHWC falls to a reference path below 8 channels
+    assert memory_formats(tiny_run(width=8), CPU) == (True, False)  # the default first
+    assert memory_formats(tiny_run(width=4), CUDA) == (True,)
+
+
+@pytest.fixture
+def timings(monkeypatch, tmp_path):
+    """Timed steps replaced by given seconds per example (NHWC, NCHW); counts the timings made."""
+    monkeypatch.setenv("PLASTICITY_CACHE", str(tmp_path))
+    made = []
+
+    def fake(config, runtime, steps):
+        made.append(runtime.channels_last)
+        return timings.seconds[runtime.channels_last], None
+
+    timings.seconds = {True: 1.0, False: 1.0}
+    timings.made = made
+    monkeypatch.setattr(memory_format, "train_step_seconds", fake)
+    return timings
+
+
+def test_the_faster_format_is_chosen_once_and_kept(timings, monkeypatch):
+    config = tiny_run(width=8)
+    timings.seconds = {True: 1.0, False: 0.6}  # NCHW clearly faster, as on the Intel Xeon with AMX
+    assert channels_last_here(config, CPU) is False and timings.made == [True, False]
+    timings.seconds = {True: 0.5, False: 1.0}  # timed again it would now choose NHWC: it is never timed again
+    assert channels_last_here(config, CPU) is False and len(timings.made) == 2
+    assert tuned_runtime(config, CPU).channels_last is False
+    assert tuned_runtime(config, CPU, channels_last=True).channels_last is True  # an explicit choice wins
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 7)  # another thread count is another choice
+    assert channels_last_here(config, CPU) is True and len(timings.made) == 4
+
+
+def test_a_near_tie_keeps_the_default(timings):
+    timings.seconds = {True: 1.0, False: 0.95}
+    assert channels_last_here(tiny_run(width=8), CPU) is True
+
+
+def test_a_model_with_one_possible_format_is_not_timed(timings):
+    assert channels_last_here(tiny_run(width=4), CPU) is False and timings.made == []
+
+
+def test_a_resumed_run_keeps_the_memory_format_it_began_in(cifar, tmp_path, timings):
+    config = tiny_run(width=8, phases=(Phase(epochs=3),))
+    timings.seconds = {True: 1.0, False: 0.5}  # this machine trains it in NCHW
+    saved = []
+    whole = train_run(config, cifar, checkpoint=saved.append, checkpoint_every=1)
+    assert whole.channels_last is False and {s.channels_last for s in saved} == {False}
+    store = RunStore(tmp_path / "out")
+    store.save_checkpoint(config, saved[0])
+    timings.seconds = {True: 0.5, False: 1.0}  # a machine whose cache says NHWC resumes it
+    monkeypatch_cache = tmp_path / "other-cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PLASTICITY_CACHE", str(monkeypatch_cache))
+        assert channels_last_here(config, CPU) is True
+        resumed = train_run(config, cifar, resume=store.load_checkpoint(config))
+    assert resumed.channels_last is False
+    pd.testing.assert_frame_equal(pd.DataFrame(resumed.history)[DETERMINISTIC],
+                                  pd.DataFrame(whole.history)[DETERMINISTIC])
+    assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
+
+
+def test_a_stored_run_records_its_memory_format(cifar, tmp_path, timings):
+    from plasticity_nb.execution.runner import run
+
+    timings.seconds = {True: 0.5, False: 1.0}
+    config = tiny_run(width=8, phases=(Phase(epochs=1),))
+    record = run(config, tmp_path, cifar)
+    assert RunStore(tmp_path).provenance(config)["channels_last"] is True and record is not None
