@@ -78,7 +78,7 @@ def pytest_runtest_setup(item):
 
 def pytest_report_header(config):
     """Which comparison the loop-compatibility test runs on this machine (tests/test_loop_compat.py)."""
-    from plasticity_nb.execution.provenance import identity_name, machine_identity
+    from plasticity_nb.core.cpu import identity_name, machine_identity
     from tests.loop_compat import recording_for
 
     identity = machine_identity()
