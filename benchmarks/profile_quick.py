@@ -18,9 +18,11 @@ import torch
 
 from benchmarks.common import describe_machine
 from plasticity_nb.data.images import load_dataset
+from plasticity_nb.run.run_state import RunState
 from plasticity_nb.studies import STUDIES
-from plasticity_nb.training import train as train_module
+from plasticity_nb.training.build import init_model
 from plasticity_nb.training.memory_format import tuned_runtime
+from plasticity_nb.training.run_tensors import RunTensors
 from plasticity_nb.training.train import SingleLearner, train_run
 
 # operator kinds, by the first pattern found in an aten operator's name (the rest is "other")
@@ -84,9 +86,9 @@ def op_profile(seed: int, data, device, steps: int) -> dict[str, float]:
     nested operators are counted once)."""
     _, warm, _ = one_seed(seed, data)
     runtime = tuned_runtime(warm, device)
-    model = train_module.init_model(warm, runtime)
-    tensors = train_module.RunTensors(warm, data, runtime)
-    state = train_module.RunState([], [], 0, 0, 0)
+    model = init_model(warm, runtime)
+    tensors = RunTensors(warm, data, runtime)
+    state = RunState([], [], 0, 0, 0)
     learner = SingleLearner(model, warm, state, tensors, runtime)
     batches, _ = learner.epoch_batches(0)
     for batch in batches[:5]:

@@ -4,6 +4,7 @@ import torch
 
 from plasticity_nb.execution import eta
 from plasticity_nb.run.run_config import Phase, RunConfig
+from plasticity_nb.training.step_timing import shape
 
 
 def config(**fields) -> RunConfig:
@@ -24,6 +25,6 @@ def test_timed_steps_measure_each_unmeasured_size_once_and_leave_the_threads_as_
     timings = eta.timings_for(todo, rates={}, device="cpu", threads=1)
     assert len(timings) == 2 and all(t.train > 0 and t.evaluate > 0 for t in timings.values())
     assert torch.get_num_threads() == threads
-    assert eta.timings_for(todo, rates={eta.shape(c): 1e-3 for c in todo}, device="cpu", threads=1) == {}
+    assert eta.timings_for(todo, rates={shape(c): 1e-3 for c in todo}, device="cpu", threads=1) == {}
     seconds, unknown = eta.estimate(todo, {}, workers=2, timings=timings)
-    assert unknown == 0 and seconds == pytest.approx(sum(timings[eta.shape(c)].run_seconds(c) for c in todo) / 2)
+    assert unknown == 0 and seconds == pytest.approx(sum(timings[shape(c)].run_seconds(c) for c in todo) / 2)

@@ -257,9 +257,10 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
     settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every,
                         ensemble)
     if settle is not None and (plan_only or show_plan or settle.design.time_budget_s):
-        plan = settle_plan(studies, preset, per_study, settle, settings, data.data_id)
+        rates = eta.seconds_per_example(RunStore(out_dir, read_only=True))  # the store read once
+        plan = settle_plan(studies, preset, per_study, settle, settings, data.data_id, rates)
         if plan_only or show_plan:
-            triage = triage_every_claim(preset, settle, settings, data.data_id) if show_plan else plan.triage()
+            triage = triage_every_claim(preset, settle, settings, data.data_id, rates) if show_plan else plan.triage()
             print("\n".join(plan.lines() + triage_lines(triage)), flush=True)
             if show_plan:  # the main job's: every claim, for report.md
                 write_triage(out_dir, preset, triage, machine_words())
@@ -354,11 +355,26 @@ def settle_options(looks: str | None, first_seed: int, seed_budget: int | None,
 
 
 def settle_plan(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], settle: SettleOptions,
-                settings: Settings, data_id: str) -> Plan:
-    """The settle command's plan: the wall seconds per seed here (the batch's estimate: stored runs' speed, else a
-    few timed steps) of each notebook's own runs and, apart, of the runs several notebooks share (a scratch arm is
-    trained once for all who read it); each central claim's operating characteristics at the stated planning SD."""
-    rates = eta.seconds_per_example(RunStore(settings.out_dir, read_only=True))  # the store read once
+                settings: Settings, data_id: str, rates: dict[tuple, float]) -> Plan:
+    """The settle command's plan: `run_costs` and each central claim's operating characteristics at the stated
+    planning SD. `rates`: the stored runs' speeds (eta.seconds_per_example)."""
+    seconds, claims, sesoi = run_costs(studies, preset, per_study, settle, settings, data_id, rates)
+    return make_plan(settle.design, seconds, claims, sesoi, PLANNING_SD.get((preset, "pp")))
+
+
+def triage_every_claim(preset: str, settle: SettleOptions, settings: Settings, data_id: str,
+                       rates: dict[tuple, float]) -> pd.DataFrame:
+    """The triage of every notebook's claims at the preset (its own conditions), timed on this machine."""
+    studies = list(STUDIES.values())
+    seconds, claims, sesoi = run_costs(studies, preset, {s.id: {} for s in studies}, settle, settings, data_id, rates)
+    return Plan(settle.design, seconds, {}, claims, sesoi, PLANNING_SD.get((preset, "pp"))).triage()
+
+
+def run_costs(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], settle: SettleOptions,
+              settings: Settings, data_id: str, rates: dict[tuple, float]) -> tuple[dict, dict, dict]:
+    """The wall seconds per seed here (the batch's estimate: stored runs' speed, else a few timed steps) of each
+    notebook's own runs and, apart, of the runs several notebooks share (a scratch arm is trained once for all who
+    read it); the claims that read each group of runs; each claim's smallest effect of interest."""
     two = [settle.first_seed, settle.first_seed + 1]  # a study needs two seeds; the time is halved below
     runs, readers, sesoi = {}, defaultdict(list), {}
     for study in studies:
@@ -377,14 +393,7 @@ def settle_plan(studies: list[Study], preset: str, per_study: dict[str, dict[str
     timings = eta.timings_for(list(runs.values()), rates, settings.device, max(1, torch.get_num_threads() // workers))
     seconds = {group: eta.estimate(todo, rates, workers, timings)[0] / 2 for group, todo in groups.items()}
     claims = {group: tuple(c for nb in group.split("+") for c in claims_of_id(nb)) for group in groups}
-    return make_plan(settle.design, seconds, claims, sesoi, PLANNING_SD.get((preset, "pp")))
-
-
-def triage_every_claim(preset: str, settle: SettleOptions, settings: Settings, data_id: str) -> pd.DataFrame:
-    """The triage of every notebook's claims at the preset (its own conditions), timed on this machine."""
-    studies = list(STUDIES.values())
-    plan = settle_plan(studies, preset, {s.id: {} for s in studies}, settle, settings, data_id)
-    return plan.triage()
+    return seconds, claims, sesoi
 
 
 def machine_words() -> str:

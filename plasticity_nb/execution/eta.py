@@ -23,17 +23,12 @@ from ..run.run_config import RunConfig
 from ..training.build import evaluate as evaluate_model
 from ..training.loop import scheduled
 from ..training.memory_format import tuned_runtime
-from ..training.step_timing import random_batch, timed, train_step_seconds
+from ..training.step_timing import random_batch, shape, timed, train_step_seconds
 from .runner import training_examples
 from .store import RunStore
 
 TIMED_STEPS = 3  # training steps timed per model size, after one untimed (allocations, oneDNN's kernel choice)
 TIMED_TEST_IMAGES = 1000  # images of the timed evaluation pass
-
-
-def shape(config: RunConfig) -> tuple:
-    """What sets a run's speed per example besides the machine."""
-    return config.model, config.depth, config.width, config.batch_size, config.precision
 
 
 def seconds_per_example(store: RunStore) -> dict[tuple, float]:

@@ -32,7 +32,6 @@ from ..run.run_state import RunOutcome, RunState
 from .build import EVAL_BATCH, init_model, make_optimizer
 from .graphed_step import GraphedAtFirstStep
 from .loop import diverged, train_phase
-from .memory_format import tuned_runtime
 from .run_tensors import RunTensors
 from .runtime import Runtime
 
@@ -69,15 +68,15 @@ def train_ensemble(configs: list[RunConfig], data: ImageData, device: str | torc
                    starts: list[RunOutcome] | None = None, **runtime_options: Any) -> list[RunOutcome]:
     """Train the last phase of every config (all phases when `starts` is None) as one vmapped model.
 
-    `runtime_options` go to `memory_format.tuned_runtime` (e.g. compile=True, compile_mode="reduce-overhead")."""
+    `runtime_options` go to `Runtime.for_config` (e.g. compile=True, compile_mode="reduce-overhead")."""
     if len({ensemble_key(c) for c in configs}) != 1:
         raise ValueError("an ensemble needs configs that differ only by seed")
     for config in configs:
         if why := refusal(config):
             raise ValueError(f"an ensemble cannot train seed {config.seed}'s run: it needs a model of its own for "
                              f"{why}; train it alone (run_many without ensemble=True)")
-    runtime = tuned_runtime(configs[0], device, **runtime_options)
-    runtime.channels_last = False  # vmap adds a member dimension; keep plain NCHW inside
+    # vmap adds a member dimension: plain NCHW inside, so there is no memory format to choose
+    runtime = Runtime.for_config(configs[0], device, **{**runtime_options, "channels_last": False})
     models = [init_model(c, runtime) for c in configs]
     states = [RunState([], [], 0, 0, 0) for _ in configs]
     if starts is not None:  # each the outcome of its config's prefix (a diverged one gets no more rows)

@@ -18,7 +18,7 @@ from ..core.cpu import identity_name, machine_identity
 from ..core.files import cached
 from ..run.run_config import RunConfig
 from .runtime import Runtime, memory_formats, resolve_device
-from .step_timing import train_step_seconds
+from .step_timing import shape, train_step_seconds
 
 CHOICES = "memory-formats"  # the cache table: <cache_dir>/memory-formats.json
 
@@ -48,8 +48,7 @@ def channels_last_here(config: RunConfig, device: torch.device) -> bool:
 
 
 def choice_key(config: RunConfig) -> str:
-    model = f"{config.model} depth {config.depth} width {config.width} batch {config.batch_size} {config.precision}"
-    return f"{identity_name(machine_identity())}, {torch.get_num_threads()} thread(s), {model}"
+    return f"{identity_name(machine_identity())}, {torch.get_num_threads()} thread(s), {shape(config)}"
 
 
 def time_formats(config: RunConfig, device: torch.device, formats: tuple[bool, ...]) -> dict[str, Any]:

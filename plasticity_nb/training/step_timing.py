@@ -14,6 +14,11 @@ from .build import init_model, make_optimizer
 from .runtime import Runtime
 
 
+def shape(config: RunConfig) -> tuple:
+    """What sets a run's speed per example besides the machine."""
+    return config.model, config.depth, config.width, config.batch_size, config.precision
+
+
 def random_batch(config: RunConfig, runtime: Runtime, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` random images in the runtime's memory format, and random labels of the config's dataset."""
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
