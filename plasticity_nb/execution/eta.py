@@ -22,7 +22,7 @@ from ..data.datasets import dataset_spec
 from ..run.run_config import RunConfig
 from ..training.build import evaluate as evaluate_model
 from ..training.loop import scheduled
-from ..training.memory_format import tuned_runtime
+from ..training.layout import tuned_runtime
 from ..training.step_timing import random_batch, shape, timed, train_step_seconds
 from .runner import training_examples
 from .store import RunStore
@@ -70,7 +70,7 @@ def time_steps(config: RunConfig, device: str | torch.device | None, threads: in
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        runtime = tuned_runtime(config, device)  # the memory format the run will train in here
+        runtime = tuned_runtime(config, device)  # the layout the run will train in here
         train, model = train_step_seconds(config, runtime, TIMED_STEPS)
         test_x, test_y = random_batch(config, runtime, TIMED_TEST_IMAGES)
         evaluate = timed(lambda: evaluate_model(model, test_x, test_y, runtime), 1, runtime.device) / TIMED_TEST_IMAGES

@@ -70,7 +70,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: Image
                             checkpoint=lambda state: store.save_checkpoint(config, state),
                             checkpoint_every=checkpoint_every)
         provenance = {**collect(device, time.perf_counter() - started, data.source), "compile": outcome.compile,
-                      "channels_last": outcome.channels_last}
+                      "channels_last": outcome.channels_last, "narrow_norm": outcome.narrow_norm}
         if resume:
             provenance["resumed_from"] = {"phase": resume.phase_index + 1, "epoch": resume.epoch}
         record = store.save(config, outcome, provenance)  # discards the checkpoint

@@ -24,8 +24,10 @@ class RunState:
     # The run's execution setting, "off" (eager) or a torch.compile mode: a resumed run continues with the one it
     # started with (compiled and eager steps round differently); None in checkpoints written before it was kept.
     compile: str | None = None
-    # Its memory format (training/memory_format.py), kept for the same reason; None in older checkpoints.
+    # Its layout (training/layout.py), kept for the same reason: the memory format and whether batch norm ran on
+    # the fused kernels; None in older checkpoints (which trained without them).
     channels_last: bool | None = None
+    narrow_norm: bool | None = None
 
 
 @dataclasses.dataclass
@@ -38,3 +40,4 @@ class RunOutcome:
     remedies: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # RunRemedies' state at the end
     compile: str | None = None  # how its last phase executed ("off" or a torch.compile mode), for its provenance
     channels_last: bool | None = None  # the memory format its last phase trained in, for its provenance
+    narrow_norm: bool | None = None  # whether its batch norms ran on the fused kernels (training/narrow_norm.py)

@@ -12,6 +12,7 @@ from torch.fx.experimental.optimization import fuse
 from ..data.datasets import dataset_spec
 from ..nets.models import build_model
 from ..run.run_config import Phase, RunConfig
+from .narrow_norm import install, standard_copy
 from .runtime import Runtime
 
 
@@ -20,7 +21,8 @@ def init_model(config: RunConfig, runtime: Runtime) -> torch.nn.Module:
         torch.manual_seed(config.seed)
         model = build_model(config.model, config.depth, config.width, dataset_spec(config.dataset).num_classes)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
-    return model.to(runtime.device, memory_format=memory_format)
+    model = model.to(runtime.device, memory_format=memory_format)
+    return install(model) if runtime.narrow_norm else model
 
 
 def make_optimizer(phase: Phase, config: RunConfig, params, runtime: Runtime) -> torch.optim.Optimizer:
@@ -45,7 +47,9 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """Mean cross-entropy and accuracy over all of `images` (BatchNorm in eval mode)."""
     was_training = model.training
     model.eval()
-    net = fuse(model)  # a copy with each BatchNorm folded into its convolution: same function, ~25% faster
+    # a copy with each BatchNorm folded into its convolution: same function, ~25% faster (torch.fx traces ATen's
+    # modules, so the fused batch norm is taken out first: evaluation runs in eval mode, where it does nothing)
+    net = fuse(standard_copy(model))
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), device=images.device, dtype=torch.long)
     for start in range(0, len(images), EVAL_BATCH):

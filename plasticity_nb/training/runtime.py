@@ -43,7 +43,7 @@ _OWN_CACHE_ENV = "PLASTICITY_COMPILE_CACHE"  # the cache folder this package cho
 
 @dataclasses.dataclass
 class Runtime:
-    """How a run executes, not what it computes: device, precision, memory format and compilation,
+    """How a run executes, not what it computes: device, precision, layout and compilation,
     decided in this one place (benchmarks/train_throughput.py measures each on and off)."""
 
     device: torch.device
@@ -52,17 +52,24 @@ class Runtime:
     compile: bool = False  # torch.compile the training forward (pays a compile time up front)
     compile_mode: str = "default"  # torch.compile mode; "reduce-overhead" also replays CUDA graphs (GPU only)
     graph_step: bool = False  # replay the whole training step as one CUDA graph (GPU only; see graphed_step.py)
+    # batch norm, its ReLU and residual add on this package's fused kernels (narrow_norm.py): eager bf16 NHWC on a CPU
+    narrow_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.graph_step and self.device.type != "cuda":
             raise ConfigError(f"compile setting {GRAPHED_STEP!r} replays CUDA graphs: it needs a CUDA GPU, and this "
                               f"run is on {self.device}; use --compile off (or a torch.compile mode) here")
+        if self.narrow_norm and not (self.device.type == "cpu" and self.precision == "bf16" and self.channels_last
+                                     and not self.compile):
+            raise ConfigError(f"narrow_norm (the fused batch norm) runs eager bf16 NHWC on a CPU; this run is "
+                              f"{self.precision} on {self.device}, channels_last={self.channels_last}, "
+                              f"compile={self.compile_setting}")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time and pick its fastest kernels
 
     @classmethod
     def for_config(cls, config: RunConfig, device: str | torch.device | None = None, **options: Any) -> "Runtime":
-        """Defaults: the first of `memory_formats` (memory_format.tuned_runtime picks the faster here), and
+        """Defaults: the first of `memory_formats` (layout.tuned_runtime picks the fastest layout here), and
         torch.compile in the mode PLASTICITY_COMPILE names (set by `run --compile MODE`; e.g. reduce-overhead
         on a GPU; "off": eager), else eager; `options` override."""
         device = resolve_device(device)

@@ -1,5 +1,5 @@
 """A few training steps of a run's model, timed on random images: what the time estimate (execution/eta.py) and
-the choice of memory format (memory_format.py) measure a model size by."""
+the choice of layout (layout.py) measure a model size by."""
 from __future__ import annotations
 
 import time

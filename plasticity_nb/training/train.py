@@ -27,7 +27,7 @@ from ..run.run_state import RunOutcome, RunState
 from .build import evaluate, init_model, make_optimizer
 from .graphed_step import GraphedAtFirstStep
 from .loop import diverged, train_phase
-from .memory_format import tuned_runtime
+from .layout import tuned_runtime
 from .run_hooks import Checkpointing, Probing, Progress, ResetGroups, cpu_state
 from .run_remedies import PhaseContext, RunRemedies, remedy_hooks
 from .run_tensors import RunTensors
@@ -105,9 +105,9 @@ def train_run(config: RunConfig, data: ImageData, device: str | torch.device | N
     """Train every phase of `config`; or, given `start` (the outcome of `config.prefix()`), only the last.
 
     `resume` continues from a checkpoint that `checkpoint` saved (every `checkpoint_every` epochs);
-    `runtime` overrides how it executes (default: `memory_format.tuned_runtime(config, device)`, compiled or not
-    and in the memory format the resumed run was). Seeded and deterministic on CPU: the same config, thread count,
-    compile setting and memory format give a bitwise-identical history, whether the run went in one go, continued
+    `runtime` overrides how it executes (default: `layout.tuned_runtime(config, device)`, compiled or not
+    and in the layout the resumed run was). Seeded and deterministic on CPU: the same config, thread count,
+    compile setting and layout give a bitwise-identical history, whether the run went in one go, continued
     a stored prefix, or resumed from a checkpoint.
     """
     if runtime is None:
@@ -122,14 +122,16 @@ def train_run(config: RunConfig, data: ImageData, device: str | torch.device | N
         model.load_state_dict(resume.model)
         remedies.load_state_dict(resume.remedies or {})
         state = dataclasses.replace(resume, model=None, remedies=None, compile=runtime.compile_setting,
-                                    channels_last=runtime.channels_last)
+                                    channels_last=runtime.channels_last, narrow_norm=runtime.narrow_norm)
     elif start is not None:
         model.load_state_dict(start.state)
         remedies.load_state_dict(start.remedies)
         state = RunState(list(start.history), list(start.probes), start.phases_done, 0, start.history[-1]["step"],
-                         compile=runtime.compile_setting, channels_last=runtime.channels_last)
+                         compile=runtime.compile_setting, channels_last=runtime.channels_last,
+                         narrow_norm=runtime.narrow_norm)
     else:
-        state = RunState([], [], 0, 0, 0, compile=runtime.compile_setting, channels_last=runtime.channels_last)
+        state = RunState([], [], 0, 0, 0, compile=runtime.compile_setting, channels_last=runtime.channels_last,
+                         narrow_norm=runtime.narrow_norm)
     tensors = RunTensors(config, data, runtime)
     while state.phase_index < len(config.phases):
         learner = SingleLearner(model, config, state, tensors, runtime)
@@ -141,11 +143,11 @@ def train_run(config: RunConfig, data: ImageData, device: str | torch.device | N
             train_phase(learner, learner.phase, [state], hooks)
         if diverged(state):
             return RunOutcome(state.history, state.probes, cpu_state(model), "diverged", state.phase_index + 1,
-                              remedies.state_dict(), state.compile, state.channels_last)
+                              remedies.state_dict(), state.compile, state.channels_last, state.narrow_norm)
         state = RunState(state.history, state.probes, state.phase_index + 1, 0, state.step, compile=state.compile,
-                         channels_last=state.channels_last)
+                         channels_last=state.channels_last, narrow_norm=state.narrow_norm)
     return RunOutcome(state.history, state.probes, cpu_state(model), "finished", len(config.phases),
-                      remedies.state_dict(), state.compile, state.channels_last)
+                      remedies.state_dict(), state.compile, state.channels_last, state.narrow_norm)
 
 
 def started_as(resume: RunState | None) -> dict[str, object]:
@@ -154,7 +156,9 @@ def started_as(resume: RunState | None) -> dict[str, object]:
     if resume is None:
         return {}
     settings = Runtime.compile_options(resume.compile) if resume.compile else {}
-    return settings if resume.channels_last is None else {**settings, "channels_last": resume.channels_last}
+    if resume.channels_last is None:
+        return settings
+    return {**settings, "channels_last": resume.channels_last, "narrow_norm": bool(resume.narrow_norm)}
 
 
 def _remedy_hooks(config: RunConfig, state: RunState, tensors: RunTensors, runtime: Runtime,

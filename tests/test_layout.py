@@ -1,11 +1,12 @@
-"""The memory format a run trains in: chosen once per machine from timed steps, kept by its checkpoints, recorded."""
+"""The layout a run trains in (memory format, fused batch norm): chosen once per machine from timed steps, kept by
+its checkpoints, recorded."""
 import pandas as pd
 import pytest
 import torch
 
 from plasticity_nb import Phase, RunStore
-from plasticity_nb.training import memory_format
-from plasticity_nb.training.memory_format import channels_last_here, tuned_runtime
+from plasticity_nb.training import layout, narrow_norm
+from plasticity_nb.training.layout import Layout, layout_here, layouts, tuned_runtime
 from plasticity_nb.training.runtime import memory_formats
 from plasticity_nb.training.train import train_run
 from tests.helpers import tiny_run
@@ -21,19 +22,37 @@ def test_the_formats_a_run_may_train_in():
     assert memory_formats(tiny_run(width=4), CUDA) == (True,)
 
 
+NHWC, NCHW, FUSED = Layout(True, False), Layout(False, False), Layout(True, True)
+
+
+def channels_last_here(config, device):
+    return layout_here(config, device).channels_last
+
+
+def test_the_layouts_a_run_may_train_in():
+    assert layouts(tiny_run(width=8), CPU) == (NHWC, NCHW)  # fp32: no fused batch norm
+    assert layouts(tiny_run(width=4), CPU) == (NCHW,)
+    bf16 = layouts(tiny_run(width=8, precision="bf16"), CPU)
+    assert bf16 == ((NHWC, NCHW, FUSED) if narrow_norm.kernels() is not None else (NHWC, NCHW))
+    assert layouts(tiny_run(width=8, precision="bf16"), CUDA) == (NHWC,)
+
+
 @pytest.fixture
 def timings(monkeypatch, tmp_path):
-    """Timed steps replaced by given seconds per example (NHWC, NCHW); counts the timings made."""
+    """Timed steps replaced by given seconds per example (keyed by channels_last, or by layout for the fused
+    batch norm); counts the timings made."""
     monkeypatch.setenv("PLASTICITY_CACHE", str(tmp_path))
     made = []
 
     def fake(config, runtime, steps):
         made.append(runtime.channels_last)
+        if runtime.narrow_norm:
+            return timings.seconds["fused"], None
         return timings.seconds[runtime.channels_last], None
 
-    timings.seconds = {True: 1.0, False: 1.0}
+    timings.seconds = {True: 1.0, False: 1.0, "fused": 1.0}
     timings.made = made
-    monkeypatch.setattr(memory_format, "train_step_seconds", fake)
+    monkeypatch.setattr(layout, "train_step_seconds", fake)
     return timings
 
 
@@ -58,6 +77,28 @@ def test_a_model_with_one_possible_format_is_not_timed(timings):
     assert channels_last_here(tiny_run(width=4), CPU) is False and timings.made == []
 
 
+def test_the_fused_batch_norm_is_chosen_where_it_is_clearly_faster_and_never_compiled(timings, monkeypatch):
+    monkeypatch.setattr(layout.narrow_norm, "kernels", lambda: object())
+    config = tiny_run(width=8, precision="bf16")
+    timings.seconds = {True: 1.0, False: 1.5, "fused": 0.8}
+    assert layout_here(config, CPU) == FUSED and len(timings.made) == 3
+    assert layout_here(config, CPU, fused=False) == NHWC and len(timings.made) == 3  # the same timings, read
+    assert tuned_runtime(config, CPU).narrow_norm is True
+    assert tuned_runtime(config, CPU, channels_last=True).narrow_norm is False  # a given layout: no fused default
+    monkeypatch.setenv("PLASTICITY_COMPILE", "default")
+    assert tuned_runtime(config, CPU).narrow_norm is False  # torch.compile traces ATen's batch norm
+
+
+def test_the_fused_batch_norm_is_refused_where_it_cannot_run():
+    from plasticity_nb.core.config import ConfigError
+    from plasticity_nb.training.runtime import Runtime
+
+    with pytest.raises(ConfigError, match="narrow_norm .* runs eager bf16 NHWC on a CPU; this run is fp32"):
+        Runtime(CPU, "fp32", channels_last=True, narrow_norm=True)
+    with pytest.raises(ConfigError, match="channels_last=False"):
+        Runtime(CPU, "bf16", channels_last=False, narrow_norm=True)
+
+
 def test_a_resumed_run_keeps_the_memory_format_it_began_in(cifar, tmp_path, timings):
     config = tiny_run(width=8, phases=(Phase(epochs=3),))
     timings.seconds = {True: 1.0, False: 0.5}  # this machine trains it in NCHW
@@ -78,10 +119,11 @@ def test_a_resumed_run_keeps_the_memory_format_it_began_in(cifar, tmp_path, timi
     assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
 
 
-def test_a_stored_run_records_its_memory_format(cifar, tmp_path, timings):
+def test_a_stored_run_records_its_layout(cifar, tmp_path, timings):
     from plasticity_nb.execution.runner import run
 
     timings.seconds = {True: 0.5, False: 1.0}
     config = tiny_run(width=8, phases=(Phase(epochs=1),))
     record = run(config, tmp_path, cifar)
-    assert RunStore(tmp_path).provenance(config)["channels_last"] is True and record is not None
+    provenance = RunStore(tmp_path).provenance(config)
+    assert provenance["channels_last"] is True and provenance["narrow_norm"] is False and record is not None
