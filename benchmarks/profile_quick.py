@@ -21,7 +21,7 @@ from plasticity_nb.data.images import load_dataset
 from plasticity_nb.run.run_state import RunState
 from plasticity_nb.studies import STUDIES
 from plasticity_nb.training.build import init_model
-from plasticity_nb.training.memory_format import tuned_runtime
+from plasticity_nb.training.layout import tuned_runtime
 from plasticity_nb.training.run_tensors import RunTensors
 from plasticity_nb.training.train import SingleLearner, train_run
 

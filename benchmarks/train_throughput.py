@@ -3,10 +3,10 @@
 Naive baseline: a torchvision CIFAR-10 dataset (PIL images through ToTensor + Normalize) and
 DataLoader(num_workers=2, shuffle=True), fp32, the model in its default memory format. The default loop, printed
 first on a CPU, is ours as the batch runs it: one single-threaded worker per core, training at once. Ours: the whole
-subset normalised once on the device, batches gathered by index, channels_last, and the precision studies
-pick on this machine (`native_precision`: bf16 autocast on a GPU or an AVX-512/AMX CPU, fp32 on an AVX2
-CPU). Same model, batch size, optimiser (Adam 1e-3) and number of steps. Also the other precision and
-channels_last off, each in turn, and torch.compile switched on.
+subset normalised once on the device, batches gathered by index, the layout chosen on this machine (memory format,
+fused batch norm: training/layout.py), and the precision studies pick here (`native_precision`: bf16 autocast on a
+GPU or a CPU with native bf16, else fp32). Same model, batch size, optimiser (Adam 1e-3) and number of steps. Also
+the other precision, NHWC with ATen's batch norm, and NCHW, each in turn, and torch.compile switched on.
 
     python -m benchmarks.train_throughput [--steps 60] [--widths 8 64] [--device cpu]
 """
@@ -24,7 +24,7 @@ from benchmarks.common import describe_machine
 from plasticity_nb import Phase, RunConfig, load_cifar10
 from plasticity_nb.data.cifar10 import MEAN, STD
 from plasticity_nb.nets.models import resnet18
-from plasticity_nb.training.memory_format import tuned_runtime
+from plasticity_nb.training.layout import tuned_runtime
 from plasticity_nb.training.runtime import native_precision, resolve_device
 from plasticity_nb.training.train import train_run
 
@@ -69,7 +69,7 @@ def ours_images_per_second(data, width: int, steps: int, device: torch.device, w
                        test_subset=1000, precision=precision, data_id=data.data_id)
     warm = RunConfig(phases=(Phase(epochs=1),), width=width, train_subset=(warmup + 1) * BATCH, test_subset=1000,
                      precision=precision, data_id=data.data_id)
-    runtime = tuned_runtime(config, device, **options)  # the memory format chosen on this machine unless given
+    runtime = tuned_runtime(config, device, **options)  # the layout chosen on this machine unless given
     train_run(warm, data, device, runtime=runtime)  # untimed warm-up (oneDNN primitive caches, compilation)
     history = train_run(config, data, device, runtime=runtime).history
     return history[0]["step"] * BATCH / history[0]["seconds"]
@@ -105,8 +105,8 @@ def main() -> None:
         naive = naive_images_per_second(data, width, args.steps, device, args.warmup)
         native = native_precision()
         other = "fp32" if native == "bf16" else "bf16"
-        variants = {f"ours ({native}, channels_last)": {}, f"ours, {other}": {"precision": other},
-                    "ours, no channels_last": {"channels_last": False}}
+        variants = {f"ours ({native}, layout chosen)": {}, f"ours, {other}": {"precision": other},
+                    "ours, NHWC, ATen's batch norm": {"channels_last": True}, "ours, NCHW": {"channels_last": False}}
         if args.compile:
             variants["ours + torch.compile"] = {"compile": True}
             if device.type == "cuda":
