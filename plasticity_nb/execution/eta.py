@@ -21,8 +21,8 @@ import torch
 from ..data.datasets import dataset_spec
 from ..run.run_config import RunConfig
 from ..training.build import evaluate as evaluate_model
-from ..training.loop import scheduled
 from ..training.layout import tuned_runtime
+from ..training.loop import scheduled
 from ..training.step_timing import random_batch, shape, timed, train_step_seconds
 from .runner import training_examples
 from .store import RunStore

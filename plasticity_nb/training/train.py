@@ -26,8 +26,8 @@ from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome, RunState
 from .build import evaluate, init_model, make_optimizer
 from .graphed_step import GraphedAtFirstStep
-from .loop import diverged, train_phase
 from .layout import tuned_runtime
+from .loop import diverged, train_phase
 from .run_hooks import Checkpointing, Probing, Progress, ResetGroups, cpu_state
 from .run_remedies import PhaseContext, RunRemedies, remedy_hooks
 from .run_tensors import RunTensors
