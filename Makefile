@@ -1,5 +1,6 @@
 # make run  : set up .venv if needed, then the main job: settle C1, C2, C4 on fresh seeds, then every notebook (outputs/)
 # make test : set up .venv (and the test tools) if needed, then lint (ruff) and run the whole test suite
+# make docs : the documentation site, built offline and strictly into site/ (open site/index.html)
 # make soak : the long loops the suite runs once (concurrent batches, SIGKILLs over every notebook): ~1-2 hours
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ TEST_STAMP := $(VENV)/.test-tools-stamp
 SHARED_DATA := $(abspath ../shared/data/cifar10)
 export PLASTICITY_DATA ?= $(if $(wildcard $(SHARED_DATA)/train.npz),$(SHARED_DATA),)
 
-.PHONY: run test soak setup test-tools benchmark-tools clean-outputs
+.PHONY: run test soak docs setup test-tools benchmark-tools clean-outputs
 
 setup: $(STAMP)
 
@@ -20,12 +21,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name plasticity-nb --display-name "Python (plasticity_nb)"
 	touch $(STAMP)
 
-# What the tests need beyond the package: ruff (the linter), Ray (the optional executor) and Playwright for the
-# real-browser test of the explorer. No root needed: the browser itself is found (or installed) by tests/browser.py.
+# What the tests need beyond the package: ruff (the linter), Ray (the optional executor), Playwright for the
+# real-browser test of the explorer, and MkDocs for the site's strict build. No root needed: the browser itself is
+# found (or installed) by tests/browser.py.
 test-tools: $(TEST_STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[ray,browser,dev]'
+	$(PY) -m pip install --quiet -e '.[ray,browser,dev,docs]'
 	touch $(TEST_STAMP)
 
 # PyHessian is installed only for benchmarks/curvature_vs_pyhessian.py.
@@ -37,9 +39,12 @@ run: $(STAMP)
 
 # The first line says which browser the browser test drives, or why it is skipped.
 test: $(TEST_STAMP)
-	$(PY) -m ruff check plasticity_nb tests benchmarks tools
+	$(PY) -m ruff check plasticity_nb tests benchmarks tools docs/hooks.py
 	$(PY) -m tests.browser
 	$(PY) -m pytest
+
+docs: $(TEST_STAMP)
+	$(PY) -m tools.build_docs
 
 # -s: each soak prints every pair's outcome and every kill's moment as it goes.
 soak: $(TEST_STAMP)

@@ -126,8 +126,8 @@ def test_dash_gets_each_phases_new_data_the_new_last_in_eval_mode(cifar, one_thr
 
 
 @pytest.mark.slow(seconds=35)
-def test_the_readmes_own_remedy_runs_as_written_in_notebook_10s_comparison(tmp_path):
-    """README "Write your own remedy": the code block, run as a script (its class lives in __main__, as in a
+def test_the_docs_own_remedy_runs_as_written_in_notebook_10s_comparison(tmp_path):
+    """docs/write-your-own-remedy.md: the code block, run as a script (its class lives in __main__, as in a
     notebook), registers the remedy and compares it with the plain warm start at smoke."""
     import os
     import re
@@ -136,8 +136,7 @@ def test_the_readmes_own_remedy_runs_as_written_in_notebook_10s_comparison(tmp_p
 
     from plasticity_nb.core.paths import project_root
 
-    readme = (project_root() / "README.md").read_text()
-    section = readme[readme.index("### Write your own remedy"):]
+    section = (project_root() / "docs" / "write-your-own-remedy.md").read_text()
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     env = {**os.environ, "PLASTICITY_OUT": str(tmp_path / "out"), "PYTHONPATH": str(project_root())}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
