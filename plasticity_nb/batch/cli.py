@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true",
                      help="re-execute every notebook, even one whose cached execution is still valid")
     run.add_argument("--train-only", action="store_true",
-                     help="train the selected notebooks' runs into the run store and execute no notebook. For a "
-                          "machine without Jupyter: the same command without it then executes them.")
+                     help="train the selected notebooks' runs into the run store, executing no notebook (for a "
+                          "machine without Jupyter). The same command without it then executes them.")
     run.add_argument("--data", default=None,
                      help="folder of the dataset the notebooks train on (default: its environment variable, "
                           "PLASTICITY_DATA for CIFAR-10, then data/)")
@@ -121,15 +121,15 @@ def main(argv: list[str] | None = None) -> int:
                           "optimiser included, as one CUDA graph: the fastest step measured (benchmarks/RESULTS.md). "
                           "reduce-overhead graphs forward and backward. Compiled code is cached in OUT/compile-cache.")
     run.add_argument("--ensemble", action="store_true",
-                     help="train runs that differ only by seed as one vmapped model, where the ensemble supports "
-                          "them. Meant for a GPU. Members are not bitwise solo runs; each run's provenance says so. "
-                          "Other runs train alone, with the reason.")
+                     help="train runs that differ only by seed as one vmapped model where the ensemble supports "
+                          "them; the others train alone, with the reason. Meant for a GPU. Members are not bitwise "
+                          "solo runs, as each run's provenance says.")
     run.add_argument("--settle", default=None, metavar="LOOKS",
-                     help="settle each claim sequentially. LOOKS is 'main', the design chosen by simulation "
+                     help="settle each claim sequentially. LOOKS: 'main', the design chosen by simulation "
                           f"(looks at {', '.join(map(str, MAIN_DESIGN.looks))} seeds; docs/sequential-design.md), "
                           "or seed counts with O'Brien-Fleming spending, e.g. 8,16. Each look adds seeds only to "
-                          "notebooks with an open claim. A claim's verdict is frozen where it stops "
-                          "(error-controlled). The ledger <out>/settled-<preset>.json makes it resumable.")
+                          "notebooks with an open claim. A claim's verdict is frozen, error-controlled, where it "
+                          "stops. The ledger <out>/settled-<preset>.json makes it resumable.")
     run.add_argument("--first-seed", type=int, default=FIRST_SEED, metavar="SEED",
                      help=f"with --settle: look k runs seeds SEED..SEED+n_k-1 (default {FIRST_SEED}: fresh seeds)")
     run.add_argument("--seed-budget", type=int, default=None, metavar="N",
@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="with --settle: no look starts once this command's looks, with the ledger's, took HOURS. "
                           "A budget that cannot reach a look where a claim can stop is refused before training.")
     run.add_argument("--plan", action="store_true",
-                     help="print the settle plan, then stop; trains nothing. The plan gives the design's looks, each "
-                          "central claim's power at its smallest effect of interest, and the expected and worst-case "
-                          "time here. Alone, it plans the main job's settle stage.")
+                     help="print the settle design's looks, each central claim's power at its smallest effect of "
+                          "interest, and the expected and worst-case time here. Then stop: nothing trains. Alone, it "
+                          "plans the main job's settle stage.")
     run.add_argument("--stage", default=None, choices=STAGES,
                      help="run one stage of the main job (the command without selecting options). 'settle' settles "
                           "the central claims on fresh seeds. 'explore' runs every notebook at the preset's seeds, "
@@ -187,12 +187,11 @@ STAGES = ("settle", "explore")
 def run_description() -> str:
     """`run --help`'s description: what `run` does without selecting options."""
     notebooks = ", ".join(sorted({CLAIMS[c].notebook[:2] for c in CENTRAL}))
-    return (f"Without options that select what runs, `run` is the main job, in two stages. "
-            f"Stage 1 settles claims {', '.join(CENTRAL)} sequentially on fresh seeds ({MAIN_FIRST_SEED} onwards). "
-            f"It trains notebooks {notebooks} only in the conditions those claims read. "
-            f"Stage 2 runs every notebook at the {MAIN_PRESET} preset's seeds, as exploratory. "
-            "A selecting option (--only, --param, --seeds, --settle, --train-only, another --preset) runs exactly "
-            "what it selects.")
+    return (f"Without selecting options, `run` is the main job. Stage 1 settles claims {', '.join(CENTRAL)} "
+            f"sequentially on fresh seeds ({MAIN_FIRST_SEED} onwards), training notebooks {notebooks} only in the "
+            f"conditions those claims read. Stage 2 runs every notebook at the {MAIN_PRESET} preset's seeds, as "
+            "exploratory. Selecting options (--only, --param, --seeds, --settle, --train-only, another --preset) run "
+            "exactly what they select.")
 
 
 def is_main_job(args: argparse.Namespace) -> bool:
