@@ -132,7 +132,7 @@ def test_an_output_folder_keeps_one_datasets_results(tmp_path):
     result = [ClaimResult("C1", (difference_test([1.0, 2.0, 3.0]),), MET)]
     record_claims(tmp_path, "smoke", result)
     assert list(read_claims(tmp_path).dataset) == ["cifar10"]
-    with pytest.raises(ConfigError, match=f"{tmp_path} holds results on cifar10 .* give each dataset its own"):
+    with pytest.raises(ConfigError, match=f"{tmp_path} holds results on cifar10 .* Give each dataset its own"):
         record_claims(tmp_path, "smoke", result, SimpleNamespace(dataset="svhn", smallest_effect=None))
     assert list(read_claims(tmp_path).dataset) == ["cifar10"]
     (tmp_path / "claims.csv").write_text(read_claims(tmp_path).drop(columns="dataset").to_csv(index=False))

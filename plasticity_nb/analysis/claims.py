@@ -454,9 +454,9 @@ def check_results_dataset(out_dir: str | os.PathLike, dataset: str) -> None:
     the dataset is in every run's key)."""
     others = sorted(set(read_claims(out_dir).dataset) - {dataset})
     if others:
-        raise ConfigError(f"the output folder {out_dir} holds results on {', '.join(others)} (claims.csv), and "
-                          f"results on {dataset} would replace them, notebook by notebook: give each dataset its "
-                          "own output folder (--out / out_dir)")
+        raise ConfigError(f"the output folder {out_dir} holds results on {', '.join(others)} (claims.csv). "
+                          f"Results on {dataset} would replace them, notebook by notebook. Give each dataset its "
+                          "own output folder (--out / out_dir).")
 
 
 def claim_row(result: ClaimResult, preset: str, smallest_effect: float | None = None,

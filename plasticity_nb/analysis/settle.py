@@ -453,9 +453,9 @@ class Plan:
         needed = self.reach_seconds(useful)
         if budget < needed:
             raise SettleError(f"--time-budget {budget / 3600:g} h cannot reach a useful look: look {useful} "
-                              f"({self.design.looks[useful - 1]} seeds), the first where a claim can stop with "
-                              f"chance >= {USEFUL_STOP:.0%} at its smallest effect of interest, takes about "
-                              f"{needed / 3600:.2f} h here; give at least that, or fewer notebooks (--only)")
+                              f"({self.design.looks[useful - 1]} seeds) takes about {needed / 3600:.2f} h here. "
+                              f"It is the first look where a claim can stop with chance >= {USEFUL_STOP:.0%} at its "
+                              "smallest effect of interest. Give at least that, or fewer notebooks (--only).")
 
     def lines(self) -> list[str]:
         d = self.design

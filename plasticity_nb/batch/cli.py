@@ -1,28 +1,35 @@
-"""Batch CLI: execute the study notebooks headless with papermill and collect their claims.
+"""Batch CLI: run the study notebooks headless with papermill and collect their claims.
 
     python -m plasticity_nb run [--plan] [--stage settle|explore]     # the main job
     python -m plasticity_nb run [--preset smoke|quick|paper|gpu] [--only 01,...] [--param name=value ...]
                                 [--seeds N] [--force] [--train-only] [--data DIR] [--out DIR]
                                 [--settle main|8,16 [--first-seed 100] [--seed-budget N] [--time-budget HOURS]]
 
-`run` without options that select what runs is the main job (`main_job`): it first settles the central claims
-C1, C2 and C4 sequentially on fresh seeds (600 onwards), training notebooks 01, 02 and 04 only in the conditions
-those claims read, then runs every notebook at the quick preset's seeds as an exploratory stage. Any selecting
-option (--only, --param, --seeds, --settle, another preset) runs exactly what it selects instead.
+`run` without options that select what runs is the main job (`main_job`), in two stages.
+Stage 1 settles the central claims C1, C2 and C4 sequentially on fresh seeds (600 onwards).
+It trains notebooks 01, 02 and 04 only in the conditions those claims read.
+Stage 2 runs every notebook at the quick preset's seeds, as exploratory.
+A selecting option (--only, --param, --seeds, --settle, another preset) runs exactly what it selects instead.
 
-Every `--param` is checked (known name, right type and value), and the dataset the notebooks name (`--param
-dataset=cifar100`; default cifar10) is found and checked against every run, before any notebook starts, so bad
-input fails in a second with one message naming the culprit, and nothing is written.
-The batch then goes notebook by notebook (see `notebook_runs.py`): each is executed as soon as its runs are stored,
-while the next one's runs train, and an unchanged notebook reuses its previous execution (`--force`
-re-executes). Executed notebooks land in `<out>/notebooks/` only when they finish; a failing notebook is
-kept in a temporary folder, its failing cell is printed and the exit status is non-zero. Ctrl-C stops with
-exit status 130: stored runs stay, the run in progress resumes from its last checkpoint next time.
-`--train-only` trains the runs and executes nothing, for a GPU box or cluster node without Jupyter: copy the
-run store back and the same command without it executes the notebooks from the stored runs.
-`--settle LOOKS` settles each claim sequentially (analysis/settle.py, analysis/sequential.py): look after look,
-only notebooks with an open claim get the next look's seeds, and each claim's verdict is frozen where its design's
-boundary stops it.
+Bad input fails in a second, with one message naming the culprit, and nothing is written.
+Every `--param` is checked first: known name, right type and value.
+The dataset the notebooks name (`--param dataset=cifar100`; default cifar10) is found and checked against every run.
+Both checks come before any notebook starts.
+
+The batch then goes notebook by notebook (see `notebook_runs.py`).
+Each notebook is executed as soon as its runs are stored, while the next one's runs train.
+An unchanged notebook reuses its previous execution; `--force` re-executes.
+Executed notebooks land in `<out>/notebooks/` only when they finish.
+A failing notebook stays in a temporary folder, its failing cell is printed, and the exit status is non-zero.
+Ctrl-C stops with exit status 130.
+Stored runs stay, and the run in progress resumes from its last checkpoint next time.
+
+`--train-only` trains the runs and executes nothing: for a GPU box or cluster node without Jupyter.
+Copy the run store back; the same command without it executes the notebooks from the stored runs.
+
+`--settle LOOKS` settles each claim sequentially (analysis/settle.py, analysis/sequential.py).
+Look after look, only notebooks with an open claim get the next look's seeds.
+Each claim's verdict is frozen where its design's boundary stops it.
 """
 from __future__ import annotations
 
@@ -85,18 +92,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m plasticity_nb", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="execute study notebooks with papermill and write claims.csv")
+    run = commands.add_parser("run", help="execute study notebooks with papermill and write claims.csv",
+                              description=run_description())
     run.add_argument("--preset", default="quick", choices=PRESETS, help="scale of every notebook (default: quick)")
     run.add_argument("--only", default=None, help=f"comma-separated notebook ids (default: all of {','.join(STUDIES)})")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                     help="notebook parameter override (a Python literal, else a string); repeatable")
+                     help="override a notebook parameter: a Python literal, else a string. Repeatable.")
     run.add_argument("--seeds", default=None, metavar="N",
                      help="shortcut for --param seeds=[0,...,N-1] in every selected notebook (N >= 2)")
     run.add_argument("--force", action="store_true",
                      help="re-execute every notebook, even one whose cached execution is still valid")
     run.add_argument("--train-only", action="store_true",
-                     help="train the selected notebooks' runs into the run store and execute no notebook (for a "
-                          "machine without Jupyter); the same command without it then executes them")
+                     help="train the selected notebooks' runs into the run store, executing no notebook (for a "
+                          "machine without Jupyter). The same command without it then executes them.")
     run.add_argument("--data", default=None,
                      help="folder of the dataset the notebooks train on (default: its environment variable, "
                           "PLASTICITY_DATA for CIFAR-10, then data/)")
@@ -108,36 +116,35 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="EPOCHS",
                      help=f"epochs between checkpoints that make killed runs resumable (default: {CHECKPOINT_EVERY})")
     run.add_argument("--compile", default=None, choices=COMPILE_CHOICES, metavar="MODE",
-                     help="torch.compile every run in this mode, or 'off' for eager; on a GPU, graphed-step replays "
-                          "each whole training step (optimiser included) as one CUDA graph, the fastest step measured, "
-                          "and reduce-overhead graphs forward and backward (benchmarks/RESULTS.md); one of "
-                          f"{', '.join(COMPILE_CHOICES)} (default: eager). Compiled code is cached in "
-                          "OUT/compile-cache")
+                     help=f"torch.compile every run in MODE, or 'off' for eager (default: eager). MODE is one of "
+                          f"{', '.join(COMPILE_CHOICES)}. On a GPU, graphed-step replays each whole training step, "
+                          "optimiser included, as one CUDA graph: the fastest step measured (benchmarks/RESULTS.md). "
+                          "reduce-overhead graphs forward and backward. Compiled code is cached in OUT/compile-cache.")
     run.add_argument("--ensemble", action="store_true",
                      help="train runs that differ only by seed as one vmapped model where the ensemble supports "
-                          "them (meant for a GPU; members are not bitwise solo runs, and each run's provenance says "
-                          "so); the others train alone, named with the reason")
+                          "them; the others train alone, with the reason. Meant for a GPU. Members are not bitwise "
+                          "solo runs, as each run's provenance says.")
     run.add_argument("--settle", default=None, metavar="LOOKS",
-                     help="settle each claim sequentially: 'main' for the design chosen by simulation "
-                          "(docs/sequential-design.md: looks at 15, 27, 36 seeds), or these seed counts with "
-                          "O'Brien-Fleming spending (e.g. 8,16): each look adds seeds "
-                          "only to notebooks with an open claim, and a claim's verdict is frozen where it stops "
-                          "(error-controlled; the ledger <out>/settled-<preset>.json makes it resumable)")
+                     help="settle each claim sequentially. LOOKS: 'main', the design chosen by simulation "
+                          f"(looks at {', '.join(map(str, MAIN_DESIGN.looks))} seeds; docs/sequential-design.md), "
+                          "or seed counts with O'Brien-Fleming spending, e.g. 8,16. Each look adds seeds only to "
+                          "notebooks with an open claim. A claim's verdict is frozen, error-controlled, where it "
+                          "stops. The ledger <out>/settled-<preset>.json makes it resumable.")
     run.add_argument("--first-seed", type=int, default=FIRST_SEED, metavar="SEED",
                      help=f"with --settle: look k runs seeds SEED..SEED+n_k-1 (default {FIRST_SEED}: fresh seeds)")
     run.add_argument("--seed-budget", type=int, default=None, metavar="N",
                      help="with --settle: no look beyond N seeds (default: the last look)")
     run.add_argument("--time-budget", type=float, default=None, metavar="HOURS",
-                     help="with --settle: no look starts once this command's looks (with the ledger's) took HOURS; "
-                          "a budget that cannot reach a look where a claim can stop is refused before training")
+                     help="with --settle: no look starts once this command's looks, with the ledger's, took HOURS. "
+                          "A budget that cannot reach a look where a claim can stop is refused before training.")
     run.add_argument("--plan", action="store_true",
                      help="print the settle design's looks, each central claim's power at its smallest effect of "
-                          "interest and the expected and worst-case time here, then stop (trains nothing); alone, "
-                          "it plans the main job's settle stage")
+                          "interest, and the expected and worst-case time here. Then stop: nothing trains. Alone, it "
+                          "plans the main job's settle stage.")
     run.add_argument("--stage", default=None, choices=STAGES,
-                     help="run one stage of the main job (the command without selecting options): 'settle' settles "
-                          "the central claims on fresh seeds, 'explore' runs every notebook at the preset's seeds, "
-                          "fixed n, labelled exploratory (default: both, settle first)")
+                     help="run one stage of the main job (the command without selecting options). 'settle' settles "
+                          "the central claims on fresh seeds. 'explore' runs every notebook at the preset's seeds, "
+                          "fixed n, labelled exploratory. Default: both, settle first.")
     args = parser.parse_args(argv)
     print_store_warnings_plainly()
     if args.compile:
@@ -161,12 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         if not is_full_disk(err):
             raise
         print(f"error: the disk holding the output folder {resolve_out_dir(args.out)} is full ({err.strerror}"
-              f"{f': {err.filename}' if err.filename else ''}). Nothing half-written was kept; free space, then run "
-              f"the same command again: it continues from the stored runs and their last checkpoints:\n"
+              f"{f': {err.filename}' if err.filename else ''}). Nothing half-written was kept. Free space, then run "
+              f"the same command again; it continues from the stored runs and their last checkpoints:\n"
               f"  python -m plasticity_nb {shlex.join(argv)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are kept in the run store and the run in progress resumes from its "
+        print("\ninterrupted: finished runs are kept in the run store. The run in progress resumes from its "
               "last checkpoint. To continue, run the same command again:\n"
               f"  python -m plasticity_nb {shlex.join(argv)}", file=sys.stderr)
         return INTERRUPTED
@@ -175,6 +182,16 @@ def main(argv: list[str] | None = None) -> int:
 MAIN_PRESET = "quick"  # the main job's scale: the one a 2-core CPU settles the central claims at in about 90 min
 MAIN_FIRST_SEED = 600  # the main job's settle stage: the seed block registered for its confirmation (600-649)
 STAGES = ("settle", "explore")
+
+
+def run_description() -> str:
+    """`run --help`'s description: what `run` does without selecting options."""
+    notebooks = ", ".join(sorted({CLAIMS[c].notebook[:2] for c in CENTRAL}))
+    return (f"Without selecting options, `run` is the main job. Stage 1 settles claims {', '.join(CENTRAL)} "
+            f"sequentially on fresh seeds ({MAIN_FIRST_SEED} onwards), training notebooks {notebooks} only in the "
+            f"conditions those claims read. Stage 2 runs every notebook at the {MAIN_PRESET} preset's seeds, as "
+            "exploratory. Selecting options (--only, --param, --seeds, --settle, --train-only, another --preset) run "
+            "exactly what they select.")
 
 
 def is_main_job(args: argparse.Namespace) -> bool:
@@ -212,8 +229,8 @@ def main_job(args: argparse.Namespace) -> int:
                               str(MAIN_FIRST_SEED), "--only", stage["only"],
                               *[x for p in stage["params"] for x in ("--param", p)]])
         print(f"main job, stage 1 of 2 (settle): claims {', '.join(CENTRAL)} sequentially on seeds from "
-              f"{MAIN_FIRST_SEED}, notebooks {stage['only']} trained only in the conditions these claims read; the "
-              f"same as\n  {command}", flush=True)
+              f"{MAIN_FIRST_SEED}. Notebooks {stage['only']} train only in the conditions these claims read. The "
+              f"same as:\n  {command}", flush=True)
         status = run_notebooks(MAIN_PRESET, stage["only"], stage["params"], settle=settle, show_plan=True,
                                plan_only=args.plan, **where)
         if status or args.plan:
@@ -221,8 +238,8 @@ def main_job(args: argparse.Namespace) -> int:
     if args.stage in (None, "explore"):
         seeds = STUDIES["01"].config.from_preset(MAIN_PRESET).seeds
         print(f"\nmain job, stage 2 of 2 (exploratory): every notebook at the {MAIN_PRESET} preset's seeds "
-              f"{seeds[0]}-{seeds[-1]}, fixed n; its claims.csv rows have stage 'fixed n' and never replace a settled "
-              "row: report.md, the notebooks and the explorer show the settled verdict where one exists", flush=True)
+              f"{seeds[0]}-{seeds[-1]}, fixed n. Its claims.csv rows have stage 'fixed n' and never replace a settled "
+              "row. report.md, the notebooks and the explorer show the settled verdict where one exists.", flush=True)
         status = run_notebooks(MAIN_PRESET, None, [], **where)
     return status
 
@@ -273,8 +290,8 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
             for s in studies]
     if train_only:
         train_all(jobs, settings)
-        print(f"\ntrained every run into {out_dir / 'runs'}; to execute the notebooks from them, run the same "
-              "command without --train-only where Jupyter is installed (with that run store as --out)")
+        print(f"\ntrained every run into {out_dir / 'runs'}. To execute the notebooks from them, run the same "
+              "command without --train-only where Jupyter is installed, with that run store as --out.")
         return 0
     if not all(job.reuse for job in jobs):
         ensure_kernel()
@@ -424,9 +441,9 @@ def check_precision(studies: list[Study], preset: str, per_study: dict[str, dict
                     key = run.replace(precision=other).key()
                     raise UsageError(
                         f"--settle: the store {store.root} holds run {key} (notebook {study.stem}, seed {run.seed}) "
-                        f"at precision {other}, but this machine resolves {run.precision}: every look of a sequential "
+                        f"at precision {other}. This machine resolves {run.precision}. Every look of a sequential "
                         "design must train at one precision. Continue on the machine kind that trained it, or settle "
-                        "into another --out folder")
+                        "into another --out folder.")
 
 
 def settle_notebooks(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], fresh: Ledger,
