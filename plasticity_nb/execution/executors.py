@@ -14,6 +14,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any, Callable
 
 EXECUTORS = ("local", "ray")
+# The retry policy (docs/cluster.md): a run's Ray task whose worker process or node dies is started again, up to
+# this many times, and resumes from the run's last checkpoint. A run that raises is not retried: it would again.
+RAY_RETRIES = 3
+
+
+class LostWorkers(RuntimeError):
+    """A run's task lost its worker or node more often than the retry policy allows, or the driver lost the head."""
 
 
 class LocalExecutor:
@@ -55,6 +62,7 @@ class RayExecutor:
         resources = ray.cluster_resources()
         self.threads = threads
         options = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": threads}
+        options.update(max_retries=RAY_RETRIES, retry_exceptions=False)
         self.slots = int(resources.get("GPU", 0)) if use_gpu else max(1, int(resources.get("CPU", 1)) // threads)
         self.task = ray.remote(**options)(work)
 
@@ -65,7 +73,18 @@ class RayExecutor:
         return self.ray.wait(handles, num_returns=1)[0]
 
     def result(self, handle) -> str:
-        return self.ray.get(handle)  # re-raises the task's exception
+        """The task's run key; the run's own exception as it is; a lost worker or node past the retries as one
+        LostWorkers (the store keeps every finished run and the last checkpoints: the same command continues)."""
+        lost = (self.ray.exceptions.WorkerCrashedError, self.ray.exceptions.NodeDiedError,
+                self.ray.exceptions.ObjectLostError, self.ray.exceptions.LocalRayletDiedError,
+                self.ray.exceptions.RaySystemError)
+        try:
+            return self.ray.get(handle)
+        except lost as err:
+            raise LostWorkers(f"a run's Ray task lost its worker or node {RAY_RETRIES + 1} times (the retry policy: "
+                              f"{RAY_RETRIES} retries), or the cluster lost its head ({type(err).__name__}); the store "
+                              "keeps every finished run and each run's last checkpoint: run the same command again "
+                              "to continue") from None
 
     def close(self) -> None:
         if self.started:

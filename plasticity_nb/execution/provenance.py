@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import socket
 import subprocess
+import sys
 from datetime import datetime, timezone
 
 import torch
@@ -34,6 +36,20 @@ def git_commit() -> str:
         return "unknown (not a git checkout)"
 
 
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def whereabouts() -> dict:
+    """Where this process runs: its host and process id, and under Ray its node (nodes simulated on one machine
+    share a host name)."""
+    place = {"host": socket.gethostname(), "pid": os.getpid()}
+    ray = sys.modules.get("ray")  # imported only by the Ray executor, and in its workers
+    if ray is not None and ray.is_initialized():
+        place["ray_node"] = ray.get_runtime_context().get_node_id()
+    return place
+
+
 def collect(device: torch.device, wall_seconds: float, data_source: str) -> dict:
     return {
         "package_version": __version__,
@@ -48,5 +64,5 @@ def collect(device: torch.device, wall_seconds: float, data_source: str) -> dict
         "git_commit": git_commit(),
         "data_source": data_source,
         "wall_seconds": round(wall_seconds, 3),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": now(),
     }

@@ -29,7 +29,7 @@ from ..training.run_tensors import check_fits
 from ..training.runtime import resolve_device, share_compile_cache
 from ..training.train import train_run
 from .executors import EXECUTORS, LocalExecutor, RayExecutor
-from .provenance import collect
+from .provenance import collect, now, whereabouts
 from .store import CorruptRun, RunRecord, RunStore, print_store_warnings_plainly
 
 CHECKPOINT_EVERY = 5  # epochs between checkpoints of a running run (they make killed runs resumable)
@@ -62,8 +62,9 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: Image
         if record is not None:
             return record
         resume = store.load_checkpoint(config)
-        store.log("resume" if resume else "start", config, **({"phase": resume.phase_index + 1, "epoch": resume.epoch}
-                                                               if resume else {}))
+        resumed_from = {"phase": resume.phase_index + 1, "epoch": resume.epoch} if resume else {}
+        store.log("resume" if resume else "start", config, **resumed_from)
+        attempts = store.record_attempt(config, {**whereabouts(), "started_at": now(), **resumed_from})
         share_compile_cache(store.root.parent)
         started = time.perf_counter()
         outcome = train_run(config, data, device, start, progress, resume,
@@ -72,7 +73,8 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: Image
         provenance = {**collect(device, time.perf_counter() - started, data.source), "compile": outcome.compile,
                       "channels_last": outcome.channels_last, "narrow_norm": outcome.narrow_norm}
         if resume:
-            provenance["resumed_from"] = {"phase": resume.phase_index + 1, "epoch": resume.epoch}
+            provenance["resumed_from"] = resumed_from
+        provenance["attempts"] = attempts  # more than one: a killed worker's run was retried (docs/cluster.md)
         record = store.save(config, outcome, provenance)  # discards the checkpoint
         store.log("finish", config, status=outcome.status)
         return record

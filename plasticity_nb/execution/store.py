@@ -45,6 +45,7 @@ REMEDY_FILE = "remedies.pt"  # only where the run's remedies carry state
 OPTIONAL = ("model.pt", REMEDY_FILE)  # needed to continue a run (a warm start), not to read its results
 FILES = ("config.json", "history.parquet", "probes.parquet", "metrics.json", "provenance.json", "model.pt",
          MANIFEST)
+ATTEMPTS = "attempts.jsonl"  # runs/.partial/<key>/: one line per process that began training the run
 CORRUPT = ".corrupt"  # runs/.corrupt/<key>-<time>/: runs set aside, each with REASON
 REASON = "REASON.txt"
 
@@ -260,6 +261,15 @@ class RunStore:
         if not path.exists():
             return None
         return RunState(**torch.load(path, map_location="cpu", weights_only=True))
+
+    def record_attempt(self, config: RunConfig, attempt: dict[str, Any]) -> list[dict[str, Any]]:
+        """Note that a process starts (or resumes) training the run, beside its checkpoint; returns every attempt so
+        far, this one last. An attempt that was killed (a lost worker or node) leaves its line, so the run's
+        provenance says it was retried, whether its retry resumed from a checkpoint or trained from the start."""
+        path = self.checkpoint_path(config).with_name(ATTEMPTS)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        append_line(path, json.dumps(attempt))
+        return [json.loads(line) for line in path.read_text().splitlines()]
 
     def discard_checkpoint(self, config: RunConfig) -> None:
         shutil.rmtree(self.checkpoint_path(config).parent, ignore_errors=True)
