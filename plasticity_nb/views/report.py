@@ -9,7 +9,8 @@ power at the claim's smallest effect of interest and the seeds it needs), whethe
 verdict, whether its definition was fixed before its data (and the post-hoc verdict beside it where not), and
 how it stands against its source (agrees / departs / not resolved / premise not met / post hoc / extension);
 after a `run --settle`, its sequential design and each claim's frozen verdict; then every change made to the
-registry, the figures of every notebook that ran at this preset, and where the run time went.
+registry (in its own file, claims-registry.md), the figures of every notebook that ran at this preset, and where
+the run time went.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from ..core.files import locked, remove_stale_temporaries, write_atomic
 from ..execution.provenance import git_commit
 
 LEAD_START, LEAD_END = "<!-- the verdicts: start -->", "<!-- the verdicts: end -->"  # refresh_report's markers
+REGISTRY_PAGE = "claims-registry.md"  # beside report.md, which links to it
 
 TESTS = {"difference": "CI above 0", "equivalence": "TOST within ±{margin:g}", "bound": "below {margin:+g}",
          "correlation": "r's CI above 0", "screen": "some r != 0, Holm over {margin:g} candidates",
@@ -60,6 +62,15 @@ def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame 
         remove_stale_temporaries(path)
         write_atomic(path, "\n".join(report_lines(out_dir, preset, claims[claims.preset == preset], timings,
                                                   results)) + "\n")
+        write_registry_page(out_dir)  # under the same lock: the page it links to is the registry it names
+    return path
+
+
+def write_registry_page(out_dir: Path) -> Path:
+    """`<out>/claims-registry.md`: the registry's whole history, out of report.md so that the page stays short."""
+    path = out_dir / REGISTRY_PAGE
+    remove_stale_temporaries(path)
+    write_atomic(path, "\n".join(registry_lines()) + "\n")
     return path
 
 
@@ -96,7 +107,8 @@ def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.D
         lines.append(f"- **{row.claim}**: {CLAIMS[row.claim].effect}.{others} Premise {row.premise}.")
     lines += settled_section(out_dir, preset)  # `run --settle`'s design and frozen verdicts (settle.py)
     lines += triage_section(out_dir, preset)  # which other claims this machine can settle, from the main job's plan
-    lines += settle(claims) + departures(claims, preset) + registry_changes()
+    lines += settle(claims) + departures(claims, preset)
+    lines += ["", f"Every change to the claims registry, and why, is in [{REGISTRY_PAGE}]({REGISTRY_PAGE})."]
     if results:
         lines += ["", "## Per condition", "",
                   "Mean test accuracy and train accuracy (%, both over the metric window) of each arm beside every "
@@ -274,14 +286,20 @@ def settle(claims: pd.DataFrame) -> list[str]:
     return lines
 
 
+def registry_lines() -> list[str]:
+    """claims-registry.md: the registry's hash, how a change is applied, then every change in the order made."""
+    return ["# Changes to the claims registry", "",
+            f"Claims registry `{registry_hash()}`: the hash of every definition and every change below.", "",
+            "A definition changed after its data were seen keeps the earlier definition's verdict primary on the "
+            "seeds that were seen. The new one is reported beside it as post hoc. It is primary only on seeds not "
+            "seen before the change. Procedure corrections fix a test that was wrong for its statement. They apply "
+            "to every result, old data included.", "", *registry_changes()]
+
+
 def registry_changes() -> list[str]:
-    """Every change to the claims registry: definitions changed after their data were seen, claims added after
-    their data, and procedure corrections (which apply to every result, old data included)."""
-    lines = ["", "## Changes to the claims registry", "",
-             "A definition changed after its data were seen keeps the earlier definition's verdict primary on the "
-             "seeds that were seen; the new one is reported beside it as post hoc, and is primary only on seeds not "
-             "seen before the change. Procedure corrections fix a test that was wrong for its statement and apply to "
-             "every result.", ""]
+    """Every change to the claims registry, one line each: definitions changed after their data were seen, claims
+    added after their data, and procedure corrections (which apply to every result, old data included)."""
+    lines = []
     for change in CHANGES:
         seen = "; ".join(f"{preset}: seeds {', '.join(map(str, s))}" for preset, s in change.seen.items())
         when = f"after seeing data ({seen})" if seen else "before any of its data were seen"
