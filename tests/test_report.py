@@ -47,8 +47,25 @@ def test_the_report_leads_with_two_sentences_the_short_table_and_the_forest_plot
     figure = next(line for line in lines[first_table:] if line.startswith("!["))
     assert figure.endswith("(figures/claims_quick_forest.png)")
     assert (out / "figures" / "claims_quick_forest.png").exists()
-    assert lines.index(figure) < lines.index("## Method") < lines.index("## Every claim in detail")
-    assert "| C1 |" in text  # the full table follows, as before
+    assert lines.index(figure) < lines.index("## Each claim in detail")
+
+
+def test_each_claim_has_its_own_subsection_with_every_number_of_its_row(out):
+    text = write_report(out, "quick").read_text()
+    rows = claims.read_claims(out).set_index("claim")
+    headings = [line for line in text.splitlines() if line.startswith("### C")]
+    assert [h.split(":")[0][4:] for h in headings] == ["C1", "C7c", "C9", "C11", "C13a", "C15"]  # registry order
+    c1 = text[text.index("### C1: "):text.index("### C7c: ")]
+    row = rows.loc["C1"]
+    for number in (f"{row.effect:+.2f} pp", f"{row.ci_low:+.2f} to {row.ci_high:+.2f} (95 %)", f"SD {row.sd:.2f}",
+                   "4 seeds", f"{row.mde_80:.2f} pp detectable", f"power {100 * row.power_at_sesoi:.0f} %",
+                   f"seeds for 80 %: {row.seeds_for_sesoi:.0f}"):
+        assert number in c1, (number, c1)
+    assert c1.index("**Estimate:**") < c1.index("**Verdict:**")  # the estimate before the verdict's words
+    assert "**Test:** CI above 0" in c1 and "**Premise:** met" in c1 and "**Definition:**" in c1
+    c11 = text[text.index("### C11: "):text.index("### C13a: ")]
+    assert "**Test:** TOST within ±1." in c11 and "(90 %)" in c11
+    assert "| C1 |" not in text  # no table of sixteen columns
 
 
 def test_the_short_table_says_each_verdict_in_words_after_its_estimate(out):

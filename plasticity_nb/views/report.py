@@ -24,9 +24,11 @@ import pandas as pd
 from ..analysis.claim_history import CHANGES, PROCEDURE
 from ..analysis.claims import (
     CLAIMS,
+    FIXED_N,
     MIN_PLANNING_N,
     PAPER,
     PLANNING_SD,
+    SETTLED,
     UNIT_LEVEL,
     claims_lock,
     in_registry_order,
@@ -39,13 +41,14 @@ from ..analysis.settle import END as SETTLED_END
 from ..analysis.settle import START as SETTLED_START
 from ..analysis.settle import section as settled_section
 from ..analysis.settle import triage_section
-from ..analysis.stats import ALPHA, POWER
+from ..analysis.stats import ALPHA, POWER, T_MODEL
 from ..analysis.study_result import StudyResult
 from ..core.files import locked, remove_stale_temporaries, write_atomic
 from ..execution.provenance import git_commit
 
 LEAD_START, LEAD_END = "<!-- the verdicts: start -->", "<!-- the verdicts: end -->"  # refresh_report's markers
 REGISTRY_PAGE = "claims-registry.md"  # beside report.md, which links to it
+STAGES = {SETTLED: "Settled sequentially (the verdict)", FIXED_N: "Fixed n (exploratory where a settled row exists)"}
 
 TESTS = {"difference": "CI above 0", "equivalence": "TOST within ±{margin:g}", "bound": "below {margin:+g}",
          "correlation": "r's CI above 0", "screen": "some r != 0, Holm over {margin:g} candidates",
@@ -99,12 +102,8 @@ def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.D
               "or cannot be told from these seeds (both arms must fit their training data). The paper's exact numbers "
               "are not known to us: agreement is in direction only. Claims C11-C14 (remedies) are stated as their "
               "cited sources state them; C15's test is a correlation across conditions.", "",
-              "## Every claim in detail", ""]
-    lines += claims_table(claims)
-    lines += ["", "What each claim's effect measures, its other tests, and its premise:", ""]
-    for row in claims.itertuples():
-        others = f" Other tests: {row.other_tests}." if isinstance(row.other_tests, str) and row.other_tests else ""
-        lines.append(f"- **{row.claim}**: {CLAIMS[row.claim].effect}.{others} Premise {row.premise}.")
+              ]
+    lines += claim_details(claims)
     lines += settled_section(out_dir, preset)  # `run --settle`'s design and frozen verdicts (settle.py)
     lines += triage_section(out_dir, preset)  # which other claims this machine can settle, from the main job's plan
     lines += settle(claims) + departures(claims, preset)
@@ -238,29 +237,91 @@ def markdown_table(table: pd.DataFrame) -> str:
                      + ["| " + " | ".join(r) + " |" for r in rows[1:]])
 
 
-def claims_table(claims: pd.DataFrame) -> list[str]:
-    lines = ["| claim | statement | the source's finding | test | ours: effect | interval | SD | seeds | detectable at "
-             "80 % | smallest effect of interest: power, seeds for 80 % | premise | verdict | vs its source | "
-             "definition | post-hoc verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in claims.itertuples():
-        test = TESTS[row.test].format(margin=row.margin if isinstance(row.margin, float) else math.nan)
-        state = row.premise.split(":")[0]
-        premise = state if state == "met" else f"**{state}**"
-        missing = f" ({row.n_missing} missing)" if row.n_missing else ""
-        exact = " (exact sign-flip)" if row.method == "exact sign-flip" else ""
-        plan = "–" if not row.sesoi == row.sesoi else \
-            f"{row.sesoi:g} {row.unit}: {percent(row.power_at_sesoi)}, {seeds(row.seeds_for_sesoi)}"
-        beside = row.post_hoc if isinstance(row.post_hoc, str) and row.post_hoc else "–"
-        lines.append(f"| {row.claim} | {row.statement} | {CLAIMS[row.claim].paper} | {test}{exact} | {row.effect:+.2f} "
-                     f"{row.unit} | {row.ci_low:+.2f} to {row.ci_high:+.2f} ({row.ci_level:.0%}) | {row.sd:.2f} | "
-                     f"{row.n_seeds}{missing} | {row.mde_80:.2f} | {plan} | {premise} | {row.verdict} | "
-                     f"{row.vs_paper} | {row.definition} | {beside} |")
+def claim_details(claims: pd.DataFrame) -> list[str]:
+    """Each claim in its own subsection, in registry order: every number of its rows as short labelled lines (a
+    table of sixteen columns was too wide to read)."""
+    lines = ["## Each claim in detail"]
+    for name, rows in claims.groupby("claim", sort=False):
+        lines += ["", *claim_detail(name, rows)]
     return lines
 
 
+def claim_detail(name: str, rows: pd.DataFrame) -> list[str]:
+    """One claim: what its source found and what its effect measures, then each stage's row, the settled one first
+    (*the* verdict where it exists)."""
+    claim = CLAIMS[name]
+    lines = [f"### {name}: {rows.statement.iloc[0]}", "", f"- **The source's finding:** {claim.paper}",
+             f"- **Effect:** {ended(claim.effect)}"]
+    for row in rows.sort_values("stage", key=lambda stage: stage.ne(SETTLED), kind="stable").itertuples():
+        lines += (["", f"{STAGES.get(row.stage, row.stage)}:", ""] if len(rows) > 1 else []) + row_detail(row)
+    return lines
+
+
+def row_detail(row) -> list[str]:
+    """A claims.csv row as lines, the estimate before the verdict: nothing it holds is left out."""
+    lines = [f"- **Estimate:** {estimate_line(row)}", f"- **Test:** {test_line(row)}",
+             f"- **Verdict:** {row.verdict}; against its source: {row.vs_paper}."]
+    if isinstance(row.post_hoc, str) and row.post_hoc:
+        lines.append(f"- **Post-hoc verdict:** {row.post_hoc}")
+    if row.mde_80 == row.mde_80 or row.sesoi == row.sesoi:  # a settled row is planned by its design, not here
+        lines.append(f"- **Plan:** {plan_line(row)}")
+    lines += [f"- **Premise:** {ended(premise_line(row.premise))}", f"- **Definition:** {ended(row.definition)}"]
+    if isinstance(row.other_tests, str) and row.other_tests:
+        label = "Decision" if row.stage == SETTLED else "Other tests"  # a settled row's is why it stopped
+        lines += [f"- **{label}:**"] + [f"  - {test}" for test in row.other_tests.split(" | ")]
+    return lines
+
+
+def ended(text: str) -> str:
+    """`text` with one full stop at its end, whether claims.csv or the registry ended it with one or not."""
+    return str(text).rstrip(". ") + "."
+
+
+def estimate_line(row) -> str:
+    """'+3.61 pp, interval +2.68 to +4.54 (95 %), SD 1.67, 15 seeds': the SD left out where none was measured."""
+    if not row.effect == row.effect:
+        return f"none ({n_text(row)})."
+    sd = f", SD {row.sd:.2f}" if row.sd == row.sd else ""
+    return (f"{row.effect:+.2f} {row.unit}, interval {row.ci_low:+.2f} to {row.ci_high:+.2f} "
+            f"({100 * row.ci_level:.0f} %){sd}, {n_text(row)}.")
+
+
+def n_text(row) -> str:
+    """'15 seeds (1 missing)', or conditions for a correlation."""
+    missing = f" ({row.n_missing:.0f} missing)" if row.n_missing else ""
+    return f"{row.n_seeds} {units(row)}{missing}"
+
+
+def units(row) -> str:
+    """What a claim's n counts: seeds, or conditions where its test is across conditions (a correlation)."""
+    return "conditions" if row.test in UNIT_LEVEL else "seeds"
+
+
+def test_line(row) -> str:
+    """The test the statement needs, and how it was computed where not by the t model."""
+    test = TESTS[row.test].format(margin=row.margin if isinstance(row.margin, float) else math.nan)
+    return test + (f" ({row.method})" if isinstance(row.method, str) and row.method != T_MODEL else "") + "."
+
+
+def plan_line(row) -> str:
+    """What these seeds detect, and the power and seeds at the claim's smallest effect of interest."""
+    power = f"{100 * POWER:.0f} %"
+    detect = (f"{row.mde_80:.2f} {row.unit} detectable with {power} power" if row.mde_80 == row.mde_80 else
+              "no detectable effect computed")
+    if not row.sesoi == row.sesoi:
+        return f"{detect}; no smallest effect of interest."
+    return (f"{detect}; at the smallest effect of interest ({row.sesoi:g} {row.unit}): power "
+            f"{percent(row.power_at_sesoi)}, {units(row)} for {power}: {seeds(row.seeds_for_sesoi)}.")
+
+
+def premise_line(premise: str) -> str:
+    """claims.csv's premise with its state in bold where it is not met (no verdict is given then)."""
+    state, _, rest = str(premise).partition(":")
+    return str(premise) if state == "met" else f"**{state}**:{rest}"
+
+
 def percent(value: float) -> str:
-    return "–" if not value == value else f"{value:.0%}"
+    return "–" if not value == value else f"{100 * value:.0f} %"
 
 
 def settle(claims: pd.DataFrame) -> list[str]:
