@@ -1,16 +1,16 @@
-"""`<out>/report.md`: the claims at a glance, then the paper's findings beside ours in full, and the figures.
+"""`<out>/report.md`: the claims at a glance, each claim in detail, the method, and the figures.
 
-The page a researcher pastes into a lab meeting. It leads with two sentences, one short table (`summary_table`:
-each claim in words, its estimate with interval and unit, its seeds, its verdict in words, how it stands against
-its source; the notebooks and the explorer show the same table) and one forest plot of every estimate
-(plots.claims_forest). Below them, the method, and the full table: one row per claim with the paper's finding,
-our effect with its interval, the SD of the paired differences and the plan (what effect these seeds can detect, the
-power at the claim's smallest effect of interest and the seeds it needs), whether the premise holds, the
-verdict, whether its definition was fixed before its data (and the post-hoc verdict beside it where not), and
-how it stands against its source (agrees / departs / not resolved / premise not met / post hoc / extension);
-after a `run --settle`, its sequential design and each claim's frozen verdict; then every change made to the
-registry (in its own file, claims-registry.md), the figures of every notebook that ran at this preset, and where
-the run time went.
+The page a researcher pastes into a lab meeting, read top down. It leads with two short sentences, one short table
+(`summary_table`: each claim in words, its estimate with interval and unit, its seeds, its verdict in words, how it
+stands against its source; the notebooks and the explorer show the same table) and one forest plot of every
+estimate (plots.claims_forest). Below them, each claim in its own subsection (`claim_details`): the paper's
+finding, our effect with its interval and SD, the test, the verdict, the plan (what effect these seeds can detect,
+the power at the claim's smallest effect of interest and the seeds it needs), the premise, whether its definition
+was fixed before its data (and the post-hoc verdict beside it where not) and its other tests. Then the method in
+short sentences; after a `run --settle`, its sequential design and each claim's frozen verdict; what would settle
+the unresolved claims; the per-condition tables, where the run time went and the figures of every notebook that
+ran at this preset. The registry's history (every change to the claims registry) is long and rarely read, so it
+lives in its own file, `<out>/claims-registry.md`, to which the method links. The provenance line comes last.
 """
 from __future__ import annotations
 
@@ -79,51 +79,79 @@ def write_registry_page(out_dir: Path) -> Path:
 
 def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.DataFrame | None,
                  results: dict[str, StudyResult] | None) -> list[str]:
+    """The page top down: the findings, each claim in detail, the method, then what a reader looks up."""
     claims = in_registry_order(claims)
     # the lead shows *the* verdicts (a settled one wherever it exists); the detail below every row of both stages
     verdicts = in_registry_order(the_verdicts(claims))
-    lines = [f"# plasticity_nb report: preset `{preset}`", "", LEAD_START, *lead(out_dir, preset, verdicts), LEAD_END]
-    lines += ["", "## Method", "",
-              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}; "
-              f"claims registry `{registry_hash()}` (the hash of every definition and change below). "
-              "Gaps are *scratch − warm* test accuracy in percentage points (positive: warm-starting hurts), paired "
-              f"by seed. Each claim gets the test its statement needs, at α = {ALPHA:g}: a difference (\"worse\", "
-              "\"reduces\": the 95 % t interval above 0), an equivalence (\"recovers\": two one-sided tests, the 90 % "
-              "interval inside ± the margin), or a bound (one-sided). Where the differences tie (fewer than 3 "
-              "distinct values, or none spread) the t model is replaced by the exact sign-flip test, which from 3 "
-              "seeds gives no verdict. Ratios (C9, C10) are tested on the log scale and shown as geometric-mean "
-              "percentages. A claim over several conditions or tests holds only if each holds (no correction; the "
-              "joint power is stated) and fails if one fails after Holm's correction. Plan: the smallest effect these "
-              f"seeds detect with {POWER:.0%} power at the SD seen, the power at the claim's smallest effect of "
-              f"interest (the margin for an equivalence or a bound), and the seeds that effect needs for {POWER:.0%}: "
-              f"planned at an SD already seen on {MIN_PLANNING_N} or more seeds ({planning_sds()}; else the test's "
-              f"own where it has {MIN_PLANNING_N} seeds or more, else not planned), never at the observed effect nor "
-              "at the SD of 3 seeds. No verdict is given where the premise fails "
-              "or cannot be told from these seeds (both arms must fit their training data). The paper's exact numbers "
-              "are not known to us: agreement is in direction only. Claims C11-C14 (remedies) are stated as their "
-              "cited sources state them; C15's test is a correlation across conditions.", "",
-              ]
-    lines += claim_details(claims)
-    lines += settled_section(out_dir, preset)  # `run --settle`'s design and frozen verdicts (settle.py)
+    lines = [f"# plasticity_nb report: preset `{preset}`", "", LEAD_START, *lead(out_dir, preset, verdicts), LEAD_END,
+             "", *claim_details(claims), "", *method_lines()]
+    # the markers always: refresh_report fills them after a look, in place, not below the provenance line
+    lines += settled_section(out_dir, preset) or ["", SETTLED_START, SETTLED_END]
     lines += triage_section(out_dir, preset)  # which other claims this machine can settle, from the main job's plan
-    lines += settle(claims) + departures(claims, preset)
-    lines += ["", f"Every change to the claims registry, and why, is in [{REGISTRY_PAGE}]({REGISTRY_PAGE})."]
-    if results:
-        lines += ["", "## Per condition", "",
-                  "Mean test accuracy and train accuracy (%, both over the metric window) of each arm beside every "
-                  "gap, and whether the premise holds there.",
-                  ""]
-        for stem, result in results.items():
-            lines += [f"### {stem}", "", markdown_table(result.estimates.round(2)), ""]
-        lines += improvement_section(results)
+    lines += settle(claims) + departures(claims, preset) + per_condition(results)
     if timings is not None and len(timings):
         lines += ["", "## Run time", "", markdown_table(timings)]
-    lines += ["", "## Figures", ""]
+    return lines + figures(out_dir, preset, claims) + ["", provenance()]
+
+
+def method_lines() -> list[str]:
+    """How a claim is tested, one idea a line, and where the registry's history is."""
+    power = f"{100 * POWER:.0f} %"
+    return ["## Method", "", *(f"- {line}" for line in [
+        "Gaps are *scratch − warm* test accuracy in percentage points, paired by seed.",
+        "A positive gap means warm-starting hurts.",
+        f"Each claim gets the test its statement needs, at α = {ALPHA:g}.",
+        "A difference (\"worse\", \"reduces\") holds when its 95 % t interval lies above 0.",
+        "An equivalence (\"recovers\") holds when its 90 % interval lies inside ± the margin (two one-sided tests).",
+        "A bound is tested one-sided.",
+        "Where the differences tie (fewer than 3 distinct values, or none spread), the exact sign-flip test replaces "
+        "the t model.",
+        "From 3 seeds the sign-flip test gives no verdict.",
+        "Ratios (C9, C10) are tested on the log scale and shown as geometric-mean percentages.",
+        "A claim over several conditions or tests holds only if each holds (no correction; the joint power is "
+        "stated).",
+        "It fails if one fails after Holm's correction.",
+        f"The plan gives the smallest effect these seeds detect with {power} power at the SD seen.",
+        "It gives the power at the claim's smallest effect of interest (the margin for an equivalence or a bound), "
+        f"and the seeds that effect needs for {power}.",
+        f"Plans use an SD already seen on {MIN_PLANNING_N} or more seeds ({planning_sds()}), else the test's own "
+        f"where it has {MIN_PLANNING_N} seeds or more, else none.",
+        "No plan uses the observed effect, nor the SD of 3 seeds.",
+        "The premise: both arms fit their training data.",
+        "No verdict is given where the premise fails or cannot be told from these seeds.",
+        "The paper's exact numbers are not known to us, so agreement is in direction only.",
+        "Claims C11-C14 (remedies) are stated as their cited sources state them.",
+        "C15's test is a correlation across conditions.",
+        f"Every change to the claims registry, and why, is in [{REGISTRY_PAGE}]({REGISTRY_PAGE}).",
+    ])]
+
+
+def per_condition(results: dict[str, StudyResult] | None) -> list[str]:
+    """Each notebook's per-condition table, and the remedies' shares of seeds improved; nothing without results."""
+    if not results:
+        return []
+    lines = ["", "## Per condition", "",
+             "Mean test accuracy and train accuracy (%, both over the metric window) of each arm beside every gap, "
+             "and whether the premise holds there.", ""]
+    for stem, result in results.items():
+        lines += [f"### {stem}", "", markdown_table(result.estimates.round(2)), ""]
+    return lines + improvement_section(results)
+
+
+def figures(out_dir: Path, preset: str, claims: pd.DataFrame) -> list[str]:
+    """Every figure of every notebook that ran at this preset, by notebook."""
+    lines = ["", "## Figures"]
     for notebook in dict.fromkeys(claims.notebook):
-        figures = sorted((out_dir / "figures").glob(f"{notebook}_{preset}_*.png"))
-        if figures:
-            lines += [f"### {notebook}", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
+        shown = sorted((out_dir / "figures").glob(f"{notebook}_{preset}_*.png"))
+        if shown:
+            lines += ["", f"### {notebook}", ""] + [f"![{f.stem}](figures/{f.name})" for f in shown]
     return lines
+
+
+def provenance() -> str:
+    """The page's last line: when, from what and by which code and registry it was made (not for a first read)."""
+    return (f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}; "
+            f"claims registry `{registry_hash()}` ([its history]({REGISTRY_PAGE})).")
 
 
 def refresh_report(out_dir: Path, preset: str) -> None:
@@ -169,17 +197,17 @@ def improvement_section(results: dict[str, StudyResult]) -> list[str]:
 
 
 def lead(out_dir: Path, preset: str, claims: pd.DataFrame) -> list[str]:
-    """The top of the page: two sentences, the short table and the forest plot; estimates before verdict words."""
+    """The top of the page: two short sentences, the short table and the forest plot; estimates before verdict
+    words."""
     if not len(claims):
         return [f"No claim has been recorded at the `{preset}` preset yet."]
-    lines = [f"Every claim tested at the `{preset}` preset on {', '.join(sorted(set(claims.dataset)))}, one per row: "
-             "our estimate with its interval (95 %, or 90 % where an equivalence, a bound or a trend is tested on it) "
-             "and the seeds behind it, then the verdict in plain words and how it stands against its source. The "
-             "figure puts every estimate on one axis per unit, zero and each claim's smallest effect of interest "
-             "marked (a band: an equivalence margin), and the method, the premises, the registry and every number "
-             "follow below it.", "", markdown_table(summary_table(claims))]
+    datasets = ", ".join(sorted(set(claims.dataset)))
+    lines = [f"Claims tested at the `{preset}` preset on {datasets}. Each row gives our estimate with its interval "
+             "(95 %, or 90 % where marked) and seeds, then the verdict in words.", "",
+             markdown_table(summary_table(claims))]
     figure = forest_figure(out_dir, preset, claims)
-    return lines + (["", f"![Every claim's estimate and interval](figures/{figure.name})"] if figure else [])
+    return lines + (["", f"![Every claim's estimate and interval; zero and each smallest effect of interest marked]"
+                          f"(figures/{figure.name})"] if figure else [])
 
 
 def summary_table(claims: pd.DataFrame) -> pd.DataFrame:
@@ -240,6 +268,8 @@ def markdown_table(table: pd.DataFrame) -> str:
 def claim_details(claims: pd.DataFrame) -> list[str]:
     """Each claim in its own subsection, in registry order: every number of its rows as short labelled lines (a
     table of sixteen columns was too wide to read)."""
+    if not len(claims):
+        return []
     lines = ["## Each claim in detail"]
     for name, rows in claims.groupby("claim", sort=False):
         lines += ["", *claim_detail(name, rows)]
@@ -340,8 +370,8 @@ def settle(claims: pd.DataFrame) -> list[str]:
         lines.append(f"- **{row.claim}**: {row.n_seeds} seeds detect {row.mde_80:.2f} {row.unit} with 80 % power; "
                      f"{target}.")
     lines += ["", "Adding seeds with `run --seeds N` after looking at these verdicts and testing again is **not "
-              "error-controlled**: every look is another chance of a false positive (about 12 % instead of 5 % with "
-              "looks at 3, 5 and 8 seeds). Plan N from the smallest effect of interest before looking, or settle the "
+              "error-controlled**. Every look is another chance of a false positive (about 12 % instead of 5 % with "
+              "looks at 3, 5 and 8 seeds). Plan N from the smallest effect of interest before looking. Or settle the "
               "claims with a sequential design whose boundaries allow for the looks (`run --settle 4,8,12,16`: "
               "README, \"Settling claims sequentially\")."]
     return lines
@@ -382,11 +412,10 @@ def departures(claims: pd.DataFrame, preset: str) -> list[str]:
                      f"{row.n_seeds} seeds) where {'the paper' if source == PAPER else source} reports: "
                      f"{CLAIMS[row.claim].paper}")
     if preset != "paper":
-        lines += ["", f"The `{preset}` preset trains narrow ResNets on a CIFAR-10 subset for tens of epochs "
-                  "(sized for a CPU), far from the paper's 850 epochs of ResNet-18 on all 50,000 images (and from "
-                  "Ash & Adams' ResNet-18 on 2/3 of the training set, tested on the other third); a departure here "
-                  "is a finding about that scale, not a verdict on the source. The `paper` preset runs the paper's "
-                  "setting."]
+        lines += ["", f"The `{preset}` preset trains narrow ResNets on a CIFAR-10 subset for tens of epochs, sized "
+                  "for a CPU. The paper trains ResNet-18 on all 50,000 images for 850 epochs (Ash & Adams: on 2/3 "
+                  "of the training set, tested on the other third). A departure here is a finding about that scale, "
+                  "not a verdict on the source. The `paper` preset runs the paper's setting."]
     return lines
 
 
