@@ -289,7 +289,7 @@ def claim_detail(name: str, rows: pd.DataFrame) -> list[str]:
 
 def row_detail(row) -> list[str]:
     """A claims.csv row as lines, the estimate before the verdict: nothing it holds is left out."""
-    lines = [f"- **Estimate:** {estimate_line(row)}", f"- **Test:** {test_line(row)}",
+    lines = [f"- **Estimate:** {estimate_line(row)}", f"- **Test:** {tested_by(row)}",
              f"- **Verdict:** {row.verdict}; against its source: {row.vs_paper}."]
     if isinstance(row.post_hoc, str) and row.post_hoc:
         lines.append(f"- **Post-hoc verdict:** {row.post_hoc}")
@@ -327,7 +327,7 @@ def units(row) -> str:
     return "conditions" if row.test in UNIT_LEVEL else "seeds"
 
 
-def test_line(row) -> str:
+def tested_by(row) -> str:
     """The test the statement needs, and how it was computed where not by the t model."""
     test = TESTS[row.test].format(margin=row.margin if isinstance(row.margin, float) else math.nan)
     return test + (f" ({row.method})" if isinstance(row.method, str) and row.method != T_MODEL else "") + "."
