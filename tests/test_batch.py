@@ -43,7 +43,7 @@ def test_a_notebook_is_reported_while_the_next_one_trains(tmp_path, monkeypatch,
         if len({c.phases[-1].lr for c in configs}) > 1:  # 08 sweeps the tuning lr, 01 does not
             report = tmp_path / "report.md"
             for _ in range(1200):  # a deadlock guard: 01's notebook must finish while this call waits
-                if report.exists() and "| C1 |" in report.read_text():
+                if report.exists() and "### C1: " in report.read_text():
                     break
                 time.sleep(0.5)
             seen_by_08["report"] = report.read_text() if report.exists() else ""
@@ -52,7 +52,7 @@ def test_a_notebook_is_reported_while_the_next_one_trains(tmp_path, monkeypatch,
 
     monkeypatch.setattr(batch, "run_many", run_many)
     assert main(["run", "--preset", "smoke", "--only", "08,01", "--out", str(tmp_path)]) == 0
-    assert "| C1 |" in seen_by_08["report"] and seen_by_08["claims"] == ["C1"]
+    assert "### C1: " in seen_by_08["report"] and seen_by_08["claims"] == ["C1"]
     out = capsys.readouterr().out
     plan = [line for line in out.splitlines() if line.startswith("plan:")]
     assert "notebook(s) 01, 08:" in plan[0] and "0 in the store" in plan[0]  # 01 first, whatever --only says
@@ -63,7 +63,7 @@ def test_a_notebook_is_reported_while_the_next_one_trains(tmp_path, monkeypatch,
     claims = pd.read_csv(tmp_path / "claims.csv")
     assert set(claims.notebook) == {"01_warm_start_gap", "08_tuning_lr"}
     report = (tmp_path / "report.md").read_text()
-    assert all(f"| {claim} |" in report for claim in claims.claim)
+    assert all(f"### {claim}: " in report for claim in claims.claim)
 
 
 def test_an_unchanged_notebook_is_restored_without_a_kernel(stored_01):
@@ -84,7 +84,7 @@ def test_an_unchanged_notebook_is_restored_without_a_kernel(stored_01):
     assert notebook.read_bytes() == executed
     pd.testing.assert_frame_equal(pd.read_csv(out / "claims.csv"), claims)
     assert sorted(p.name for p in (out / "figures").iterdir()) == figures
-    assert "| C1 |" in (out / "report.md").read_text()
+    assert "### C1: " in (out / "report.md").read_text()
 
 
 def test_force_executes_an_unchanged_notebook_again(stored_01, monkeypatch):

@@ -151,13 +151,16 @@ def test_claims_csv_without_verdict_words_still_loads_and_gets_them_from_its_cod
     write_report(tmp_path, "quick")  # an old file still reports
 
 
-def test_the_report_lists_every_change_and_names_the_registry(tmp_path):
+def test_the_report_names_the_registry_and_its_own_page_lists_every_change(tmp_path):
     claims.record_claims(tmp_path, "quick", [c2(first_seed=0)])
     text = write_report(tmp_path, "quick").read_text()
     assert f"claims registry `{registry_hash()}`" in text
-    assert text.count("\n- **") >= len(claim_history.CHANGES)
-    assert "tr(Sigma)" in text and "undisclosed until now" in text  # C10's switch of metric, disclosed
+    assert "[claims-registry.md](claims-registry.md)" in text and "undisclosed until now" not in text
     assert "not error-controlled" in text
+    history = (tmp_path / "claims-registry.md").read_text()
+    assert history.startswith("# Changes to the claims registry") and f"`{registry_hash()}`" in history
+    assert history.count("\n- **") == len(claim_history.CHANGES)
+    assert "tr(Sigma)" in history and "undisclosed until now" in history  # C10's switch of metric, disclosed
 
 
 def test_the_registry_hash_changes_with_any_change(monkeypatch):

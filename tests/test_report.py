@@ -1,17 +1,19 @@
-"""report.md leads with at most two sentences, one short table and one forest plot of every claim's estimate; the
-method and every detail follow. Built from a small constructed claims table: no run is trained."""
+"""report.md leads with at most two short sentences, one short table and one forest plot of every claim's estimate;
+each claim in its own subsection, then the method, follow; the registry's history lives in claims-registry.md. Built
+from a small constructed claims table: no run is trained."""
 import re
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from plasticity_nb.analysis import claims
+from plasticity_nb.analysis import claim_history, claims
 from plasticity_nb.analysis.claims import ClaimResult
 from plasticity_nb.analysis.premises import Premise
+from plasticity_nb.analysis.settle import START as SETTLED_START
 from plasticity_nb.analysis.stats import bound_test, correlation_test, difference_test, equivalence_test, ratio_test
 from plasticity_nb.views import plots
-from plasticity_nb.views.report import summary_table, write_report
+from plasticity_nb.views.report import LEAD_END, LEAD_START, refresh_report, summary_table, write_report
 
 MET = Premise(True, "both fit")
 
@@ -38,8 +40,9 @@ def test_the_report_leads_with_two_sentences_the_short_table_and_the_forest_plot
     lines = text.splitlines()
     assert lines[0].startswith("# ")
     first_table = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    lead = " ".join(lines[1:first_table]).strip()
-    assert 1 <= len(re.findall(r"[.!?](?:\s|$)", lead)) <= 2, lead
+    lead = " ".join(lines[1:first_table]).replace(LEAD_START, "").strip()
+    assert 1 <= len(re.findall(r"[.!?](?:\s|$)", lead)) <= 2 and len(lead.split()) <= 40, lead
+    assert not any(line.startswith("#") for line in lines[1:first_table])  # nothing between the title and it
     header = [cell.strip() for cell in lines[first_table].strip("|").split("|")]
     assert len(header) <= 6 and header[:2] == ["claim", "estimate [interval]"]
     rows = [line for line in lines[first_table + 2:] if line.startswith("|")][:6]
@@ -47,8 +50,58 @@ def test_the_report_leads_with_two_sentences_the_short_table_and_the_forest_plot
     figure = next(line for line in lines[first_table:] if line.startswith("!["))
     assert figure.endswith("(figures/claims_quick_forest.png)")
     assert (out / "figures" / "claims_quick_forest.png").exists()
-    assert lines.index(figure) < lines.index("## Method") < lines.index("## Every claim in detail")
-    assert "| C1 |" in text  # the full table follows, as before
+    assert lines.index(figure) < lines.index(LEAD_END) < lines.index("## Each claim in detail") < lines.index(
+        "## Method")
+    assert lines[-1].startswith("Generated ")  # commit and date last, not in what a reader reads first
+    first_read = "\n".join(lines[:lines.index(LEAD_END)])
+    assert not re.search(r"\b(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b|20\d\d-\d\d-\d\d", first_read)  # no hash, no date
+
+
+@pytest.mark.parametrize("preset", ["smoke", "quick", "paper"])
+def test_the_findings_table_is_the_first_table_on_every_preset_and_the_registry_has_its_own_page(out, preset):
+    claims.record_claims(out, preset, [ClaimResult("C1", (difference_test(by_seed([2.0, -1.0, 4.5, 1.0])),), MET)],
+                         SimpleNamespace(smallest_effect=2.0, dataset="cifar10"))
+    lines = write_report(out, preset).read_text().splitlines()
+    first_table = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    assert lines[first_table] == "| claim | estimate [interval] | seeds | verdict | vs its source |"
+    assert [line for line in lines if line.startswith("## ")][:2] == ["## Each claim in detail", "## Method"]
+    assert "## Changes to the claims registry" not in lines
+    assert sum("[claims-registry.md](claims-registry.md)" in line for line in lines) == 1  # one line links to it
+    history = (out / "claims-registry.md").read_text()
+    assert history.startswith("# Changes to the claims registry")
+    assert history.count("\n- **") == len(claim_history.CHANGES)
+    assert not list(out.glob(".claims-registry.md.*.tmp"))  # written atomically: no temporary left
+
+
+def test_a_look_refreshes_the_lead_and_leaves_the_detail_in_place(out):
+    """refresh_report rewrites only the lead between its markers; the settled section's empty markers wait above
+    the provenance line, so that a look's section lands there and not at the page's end."""
+    path = write_report(out, "quick")
+    page = path.read_text()
+    assert SETTLED_START in page and page.index(SETTLED_START) < page.index("\nGenerated ")
+    before = page.split(LEAD_END)[1]
+    claims.record_claims(out, "quick", [ClaimResult("C1", (difference_test(by_seed([5.0, 6.0, 4.5, 5.5])),), MET)])
+    refresh_report(out, "quick")
+    after = path.read_text()
+    assert after.split(LEAD_END)[1] == before and "+5.2 pp" in after.split(LEAD_END)[0]
+
+
+def test_each_claim_has_its_own_subsection_with_every_number_of_its_row(out):
+    text = write_report(out, "quick").read_text()
+    rows = claims.read_claims(out).set_index("claim")
+    headings = [line for line in text.splitlines() if line.startswith("### C")]
+    assert [h.split(":")[0][4:] for h in headings] == ["C1", "C7c", "C9", "C11", "C13a", "C15"]  # registry order
+    c1 = text[text.index("### C1: "):text.index("### C7c: ")]
+    row = rows.loc["C1"]
+    for number in (f"{row.effect:+.2f} pp", f"{row.ci_low:+.2f} to {row.ci_high:+.2f} (95 %)", f"SD {row.sd:.2f}",
+                   "4 seeds", f"{row.mde_80:.2f} pp detectable", f"power {100 * row.power_at_sesoi:.0f} %",
+                   f"seeds for 80 %: {row.seeds_for_sesoi:.0f}"):
+        assert number in c1, (number, c1)
+    assert c1.index("**Estimate:**") < c1.index("**Verdict:**")  # the estimate before the verdict's words
+    assert "**Test:** CI above 0" in c1 and "**Premise:** met" in c1 and "**Definition:**" in c1
+    c11 = text[text.index("### C11: "):text.index("### C13a: ")]
+    assert "**Test:** TOST within ±1." in c11 and "(90 %)" in c11
+    assert "| C1 |" not in text  # no table of sixteen columns
 
 
 def test_the_short_table_says_each_verdict_in_words_after_its_estimate(out):

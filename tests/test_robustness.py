@@ -80,7 +80,7 @@ def check_two_batches(out, args, *logs):
     claims = read_claims(out)
     assert set(claims.claim) == set(SMOKE_CLAIMS), claims.claim.tolist()
     report = (out / "report.md").read_text()
-    assert all(f"| {claim} |" in report for claim in SMOKE_CLAIMS)
+    assert all(f"### {claim}: " in report for claim in SMOKE_CLAIMS)
     for notebook in (out / "notebooks").glob("*.ipynb"):
         nbformat.read(notebook, as_version=4)
     assert leftovers(out) == []

@@ -27,7 +27,7 @@ from plasticity_nb.analysis.stats import (
     ratio_test,
 )
 from plasticity_nb.batch.cli import main
-from plasticity_nb.views.report import summary_table, write_report
+from plasticity_nb.views.report import LEAD_END, summary_table, write_report
 
 MET, NOT_MET = Premise(True, "both arms fit"), Premise(False, "warm arm at 40 %")
 SURE = [10.0, 10.1, 9.9, 10.05, 10.02, 9.97, 10.08, 9.93]  # far above 0 at every look
@@ -239,7 +239,7 @@ def test_settle_end_to_end_on_the_smoke_preset(tmp_path):
     settled_row = the_verdicts(read_claims(tmp_path)).iloc[0]
     assert settled_row.stage == "settled"
     row = summary_table(settled_row.to_frame().T).iloc[0]
-    assert f"| {row['estimate [interval]']} | {row.seeds} | {row.verdict} |" in report.split("## Method")[0]
+    assert f"| {row['estimate [interval]']} | {row.seeds} | {row.verdict} |" in report.split(LEAD_END)[0]
     executed = (tmp_path / "notebooks" / "01_warm_start_gap.ipynb").read_text()
     assert row["estimate [interval]"] in executed  # the settled row's repeated interval, not the t interval
     configs = [json.loads((p / "config.json").read_text()) for p in (tmp_path / "runs").iterdir()
@@ -257,7 +257,7 @@ def test_settle_end_to_end_on_the_smoke_preset(tmp_path):
     assert shown.stage.tolist() == ["settled"] and shown.verdict.tolist() == [settled["verdict"]]
     table = read_claims(tmp_path)
     assert sorted(table[table.claim == "C1"].stage) == ["fixed n", "settled"]
-    lead = write_report(tmp_path, "smoke").read_text().split("## Method")[0]
+    lead = write_report(tmp_path, "smoke").read_text().split(LEAD_END)[0]
     assert f"| {shown.verdict_words[0]} |" in lead and "| holds |" not in lead
     from plasticity_nb.views.explorer import claims_overview
 

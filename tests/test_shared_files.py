@@ -74,7 +74,7 @@ def test_the_report_matches_claims_csv_whoever_wrote_last(tmp_path):
     in_parallel(write_claims, tmp_path)
     write_report(tmp_path, "smoke")
     page = (tmp_path / "report.md").read_text()
-    assert all(f"| {c} |" in page for w in range(WRITERS) for c in own_claims(w))
+    assert all(f"### {c}: " in page for w in range(WRITERS) for c in own_claims(w))
 
 
 def test_the_execution_cache_is_replaced_and_restored_whole_under_concurrent_batches(tmp_path):

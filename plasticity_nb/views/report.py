@@ -1,15 +1,16 @@
-"""`<out>/report.md`: the claims at a glance, then the paper's findings beside ours in full, and the figures.
+"""`<out>/report.md`: the claims at a glance, each claim in detail, the method, and the figures.
 
-The page a researcher pastes into a lab meeting. It leads with two sentences, one short table (`summary_table`:
-each claim in words, its estimate with interval and unit, its seeds, its verdict in words, how it stands against
-its source; the notebooks and the explorer show the same table) and one forest plot of every estimate
-(plots.claims_forest). Below them, the method, and the full table: one row per claim with the paper's finding,
-our effect with its interval, the SD of the paired differences and the plan (what effect these seeds can detect, the
-power at the claim's smallest effect of interest and the seeds it needs), whether the premise holds, the
-verdict, whether its definition was fixed before its data (and the post-hoc verdict beside it where not), and
-how it stands against its source (agrees / departs / not resolved / premise not met / post hoc / extension);
-after a `run --settle`, its sequential design and each claim's frozen verdict; then every change made to the
-registry, the figures of every notebook that ran at this preset, and where the run time went.
+The page a researcher pastes into a lab meeting, read top down. It leads with two short sentences, one short table
+(`summary_table`: each claim in words, its estimate with interval and unit, its seeds, its verdict in words, how it
+stands against its source; the notebooks and the explorer show the same table) and one forest plot of every
+estimate (plots.claims_forest). Below them, each claim in its own subsection (`claim_details`): the paper's
+finding, our effect with its interval and SD, the test, the verdict, the plan (what effect these seeds can detect,
+the power at the claim's smallest effect of interest and the seeds it needs), the premise, whether its definition
+was fixed before its data (and the post-hoc verdict beside it where not) and its other tests. Then the method in
+short sentences; after a `run --settle`, its sequential design and each claim's frozen verdict; what would settle
+the unresolved claims; the per-condition tables, where the run time went and the figures of every notebook that
+ran at this preset. The registry's history (every change to the claims registry) is long and rarely read, so it
+lives in its own file, `<out>/claims-registry.md`, to which the method links. The provenance line comes last.
 """
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ import pandas as pd
 from ..analysis.claim_history import CHANGES, PROCEDURE
 from ..analysis.claims import (
     CLAIMS,
+    FIXED_N,
     MIN_PLANNING_N,
     PAPER,
     PLANNING_SD,
+    SETTLED,
     UNIT_LEVEL,
     claims_lock,
     in_registry_order,
@@ -38,12 +41,14 @@ from ..analysis.settle import END as SETTLED_END
 from ..analysis.settle import START as SETTLED_START
 from ..analysis.settle import section as settled_section
 from ..analysis.settle import triage_section
-from ..analysis.stats import ALPHA, POWER
+from ..analysis.stats import ALPHA, POWER, T_MODEL
 from ..analysis.study_result import StudyResult
 from ..core.files import locked, remove_stale_temporaries, write_atomic
 from ..execution.provenance import git_commit
 
 LEAD_START, LEAD_END = "<!-- the verdicts: start -->", "<!-- the verdicts: end -->"  # refresh_report's markers
+REGISTRY_PAGE = "claims-registry.md"  # beside report.md, which links to it
+STAGES = {SETTLED: "Settled sequentially (the verdict)", FIXED_N: "Fixed n (exploratory where a settled row exists)"}
 
 TESTS = {"difference": "CI above 0", "equivalence": "TOST within ±{margin:g}", "bound": "below {margin:+g}",
          "correlation": "r's CI above 0", "screen": "some r != 0, Holm over {margin:g} candidates",
@@ -60,59 +65,93 @@ def write_report(out_dir: str | os.PathLike, preset: str, timings: pd.DataFrame 
         remove_stale_temporaries(path)
         write_atomic(path, "\n".join(report_lines(out_dir, preset, claims[claims.preset == preset], timings,
                                                   results)) + "\n")
+        write_registry_page(out_dir)  # under the same lock: the page it links to is the registry it names
+    return path
+
+
+def write_registry_page(out_dir: Path) -> Path:
+    """`<out>/claims-registry.md`: the registry's whole history, out of report.md so that the page stays short."""
+    path = out_dir / REGISTRY_PAGE
+    remove_stale_temporaries(path)
+    write_atomic(path, "\n".join(registry_lines()) + "\n")
     return path
 
 
 def report_lines(out_dir: Path, preset: str, claims: pd.DataFrame, timings: pd.DataFrame | None,
                  results: dict[str, StudyResult] | None) -> list[str]:
+    """The page top down: the findings, each claim in detail, the method, then what a reader looks up."""
     claims = in_registry_order(claims)
     # the lead shows *the* verdicts (a settled one wherever it exists); the detail below every row of both stages
     verdicts = in_registry_order(the_verdicts(claims))
-    lines = [f"# plasticity_nb report: preset `{preset}`", "", LEAD_START, *lead(out_dir, preset, verdicts), LEAD_END]
-    lines += ["", "## Method", "",
-              f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}; "
-              f"claims registry `{registry_hash()}` (the hash of every definition and change below). "
-              "Gaps are *scratch − warm* test accuracy in percentage points (positive: warm-starting hurts), paired "
-              f"by seed. Each claim gets the test its statement needs, at α = {ALPHA:g}: a difference (\"worse\", "
-              "\"reduces\": the 95 % t interval above 0), an equivalence (\"recovers\": two one-sided tests, the 90 % "
-              "interval inside ± the margin), or a bound (one-sided). Where the differences tie (fewer than 3 "
-              "distinct values, or none spread) the t model is replaced by the exact sign-flip test, which from 3 "
-              "seeds gives no verdict. Ratios (C9, C10) are tested on the log scale and shown as geometric-mean "
-              "percentages. A claim over several conditions or tests holds only if each holds (no correction; the "
-              "joint power is stated) and fails if one fails after Holm's correction. Plan: the smallest effect these "
-              f"seeds detect with {POWER:.0%} power at the SD seen, the power at the claim's smallest effect of "
-              f"interest (the margin for an equivalence or a bound), and the seeds that effect needs for {POWER:.0%}: "
-              f"planned at an SD already seen on {MIN_PLANNING_N} or more seeds ({planning_sds()}; else the test's "
-              f"own where it has {MIN_PLANNING_N} seeds or more, else not planned), never at the observed effect nor "
-              "at the SD of 3 seeds. No verdict is given where the premise fails "
-              "or cannot be told from these seeds (both arms must fit their training data). The paper's exact numbers "
-              "are not known to us: agreement is in direction only. Claims C11-C14 (remedies) are stated as their "
-              "cited sources state them; C15's test is a correlation across conditions.", "",
-              "## Every claim in detail", ""]
-    lines += claims_table(claims)
-    lines += ["", "What each claim's effect measures, its other tests, and its premise:", ""]
-    for row in claims.itertuples():
-        others = f" Other tests: {row.other_tests}." if isinstance(row.other_tests, str) and row.other_tests else ""
-        lines.append(f"- **{row.claim}**: {CLAIMS[row.claim].effect}.{others} Premise {row.premise}.")
-    lines += settled_section(out_dir, preset)  # `run --settle`'s design and frozen verdicts (settle.py)
+    lines = [f"# plasticity_nb report: preset `{preset}`", "", LEAD_START, *lead(out_dir, preset, verdicts), LEAD_END,
+             "", *claim_details(claims), "", *method_lines()]
+    # the markers always: refresh_report fills them after a look, in place, not below the provenance line
+    lines += settled_section(out_dir, preset) or ["", SETTLED_START, SETTLED_END]
     lines += triage_section(out_dir, preset)  # which other claims this machine can settle, from the main job's plan
-    lines += settle(claims) + departures(claims, preset) + registry_changes()
-    if results:
-        lines += ["", "## Per condition", "",
-                  "Mean test accuracy and train accuracy (%, both over the metric window) of each arm beside every "
-                  "gap, and whether the premise holds there.",
-                  ""]
-        for stem, result in results.items():
-            lines += [f"### {stem}", "", markdown_table(result.estimates.round(2)), ""]
-        lines += improvement_section(results)
+    lines += settle(claims) + departures(claims, preset) + per_condition(results)
     if timings is not None and len(timings):
         lines += ["", "## Run time", "", markdown_table(timings)]
-    lines += ["", "## Figures", ""]
+    return lines + figures(out_dir, preset, claims) + ["", provenance()]
+
+
+def method_lines() -> list[str]:
+    """How a claim is tested, one idea a line, and where the registry's history is."""
+    power = f"{100 * POWER:.0f} %"
+    return ["## Method", "", *(f"- {line}" for line in [
+        "Gaps are *scratch − warm* test accuracy in percentage points, paired by seed.",
+        "A positive gap means warm-starting hurts.",
+        f"Each claim gets the test its statement needs, at α = {ALPHA:g}.",
+        "A difference (\"worse\", \"reduces\") holds when its 95 % t interval lies above 0.",
+        "An equivalence (\"recovers\") holds when its 90 % interval lies inside ± the margin (two one-sided tests).",
+        "A bound is tested one-sided.",
+        "Where the differences tie (fewer than 3 distinct values, or none spread), the exact sign-flip test replaces "
+        "the t model.",
+        "From 3 seeds the sign-flip test gives no verdict.",
+        "Ratios (C9, C10) are tested on the log scale and shown as geometric-mean percentages.",
+        "A claim over several conditions or tests holds only if each holds (no correction; the joint power is "
+        "stated).",
+        "It fails if one fails after Holm's correction.",
+        f"The plan gives the smallest effect these seeds detect with {power} power at the SD seen.",
+        "It gives the power at the claim's smallest effect of interest (the margin for an equivalence or a bound), "
+        f"and the seeds that effect needs for {power}.",
+        f"Plans use an SD already seen on {MIN_PLANNING_N} or more seeds ({planning_sds()}), else the test's own "
+        f"where it has {MIN_PLANNING_N} seeds or more, else none.",
+        "No plan uses the observed effect, nor the SD of 3 seeds.",
+        "The premise: both arms fit their training data.",
+        "No verdict is given where the premise fails or cannot be told from these seeds.",
+        "The paper's exact numbers are not known to us, so agreement is in direction only.",
+        "Claims C11-C14 (remedies) are stated as their cited sources state them.",
+        "C15's test is a correlation across conditions.",
+        f"Every change to the claims registry, and why, is in [{REGISTRY_PAGE}]({REGISTRY_PAGE}).",
+    ])]
+
+
+def per_condition(results: dict[str, StudyResult] | None) -> list[str]:
+    """Each notebook's per-condition table, and the remedies' shares of seeds improved; nothing without results."""
+    if not results:
+        return []
+    lines = ["", "## Per condition", "",
+             "Mean test accuracy and train accuracy (%, both over the metric window) of each arm beside every gap, "
+             "and whether the premise holds there.", ""]
+    for stem, result in results.items():
+        lines += [f"### {stem}", "", markdown_table(result.estimates.round(2)), ""]
+    return lines + improvement_section(results)
+
+
+def figures(out_dir: Path, preset: str, claims: pd.DataFrame) -> list[str]:
+    """Every figure of every notebook that ran at this preset, by notebook."""
+    lines = ["", "## Figures"]
     for notebook in dict.fromkeys(claims.notebook):
-        figures = sorted((out_dir / "figures").glob(f"{notebook}_{preset}_*.png"))
-        if figures:
-            lines += [f"### {notebook}", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
+        shown = sorted((out_dir / "figures").glob(f"{notebook}_{preset}_*.png"))
+        if shown:
+            lines += ["", f"### {notebook}", ""] + [f"![{f.stem}](figures/{f.name})" for f in shown]
     return lines
+
+
+def provenance() -> str:
+    """The page's last line: when, from what and by which code and registry it was made (not for a first read)."""
+    return (f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from `claims.csv`; code {git_commit()}; "
+            f"claims registry `{registry_hash()}` ([its history]({REGISTRY_PAGE})).")
 
 
 def refresh_report(out_dir: Path, preset: str) -> None:
@@ -158,17 +197,17 @@ def improvement_section(results: dict[str, StudyResult]) -> list[str]:
 
 
 def lead(out_dir: Path, preset: str, claims: pd.DataFrame) -> list[str]:
-    """The top of the page: two sentences, the short table and the forest plot; estimates before verdict words."""
+    """The top of the page: two short sentences, the short table and the forest plot; estimates before verdict
+    words."""
     if not len(claims):
         return [f"No claim has been recorded at the `{preset}` preset yet."]
-    lines = [f"Every claim tested at the `{preset}` preset on {', '.join(sorted(set(claims.dataset)))}, one per row: "
-             "our estimate with its interval (95 %, or 90 % where an equivalence, a bound or a trend is tested on it) "
-             "and the seeds behind it, then the verdict in plain words and how it stands against its source. The "
-             "figure puts every estimate on one axis per unit, zero and each claim's smallest effect of interest "
-             "marked (a band: an equivalence margin), and the method, the premises, the registry and every number "
-             "follow below it.", "", markdown_table(summary_table(claims))]
+    datasets = ", ".join(sorted(set(claims.dataset)))
+    lines = [f"Claims tested at the `{preset}` preset on {datasets}. Each row gives our estimate with its interval "
+             "(95 %, or 90 % where marked) and seeds, then the verdict in words.", "",
+             markdown_table(summary_table(claims))]
     figure = forest_figure(out_dir, preset, claims)
-    return lines + (["", f"![Every claim's estimate and interval](figures/{figure.name})"] if figure else [])
+    return lines + (["", f"![Every claim's estimate and interval; zero and each smallest effect of interest marked]"
+                          f"(figures/{figure.name})"] if figure else [])
 
 
 def summary_table(claims: pd.DataFrame) -> pd.DataFrame:
@@ -226,29 +265,93 @@ def markdown_table(table: pd.DataFrame) -> str:
                      + ["| " + " | ".join(r) + " |" for r in rows[1:]])
 
 
-def claims_table(claims: pd.DataFrame) -> list[str]:
-    lines = ["| claim | statement | the source's finding | test | ours: effect | interval | SD | seeds | detectable at "
-             "80 % | smallest effect of interest: power, seeds for 80 % | premise | verdict | vs its source | "
-             "definition | post-hoc verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in claims.itertuples():
-        test = TESTS[row.test].format(margin=row.margin if isinstance(row.margin, float) else math.nan)
-        state = row.premise.split(":")[0]
-        premise = state if state == "met" else f"**{state}**"
-        missing = f" ({row.n_missing} missing)" if row.n_missing else ""
-        exact = " (exact sign-flip)" if row.method == "exact sign-flip" else ""
-        plan = "–" if not row.sesoi == row.sesoi else \
-            f"{row.sesoi:g} {row.unit}: {percent(row.power_at_sesoi)}, {seeds(row.seeds_for_sesoi)}"
-        beside = row.post_hoc if isinstance(row.post_hoc, str) and row.post_hoc else "–"
-        lines.append(f"| {row.claim} | {row.statement} | {CLAIMS[row.claim].paper} | {test}{exact} | {row.effect:+.2f} "
-                     f"{row.unit} | {row.ci_low:+.2f} to {row.ci_high:+.2f} ({row.ci_level:.0%}) | {row.sd:.2f} | "
-                     f"{row.n_seeds}{missing} | {row.mde_80:.2f} | {plan} | {premise} | {row.verdict} | "
-                     f"{row.vs_paper} | {row.definition} | {beside} |")
+def claim_details(claims: pd.DataFrame) -> list[str]:
+    """Each claim in its own subsection, in registry order: every number of its rows as short labelled lines (a
+    table of sixteen columns was too wide to read)."""
+    if not len(claims):
+        return []
+    lines = ["## Each claim in detail"]
+    for name, rows in claims.groupby("claim", sort=False):
+        lines += ["", *claim_detail(name, rows)]
     return lines
 
 
+def claim_detail(name: str, rows: pd.DataFrame) -> list[str]:
+    """One claim: what its source found and what its effect measures, then each stage's row, the settled one first
+    (*the* verdict where it exists)."""
+    claim = CLAIMS[name]
+    lines = [f"### {name}: {rows.statement.iloc[0]}", "", f"- **The source's finding:** {claim.paper}",
+             f"- **Effect:** {ended(claim.effect)}"]
+    for row in rows.sort_values("stage", key=lambda stage: stage.ne(SETTLED), kind="stable").itertuples():
+        lines += (["", f"{STAGES.get(row.stage, row.stage)}:", ""] if len(rows) > 1 else []) + row_detail(row)
+    return lines
+
+
+def row_detail(row) -> list[str]:
+    """A claims.csv row as lines, the estimate before the verdict: nothing it holds is left out."""
+    lines = [f"- **Estimate:** {estimate_line(row)}", f"- **Test:** {tested_by(row)}",
+             f"- **Verdict:** {row.verdict}; against its source: {row.vs_paper}."]
+    if isinstance(row.post_hoc, str) and row.post_hoc:
+        lines.append(f"- **Post-hoc verdict:** {row.post_hoc}")
+    if row.mde_80 == row.mde_80 or row.sesoi == row.sesoi:  # a settled row is planned by its design, not here
+        lines.append(f"- **Plan:** {plan_line(row)}")
+    lines += [f"- **Premise:** {ended(premise_line(row.premise))}", f"- **Definition:** {ended(row.definition)}"]
+    if isinstance(row.other_tests, str) and row.other_tests:
+        label = "Decision" if row.stage == SETTLED else "Other tests"  # a settled row's is why it stopped
+        lines += [f"- **{label}:**"] + [f"  - {test}" for test in row.other_tests.split(" | ")]
+    return lines
+
+
+def ended(text: str) -> str:
+    """`text` with one full stop at its end, whether claims.csv or the registry ended it with one or not."""
+    return str(text).rstrip(". ") + "."
+
+
+def estimate_line(row) -> str:
+    """'+3.61 pp, interval +2.68 to +4.54 (95 %), SD 1.67, 15 seeds': the SD left out where none was measured."""
+    if not row.effect == row.effect:
+        return f"none ({n_text(row)})."
+    sd = f", SD {row.sd:.2f}" if row.sd == row.sd else ""
+    return (f"{row.effect:+.2f} {row.unit}, interval {row.ci_low:+.2f} to {row.ci_high:+.2f} "
+            f"({100 * row.ci_level:.0f} %){sd}, {n_text(row)}.")
+
+
+def n_text(row) -> str:
+    """'15 seeds (1 missing)', or conditions for a correlation."""
+    missing = f" ({row.n_missing:.0f} missing)" if row.n_missing else ""
+    return f"{row.n_seeds} {units(row)}{missing}"
+
+
+def units(row) -> str:
+    """What a claim's n counts: seeds, or conditions where its test is across conditions (a correlation)."""
+    return "conditions" if row.test in UNIT_LEVEL else "seeds"
+
+
+def tested_by(row) -> str:
+    """The test the statement needs, and how it was computed where not by the t model."""
+    test = TESTS[row.test].format(margin=row.margin if isinstance(row.margin, float) else math.nan)
+    return test + (f" ({row.method})" if isinstance(row.method, str) and row.method != T_MODEL else "") + "."
+
+
+def plan_line(row) -> str:
+    """What these seeds detect, and the power and seeds at the claim's smallest effect of interest."""
+    power = f"{100 * POWER:.0f} %"
+    detect = (f"{row.mde_80:.2f} {row.unit} detectable with {power} power" if row.mde_80 == row.mde_80 else
+              "no detectable effect computed")
+    if not row.sesoi == row.sesoi:
+        return f"{detect}; no smallest effect of interest."
+    return (f"{detect}; at the smallest effect of interest ({row.sesoi:g} {row.unit}): power "
+            f"{percent(row.power_at_sesoi)}, {units(row)} for {power}: {seeds(row.seeds_for_sesoi)}.")
+
+
+def premise_line(premise: str) -> str:
+    """claims.csv's premise with its state in bold where it is not met (no verdict is given then)."""
+    state, _, rest = str(premise).partition(":")
+    return str(premise) if state == "met" else f"**{state}**:{rest}"
+
+
 def percent(value: float) -> str:
-    return "–" if not value == value else f"{value:.0%}"
+    return "–" if not value == value else f"{100 * value:.0f} %"
 
 
 def settle(claims: pd.DataFrame) -> list[str]:
@@ -267,21 +370,27 @@ def settle(claims: pd.DataFrame) -> list[str]:
         lines.append(f"- **{row.claim}**: {row.n_seeds} seeds detect {row.mde_80:.2f} {row.unit} with 80 % power; "
                      f"{target}.")
     lines += ["", "Adding seeds with `run --seeds N` after looking at these verdicts and testing again is **not "
-              "error-controlled**: every look is another chance of a false positive (about 12 % instead of 5 % with "
-              "looks at 3, 5 and 8 seeds). Plan N from the smallest effect of interest before looking, or settle the "
+              "error-controlled**. Every look is another chance of a false positive (about 12 % instead of 5 % with "
+              "looks at 3, 5 and 8 seeds). Plan N from the smallest effect of interest before looking. Or settle the "
               "claims with a sequential design whose boundaries allow for the looks (`run --settle 4,8,12,16`: "
               "README, \"Settling claims sequentially\")."]
     return lines
 
 
+def registry_lines() -> list[str]:
+    """claims-registry.md: the registry's hash, how a change is applied, then every change in the order made."""
+    return ["# Changes to the claims registry", "",
+            f"Claims registry `{registry_hash()}`: the hash of every definition and every change below.", "",
+            "A definition changed after its data were seen keeps the earlier definition's verdict primary on the "
+            "seeds that were seen. The new one is reported beside it as post hoc. It is primary only on seeds not "
+            "seen before the change. Procedure corrections fix a test that was wrong for its statement. They apply "
+            "to every result, old data included.", "", *registry_changes()]
+
+
 def registry_changes() -> list[str]:
-    """Every change to the claims registry: definitions changed after their data were seen, claims added after
-    their data, and procedure corrections (which apply to every result, old data included)."""
-    lines = ["", "## Changes to the claims registry", "",
-             "A definition changed after its data were seen keeps the earlier definition's verdict primary on the "
-             "seeds that were seen; the new one is reported beside it as post hoc, and is primary only on seeds not "
-             "seen before the change. Procedure corrections fix a test that was wrong for its statement and apply to "
-             "every result.", ""]
+    """Every change to the claims registry, one line each: definitions changed after their data were seen, claims
+    added after their data, and procedure corrections (which apply to every result, old data included)."""
+    lines = []
     for change in CHANGES:
         seen = "; ".join(f"{preset}: seeds {', '.join(map(str, s))}" for preset, s in change.seen.items())
         when = f"after seeing data ({seen})" if seen else "before any of its data were seen"
@@ -303,11 +412,10 @@ def departures(claims: pd.DataFrame, preset: str) -> list[str]:
                      f"{row.n_seeds} seeds) where {'the paper' if source == PAPER else source} reports: "
                      f"{CLAIMS[row.claim].paper}")
     if preset != "paper":
-        lines += ["", f"The `{preset}` preset trains narrow ResNets on a CIFAR-10 subset for tens of epochs "
-                  "(sized for a CPU), far from the paper's 850 epochs of ResNet-18 on all 50,000 images (and from "
-                  "Ash & Adams' ResNet-18 on 2/3 of the training set, tested on the other third); a departure here "
-                  "is a finding about that scale, not a verdict on the source. The `paper` preset runs the paper's "
-                  "setting."]
+        lines += ["", f"The `{preset}` preset trains narrow ResNets on a CIFAR-10 subset for tens of epochs, sized "
+                  "for a CPU. The paper trains ResNet-18 on all 50,000 images for 850 epochs (Ash & Adams: on 2/3 "
+                  "of the training set, tested on the other third). A departure here is a finding about that scale, "
+                  "not a verdict on the source. The `paper` preset runs the paper's setting."]
     return lines
 
 
