@@ -43,14 +43,13 @@ def bundled_study(config: StudyConfig, out_dir: str | os.PathLike) -> StudyResul
     """The study's result from a bundle's runs, after its banner; BundleError naming the settings the bundle holds
     when it lacks some of these runs (a bundle trains nothing)."""
     print(bundle.opened(out_dir), flush=True)
-    config = bundle.with_precision(config, out_dir)
-    store = RunStore(out_dir)
-    data_id = bundle.read_marker(out_dir)["data"].get(config.dataset, "")
+    config, marker, store = bundle.with_precision(config, out_dir), bundle.read_marker(out_dir), RunStore(out_dir)
+    data_id = marker["data"].get(config.dataset, "")
     plan = config.plan(data_id)
     missing = sum(not store.has(c) for _, c in plan)
     if missing:
         store.refuse_if_bundle(f"train the {missing} of {len(plan)} runs these settings need, which it does not "
-                               f"hold (it holds {bundle.holds(bundle.read_marker(out_dir))})")
+                               f"hold (it holds {bundle.holds(marker)})")
     return load_study(config, out_dir, data_id, read_only=True)
 
 

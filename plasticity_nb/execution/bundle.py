@@ -152,10 +152,11 @@ def file_problems(root: Path, marker: dict[str, Any]) -> list[str]:
 
 
 def run_problem(folder: Path) -> str | None:
-    """What is wrong with one of the bundle's runs: a missing run, weights (a bundle has none), or whatever the
-    store's manifest check finds (weights are optional there, so their absence is no problem)."""
+    """What is wrong with one of the bundle's runs: weights (a bundle has none), or whatever the store's manifest
+    check finds (weights are optional there, so their absence is no problem). None for a missing run, which
+    file_problems names."""
     if not folder.is_dir():
-        return None  # file_problems names it
+        return None
     weights = [n for n in OPTIONAL if (folder / n).exists()]
     if weights:
         return f"run {folder.name} holds {', '.join(weights)}: a bundle has no weights"

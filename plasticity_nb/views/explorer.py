@@ -61,8 +61,8 @@ class StoreIndex:
         self.coverage = functools.cache(self.coverage)
 
     def config(self, study_id: str, preset: str, data_id: str | None = None):
-        """The study's config at this preset's defaults; a remedy study's narrowed to the remedies whose runs are all
-        stored (for `data_id`; None: the data the store covers best)."""
+        """The study's config at this preset's defaults (a bundle's: as its notebook ran); a remedy study's narrowed to
+        the remedies whose runs are all stored (for `data_id`; None: the data the store covers best)."""
         study = STUDIES[study_id]
         config = (bundle.study_config(study.config, study.stem, preset, self.out_dir) if self.store.bundle
                   else study.config.from_preset(preset))
