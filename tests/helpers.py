@@ -1,4 +1,5 @@
 """Tiny, fast configs for tests (seconds on a CPU), and what the batch tests run and read from an output folder."""
+import hashlib
 import json
 import random
 import re
@@ -8,7 +9,9 @@ import time
 
 from plasticity_nb import Phase, RunConfig, RunStore
 from plasticity_nb.core.files import is_locked
+from plasticity_nb.core.paths import project_root
 
+COMMITTED = project_root() / "results" / "quick"  # the committed bundle (docs/bundle.md)
 # The history columns that repeat bit for bit on one machine (not the wall times).
 DETERMINISTIC = ["phase", "epoch", "phase_epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
 
@@ -138,3 +141,9 @@ def where(out, log) -> dict:
     last = events(out)[-1] if events(out) else {}
     return {"batch": lines[-1][:100] if lines else "(starting: plan)", "event": last.get("event"),
             "key": last.get("key"), "phase": last.get("phase"), "epoch": last.get("epoch")}
+
+
+def files_of(folder):
+    """Every file under `folder` with its SHA-256: what must not change when a bundle is read."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..core.config import ConfigError
 from ..core.files import locked, remove_stale_temporaries, write_atomic
+from ..core.paths import is_bundle
 from ..data.datasets import DEFAULT_DATASET
 from .claim_history import ADDED, CHANGES, DEFINITION, Change
 from .premises import Premise
@@ -510,11 +511,15 @@ def record_claims(out_dir: str | os.PathLike, preset: str, results: list[ClaimRe
                   config: Any = None) -> pd.DataFrame:
     """Write (or replace) these claims' fixed-n rows for this preset in claims.csv; return *the* verdicts of these
     claims: a settled row where `run --settle` froze one (the fixed-n row stays beside it, exploratory), else the
-    new row. `config` (the study's) gives the smallest effect of interest the seeds are planned for."""
+    new row. `config` (the study's) gives the smallest effect of interest the seeds are planned for. A bundle is
+    read-only: its claims.csv stays the committed one, the new rows only shown beside it."""
     smallest = getattr(config, "smallest_effect", None)
     dataset = getattr(config, "dataset", DEFAULT_DATASET)
     rows = pd.DataFrame([claim_row(r, preset, smallest, dataset) for r in results], columns=COLUMNS)
-    table = replace_rows(out_dir, preset, rows)
+    if is_bundle(out_dir):
+        table = merged(read_claims(out_dir), preset, with_dataset(rows))
+    else:
+        table = replace_rows(out_dir, preset, rows)
     return the_verdicts(table[(table.preset == preset) & table.claim.isin(rows.claim)]).reset_index(drop=True)
 
 
@@ -533,10 +538,14 @@ def replace_rows(out_dir: str | os.PathLike, preset: str, rows: pd.DataFrame) ->
         rows = with_dataset(rows)
         for dataset in set(rows.dataset):
             check_results_dataset(out_dir, dataset)
-        rows = rows.assign(stage=rows.stage.fillna(FIXED_N)) if "stage" in rows.columns else rows.assign(stage=FIXED_N)
-        table = read_claims(out_dir)
-        same = table.claim.isin(rows.claim) & (table.preset == preset) & table.stage.isin(rows.stage)
-        table = table[~same]
-        table = pd.concat([t for t in (table, rows) if len(t)], ignore_index=True).sort_values(["preset", "claim"])
+        table = merged(read_claims(out_dir), preset, rows)
         write_atomic(claims_path(out_dir), table.to_csv(index=False))
     return table
+
+
+def merged(table: pd.DataFrame, preset: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """`table` with `rows` in place of its rows of the same claims, preset and stage (fixed n where none is given)."""
+    rows = rows.assign(stage=rows.stage.fillna(FIXED_N)) if "stage" in rows.columns else rows.assign(stage=FIXED_N)
+    same = table.claim.isin(rows.claim) & (table.preset == preset) & table.stage.isin(rows.stage)
+    table = table[~same]
+    return pd.concat([t for t in (table, rows) if len(t)], ignore_index=True).sort_values(["preset", "claim"])

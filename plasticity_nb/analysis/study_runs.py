@@ -1,13 +1,14 @@
 """A study's plan executed through the run store (identical configs across studies are trained once), or its
-result read from the store alone.
+result read from the store alone (always so from a bundle: execution/bundle.py).
 """
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from ..core.paths import default_out_dir
+from ..core.paths import default_out_dir, is_bundle
 from ..data.images import load_dataset
+from ..execution import bundle
 from ..execution.runner import run_many
 from ..execution.store import RunStore
 from ..training.runtime import resolve_device
@@ -24,7 +25,10 @@ def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
 
     `workers`, `executor` and `ray_address` choose where runs execute, `ensemble` whether runs that differ only by
     seed train as one model (see `runner.run_many`). The study's `dataset` is loaded, from `data_dir` if given.
+    From a bundle, the result is read as stored there (`bundled_study`): nothing trains and no data is loaded.
     """
+    if is_bundle(out_dir or default_out_dir()):
+        return bundled_study(config, out_dir or default_out_dir())
     device = resolve_device(device)
     data = load_dataset(config.dataset, data_dir, device)  # fails early, before any run, if the data is missing or bad
     check_results_dataset(out_dir or default_out_dir(), config.dataset)  # nor trains what it could not report
@@ -33,6 +37,20 @@ def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
                        ray_address=ray_address, ensemble=ensemble)
     return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS, config.premise_rule(),
                    config.window_summary)
+
+
+def bundled_study(config: StudyConfig, out_dir: str | os.PathLike) -> StudyResult:
+    """The study's result from a bundle's runs, after its banner; BundleError naming the settings the bundle holds
+    when it lacks some of these runs (a bundle trains nothing)."""
+    print(bundle.opened(out_dir), flush=True)
+    config, marker, store = bundle.with_precision(config, out_dir), bundle.read_marker(out_dir), RunStore(out_dir)
+    data_id = marker["data"].get(config.dataset, "")
+    plan = config.plan(data_id)
+    missing = sum(not store.has(c) for _, c in plan)
+    if missing:
+        store.refuse_if_bundle(f"train the {missing} of {len(plan)} runs these settings need, which it does not "
+                               f"hold (it holds {bundle.holds(marker)})")
+    return load_study(config, out_dir, data_id, read_only=True)
 
 
 def warm_start_gap(config: WarmStartConfig, **kwargs: Any) -> StudyResult:

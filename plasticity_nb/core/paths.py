@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the plasticity_nb folder, whatever layer asks
+BUNDLE = "bundle.json"  # at an output folder's root: the folder is a bundle of stored runs (execution/bundle.py)
 
 
 def project_root() -> Path:
@@ -21,6 +22,11 @@ def default_out_dir() -> Path:
 def resolve_out_dir(out_dir: str | os.PathLike | None) -> Path:
     """The notebooks' `out_dir` parameter: None means the default outputs folder."""
     return Path(out_dir).expanduser().resolve() if out_dir else default_out_dir()
+
+
+def is_bundle(out_dir: str | os.PathLike) -> bool:
+    """Whether `out_dir` is a bundle: stored runs without their weights, opened read-only (execution/bundle.py)."""
+    return (Path(out_dir).expanduser() / BUNDLE).is_file()
 
 
 def cache_dir() -> Path:

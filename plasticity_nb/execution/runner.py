@@ -49,6 +49,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: Image
     record = store.load(config)
     if record is not None:
         return record
+    store.refuse_if_bundle(f"train run {config.key()}, which it does not hold")  # before loading any data
     start = None
     if len(config.phases) > 1:
         start = continued_from(config.prefix(), out_dir, data, data_dir, device, progress, checkpoint_every)
@@ -112,6 +113,8 @@ def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = N
     device = resolve_device(device)
     store.discard_leftovers()
     todo = missing_runs(configs, store)
+    if todo:
+        store.refuse_if_bundle(f"train the {len(todo)} run(s) these configs need that it does not hold")
     if workers is not None and (type(workers) is not int or workers < 1):
         raise ConfigError(f"workers must be a whole number >= 1, got {workers!r}")
     workers = workers or auto_workers(device, list(todo.values()))

@@ -13,6 +13,9 @@ What is read is checked against the manifest (`inspect`): a run that does not ma
 part, edited) is moved to `runs/.corrupt/` with one warning and counts as not stored, so a batch trains it
 again; a read-only store (the explorer) warns and skips it. Runs stored before manifests existed are checked
 file by file (each parses, the config hashes to its folder's name) and given a manifest, said once per store.
+
+A bundle (execution/bundle.py: committed runs without weights, marked by `bundle.json`) is read as a read-only
+store: whatever would train or write into it, or read weights from it, raises BundleError.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ import torch
 
 from ..core.config import ConfigError
 from ..core.files import is_locked, locked, write_atomic
+from ..core.paths import is_bundle
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome, RunState
 
@@ -52,6 +56,17 @@ REASON = "REASON.txt"
 
 class StoreError(RuntimeError):
     """The output folder cannot be used."""
+
+
+class BundleError(StoreError):
+    """Something would train or write into a bundle, or read weights from it: it is read-only and has none."""
+
+
+def bundle_refusal(out_dir: Path, what: str) -> BundleError:
+    """The one error of every refusal: names the bundle, what it cannot do, and where to do it instead."""
+    return BundleError(f"{out_dir} is a bundle of committed runs (read-only, weights omitted): it cannot {what}. "
+                       f"To train or write results, copy its runs to an output folder and work there: "
+                       f"cp -r {out_dir / 'runs'} <out>/")
 
 
 class CorruptRun(StoreError):
@@ -107,6 +122,8 @@ class RunRecord:
     def _tensors(self, name: str) -> dict[str, torch.Tensor]:
         """A weights file, checked against the manifest as it is read (the store checks only its size before)."""
         path = self.path / name
+        if not path.exists() and is_bundle(self.path.parent.parent):
+            raise bundle_refusal(self.path.parent.parent, f"give run {self.key}'s weights ({name})")
         if not path.exists():
             raise StoreError(f"run {self.key} in {self.path.parent} was stored without {name} (a store copied without "
                              f"weights?): runs that continue from it need it. Copy {name} too, or move {self.path} "
@@ -125,9 +142,10 @@ class RunRecord:
 class RunStore:
     def __init__(self, out_dir: str | os.PathLike, read_only: bool = False):
         """`read_only`: never write (the explorer): runs that fail their check are reported and skipped, not set
-        aside, and old runs get no manifest."""
+        aside, and old runs get no manifest. A bundle is always read only."""
         self.root = Path(out_dir).expanduser().resolve() / "runs"
-        self.read_only = read_only
+        self.bundle = is_bundle(self.root.parent)
+        self.read_only = read_only or self.bundle
 
     def path(self, config: RunConfig) -> Path:
         return self.root / config.key()
@@ -279,6 +297,8 @@ class RunStore:
         run and discarding its checkpoint), and temporary run folders that nobody is writing (a kill while storing
         a run; its writer held the run's lock, so a free lock means a dead writer). Call only while holding no run
         lock (a process's second handle on a lock file would release its first)."""
+        if self.bundle:  # nothing trains in a bundle, so nothing is left over, and nothing is removed from it
+            return
         partial = self.root / ".partial"
         if partial.is_dir():
             for folder in partial.iterdir():
@@ -305,7 +325,13 @@ class RunStore:
                            "key": config.key(), "pid": os.getpid(), **details})
         append_line(self.root / "events.log", line)
 
+    def refuse_if_bundle(self, what: str) -> None:
+        """BundleError if this store is a bundle: `what` (e.g. "train run ...") cannot happen in it."""
+        if self.bundle:
+            raise bundle_refusal(self.root.parent, what)
+
     def ensure_writable(self) -> None:
+        self.refuse_if_bundle("store runs or results")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as err:

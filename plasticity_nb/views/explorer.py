@@ -6,12 +6,14 @@ to compare with the plain warm start (their gaps and verdicts, and their plastic
 only read the store and plot: nothing is trained here. A study shows once all of its runs are in the store
 (run its notebook, or `python -m plasticity_nb run`, first); studies 10 and 11 once the plain warm start's and at
 least one remedy's are, offering the remedies stored. With `interactive=False` (papermill, batch) the
-default view is rendered once, statically.
+default view is rendered once, statically. A bundle (execution/bundle.py: committed runs without weights) opens
+the same way, under a banner saying whose runs they are, each study at the parameters its notebook ran with.
 """
 from __future__ import annotations
 
 import collections
 import functools
+import html
 import io
 import json
 import os
@@ -24,7 +26,8 @@ from IPython.display import HTML, Image, display
 from ..analysis.claims import read_claims, the_verdicts
 from ..analysis.study_result import StudyResult
 from ..analysis.study_runs import load_study
-from ..core.paths import resolve_out_dir
+from ..core.paths import is_bundle, project_root, resolve_out_dir
+from ..execution import bundle
 from ..execution.store import RunStore
 from ..measures.probes import PROBE_METRICS
 from ..studies import PRESETS, STUDIES
@@ -32,6 +35,7 @@ from ..studies import remedies as remedy_study
 from . import plots, remedy_views
 from .report import summary_table
 
+COMMITTED = "results/quick"  # the checkout's bundle of the committed runs (docs/bundle.md)
 VIEWS = ("gap", "learning curves", "curvature & noise", "plasticity metrics")
 HISTORY_METRICS = ("test_acc", "train_acc", "test_loss", "train_loss")
 METRICS = {"curvature & noise": PROBE_METRICS, "plasticity metrics": remedy_views.METRIC_CHOICES}
@@ -57,9 +61,11 @@ class StoreIndex:
         self.coverage = functools.cache(self.coverage)
 
     def config(self, study_id: str, preset: str, data_id: str | None = None):
-        """The study's config at this preset's defaults; a remedy study's narrowed to the remedies whose runs are all
-        stored (for `data_id`; None: the data the store covers best)."""
-        config = STUDIES[study_id].config.from_preset(preset)
+        """The study's config at this preset's defaults (a bundle's: as its notebook ran); a remedy study's narrowed to
+        the remedies whose runs are all stored (for `data_id`; None: the data the store covers best)."""
+        study = STUDIES[study_id]
+        config = (bundle.study_config(study.config, study.stem, preset, self.out_dir) if self.store.bundle
+                  else study.config.from_preset(preset))
         if not picks_remedies(study_id):
             return config
         data_id = self.coverage(study_id, preset)[2] if data_id is None else data_id
@@ -184,10 +190,12 @@ def as_png(figure) -> Image:
 def explorer(out_dir: str | os.PathLike | None = None, interactive: bool = True):
     """Display the explorer; `interactive=False` renders the default view once, without widgets."""
     index = StoreIndex(out_dir)
+    if index.store.bundle:
+        display(HTML(f"<p><b>{html.escape(bundle.opened(index.out_dir))}</b></p>"))
     choices = index.available()
     if not choices:
         display(HTML(f"<p>No study has all its runs in <code>{index.store.root}</code> yet: run a study notebook "
-                     "(or <code>python -m plasticity_nb run --preset smoke</code>) first.</p>"))
+                     "(or <code>python -m plasticity_nb run --preset smoke</code>) first" + committed_runs() + ".</p>"))
         return None
     study_id, preset = choices[0]
     if not interactive:
@@ -197,6 +205,12 @@ def explorer(out_dir: str | os.PathLike | None = None, interactive: bool = True)
         display(as_png(figure), table)
         return None
     return Explorer(index, choices).widget
+
+
+def committed_runs() -> str:
+    """Where the checkout's committed runs are, to explore meanwhile (none outside a checkout)."""
+    found = project_root() / COMMITTED
+    return f", or explore the committed runs: <code>explorer({str(found)!r})</code>" if is_bundle(found) else ""
 
 
 class Explorer:

@@ -16,6 +16,7 @@ from ..analysis.claims import in_registry_order
 from ..analysis.stats import Estimate
 from ..analysis.study_result import StudyResult
 from ..core.files import write_atomic
+from ..core.paths import is_bundle
 
 ARM_COLOURS = {"scratch": "#1b7837", "warm": "#c51b7d"}
 
@@ -208,7 +209,10 @@ def ranking_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
 
 
 def save_figure(figure: plt.Figure | sns.FacetGrid, out_dir: str | os.PathLike, name: str) -> list[Path]:
-    """Save as PNG (for reports) and PDF (for papers) under `<out>/figures/`; returns the paths."""
+    """Save as PNG (for reports) and PDF (for papers) under `<out>/figures/`; returns the paths. Nothing is saved
+    into a bundle (read-only: its figures are the committed ones), so none are returned."""
+    if is_bundle(out_dir):
+        return []
     figure = getattr(figure, "figure", figure)
     folder = Path(out_dir) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
