@@ -1,9 +1,11 @@
 """Build the documentation site offline into site/ (what `make docs` runs), strictly: any broken link, missing page
 or warning fails the build.
 
-First the generated pages (tools/docs_pages.py), then `mkdocs build --strict`.
+First the generated pages (tools/docs_pages.py); then each notebook whose runs the committed bundle holds is
+executed against it (results/quick, read-only: nothing trains) into build/notebooks/, where the site renders it
+from; the others render as committed. Then `mkdocs build --strict`.
 
-    python -m tools.build_docs [--site DIR]
+    python -m tools.build_docs [--site DIR] [--no-execute]
 """
 from __future__ import annotations
 
@@ -13,9 +15,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+import papermill
+
+from plasticity_nb.execution.bundle import notebook_parameters, read_marker
 from tools import docs_pages
 
 ROOT = docs_pages.ROOT
+BUNDLE = ROOT / "results" / "quick"
+EXECUTED = ROOT / "build" / "notebooks"  # docs/hooks.py renders these in place of the committed notebooks
+KERNEL = "plasticity-nb"
+
+
+def execute_against_bundle() -> list[str]:
+    """Each notebook the bundle ran, executed against it into EXECUTED; their names."""
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    done = []
+    for stem in read_marker(BUNDLE)["notebooks"]:
+        source = ROOT / "notebooks" / f"{stem}.ipynb"
+        papermill.execute_notebook(str(source), str(EXECUTED / source.name), kernel_name=KERNEL,
+                                   parameters=notebook_parameters(BUNDLE, stem), cwd=str(source.parent),
+                                   progress_bar=False)
+        done.append(source.name)
+    return done
 
 
 def build_site(site: Path) -> subprocess.CompletedProcess:
@@ -28,8 +49,12 @@ def build_site(site: Path) -> subprocess.CompletedProcess:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--site", type=Path, default=ROOT / "site", help="where the site goes (default: site/)")
+    parser.add_argument("--no-execute", action="store_true",
+                        help="render the notebooks as committed (or as last executed), without executing them")
     args = parser.parse_args()
     docs_pages.main_write()
+    if not args.no_execute:
+        print("executed against the committed bundle:", ", ".join(execute_against_bundle()))
     built = build_site(args.site.resolve())
     if built.returncode:
         sys.exit(built.stdout + built.stderr)
