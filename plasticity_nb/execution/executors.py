@@ -57,8 +57,10 @@ class RayExecutor:
         self.ray, self.started = ray, not ray.is_initialized()
         if self.started:
             env = {k: v for k, v in os.environ.items() if k.startswith("PLASTICITY_") or k == "PYTHONPATH"}
-            ray.init(address=address, num_cpus=None if address else workers * threads, include_dashboard=False,
-                     runtime_env={"env_vars": env}, log_to_driver=False)
+            # Without an address, a new local cluster of `workers` CPUs: "local", because Ray's default (None) joins
+            # any cluster already running on this machine (RAY_ADDRESS, or the last `ray start`), sized otherwise.
+            ray.init(address=address or "local", num_cpus=None if address else workers * threads,
+                     include_dashboard=False, runtime_env={"env_vars": env}, log_to_driver=False)
         resources = ray.cluster_resources()
         self.threads = threads
         options = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": threads}
