@@ -23,7 +23,7 @@ from plasticity_nb.execution.executors import LostWorkers, RayExecutor
 from tests.helpers import DETERMINISTIC, events, leftovers, stored_runs, tiny_run
 
 ray = pytest.importorskip("ray", reason="the Ray executor is an optional extra: pip install '.[ray]'")
-pytestmark = pytest.mark.slow(seconds=90)
+pytestmark = pytest.mark.slow(seconds=120)  # the head-loss test adds about 30 s
 
 # Runs long enough (several epochs, one checkpoint each) for a kill to land inside one after its first checkpoint.
 CONFIGS = [tiny_run(seed, phases=(Phase(pool="full", epochs=6),)) for seed in range(4)]
