@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from plasticity_nb.analysis.claims import COLUMNS
+from plasticity_nb.batch import cli
 from plasticity_nb.batch.cli import main
 from plasticity_nb.data import images
 from plasticity_nb.data.datasets import DATASETS
+from plasticity_nb.execution.executors import LostWorkers
 from plasticity_nb.studies import STUDIES
 from tests.helpers import run_folders
 from tests.smoke_store import copy_runs
@@ -183,3 +185,20 @@ def write_npz_copy(folder, train, test, classes, rare=None):
             labels[extra] = (rare[0] + 1) % classes
         np.savez(folder / f"{name}.npz", images=np.zeros((n, 32, 32, 3), np.uint8), labels=labels)
     return folder
+
+
+def test_a_lost_cluster_exits_non_zero_with_one_line_and_the_command_to_continue(tmp_path, capsys, monkeypatch):
+    """What a batch on Ray prints when its head (or a run's workers, past the retries) is lost (tests/test_cluster.py
+    raises LostWorkers for real)."""
+    def lost(*args):
+        raise LostWorkers("the Ray cluster lost its head: 10.0.0.1:6379 has not answered for 10 s; the store keeps "
+                          "every finished run and each run's last checkpoint: start the cluster again and run the "
+                          "same command to continue")
+
+    monkeypatch.setattr(cli, "run_notebooks", lost)
+    args = ["run", "--preset", "smoke", "--only", "01", "--executor", "ray", "--ray-address", "10.0.0.1:6379",
+            "--out", str(tmp_path)]
+    assert main(args) == 1
+    error, command = capsys.readouterr().err.splitlines()
+    assert error.startswith("error: the Ray cluster lost its head") and error.endswith("the same command to continue:")
+    assert command == "  python -m plasticity_nb " + " ".join(args)

@@ -70,7 +70,7 @@ from ..core.paths import resolve_out_dir
 from ..data.datasets import DataError
 from ..data.images import ImageData, load_dataset
 from ..execution import eta
-from ..execution.executors import EXECUTORS
+from ..execution.executors import EXECUTORS, LostWorkers
 from ..execution.runner import CHECKPOINT_EVERY, auto_workers
 from ..execution.store import RunStore, StoreError, print_store_warnings_plainly
 from ..run.run_config import PRECISIONS
@@ -171,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{f': {err.filename}' if err.filename else ''}). Nothing half-written was kept. Free space, then run "
               f"the same command again; it continues from the stored runs and their last checkpoints:\n"
               f"  python -m plasticity_nb {shlex.join(argv)}", file=sys.stderr)
+        return 1
+    except LostWorkers as err:  # its message says what was lost and what the store keeps
+        print(f"error: {err}:\n  python -m plasticity_nb {shlex.join(argv)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are kept in the run store. The run in progress resumes from its "

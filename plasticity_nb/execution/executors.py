@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable
 
@@ -17,6 +19,12 @@ EXECUTORS = ("local", "ray")
 # The retry policy (docs/cluster.md): a run's Ray task whose worker process or node dies is started again, up to
 # this many times, and resumes from the run's last checkpoint. A run that raises is not retried: it would again.
 RAY_RETRIES = 3
+# A driver whose head dies is not told: Ray's wait hangs, and after 60 s (gcs_rpc_server_reconnect_timeout_s) Ray ends
+# the driver's process without a Python error. So a waiting driver asks the head's GCS every HEAD_CHECK_S whether it
+# still answers, and stops the batch once it has not answered for HEAD_GRACE_S (a GCS restarting under Ray's fault
+# tolerance comes back within that; Ray's own limit must not be reached first).
+HEAD_CHECK_S = 1.0
+HEAD_GRACE_S = 10.0
 
 
 class LostWorkers(RuntimeError):
@@ -67,12 +75,26 @@ class RayExecutor:
         options.update(max_retries=RAY_RETRIES, retry_exceptions=False)
         self.slots = int(resources.get("GPU", 0)) if use_gpu else max(1, int(resources.get("CPU", 1)) // threads)
         self.task = ray.remote(**options)(work)
+        self.head = ray.get_runtime_context().gcs_address
 
     def submit(self, *args: Any):
         return self.task.remote(*args, self.threads)
 
     def wait_any(self, handles: list) -> list:
-        return self.ray.wait(handles, num_returns=1)[0]
+        """The finished tasks among `handles` (at least one); LostWorkers once the head stops answering."""
+        silent_since = None
+        while True:
+            done = self.ray.wait(handles, num_returns=1, timeout=HEAD_CHECK_S)[0]
+            if done:
+                return done
+            if answers(self.head):
+                silent_since = None
+                continue
+            silent_since = silent_since or time.monotonic()
+            if time.monotonic() - silent_since >= HEAD_GRACE_S:
+                raise LostWorkers(f"the Ray cluster lost its head: {self.head} has not answered for "
+                                  f"{HEAD_GRACE_S:.0f} s; the store keeps every finished run and each run's last "
+                                  "checkpoint: start the cluster again and run the same command to continue")
 
     def result(self, handle) -> str:
         """The task's run key; the run's own exception as it is; a lost worker or node past the retries as one
@@ -91,3 +113,14 @@ class RayExecutor:
     def close(self) -> None:
         if self.started:
             self.ray.shutdown()
+
+
+def answers(address: str) -> bool:
+    """Whether something accepts connections at `address` (host:port): a dead head's port refuses, a vanished
+    machine's times out."""
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=HEAD_CHECK_S).close()
+    except OSError:
+        return False
+    return True
