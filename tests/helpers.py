@@ -82,13 +82,19 @@ def history_frame(outcome):
     return pd.DataFrame(outcome.history).drop(columns="seconds")
 
 
+def assert_same_run(got, want):
+    """Two outcomes of one config: the same history (wall times aside) and the same final state, bit for bit."""
+    import pandas as pd
+    import torch
+
+    pd.testing.assert_frame_equal(history_frame(got), history_frame(want))
+    assert all(torch.equal(got.state[k], want.state[k]) for k in want.state)
+
+
 def assert_resumes_bit_identically(config: RunConfig, data, out):
     """Train `config` with a checkpoint every epoch; resuming from each checkpoint (through the store's files,
     as a killed process leaves them) and continuing a stored prefix both end bit for bit as the whole run.
     Returns the whole run's outcome and its checkpoints."""
-    import pandas as pd
-    import torch
-
     from plasticity_nb.training.train import train_run
 
     saved = []
@@ -96,13 +102,9 @@ def assert_resumes_bit_identically(config: RunConfig, data, out):
     store = RunStore(out)
     for state in saved:
         store.save_checkpoint(config, state)
-        resumed = train_run(config, data, resume=store.load_checkpoint(config))
-        pd.testing.assert_frame_equal(history_frame(resumed), history_frame(whole))
-        assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
+        assert_same_run(train_run(config, data, resume=store.load_checkpoint(config)), whole)
     prefix = store.save(config.prefix(), train_run(config.prefix(), data), {})
-    continued = train_run(config, data, start=prefix.outcome())
-    pd.testing.assert_frame_equal(history_frame(continued), history_frame(whole))
-    assert all(torch.equal(continued.state[k], whole.state[k]) for k in whole.state)
+    assert_same_run(train_run(config, data, start=prefix.outcome()), whole)
     return whole, saved
 
 

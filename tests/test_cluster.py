@@ -86,16 +86,22 @@ def assert_finished_like_the_reference(out: Path, records, reference) -> None:
     assert leftovers(out) == []
 
 
+def batch_while(disrupt, out):
+    """The batch of CONFIGS on the cluster while `disrupt` acts in the background; the records, and the run key and
+    attempt `disrupt` returned."""
+    killer, found = in_background(disrupt)
+    records = run_many(CONFIGS, out, workers=2, executor="ray", checkpoint_every=1)
+    killer.join()
+    return (records, *found["done"])
+
+
 def test_a_killed_worker_is_retried_and_its_run_resumes_from_its_checkpoint(cluster, reference, tmp_path):
     def kill_a_worker():
         key, attempt = attempts_after_a_checkpoint(tmp_path)
         os.kill(attempt["pid"], signal.SIGKILL)
         return key, attempt
 
-    killer, found = in_background(kill_a_worker)
-    records = run_many(CONFIGS, tmp_path, workers=2, executor="ray", checkpoint_every=1)
-    killer.join()
-    key, killed = found["done"]
+    records, key, killed = batch_while(kill_a_worker, tmp_path)
     assert_finished_like_the_reference(tmp_path, records, reference)
     retried = next(r for r in records if r.key == key)
     assert [a["pid"] for a in retried.provenance["attempts"]][0] == killed["pid"]
@@ -112,10 +118,7 @@ def test_a_lost_node_s_runs_are_rescheduled_on_the_other_node(cluster, reference
         simulated.remove_node(node, allow_graceful=False)  # its raylet and workers die at once
         return key, attempt
 
-    killer, found = in_background(lose_its_node)
-    records = run_many(CONFIGS, tmp_path, workers=2, executor="ray", checkpoint_every=1)
-    killer.join()
-    key, lost = found["done"]
+    records, key, lost = batch_while(lose_its_node, tmp_path)
     assert_finished_like_the_reference(tmp_path, records, reference)
     places = [a["ray_node"] for a in next(r for r in records if r.key == key).provenance["attempts"]]
     assert places[0] == lost["ray_node"] and places[-1] != lost["ray_node"]

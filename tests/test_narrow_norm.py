@@ -1,6 +1,5 @@
 """The fused batch norm (training/narrow_norm.py): the function ATen computes, to bf16's rounding, with ATen's
 running statistics, hooks and state-dict keys; ATen itself wherever the kernels do not take a tensor."""
-import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,11 +12,10 @@ from plasticity_nb.training import layout, narrow_norm
 from plasticity_nb.training.build import evaluate
 from plasticity_nb.training.narrow_norm import NarrowBatchNorm2d, install, standard_copy
 from plasticity_nb.training.train import train_run
-from tests.helpers import tiny_run
+from tests.helpers import assert_same_run, tiny_run
 
 pytestmark = pytest.mark.skipif(narrow_norm.kernels() is None, reason="no C compiler to build the fused kernels")
 
-DETERMINISTIC = ["phase", "epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc"]
 
 
 def channels_last_bf16(*shape, generator):
@@ -149,9 +147,7 @@ def test_a_fused_run_is_deterministic_and_resumes_as_it_began(cifar, tmp_path, f
         patch.setenv("PLASTICITY_CACHE", str(tmp_path / "other-cache"))
         resumed = train_run(config, cifar, resume=store.load_checkpoint(config))
     assert resumed.narrow_norm is True
-    pd.testing.assert_frame_equal(pd.DataFrame(resumed.history)[DETERMINISTIC],
-                                  pd.DataFrame(whole.history)[DETERMINISTIC])
-    assert all(torch.equal(resumed.state[k], whole.state[k]) for k in whole.state)
+    assert_same_run(resumed, whole)
 
 
 def test_a_checkpoint_from_before_the_fused_batch_norm_resumes_without_it(cifar, fused_here, one_thread):
