@@ -50,6 +50,15 @@ def test_the_committed_bundle_is_whole_weightless_and_small():
     assert bundle.size_of(COMMITTED) < 20e6
 
 
+def test_every_committed_bundle_is_whole_and_weightless_and_all_together_small():
+    bundles = [marker.parent for marker in (project_root() / "results").glob(f"*/{BUNDLE}")]
+    assert COMMITTED in bundles and len(bundles) >= 2  # the settle stage's and the explore stage's so far
+    for folder in bundles:
+        assert bundle.problems(folder) == [], folder.name
+        assert not list(folder.rglob("model.pt")) and not list(folder.rglob("remedies.pt")), folder.name
+    assert sum(bundle.size_of(folder) for folder in bundles) < 20e6
+
+
 @pytest.mark.parametrize("damage, why", [
     (lambda b: a_run(b)[1].joinpath("history.parquet").write_bytes(b"edited"), "history.parquet has"),
     (lambda b: a_run(b)[1].joinpath("metrics.json").unlink(), "metrics.json is missing"),
