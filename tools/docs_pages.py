@@ -7,6 +7,7 @@ front page, written from the notebooks, the claims registry and the committed re
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -36,6 +37,7 @@ SETTLED_RESULTS = RESULTS[0][0]  # the front pages' findings table: the main job
 SOURCES = {PAPER: "Berariu et al. 2021", EXTENSION: "ours (an extension: no source claims it)"}
 
 
+@functools.lru_cache(maxsize=1)  # every study page reads it: the committed claims.csv files once a process
 def committed_rows() -> pd.DataFrame:
     """Each claim's committed verdict row (settled where one was), from the first of RESULTS that has it."""
     found = []

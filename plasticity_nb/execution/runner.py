@@ -217,7 +217,7 @@ def run_together(configs: list[RunConfig], store: RunStore, data: ImageData, dev
         seconds = time.perf_counter() - started
         for config, outcome in zip(configs, outcomes):
             provenance = {**collect(device, seconds / len(configs), data.source), "ensemble_members": len(configs),
-                          "channels_last": outcome.channels_last}
+                          "channels_last": outcome.channels_last, "narrow_norm": outcome.narrow_norm}
             store.save(config, outcome, provenance)
             store.log("finish", config, status=outcome.status, ensemble=len(configs))
 
