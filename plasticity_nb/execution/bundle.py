@@ -11,7 +11,6 @@ read-only: training, writing or reading weights raises BundleError (store.py). `
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ from typing import Any
 
 from ..core.paths import BUNDLE
 from .provenance import git_commit
-from .store import CORRUPT, MANIFEST, OPTIONAL, announce, inspect
+from .store import CORRUPT, MANIFEST, OPTIONAL, announce, file_entry, inspect
 
 FORMAT = 1  # of bundle.json
 RESULTS = ("claims.csv", "report.md")  # besides figures/* and the settled ledgers (settled-*.json)
@@ -112,8 +111,7 @@ def notebook_parameters_of(src: Path) -> dict[str, dict[str, Any]]:
 
 def digests(root: Path, names: list[str]) -> dict[str, dict[str, Any]]:
     """Each file's size and SHA-256, as a run's manifest gives them."""
-    return {n: {"size": (root / n).stat().st_size, "sha256": hashlib.sha256((root / n).read_bytes()).hexdigest()}
-            for n in names}
+    return {n: file_entry(root / n) for n in names}
 
 
 def size_of(folder: str | os.PathLike) -> int:

@@ -406,10 +406,14 @@ def tensor_bytes(value: Any) -> bytes:
     return buffer.getvalue()
 
 
+def file_entry(path: Path) -> dict[str, Any]:
+    """A file's size and SHA-256, as a manifest lists it."""
+    return {"size": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def manifest_of(folder: Path, adopted: bool = False) -> dict[str, Any]:
     """The manifest of the files in `folder` as they are now."""
-    files = {p.name: {"size": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
-             for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    files = {p.name: file_entry(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
     return {"format": STORE_FORMAT, "files": files, "optional": [n for n in OPTIONAL if n in files],
             **({"adopted": "stored before manifests; each file parsed when this was written"} if adopted else {})}
 
