@@ -20,8 +20,8 @@ import torch
 
 from benchmarks.common import describe_machine
 from plasticity_nb import load_cifar10
-from plasticity_nb.analysis.study_config import WarmStartConfig
 from plasticity_nb.execution.runner import run_many
+from plasticity_nb.studies.study_config import WarmStartConfig
 
 ARMS = {"ensemble": dict(ensemble=True), "workers": dict(workers=torch.get_num_threads()),
         "one process": dict(workers=1)}

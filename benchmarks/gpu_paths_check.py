@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from plasticity_nb import load_cifar10
-from plasticity_nb.analysis.study_config import WarmStartConfig
+from plasticity_nb.studies.study_config import WarmStartConfig
 from plasticity_nb.training.ensemble import train_ensemble
 from plasticity_nb.training.runtime import Runtime
 from plasticity_nb.training.train import train_run

@@ -10,9 +10,9 @@ accuracy alone, blind to the gaps they will be used to measure.
 import argparse
 import tempfile
 
-from plasticity_nb.analysis.study_config import WarmStartConfig
 from plasticity_nb.data.cifar10 import load_cifar10
 from plasticity_nb.execution.runner import run_many
+from plasticity_nb.studies.study_config import WarmStartConfig
 
 ARMS = {"adam 1e-3": ("adam", 1e-3), "adam 1e-2 (08 at 10x)": ("adam", 1e-2), "rmsprop 1e-3": ("rmsprop", 1e-3),
         "sgd 0.1": ("sgd", 0.1), "sgd_momentum 0.01": ("sgd_momentum", 0.01)}

@@ -85,8 +85,8 @@ from plasticity_nb.analysis.stats import (
     power_difference,
     t_model_fits,
 )
-from plasticity_nb.analysis.study_config import ARMS, BASE_PRESETS
-from plasticity_nb.analysis.study_result import CLOSED_THREAT, GAP_THREAT
+from plasticity_nb.studies.study_config import ARMS, BASE_PRESETS
+from plasticity_nb.studies.study_result import CLOSED_THREAT, GAP_THREAT
 
 QUICK = BASE_PRESETS["quick"]
 RULE = RunFitRule(QUICK["fit_target"], QUICK["premise_arm_difference"])  # StudyConfig.premise_rule() at quick

@@ -13,8 +13,8 @@ from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTED = ROOT / "build" / "notebooks"  # tools/build_docs.py writes them here
-LAYERS = ("core", "data", "nets", "measures", "run", "remedies", "training", "execution", "analysis", "studies",
-          "views", "batch")
+LAYERS = ("core", "nets", "data", "analysis", "measures", "run", "training", "remedies", "execution", "studies",
+          "views", "batch")  # by depth in the folder graph (tests/test_imports.py)
 
 
 def on_pre_build(config) -> None:

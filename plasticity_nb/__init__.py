@@ -1,26 +1,36 @@
 """plasticity_nb: loss of plasticity (warm-starting) studies, Jupyter-first.
 
 Notebooks set parameters, call these functions and plot; all logic lives in this package.
+Each name below is imported on first use, so that the statistics and the claims (analysis/) import without torch.
 """
-from .analysis.claims import CLAIMS, ClaimResult, read_claims, record_claims
-from .analysis.stats import Estimate, paired_estimate
-from .analysis.study_config import WarmStartConfig
-from .analysis.study_result import StudyResult
-from .analysis.study_runs import run_study, warm_start_gap
-from .core.config import ConfigError
-from .core.paths import default_out_dir, resolve_out_dir
-from .core.version import __version__ as __version__
-from .data.cifar10 import load_cifar10
-from .data.datasets import DATASETS, DataError
-from .data.images import load_dataset
-from .execution.runner import run, run_many
-from .execution.store import RunRecord, RunStore
-from .remedies import builtin as _builtin_remedies  # noqa: F401 (registers the built-in remedies)
-from .run.run_config import Phase, RunConfig
+from __future__ import annotations
 
-__all__ = [
-    "CLAIMS", "DATASETS", "ClaimResult", "ConfigError", "DataError", "Estimate", "Phase", "RunConfig", "RunRecord",
-    "RunStore", "StudyResult", "WarmStartConfig", "default_out_dir", "load_cifar10", "load_dataset", "paired_estimate",
-    "read_claims",
-    "record_claims", "resolve_out_dir", "run", "run_many", "run_study", "warm_start_gap",
-]
+import importlib
+from typing import Any
+
+from .core.version import __version__ as __version__
+
+# Public name -> the module that defines it.
+_PUBLIC = {
+    "CLAIMS": "analysis.claims", "ClaimResult": "analysis.claims", "read_claims": "analysis.claims",
+    "record_claims": "analysis.claims", "Estimate": "analysis.stats", "paired_estimate": "analysis.stats",
+    "ConfigError": "core.config", "default_out_dir": "core.paths", "resolve_out_dir": "core.paths",
+    "load_cifar10": "data.cifar10", "DATASETS": "data.datasets", "DataError": "data.datasets",
+    "load_dataset": "data.images", "run": "execution.runner", "run_many": "execution.runner",
+    "RunRecord": "execution.store", "RunStore": "execution.store", "Phase": "run.run_config",
+    "RunConfig": "run.run_config", "WarmStartConfig": "studies.study_config", "StudyResult": "studies.study_result",
+    "run_study": "studies.study_runs", "warm_start_gap": "studies.study_runs",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'plasticity_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})

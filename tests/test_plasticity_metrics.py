@@ -156,7 +156,7 @@ def authors_redo_fraction(activations, tau):
 
 @pytest.mark.parametrize("kill", [0, 1, 3])
 def test_both_dormant_fractions_equal_the_authors_over_their_layers(kill):
-    from plasticity_nb.remedies.redo import dormant_scores
+    from plasticity_nb.measures.plasticity_metrics import dormant_scores
 
     model, x, dohare, redo = resnet18_probe()
     for h in (dohare, redo):  # silence some channels, so that the counts are not all zero
@@ -171,8 +171,8 @@ def test_both_dormant_fractions_equal_the_authors_over_their_layers(kill):
 def test_the_metrics_hook_reads_every_count_from_one_probe_pass_and_matches_separate_passes():
     from plasticity_nb.measures.activations import probe_activations
     from plasticity_nb.measures.metric_settings import METRIC_DEFINITIONS, MetricSettings
+    from plasticity_nb.measures.plasticity_metrics import dormant_scores
     from plasticity_nb.nets.units import dohare_sites, redo_sites, unit_sites
-    from plasticity_nb.remedies.redo import dormant_scores
     from plasticity_nb.training.metrics_hook import Metrics, PredictionReference
 
     model, x, _, _ = resnet18_probe()

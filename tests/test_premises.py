@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 from plasticity_nb.analysis.premises import PremiseRule, RunFitRule
-from plasticity_nb.analysis.study_config import WarmStartConfig
-from plasticity_nb.analysis.study_result import CLOSED_THREAT, GAP_THREAT, compare
 from plasticity_nb.execution.store import RunRecord
 from plasticity_nb.run.run_config import Phase, RunConfig
 from plasticity_nb.studies import optimisers, warm_start_gap
+from plasticity_nb.studies.study_config import WarmStartConfig
+from plasticity_nb.studies.study_result import CLOSED_THREAT, GAP_THREAT, compare
 
 RULE = PremiseRule(min_train_acc=97.0, max_difference=2.0)  # a rule of its own, not a preset's
 

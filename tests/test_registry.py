@@ -189,7 +189,7 @@ def test_bad_registry_input_is_refused_naming_the_culprit():
 @pytest.mark.parametrize("value", [0.0, -2.0])
 def test_a_smallest_effect_at_or_below_zero_is_refused(value):
     from plasticity_nb import ConfigError
-    from plasticity_nb.analysis.study_config import WarmStartConfig
+    from plasticity_nb.studies.study_config import WarmStartConfig
 
     with pytest.raises(ConfigError, match="smallest_effect must be > 0"):
         WarmStartConfig.from_preset("quick", smallest_effect=value)

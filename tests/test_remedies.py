@@ -8,12 +8,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from plasticity_nb.measures.activations import probe_activations, record_activations
+from plasticity_nb.measures.plasticity_metrics import dormant_scores, initial_parameters
 from plasticity_nb.nets.models import MLP, ResNet
 from plasticity_nb.nets.units import unit_layers
 from plasticity_nb.remedies.cbp import ContinualBackprop
 from plasticity_nb.remedies.dash import dash_
-from plasticity_nb.remedies.l2_init import initial_parameters, l2_init_penalty
-from plasticity_nb.remedies.redo import dormant_scores, redo_reset_
+from plasticity_nb.remedies.l2_init import l2_init_penalty
+from plasticity_nb.remedies.redo import redo_reset_
 from plasticity_nb.remedies.shrink_perturb import shrink_perturb_
 from plasticity_nb.remedies.unit_reset import fresh_incoming_weights
 

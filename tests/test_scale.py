@@ -7,9 +7,9 @@ import pytest
 import statsmodels.formula.api as smf
 
 from plasticity_nb.analysis.stats import ESTIMATE, INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, slope_estimate, trend_test
-from plasticity_nb.analysis.study_result import StudyResult, paired_gaps
 from plasticity_nb.core.config import ConfigError
 from plasticity_nb.studies import scale
+from plasticity_nb.studies.study_result import StudyResult, paired_gaps
 
 SIZES = [2500, 5000, 10000]
 

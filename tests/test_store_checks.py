@@ -8,9 +8,9 @@ import pytest
 
 import plasticity_nb.execution.runner as runner
 from plasticity_nb import RunConfig, RunStore, run
-from plasticity_nb.analysis.study_config import WarmStartConfig
-from plasticity_nb.analysis.study_runs import load_study
 from plasticity_nb.execution.store import CORRUPT, MANIFEST, REASON, STORE_FORMAT, StoreError, StoreWarning
+from plasticity_nb.studies.study_config import WarmStartConfig
+from plasticity_nb.studies.study_runs import load_study
 from tests.helpers import batch, run_folders, tiny_run
 from tests.smoke_store import copy_runs, plan_keys
 

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plasticity_nb.analysis.study_result import compare
 from plasticity_nb.studies import resets, tuning_lr
+from plasticity_nb.studies.study_result import compare
 from tests.test_premises import record
 
 SEED_NOISE = {0: 0.0, 1: 0.004, 2: -0.003}

@@ -126,7 +126,7 @@ def test_compile_mode_comes_from_the_environment_and_is_checked(monkeypatch):
 
 
 def test_compilation_is_an_execution_setting_outside_the_run_key(monkeypatch, tmp_path):
-    from plasticity_nb.analysis.study_config import WarmStartConfig
+    from plasticity_nb.studies.study_config import WarmStartConfig
     from plasticity_nb.training.runtime import share_compile_cache
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.delenv("PLASTICITY_COMPILE_CACHE", raising=False)
@@ -146,7 +146,7 @@ def test_compilation_is_an_execution_setting_outside_the_run_key(monkeypatch, tm
 
 
 def test_studies_resolve_auto_precision_to_what_this_machine_runs_natively():
-    from plasticity_nb.analysis.study_config import WarmStartConfig
+    from plasticity_nb.studies.study_config import WarmStartConfig
     runs = [c for _, c in WarmStartConfig.from_preset("quick").plan()]
     assert {c.precision for c in runs} == {native_precision()}
     assert {c.precision for _, c in WarmStartConfig.from_preset("smoke").plan()} == {"fp32"}  # same on every machine

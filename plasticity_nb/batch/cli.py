@@ -62,7 +62,6 @@ from ..analysis.settle import (
     triage_lines,
     write_triage,
 )
-from ..analysis.study_runs import load_study
 from ..core.config import ConfigError
 from ..core.cpu import cpu_identity
 from ..core.files import is_full_disk
@@ -75,6 +74,7 @@ from ..execution.runner import CHECKPOINT_EVERY, auto_workers
 from ..execution.store import RunStore, StoreError, print_store_warnings_plainly
 from ..run.run_config import PRECISIONS
 from ..studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
+from ..studies.study_runs import load_study
 from ..training.run_tensors import check_fits
 from ..training.runtime import COMPILE_CHOICES, COMPILE_ENV, resolve_device
 from ..views.report import refresh_report

@@ -22,14 +22,14 @@ from typing import Any, Iterator
 import pandas as pd
 import torch
 
-from ..analysis.study_config import StudyConfig
-from ..analysis.study_runs import load_study
 from ..core.files import FULL_DISK, copy_atomic, locked
 from ..execution import eta
 from ..execution.runner import auto_workers, missing_runs, run_many
 from ..execution.store import RunStore
 from ..run.run_config import RunConfig
 from ..studies import Study
+from ..studies.study_config import StudyConfig
+from ..studies.study_runs import load_study
 from ..views.report import write_report
 from .notebook_cache import NotebookCache
 

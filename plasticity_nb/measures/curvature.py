@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import replace_all_batch_norm_modules_
 
-BN_MODES = ("eval", "train")
+from .probe_settings import BN_MODES
+
 Vector = dict[str, torch.Tensor]  # one tensor per parameter name
 
 

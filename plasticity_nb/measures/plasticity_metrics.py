@@ -17,10 +17,28 @@ from torch import nn
 
 from .activations import call_keeping_buffers
 
+# The reference code's guard: a layer whose units are all silent gets scores 0, not NaN.
+SCORE_EPSILON = 1e-9
+
+
+def dormant_scores(activations: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per layer, each unit's mean |h| divided by the layer's mean of it (dim 1 indexes units)."""
+    scores = {}
+    for name, h in activations.items():
+        per_unit = h.abs().mean(dim=[d for d in range(h.ndim) if d != 1])
+        scores[name] = per_unit / (per_unit.mean() + SCORE_EPSILON)
+    return scores
+
+
+
+def initial_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every parameter: theta0 for the penalty (take it right after initialisation)."""
+    return {name: param.detach().clone() for name, param in model.named_parameters()}
+
 
 def dormant_fraction(scores: dict[str, torch.Tensor], tau: float = 0.1) -> float:
     """Share of all units, pooled over layers, that are tau-dormant: ReDo score <= tau (Sokar et al., ICML
-    2023; scores from `remedies.redo.dormant_scores`)."""
+    2023; scores from `dormant_scores`)."""
     dormant = sum(int((score <= tau).sum()) for score in scores.values())
     return dormant / sum(score.numel() for score in scores.values())
 
@@ -64,7 +82,7 @@ def mean_weight_magnitude(model: nn.Module) -> float:
 
 def parameter_distance(model: nn.Module, reference: dict[str, torch.Tensor]) -> float:
     """||theta - theta_ref|| over all parameters: to the initial weights (theta0, e.g. from
-    `remedies.l2_init.initial_parameters`) or to the end of pretraining (theta_pre)."""
+    `initial_parameters`) or to the end of pretraining (theta_pre)."""
     named = dict(model.named_parameters())
     if named.keys() != reference.keys():
         raise ValueError("reference must hold exactly the model's parameters")

@@ -1,14 +1,13 @@
 """How a run's curvature and noise probes measure: the settings alone, so that a run config can hold them
-without importing the probes themselves (probes.py and the data and noise code it brings). The BatchNorm
-modes are read from curvature.py, which checks them too (one copy of the list; that module needs only torch).
+without importing the probes themselves (probes.py and the data and noise code it brings), nor torch.
 """
 from __future__ import annotations
 
 import dataclasses
 
 from ..core.config import Config, ranged
-from .curvature import BN_MODES
 
+BN_MODES = ("eval", "train")  # BatchNorm during curvature probes (curvature.py checks it too)
 STATISTICS_SOURCES = ("running", "probe")  # the model's own BatchNorm statistics, or re-estimated on the probe set
 
 

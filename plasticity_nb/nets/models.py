@@ -12,11 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.datasets import DATASETS, DEFAULT_DATASET
-
-IMAGE_SHAPE = (3, 32, 32)
-DEFAULT_CLASSES = DATASETS[DEFAULT_DATASET].num_classes  # a net built without naming its dataset's classes
-MODELS = ("resnet", "mlp")
+from .catalogue import DEFAULT_CLASSES, MODELS
 
 
 class BasicBlock(nn.Module):

@@ -2,7 +2,7 @@
 (shrink-and-perturb, then DASH), then those in the loss (L2 Init, Parseval), around the step (SAM), then those
 after the steps (ReDo, continual backprop, then the weight edits: soft shrink-and-perturb, weight clipping, the
 Hare & Tortoise EMA, which thus averages the weights the step's other remedies left).
-plasticity_nb/__init__.py imports this module, so every process that imports the package has them, ahead of any
+The registry imports this module on its first read (run/remedy.py), so every process has them, ahead of any
 remedy a user registers (which acts after them).
 """
 from ..run.remedy import REGISTRY
@@ -22,5 +22,7 @@ from . import (
 ACTING_ORDER = (shrink_perturb.ShrinkPerturb, dash.Dash, l2_init.L2Init, parseval.Parseval, sam.SAM, redo.ReDo,
                 cbp.ContinualBackpropSettings, soft_shrink_perturb.SoftShrinkPerturb, weight_clipping.WeightClipping,
                 hare_tortoise.HareTortoise)
-for _remedy in ACTING_ORDER:  # each module registered itself on import; put them in acting order
-    REGISTRY[_remedy.NAME] = REGISTRY.pop(_remedy.NAME)
+# Each module registered itself on import; put them in acting order, ahead of any remedy registered before them.
+_others = {name: cls for name, cls in dict.items(REGISTRY) if cls not in ACTING_ORDER}
+dict.clear(REGISTRY)
+dict.update(REGISTRY, {cls.NAME: cls for cls in ACTING_ORDER}, **_others)

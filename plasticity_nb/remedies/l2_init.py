@@ -30,11 +30,6 @@ CONVENTIONS = {"authors": 0.5, "paper": 1.0}
 PARAMETER_SETS = ("conv_linear", "all")
 
 
-def initial_parameters(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A detached copy of every parameter: theta0 for the penalty (take it right after initialisation)."""
-    return {name: param.detach().clone() for name, param in model.named_parameters()}
-
-
 def penalised_parameters(model: nn.Module, parameters: str = "conv_linear") -> list[str]:
     """Names of the parameters the penalty pulls towards theta0 (`parameters`: one of PARAMETER_SETS)."""
     if parameters not in PARAMETER_SETS:

@@ -22,22 +22,11 @@ from torch import nn
 
 from ..core.config import ranged
 from ..measures.activations import probe_activations
+from ..measures.plasticity_metrics import dormant_scores
 from ..nets.units import unit_layers
 from ..run.hooks import Hook
 from ..run.remedy import Remedy, RemedyContext, register
 from .unit_reset import UnitCount, reinitialise_units_
-
-# The reference code's guard: a layer whose units are all silent gets scores 0, not NaN.
-SCORE_EPSILON = 1e-9
-
-
-def dormant_scores(activations: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Per layer, each unit's mean |h| divided by the layer's mean of it (dim 1 indexes units)."""
-    scores = {}
-    for name, h in activations.items():
-        per_unit = h.abs().mean(dim=[d for d in range(h.ndim) if d != 1])
-        scores[name] = per_unit / (per_unit.mean() + SCORE_EPSILON)
-    return scores
 
 
 def redo_reset_(model: nn.Module, scores: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer | None = None,

@@ -6,9 +6,10 @@ the training code, which both build hooks.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, ContextManager
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class Hook:

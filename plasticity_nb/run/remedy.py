@@ -9,15 +9,17 @@ settings, when it acts, its maths and its state; nothing else needs an edit to a
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, Protocol
+import importlib
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 from ..core.config import Config, ConfigError
 from .hooks import Hook
 
-Examples = tuple[torch.Tensor, torch.Tensor]  # normalised images and labels, on the device
+Examples = tuple["torch.Tensor", "torch.Tensor"]  # normalised images and labels, on the device
 # Where notebook 10 applies a remedy in the warm arm: once, to the warm run before tuning, or in both phases.
 PLACEMENTS = ("tuning start", "both phases")
 
@@ -89,7 +91,55 @@ class Remedy(Config):
         return None
 
 
-REGISTRY: dict[str, type[Remedy]] = {}
+BUILTIN_MODULE = "plasticity_nb.remedies.builtin"  # registers the built-in remedies, in their acting order
+
+
+class Registry(dict):
+    """Remedy name -> type, in acting order. The built-in remedies register on the first read, ahead of any other:
+    the package imports without torch until a remedy is needed (`run` cannot import `remedies/`, which builds on
+    it, so it names the module instead)."""
+
+    _loading = False
+
+    def _load_builtin(self) -> None:
+        if not Registry._loading:
+            Registry._loading = True  # the built-in modules read the registry as they register
+            importlib.import_module(BUILTIN_MODULE)
+
+    def __getitem__(self, name):
+        self._load_builtin()
+        return super().__getitem__(name)
+
+    def __contains__(self, name):
+        self._load_builtin()
+        return super().__contains__(name)
+
+    def __iter__(self):
+        self._load_builtin()
+        return super().__iter__()
+
+    def __len__(self):
+        self._load_builtin()
+        return super().__len__()
+
+    def get(self, name, default=None):
+        self._load_builtin()
+        return super().get(name, default)
+
+    def keys(self):
+        self._load_builtin()
+        return super().keys()
+
+    def values(self):
+        self._load_builtin()
+        return super().values()
+
+    def items(self):
+        self._load_builtin()
+        return super().items()
+
+
+REGISTRY: Registry = Registry()
 RESERVED_NAMES = ("metrics",)  # the run-wide state of the plasticity metrics is stored under this name
 
 
@@ -103,8 +153,10 @@ def register(cls: type[Remedy]) -> type[Remedy]:
                           f"got {name!r}")
     if cls.PLACEMENT not in PLACEMENTS:
         raise ConfigError(f"{cls.__name__}.PLACEMENT is {cls.PLACEMENT!r}: choose one of {', '.join(PLACEMENTS)}")
-    if REGISTRY.get(name, cls) is not cls and REGISTRY[name].__qualname__ != cls.__qualname__:
-        raise ConfigError(f"a remedy named {name!r} is already registered ({REGISTRY[name].__qualname__})")
+    # dict's own lookup: registering must not load the built-in remedies, whose modules register as they import
+    known = dict.get(REGISTRY, name, cls)
+    if known is not cls and known.__qualname__ != cls.__qualname__:
+        raise ConfigError(f"a remedy named {name!r} is already registered ({known.__qualname__})")
     REGISTRY[name] = cls  # the same class defined again (a re-run notebook cell) replaces the old one
     return cls
 

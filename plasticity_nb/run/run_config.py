@@ -12,7 +12,7 @@ from ..core.config import Config, ConfigError, Range, check_within, ranged
 from ..data.datasets import DATASETS, DEFAULT_DATASET, DatasetSpec, dataset_spec
 from ..measures.metric_settings import MetricSettings
 from ..measures.probe_settings import ProbeSettings
-from ..nets.models import MODELS
+from ..nets.catalogue import MODELS
 from .remedy import REGISTRY, Remedy, remedy_type
 
 OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "rmsprop")

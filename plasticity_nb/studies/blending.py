@@ -10,10 +10,10 @@ import dataclasses
 from typing import Any
 
 from ..analysis.claims import ClaimResult
-from ..analysis.study_config import Plan, StudyConfig, check_sweep, presets
-from ..analysis.study_result import StudyResult
 from ..core.config import range_of
 from ..run.run_config import Phase
+from .study_config import Plan, StudyConfig, check_sweep, presets
+from .study_result import StudyResult
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

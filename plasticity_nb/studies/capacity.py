@@ -9,10 +9,10 @@ import dataclasses
 import itertools
 
 from ..analysis.claims import ClaimResult
-from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
-from ..analysis.study_result import StudyResult
 from ..core.config import range_of
 from ..run.run_config import RunConfig
+from .study_config import Plan, WarmStartConfig, check_sweep, presets
+from .study_result import StudyResult
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -12,11 +12,11 @@ import dataclasses
 from ..analysis.claims import ClaimResult
 from ..analysis.premises import Premise
 from ..analysis.stats import difference_test
-from ..analysis.study_config import Plan, StudyConfig, check_sweep, presets
-from ..analysis.study_result import StudyResult
 from ..core.config import ConfigError, check_within, range_of
 from ..data.datasets import dataset_spec
 from ..run.run_config import Phase, RunConfig, dataset_ranges
+from .study_config import Plan, StudyConfig, check_sweep, presets
+from .study_result import StudyResult
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -15,10 +15,10 @@ import dataclasses
 
 from ..analysis.claims import ClaimResult
 from ..analysis.stats import Test, correlation_test, difference_test, screen_test
-from ..analysis.study_config import presets
-from ..analysis.study_result import StudyResult
 from . import remedies
 from .remedies import BUILTIN_CONDITIONS, NONE, SOURCE_VALUES, START_METRICS
+from .study_config import presets
+from .study_result import StudyResult
 
 # The remedies of 2024, each with its claim: the reduction of the gap it brings (claims.py).
 NEWER = {"hare_tortoise": "C16a", "sam": "C16b", "soft_shrink_perturb": "C16c", "parseval": "C16d",

@@ -12,10 +12,10 @@ import dataclasses
 
 from ..analysis.claims import ClaimResult
 from ..analysis.premises import Premise
-from ..analysis.study_config import QUICK_CAP, Plan, WarmStartConfig, check_sweep, presets
-from ..analysis.study_result import StudyResult
 from ..core.config import ConfigError, range_of
 from ..run.run_config import Phase
+from .study_config import QUICK_CAP, Plan, WarmStartConfig, check_sweep, presets
+from .study_result import StudyResult
 
 OPTIMISERS = ["adam", "rmsprop", "sgd", "sgd_momentum"]
 LRS = [1e-3, 1e-3, 0.1, 0.01]

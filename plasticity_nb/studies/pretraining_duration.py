@@ -12,10 +12,10 @@ from typing import Any
 import pandas as pd
 
 from ..analysis.claims import ClaimResult
-from ..analysis.study_config import Plan, StudyConfig, check_sweep, presets
-from ..analysis.study_result import StudyResult
 from ..core.config import ConfigError, range_of
 from ..run.run_config import Phase
+from .study_config import Plan, StudyConfig, check_sweep, presets
+from .study_result import StudyResult
 
 EARLIER_FEW_EPOCHS = 3  # C2's slice at quick before a5df8a4, primary on the seeds it had seen
 

@@ -27,8 +27,6 @@ import pandas as pd
 from ..analysis.claims import ClaimResult
 from ..analysis.estimates import Share, improvement_share, share_over_conditions, share_test
 from ..analysis.stats import Test, bound_test, difference_test
-from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
-from ..analysis.study_result import CLOSED_THREAT, StudyResult
 from ..core.config import ConfigError, range_of, ranged
 from ..measures.metric_settings import METRIC_DEFINITIONS, MetricSettings
 from ..remedies.cbp import ContinualBackpropSettings
@@ -38,6 +36,8 @@ from ..remedies.redo import ReDo
 from ..remedies.shrink_perturb import ShrinkPerturb
 from ..run.remedy import REGISTRY, Budget, remedy_type
 from . import resets
+from .study_config import Plan, WarmStartConfig, check_sweep, presets
+from .study_result import CLOSED_THREAT, StudyResult
 
 NONE = "none"
 REGULARISERS = ("augment", "weight_decay")  # not remedies of the registry: both arms train with them

@@ -17,10 +17,10 @@ import pandas as pd
 from ..analysis.claims import ClaimResult
 from ..analysis.premises import Premise
 from ..analysis.stats import bound_test, difference_test, equivalence_test
-from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
-from ..analysis.study_result import CLOSED_THREAT, GAP_THREAT, StudyResult
 from ..core.config import range_of, ranged
 from ..run.run_config import Phase
+from .study_config import Plan, WarmStartConfig, check_sweep, presets
+from .study_result import CLOSED_THREAT, GAP_THREAT, StudyResult
 
 NO_RESET = 7  # "reset from group 7": nothing is reset
 TOP_4_5 = (2, 3)  # k = 3 resets the top 4 groups (3-6), k = 2 the top 5 (2-6)

@@ -19,11 +19,11 @@ import pandas as pd
 from ..analysis.claims import ClaimResult
 from ..analysis.premises import Premise
 from ..analysis.stats import slope_estimate, trend_test
-from ..analysis.study_config import RULES, Plan, WarmStartConfig, presets
-from ..analysis.study_result import StudyResult
 from ..core.config import Config as Settings
 from ..core.config import ConfigError, range_of
 from ..run.run_config import Phase, RunConfig
+from .study_config import RULES, Plan, WarmStartConfig, presets
+from .study_result import StudyResult
 
 # C17a/b's bound, fixed 2026-12-02 before any run of this study (reported beside their estimates since 2026-12-06):
 # the gap may shrink by less than this per doubling (pp). Over the gpu grid's 4.3 doublings of data (2,500 to

@@ -13,9 +13,9 @@ import dataclasses
 from ..analysis.claims import ClaimResult
 from ..analysis.premises import Premise
 from ..analysis.stats import difference_test
-from ..analysis.study_config import QUICK_CAP, Plan, WarmStartConfig, check_sweep, presets
-from ..analysis.study_result import StudyResult
 from ..core.config import ranged
+from .study_config import QUICK_CAP, Plan, WarmStartConfig, check_sweep, presets
+from .study_result import StudyResult
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

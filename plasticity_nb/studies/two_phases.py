@@ -25,13 +25,13 @@ import pandas as pd
 from ..analysis.claims import ClaimResult
 from ..analysis.premises import Premise
 from ..analysis.stats import ratio_test
-from ..analysis.study_config import Plan, WarmStartConfig, check_sweep, presets
-from ..analysis.study_result import StudyResult
 from ..core.config import ConfigError, range_of, ranged
 from ..measures.probe_settings import ProbeSettings
 from ..measures.probes import PROBE_METRICS
 from ..run.run_config import Phase
 from . import tuning_lr
+from .study_config import Plan, WarmStartConfig, check_sweep, presets
+from .study_result import StudyResult
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -5,8 +5,8 @@ import dataclasses
 from typing import Any
 
 from ..analysis.claims import ClaimResult
-from ..analysis.study_config import WarmStartConfig
-from ..analysis.study_result import StudyResult
+from .study_config import WarmStartConfig
+from .study_result import StudyResult
 
 Config = WarmStartConfig
 EARLIER_FLOOR = 97.0  # C1's premise floor (%) at quick before 4f36217, primary on the seeds it had seen

@@ -17,6 +17,7 @@ from ..measures.plasticity_metrics import (
     active_fraction,
     dohare_dormant_fraction,
     dormant_fraction,
+    dormant_scores,
     effective_rank,
     feature_norm,
     feature_variance,
@@ -27,7 +28,6 @@ from ..measures.plasticity_metrics import (
     zero_gradient_share,
 )
 from ..nets.units import INPUT, ActivationSite, dohare_sites, redo_sites, site_union, unit_sites
-from ..remedies.redo import dormant_scores
 from ..run.hooks import Hook
 from ..run.remedy import Examples
 from ..run.run_config import Phase

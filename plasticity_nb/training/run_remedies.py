@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..core.seeds import derived_seed
-from ..remedies.l2_init import initial_parameters
+from ..measures.plasticity_metrics import initial_parameters
 from ..run.hooks import Hook
 from ..run.remedy import RESERVED_NAMES, remedy_type
 from ..run.run_config import RunConfig

@@ -24,14 +24,14 @@ import pandas as pd
 from IPython.display import HTML, Image, display
 
 from ..analysis.claims import read_claims, the_verdicts
-from ..analysis.study_result import StudyResult
-from ..analysis.study_runs import load_study
 from ..core.paths import is_bundle, project_root, resolve_out_dir
 from ..execution import bundle
 from ..execution.store import RunStore
 from ..measures.probes import PROBE_METRICS
 from ..studies import PRESETS, STUDIES
 from ..studies import remedies as remedy_study
+from ..studies.study_result import StudyResult
+from ..studies.study_runs import load_study
 from . import plots, remedy_views
 from .report import summary_table
 

@@ -14,9 +14,9 @@ import seaborn as sns
 
 from ..analysis.claims import in_registry_order
 from ..analysis.stats import Estimate
-from ..analysis.study_result import StudyResult
 from ..core.files import write_atomic
 from ..core.paths import is_bundle
+from ..studies.study_result import StudyResult
 
 ARM_COLOURS = {"scratch": "#1b7837", "warm": "#c51b7d"}
 

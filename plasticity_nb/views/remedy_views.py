@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..analysis.study_result import StudyResult
 from ..studies import remedies as study
+from ..studies.study_result import StudyResult
 from . import plots
 
 ALL_METRICS = "all"

@@ -42,9 +42,9 @@ from ..analysis.settle import START as SETTLED_START
 from ..analysis.settle import section as settled_section
 from ..analysis.settle import triage_section
 from ..analysis.stats import ALPHA, POWER, T_MODEL
-from ..analysis.study_result import StudyResult
 from ..core.files import locked, remove_stale_temporaries, write_atomic
 from ..execution.provenance import git_commit
+from ..studies.study_result import StudyResult
 
 LEAD_START, LEAD_END = "<!-- the verdicts: start -->", "<!-- the verdicts: end -->"  # refresh_report's markers
 REGISTRY_PAGE = "claims-registry.md"  # beside report.md, which links to it

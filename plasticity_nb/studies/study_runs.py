@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..analysis.claims import check_results_dataset
 from ..core.paths import default_out_dir, is_bundle
 from ..data.images import load_dataset
 from ..execution import bundle
 from ..execution.runner import run_many
 from ..execution.store import RunStore
 from ..training.runtime import resolve_device
-from .claims import check_results_dataset
 from .study_config import StudyConfig, WarmStartConfig
 from .study_result import StudyResult, compare
 

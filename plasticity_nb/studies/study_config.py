@@ -7,11 +7,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, ClassVar
 
+from ..analysis.premises import PremiseRule, RunFitRule
 from ..core.config import Config, ConfigError, range_of, ranged
 from ..data.datasets import DEFAULT_DATASET
 from ..run.run_config import PRECISIONS, Phase, RunConfig
-from ..training.runtime import native_precision
-from .premises import PremiseRule, RunFitRule
 
 ARMS = ("warm", "scratch")
 BUDGETS = ("target", "fixed")
@@ -158,6 +157,8 @@ class StudyConfig(Config):
         return Phase(**{**fields, **changes})
 
     def run_config(self, seed: int, phases: tuple[Phase, ...], data_id: str = "", **changes: Any) -> RunConfig:
+        from ..training.runtime import native_precision  # torch: only a study that builds its runs needs it
+
         fields = dict(phases=phases, seed=seed, dataset=self.dataset, model=self.model, depth=self.depth,
                       width=self.width, train_subset=self.train_subset, test_subset=self.test_subset,
                       batch_size=self.batch_size, augment=self.augment, data_id=data_id,

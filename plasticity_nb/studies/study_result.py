@@ -5,16 +5,18 @@ is the mean test accuracy over the last `last_k` epochs of a run.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..execution.store import RunRecord
+from ..analysis.estimates import gap_at_equal_fit
+from ..analysis.premises import TARGET_PROTOCOL, Premise, PremiseRule, RunFitRule
+from ..analysis.stats import ESTIMATE, Estimate, Test, difference_test, equivalence_test, paired_estimate
 from ..run.run_config import Phase
-from .estimates import gap_at_equal_fit
-from .premises import TARGET_PROTOCOL, Premise, PremiseRule, RunFitRule
-from .stats import ESTIMATE, Estimate, Test, difference_test, equivalence_test, paired_estimate
 from .study_config import ARMS
+
+if TYPE_CHECKING:
+    from ..execution.store import RunRecord  # the runs it compares; read by attribute only
 
 GAP_THREAT = ("scratch", "warm")  # scratch fitting more than warm could fake a gap (premises.py)
 CLOSED_THREAT = ("warm", "scratch")  # the warm-side arm fitting more could fake a closed gap, or warm beating scratch
