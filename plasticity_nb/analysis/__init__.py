@@ -1,1 +1,1 @@
-"""Statistics and claims: paired tests, premises, sequential designs, the claims registry, the study base."""
+"""Statistics and claims, without torch: paired tests, estimates, premises, sequential designs, the claims registry."""

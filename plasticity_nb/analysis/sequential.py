@@ -110,7 +110,6 @@ DIFFERENCE, EQUIVALENCE, BOUND = "difference", "equivalence", "bound"
 KINDS = (DIFFERENCE, EQUIVALENCE, BOUND)
 OBRIEN_FLEMING, POCOCK = "obrien-fleming", "pocock"  # Lan-DeMets spending types
 HWANG_SHIH_DECANI = "hwang-shih-decani"  # a family: written with its gamma, hsd(-4) = "hwang-shih-decani(-4)"
-SPENDING = (OBRIEN_FLEMING, POCOCK, HWANG_SHIH_DECANI)
 HSD_GAMMA = (-40.0, 40.0)  # gsDesign's sfHSD range
 OPEN = "open"  # not stopped: the claim gets the next look's seeds
 # a futility stop: the code ledgers and claims.csv store; readers get its words, "smaller than the smallest effect

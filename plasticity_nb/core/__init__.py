@@ -1,1 +1,1 @@
-"""The bottom layer, imported by every other: validated configs with stable keys, file safety, paths, the version."""
+"""The bottom layer, imported by most others: validated configs with stable keys, file safety, paths, the version."""

@@ -93,10 +93,6 @@ def range_of(owner: type, name: str, default: Any = dataclasses.MISSING) -> Any:
     return dataclasses.field(default=default, metadata={RANGE: declared, OWNER: f"{owner.__name__}.{name}"})
 
 
-def declared_range(cls: type, name: str) -> Range | None:
-    return next((f.metadata.get(RANGE) for f in dataclasses.fields(cls) if f.name == name), None)
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     # Presets of a study config: {"smoke": {...}, "quick": {...}, "paper": {...}}; empty for run configs.
@@ -218,11 +214,6 @@ def check_choice(name: str, value: Any, choices: typing.Iterable[Any]) -> None:
     choices = tuple(choices)
     if value not in choices:
         raise ConfigError(f"{name} is {value!r}: choose one of {', '.join(map(repr, choices))}")
-
-
-def check_positive(name: str, value: float | int | None, allow_zero: bool = False) -> None:
-    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
-        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
 def _describe(hint: Any) -> str:
