@@ -227,3 +227,16 @@ def test_a_fixed_budget_store_keeps_the_definitions_it_was_made_under():
     """The changes of train-to-target concern its own runs: an old store's C2 reads as it did before them."""
     assert claim_row(c2(first_seed=0), "quick", smallest_effect=2.0)["condition"] == "pretrain_epochs=3"
     assert claim_row(c2(first_seed=10), "quick", smallest_effect=2.0)["verdict"] == "supported"
+
+
+# The registry as it stood when the claims moved into their studies (issue #40): the same definitions, in the same
+# order, give the same hash. A new definition or a new entry in claim_history changes it: record the change there
+# (dated, with its reason) and pin the new hash here.
+PINNED_HASH = "e44780934c93"
+PINNED_ORDER = ("C1", "C2", "C3", "C4", "C5a", "C5b", "C6", "C7a", "C7b", "C7c", "C8a", "C8b", "C9", "C10", "C11",
+                "C12", "C12b", "C13a", "C13b", "C13c", "C14a", "C14b", "C15", "C16a", "C16b", "C16c", "C16d", "C16e",
+                "C17a", "C17b")
+
+
+def test_the_registry_keeps_its_hash_and_order():
+    assert registry_hash() == PINNED_HASH and tuple(CLAIMS) == PINNED_ORDER
