@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "plasticity_nb"
 
 
@@ -147,15 +149,34 @@ def test_the_folder_graph_is_shallow_with_siblings():
     assert found["analysis"] <= found["measures"], "the statistics stand beside the measures, below training"
 
 
-def test_the_statistics_and_claims_import_without_torch():
-    """Each in a fresh interpreter whose torch import fails."""
-    blocker = ("import sys\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
+BLOCK_TORCH = ("import sys\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
                "        if name.split('.')[0] in ('torch', 'torchvision'):\n"
                "            raise ImportError('torch is blocked: ' + name)\nsys.meta_path.insert(0, Block())\n")
+
+
+def _without_torch(code: str) -> subprocess.CompletedProcess:
+    """`code` run in a fresh interpreter whose torch import fails."""
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True,
+                          cwd=PACKAGE.parent)
+
+
+def test_the_statistics_and_claims_import_without_torch():
     for module in TORCH_FREE:
-        result = subprocess.run([sys.executable, "-c", f"{blocker}import {module}"], capture_output=True, text=True,
-                                cwd=PACKAGE.parent)
+        result = _without_torch(f"import {module}")
         assert result.returncode == 0, f"{module} needs torch:\n{result.stderr[-2000:]}"
+
+
+@pytest.mark.xfail(strict=True, reason="two study modules import torch at module level: studies/remedies.py through "
+                   "the remedy classes it imports (remedies.cbp, dash, l2_init, redo, shrink_perturb; its remedy "
+                   "configuration is being made torch-free on another branch) and studies/two_phases.py through "
+                   "measures.probes (for PROBE_METRICS, a tuple of names); remove this mark when both are torch-free")
+def test_the_whole_claims_registry_reads_without_torch():
+    """Every claim's declaration (in its study module) and the registry assembled from the catalogue: the registry
+    (its hash, report.md's claims table, the sequential design's ledgers) is read where torch is not installed."""
+    result = _without_torch("from plasticity_nb.analysis.claims import CLAIMS, registry_hash\n"
+                            "print(len(CLAIMS), registry_hash())")
+    assert result.returncode == 0, f"the claims registry needs torch:\n{result.stderr[-2000:]}"
+    assert result.stdout.split() == ["30", "e44780934c93"]  # tests/test_registry.py's PINNED_HASH
 
 
 def test_the_default_classes_are_the_default_datasets():

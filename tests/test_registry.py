@@ -227,3 +227,62 @@ def test_a_fixed_budget_store_keeps_the_definitions_it_was_made_under():
     """The changes of train-to-target concern its own runs: an old store's C2 reads as it did before them."""
     assert claim_row(c2(first_seed=0), "quick", smallest_effect=2.0)["condition"] == "pretrain_epochs=3"
     assert claim_row(c2(first_seed=10), "quick", smallest_effect=2.0)["verdict"] == "supported"
+
+
+# The registry as it stood when the claims moved into their studies (issue #40): the same definitions, in the same
+# order, give the same hash. A new definition or a new entry in claim_history changes it: record the change there
+# (dated, with its reason) and pin the new hash here.
+PINNED_HASH = "e44780934c93"
+PINNED_ORDER = ("C1", "C2", "C3", "C4", "C5a", "C5b", "C6", "C7a", "C7b", "C7c", "C8a", "C8b", "C9", "C10", "C11",
+                "C12", "C12b", "C13a", "C13b", "C13c", "C14a", "C14b", "C15", "C16a", "C16b", "C16c", "C16d", "C16e",
+                "C17a", "C17b")
+
+
+def test_the_registry_keeps_its_hash_and_order():
+    assert registry_hash() == PINNED_HASH and tuple(CLAIMS) == PINNED_ORDER
+
+
+def test_the_registry_is_assembled_from_the_studies_that_compute_the_claims():
+    import plasticity_nb
+    from plasticity_nb.studies import STUDIES, claim_registry
+
+    assert dict(CLAIMS) == claim_registry() and plasticity_nb.CLAIMS is CLAIMS  # the public name reads it too
+    for study in STUDIES.values():
+        assert all(isinstance(c, Claim) and c.notebook == study.stem for c in study.module.CLAIMS), study.id
+        assert all(CLAIMS[c.id] is c for c in study.module.CLAIMS), study.id  # the very objects the study declares
+
+
+def test_a_claim_declared_twice_or_by_another_study_is_refused(monkeypatch):
+    from plasticity_nb.studies import claim_registry, tuning_lr, warm_start_gap
+
+    monkeypatch.setattr(tuning_lr, "CLAIMS", (*tuning_lr.CLAIMS, warm_start_gap.GAP))
+    with pytest.raises(ValueError, match="claim C1 is declared twice"):
+        claim_registry()
+    monkeypatch.setattr(tuning_lr, "CLAIMS", (dataclasses.replace(warm_start_gap.GAP, id="C99"),))
+    with pytest.raises(ValueError, match="claim C99 names notebook 01_warm_start_gap but study 08"):
+        claim_registry()
+
+
+def test_a_claim_result_carries_its_definition_by_object_or_by_id():
+    from plasticity_nb.studies.warm_start_gap import GAP
+
+    test = difference_test(by_seed([1.0, 2.0, 3.0]))
+    by_object, by_id = ClaimResult(GAP, (test,), MET), ClaimResult("C1", (test,), MET)
+    assert by_object == by_id and by_object.claim == "C1" and by_object.definition is GAP is by_id.definition
+    assert dataclasses.replace(by_object, others=(test,)).definition is GAP
+    assert ClaimResult.every_condition(GAP, [test], MET).claim == "C1"
+    with pytest.raises(ValueError, match="claim C1 is not the registry's definition"):
+        ClaimResult(dataclasses.replace(GAP, statement="something else"), (test,), MET)
+
+
+def test_the_studies_refer_to_their_claims_by_object_not_by_id():
+    """A study's claims() names the Claim it declares: a string id there (as before issue #40) is refused."""
+    import ast
+
+    from plasticity_nb.core.paths import project_root
+
+    for path in sorted((project_root() / "plasticity_nb" / "studies").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
+                    "ClaimResult", "every_condition") and node.args:
+                assert not isinstance(node.args[0], ast.Constant), f"{path.name}:{node.lineno} names a claim by id"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from plasticity_nb.analysis.claims import CLAIMS, EXTENSION, PAPER, read_claims, the_verdicts
+from plasticity_nb.analysis.claims import EXTENSION, PAPER, read_claims, the_verdicts
 from plasticity_nb.core.paths import project_root
 from plasticity_nb.studies import STUDIES
 from plasticity_nb.views.report import estimate_text, markdown_table, summary_table
@@ -65,14 +65,13 @@ def study_page(study) -> str:
     """A study's protocol (its notebook's first cell), its claims with their committed results, and links."""
     notebook = json.loads(study.path.read_text())
     intro = "".join(notebook["cells"][0]["source"]).strip().splitlines()
-    stem = Path(study.notebook).stem
     lines = [intro[0], "", *"\n".join(intro[1:]).strip().splitlines(), "",
              f"[The notebook, rendered](../notebooks/{study.notebook}) · train and run it: "
              f"`python -m plasticity_nb run --only {study.id}`", "", "## Its claims", ""]
     committed = committed_rows().set_index("claim")
-    for claim in (c for c in CLAIMS.values() if c.notebook == stem):
+    for claim in study.module.CLAIMS:  # declared by the study itself
         lines += claim_section(claim, committed.loc[claim.id] if claim.id in committed.index else None)
-    if not any(c.notebook == stem for c in CLAIMS.values()):
+    if not study.module.CLAIMS:
         lines += ["This study makes no claim: it measures and shows.", ""]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -1,5 +1,6 @@
 """Every change made to a claim's definition or to a test procedure, dated, with its reason and whether it came
-after the claim's data were seen: the history half of the claims registry (claims.py holds the definitions).
+after the claim's data were seen: the history half of the claims registry (the definitions: each study module's
+CLAIMS, assembled by studies.claim_registry).
 
 Three kinds, kept apart:
 - a *definition* change (what a claim measures: its slice, metric, threshold or budget). Made after its data were

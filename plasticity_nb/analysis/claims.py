@@ -8,9 +8,10 @@ met`, when it cannot be told from these seeds `premise uncertain`. Claims the pa
 protocol, C9, C10, C15) are `extension`, never "agrees"; an unsettled verdict is "not resolved", never
 "departs".
 
-The registry is this module's CLAIMS (each definition, with the date it was fixed and its smallest effect of
-interest) with claim_history.CHANGES (every change to a definition or a procedure, dated, with its reason and
-whether it came after the claim's data were seen). A definition changed after its data were seen keeps the
+The registry is CLAIMS (each definition, a `Claim` with the date it was fixed and its smallest effect of interest,
+declared by the study module that computes it and assembled from the study catalogue on first read: `Registry`)
+with claim_history.CHANGES (every change to a definition or a procedure, dated, with its reason and whether it
+came after the claim's data were seen). A definition changed after its data were seen keeps the
 earlier definition's verdict primary on the seeds already seen (the new one beside it, labelled post hoc);
 the new definition is primary only on seeds not yet seen (`standing`). `registry_hash` ties a report to the
 definitions it used.
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import math
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -86,169 +89,66 @@ class Claim:
             raise ValueError(f"claim {self.id}: its smallest effect of interest must be > 0, got {self.sesoi!r}")
 
 
-def trainability_claim(claim: str, name: str) -> "Claim":
-    """Lee et al.'s statement about one remedy that keeps a network trainable (C13a-c)."""
-    return Claim(claim, "10_remedies", f"{name} does little for the warm-start gap",
-                 f"Methods that keep a network trainable ({name} among them) do little for generalisation after a "
-                 "warm start (Lee et al. 2024).",
-                 f"reduction = gap(none) - gap({name} in both phases); bound: below the preset's smallest effect of "
-                 "interest (`smallest_effect`)", source=LEE)
+# The module that assembles the registry from the study catalogue (its `claim_registry()`). Named, not imported:
+# analysis stands below the studies (tests/test_imports.py), which declare their claims with this module's Claim.
+REGISTRY_MODULE = "plasticity_nb.studies"
 
 
-def reduction_claim(claim: str, name: str, remedy: str, finding: str, setting: str, source: str = EXTENSION) -> Claim:
-    """A remedy of 2024 reduces the warm-start gap (C16a-e, notebook 11; fixed 2026-12-02, before its runs)."""
-    return Claim(claim, "11_remedies_2024", f"{name} reduces the warm-start gap", finding,
-                 f"reduction = gap(none) - gap({remedy} in both phases of the warm run{setting}); difference test; "
-                 "its gap and the remaining gap's equivalence within the margin beside it", source=source,
-                 fixed="2026-12-02")
+class Registry(Mapping[str, Claim]):
+    """Every claim, id -> its Claim, in the study catalogue's order (C1, C2, ... C17b): each study module declares
+    the claims its notebook tests (its CLAIMS) and studies.claim_registry() assembles them. Assembled on first read,
+    so that importing this module imports no study (nor, through them, torch)."""
+
+    def __init__(self) -> None:
+        self._claims: dict[str, Claim] | None = None
+
+    def _load(self) -> dict[str, Claim]:
+        if self._claims is None:
+            module = importlib.import_module(REGISTRY_MODULE)
+            if not hasattr(module, "claim_registry"):  # read while the studies import: a circle
+                raise RuntimeError(f"the claims registry was read while {REGISTRY_MODULE} was importing: a study "
+                                   "module refers to its own Claim objects, never to CLAIMS, at import")
+            self._claims = dict(module.claim_registry())
+        return self._claims
+
+    def __getitem__(self, claim: str) -> Claim:
+        return self._load()[claim]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return f"Registry({self._load()!r})"
 
 
-def scale_claim(claim: str, axis: str, what: str) -> Claim:
-    """How the gap changes as the scale grows (C17a-b, notebook 12; fixed 2026-12-02, before its runs, as a trend
-    bound; an estimate since 2026-12-06: the bound had 9 % power at its 0.5 pp at quick, issue 35)."""
-    return Claim(claim, "12_scale", f"how much the warm-start gap changes per doubling as {what.split(' (')[0]} "
-                 "(an estimate, no verdict)",
-                 "Not measured as a trend by a source: Berariu et al. and Ash & Adams report the gap at the full "
-                 "training set (Ash & Adams' ResNet + Adam: 78.0 scratch vs 74.4 warm on their split), our quick "
-                 "presets at 5,000 images and width 8; whether it shrinks in between is ours.",
-                 f"slope of the gap on log2({axis}) as {what}, one intercept per seed (OLS): pp per doubling, "
-                 "negative where the gap shrinks, with its 95 % t interval; an estimate, no verdict (planned: the "
-                 "seeds for its interval to exclude 0 at 0.5 pp per doubling). Beside it: the trend bound it "
-                 "replaced (shrink below 0.5 pp per doubling) and each cell's gap", source=EXTENSION,
-                 unit="pp/doubling", sesoi=0.5,
-                 fixed="2026-12-02")
-
-
-CLAIMS = {c.id: c for c in [
-    Claim("C1", "01_warm_start_gap", "warm-started training generalises worse than training from scratch",
-          "Both arms reach 100% train accuracy; the warm-started model's test accuracy plateaus lower (Fig. 1).",
-          "gap = scratch - warm test accuracy over the metric window; difference test"),
-    Claim("C2", "02_pretraining_duration", "the gap appears after only 5-10 pretraining epochs",
-          "The gap appears after about 5-10 epochs of pretraining with Adam, before pretraining fits the "
-          "half; early stopping does not avoid it (Fig. 2).",
-          "gap after `few_epochs` pretraining epochs (inside the paper's 5-10); difference test"),
-    Claim("C3", "03_optimisers", "the gap appears under every optimiser",
-          "The gap appears with Adam, RMSprop, SGD and SGD with momentum (App. A.1).",
-          "gap per optimiser at `pretrain_epochs`, each optimiser with its own lr and epoch budget; one difference "
-          "test per optimiser, reported: the one with the weakest evidence"),
-    Claim("C4", "04_blending", "a transient bias toward the pretraining subset is enough to cause the gap",
-          "Even a transient, slowly fading bias towards the half produces the gap (Fig. 3).",
-          "gap of the single-stage blended run with the slowest fade (largest gamma); difference test"),
-    Claim("C5a", "05_multistage", "the gap grows with the number of stages (no class shift)",
-          "Final test accuracy falls steadily as the number of pretraining stages grows (Fig. 4, left).",
-          "gap(most stages) - gap(fewest stages) at r = 1 (class-balanced stages: stage count alone); difference test"),
-    Claim("C5b", "05_multistage", "the gap grows with the class shift between stages",
-          "A larger difference between stages (smaller uniform fraction r) gives a larger gap (Fig. 4).",
-          "gap(smallest r) - gap(largest r) at a fixed stage count (`shift_stages`); difference test"),
-    Claim("C6", "06_capacity", "the gap survives every depth and width tried, including wider than the base",
-          "The gap survives every depth and width tried; bigger models do not fix it (Fig. 5).",
-          "gap per (depth, width), the grid including a width above the base width; one difference test per "
-          "condition, reported: the one with the weakest evidence"),
-    Claim("C7a", "07_resets", "re-initialising the top 4-5 groups recovers from-scratch accuracy",
-          "Resetting the top 4 or 5 module groups recovers from-scratch generalisation (Fig. 6).",
-          "remaining gap = scratch - reset test accuracy at k = 3 and at k = 2; equivalence (TOST) within +/- the "
-          "preset's margin at each depth"),
-    Claim("C7b", "07_resets", "re-initialising only the top 1-2 groups leaves a gap",
-          "Resetting only a few (top) groups is not enough (Fig. 6).",
-          "remaining gap after resetting the top 1-2 groups, at k = 6 and at k = 5; difference test at each depth"),
-    Claim("C7c", "07_resets", "once the top 4-5 groups are reset, keeping the bottom ones does not speed up training",
-          "Once enough is reset to fix generalisation, warm-starting's speed advantage is gone (Fig. 11).",
-          "speed-up = scratch's tuning epochs to `speed_target_acc` train accuracy minus the reset run's, at k = 3 "
-          "and at k = 2; a run that never reaches it counts as budget + 1; bound: below `speed_margin` epochs at each "
-          "depth",
-          unit="epochs"),
-    Claim("C8a", "08_tuning_lr", "a 10x tuning lr reduces but does not close the gap (scratch at the same rate)",
-          "A 10x larger tuning learning rate substantially reduces, but does not close, the gap (Fig. 7); the paper "
-          "does not say that scratch was also trained at 10x: this protocol is ours.",
-          "gap(1x) - gap(10x), both arms at the same rate (difference test), and the remaining gap(10x) (difference "
-          "test): supported only if both are above 0", source=EXTENSION),
-    Claim("C8b", "08_tuning_lr", "a 10x tuning lr reduces but does not close the gap (scratch at 1x, the paper's view)",
-          "A 10x larger tuning learning rate substantially reduces, but does not close, the gap (Fig. 7).",
-          "gap(1x) - [scratch(1x) - warm(10x)] (difference test), and the remaining scratch(1x) - warm(10x) "
-          "(difference test): supported only if both are above 0"),
-    Claim("C9", "09_two_phases", "warm-started tuning ends in a sharper minimum (higher top eigenvalue and trace)",
-          "Not measured by the paper; its two-phases hypothesis (§3) predicts a narrower minimum after warm-starting.",
-          "100 (warm / scratch - 1) of the top Hessian eigenvalue and of the trace at the end of tuning (geometric "
-          "mean over seeds: tested on log ratios), BatchNorm statistics re-estimated on the probe set; both arms "
-          "fitted and at matched probe loss; one difference test each, reported: the weaker", source=EXTENSION,
-          unit="%", sesoi=10.0),
-    Claim("C10", "09_two_phases", "warm-started tuning starts with less gradient noise",
-          "Not measured by the paper; its hypothesis is that pretraining removes the gradient noise that drives "
-          "exploration at the start of tuning.",
-          "100 (1 - warm / scratch) of the gradient noise scale tr(Sigma)/|G|^2 over the early tuning probes "
-          "(geometric mean over seeds: tested on log ratios), with tr(Sigma) reported beside it; difference test",
-          source=EXTENSION, unit="%", sesoi=10.0),
-    Claim("C11", "10_remedies", "shrink-and-perturb before tuning closes the warm-start gap",
-          "Shrink-and-perturb (lambda 0.6, sigma 0.01 at its sweet spot) recovers from-scratch generalisation while "
-          "keeping most of warm-starting's speed (Ash & Adams 2020, Fig. 8; their Table 1 gap: 78.0 scratch vs 74.4 "
-          "warm, ResNet-18 + Adam, CIFAR-10 at full scale).",
-          "remaining gap = scratch - warm with shrink-and-perturb at the start of tuning; equivalence (TOST) within "
-          "+/- the preset's margin", source=ASH_ADAMS),
-    Claim("C12", "10_remedies", "DASH before tuning closes the warm-start gap",
-          "DASH beats warm start, shrink-and-perturb and cold start in test accuracy (Shin et al. 2024, Table 1; "
-          "numbers not quoted: we cannot read them in our sources).",
-          "remaining gap = scratch - warm with DASH at the start of tuning; equivalence (TOST) within +/- the margin",
-          source=SHIN),
-    Claim("C12b", "10_remedies", "DASH before tuning generalises better than training from scratch",
-          "DASH beats warm start, shrink-and-perturb and cold start in test accuracy (Shin et al. 2024, Table 1). "
-          "Added after seeing C12's result (DASH above scratch, so 'not equivalent'): this is their own statement.",
-          "warm with DASH - scratch test accuracy (the negative remaining gap); difference test", source=SHIN,
-          fixed="2026-11-26"),
-    *(trainability_claim(claim, name) for claim, name in (("C13a", "L2 Init"), ("C13b", "ReDo"),
-                                                           ("C13c", "continual backprop"))),
-    Claim("C14a", "10_remedies", "data augmentation shrinks the warm-start gap",
-          "With standard augmentation the warm-start gap shrinks (ReScience reproduction of Ash & Adams, Kireev "
-          "2021); re-initialisation helps little once augmentation is used (Zaidi et al. 2022).",
-          "gap(no augmentation) - gap(augmentation, both arms augmented); difference test", source=RESCIENCE),
-    Claim("C14b", "10_remedies", "weight decay does not close the warm-start gap",
-          "No ordinary knob, L2 regularisation included, closes the gap (Ash & Adams 2020).",
-          "gap with weight decay in both arms; difference test", source=ASH_ADAMS),
-    Claim("C15", "11_remedies_2024", "a plasticity metric at the start of tuning predicts the gap",
-          "Not tested by a source: Ash & Adams explain the gap by the imbalance of gradients between fitted and new "
-          "data; the plasticity literature proposes dormant units, feature rank, weight norm and more as its "
-          "symptoms; Lyle et al. (2023) warn that such metrics are correlates, not causes.",
-          "screen over every metric the runs record at the start of tuning (the gradient imbalance |grad on the new "
-          "half| / |grad on the pretraining half| and the 12 plasticity metrics): per candidate, Pearson r across "
-          "conditions (every remedy, old and new, and both regularisers, whose premise holds; each its mean over "
-          "seeds, since runs of one seed share its scratch run, subset and initial weights) between the metric and "
-          "the gap, two-sided; Holm over the candidates; supported when one is rejected. Every candidate's test "
-          "beside it", source=EXTENSION, unit="r", sesoi=0.5),
-    reduction_claim("C16a", "Hare & Tortoise", "hare_tortoise", "Resetting the fast network to its slow EMA copy "
-                    "keeps the generalisation that warm-starting loses (Lee et al. 2024: warm-started ResNet-18 on "
-                    "CIFAR-10 and other datasets, without augmentation; numbers not quoted: we cannot read their "
-                    "tables in our sources).", "", source=LEE),
-    reduction_claim("C16b", "SAM", "sam", "Foret et al. (2021) report better generalisation than the base optimiser "
-                    "from scratch, not a warm-start result; DASH's code runs SAM on warm-started ResNet-18s. Whether "
-                    "it reduces the warm-start gap is ours.", ", rho 0.1; scratch plain"),
-    reduction_claim("C16c", "soft shrink-and-perturb", "soft_shrink_perturb", "Juliani & Ash (2024) find that soft "
-                    "shrink-and-perturb, applied every step, mitigates plasticity loss in on-policy reinforcement "
-                    "learning; the supervised warm-start protocol is ours.",
-                    ", shrink scaled to the tuning phase by the rule fixed 2026-12-01"),
-    reduction_claim("C16d", "Parseval regularisation", "parseval", "Chung et al. (2024) find that Parseval "
-                    "regularisation keeps continual reinforcement learning agents plastic (MLPs); convolutions and "
-                    "the supervised warm start are ours.", ", lambda 1e-3"),
-    reduction_claim("C16e", "weight clipping", "weight_clipping", "Elsayed et al. (2024) find that clipping weights "
-                    "to their initialisation bound keeps networks plastic in continual supervised and reinforcement "
-                    "learning; the warm-start protocol is ours.", ", zeta 1"),
-    *(scale_claim(claim, axis, what) for claim, axis, what in (
-        ("C17a", "train_subset", "the training set grows (the cells at the base width)"),
-        ("C17b", "width", "the network widens (the cells at the base training-set size)"))),
-]}
+CLAIMS: Registry = Registry()
 
 
 @dataclasses.dataclass(frozen=True)
 class ClaimResult:
-    claim: str  # id in CLAIMS
+    # the claim: its Claim (as the studies give it), or its id in CLAIMS; kept as the id, the Claim as `definition`
+    claim: str
     tests: tuple[Test, ...]  # the primary test first; every test must hold for a positive verdict
     premise: Premise
     others: tuple[Test, ...] = ()  # reported beside the claim, not part of its verdict (e.g. a secondary metric)
     # the same claim under its definition before a change made after its data were seen (claim_history), where
     # the runs can still compute it: primary on the seeds that change had seen
     earlier: "ClaimResult | None" = None
+    definition: Claim = dataclasses.field(default=None, repr=False, compare=False)  # set from `claim`
 
     def __post_init__(self) -> None:
-        if self.claim not in CLAIMS:
-            raise ValueError(f"unknown claim id {self.claim!r}; the registry has {', '.join(CLAIMS)}")
+        given = self.claim if isinstance(self.claim, Claim) else self.definition
+        claim_id = given.id if isinstance(self.claim, Claim) else self.claim
+        if claim_id not in CLAIMS:
+            raise ValueError(f"unknown claim id {claim_id!r}; the registry has {', '.join(CLAIMS)}")
+        if given is not None and given != CLAIMS[claim_id]:
+            raise ValueError(f"claim {claim_id} is not the registry's definition of it: declare a claim in its "
+                             "study module's CLAIMS (studies.claim_registry)")
+        object.__setattr__(self, "claim", claim_id)
+        object.__setattr__(self, "definition", CLAIMS[claim_id])
 
     @property
     def primary(self) -> Test:
@@ -266,7 +166,8 @@ class ClaimResult:
         return tuple(sorted({s for t in self.tests for s in t.estimate.seeds}))
 
     @classmethod
-    def every_condition(cls, claim: str, tests: Sequence[Test], premise: Premise, **fields: Any) -> "ClaimResult":
+    def every_condition(cls, claim: Claim | str, tests: Sequence[Test], premise: Premise,
+                        **fields: Any) -> "ClaimResult":
         """Holds only if it holds in every condition; the test with the weakest evidence is reported first."""
         ordered = sorted(tests, key=lambda t: -t.support_p if math.isfinite(t.support_p) else -math.inf)
         return cls(claim, tuple(ordered), premise, **fields)
@@ -340,7 +241,7 @@ def planned(result: ClaimResult, smallest_effect: float | None, preset: str) -> 
         return math.nan, math.nan, math.nan
     effect = math.log1p(sesoi / 100) if test.log_scale else sesoi
     scale = 100 if test.log_scale else 1
-    unit = CLAIMS[result.claim].unit
+    unit = result.definition.unit
 
     def power(t: Test, n: int) -> float:
         # a bound's (and a trend bound's) power: the truth at 0, the margin away
@@ -385,7 +286,7 @@ def verdict_words(verdict: str, test: str, margin: float, unit: str, seeds_neede
 def sesoi_of(result: ClaimResult, smallest_effect: float | None) -> float:
     """The claim's smallest effect of interest in its unit (a ratio's in percent): the registry's, else the preset's
     `smallest_effect` for a difference, the margin for an equivalence or a bound; NaN when there is none."""
-    claim, test = CLAIMS[result.claim], result.primary
+    claim, test = result.definition, result.primary
     sesoi = claim.sesoi if claim.sesoi is not None else smallest_effect if test.kind == "difference" else test.margin
     return math.nan if sesoi is None or not math.isfinite(sesoi) else float(sesoi)
 
@@ -464,7 +365,7 @@ def claim_row(result: ClaimResult, preset: str, smallest_effect: float | None = 
               dataset: str = DEFAULT_DATASET) -> dict:
     """The claims.csv row: the primary verdict by the registry's standing (see `standing`), a post-hoc one beside
     it where a definition changed after these seeds were seen, and the plan at the smallest effect of interest."""
-    claim = CLAIMS[result.claim]
+    claim = result.definition
     change, seen = standing(result.claim, preset, result.seeds, result.premise.protocol)
     shown, verdict, beside, post_hoc = result, result.verdict, "", False
     own = [c for c in CHANGES if c.claim == result.claim and c.kind == DEFINITION]

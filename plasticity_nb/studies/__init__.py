@@ -1,11 +1,13 @@
 """The study notebooks: one module per section of the paper, each with its `Config` (parameters,
-presets, the runs it needs) and `claims(result, config)`; and the registry the batch CLI uses."""
+presets, the runs it needs), the claims it tests (`CLAIMS`, its `Claim` declarations) and `claims(result, config)`
+that computes them; the catalogue the batch CLI uses, and the claims registry assembled from it."""
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 from types import ModuleType
 
+from ..analysis.claims import Claim
 from ..core.paths import project_root
 from . import (
     blending,
@@ -61,6 +63,22 @@ STUDIES = {s.id: s for s in [
     Study("11", "11_remedies_2024.ipynb", newer_remedies),
     Study("12", "12_scale.ipynb", scale),
 ]}
+
+
+def claim_registry() -> dict[str, Claim]:
+    """Every claim, id -> its definition, in the catalogue's order (each study's CLAIMS as it declares them): the
+    registry analysis.claims.CLAIMS reads. A claim declared twice, or by a study whose notebook does not test it,
+    is refused."""
+    found: dict[str, Claim] = {}
+    for study in STUDIES.values():
+        for claim in study.module.CLAIMS:
+            if claim.id in found:
+                raise ValueError(f"claim {claim.id} is declared twice ({found[claim.id].notebook}, {study.stem})")
+            if claim.notebook != study.stem:
+                raise ValueError(f"claim {claim.id} names notebook {claim.notebook} but study {study.id} "
+                                 f"({study.stem}) declares it")
+            found[claim.id] = claim
+    return found
 
 
 def notebooks_dir() -> Path:

@@ -8,11 +8,19 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from ..analysis.claims import ClaimResult
+from ..analysis.claims import Claim, ClaimResult
 from ..core.config import range_of
 from ..run.run_config import RunConfig
 from .study_config import Plan, WarmStartConfig, check_sweep, presets
 from .study_result import StudyResult
+
+# The claims this notebook tests (the registry: studies.claim_registry).
+EVERY_SIZE = Claim(
+    "C6", "06_capacity", "the gap survives every depth and width tried, including wider than the base",
+    "The gap survives every depth and width tried; bigger models do not fix it (Fig. 5).",
+    "gap per (depth, width), the grid including a width above the base width; one difference test per "
+    "condition, reported: the one with the weakest evidence")
+CLAIMS = (EVERY_SIZE,)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -43,4 +51,4 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
         return []
     grid = [dict(depth=d, width=w) for d, w in itertools.product(config.depths, config.widths)]
     tests = [result.gap_test(**c) for c in grid]
-    return [ClaimResult.every_condition("C6", tests, result.premise(config.premise_rule()))]
+    return [ClaimResult.every_condition(EVERY_SIZE, tests, result.premise(config.premise_rule()))]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..analysis.claims import ClaimResult
+from ..analysis.claims import Claim, ClaimResult
 from ..analysis.premises import Premise
 from ..analysis.stats import difference_test
 from ..core.config import ConfigError, check_within, range_of
@@ -17,6 +17,17 @@ from ..data.datasets import dataset_spec
 from ..run.run_config import Phase, RunConfig, dataset_ranges
 from .study_config import Plan, StudyConfig, check_sweep, presets
 from .study_result import StudyResult
+
+# The claims this notebook tests (the registry: studies.claim_registry).
+MORE_STAGES = Claim(
+    "C5a", "05_multistage", "the gap grows with the number of stages (no class shift)",
+    "Final test accuracy falls steadily as the number of pretraining stages grows (Fig. 4, left).",
+    "gap(most stages) - gap(fewest stages) at r = 1 (class-balanced stages: stage count alone); difference test")
+CLASS_SHIFT = Claim(
+    "C5b", "05_multistage", "the gap grows with the class shift between stages",
+    "A larger difference between stages (smaller uniform fraction r) gives a larger gap (Fig. 4).",
+    "gap(smallest r) - gap(largest r) at a fixed stage count (`shift_stages`); difference test")
+CLAIMS = (MORE_STAGES, CLASS_SHIFT)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -69,14 +80,14 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
         premise = Premise.all_of([result.premise(rule, stages=n, ratio=1.0) for n in (most, fewest)])
         averaged = difference_test(sum(result.gap_change("stages", most, fewest, ratio=r) for r in config.ratios)
                                    / len(config.ratios), f"{most} vs {fewest} stages, averaged over r")
-        earlier = ClaimResult("C5a", (averaged,), result.premise(rule))
-        found.append(ClaimResult("C5a", (growth,), premise, earlier=earlier))
+        earlier = ClaimResult(MORE_STAGES, (averaged,), result.premise(rule))
+        found.append(ClaimResult(MORE_STAGES, (growth,), premise, earlier=earlier))
     if len(config.ratios) > 1:
         n, low, high = config.shift_stages, min(config.ratios), max(config.ratios)
         growth = difference_test(result.gap_change("ratio", low, high, stages=n), f"stages={n}, r={low} vs r={high}")
         premise = Premise.all_of([result.premise(rule, stages=n, ratio=r) for r in (low, high)])
         averaged = difference_test(sum(result.gap_change("ratio", low, high, stages=k) for k in config.stages)
                                    / len(config.stages), f"r={low} vs r={high}, averaged over stage counts")
-        earlier = ClaimResult("C5b", (averaged,), result.premise(rule))
-        found.append(ClaimResult("C5b", (growth,), premise, earlier=earlier))
+        earlier = ClaimResult(CLASS_SHIFT, (averaged,), result.premise(rule))
+        found.append(ClaimResult(CLASS_SHIFT, (growth,), premise, earlier=earlier))
     return found

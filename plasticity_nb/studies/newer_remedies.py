@@ -13,16 +13,61 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..analysis.claims import ClaimResult
+from ..analysis.claims import EXTENSION, LEE, Claim, ClaimResult
 from ..analysis.stats import Test, correlation_test, difference_test, screen_test
 from . import remedies
 from .remedies import BUILTIN_CONDITIONS, NONE, SOURCE_VALUES, START_METRICS
 from .study_config import presets
 from .study_result import StudyResult
 
-# The remedies of 2024, each with its claim: the reduction of the gap it brings (claims.py).
-NEWER = {"hare_tortoise": "C16a", "sam": "C16b", "soft_shrink_perturb": "C16c", "parseval": "C16d",
-         "weight_clipping": "C16e"}
+
+def reduction_claim(claim: str, name: str, remedy: str, finding: str, setting: str, source: str = EXTENSION) -> Claim:
+    """A remedy of 2024 reduces the warm-start gap (C16a-e, notebook 11; fixed 2026-12-02, before its runs)."""
+    return Claim(claim, "11_remedies_2024", f"{name} reduces the warm-start gap", finding,
+                 f"reduction = gap(none) - gap({remedy} in both phases of the warm run{setting}); difference test; "
+                 "its gap and the remaining gap's equivalence within the margin beside it", source=source,
+                 fixed="2026-12-02")
+
+
+# The claims this notebook tests (the registry: studies.claim_registry).
+PREDICTOR = Claim(
+    "C15", "11_remedies_2024", "a plasticity metric at the start of tuning predicts the gap",
+    "Not tested by a source: Ash & Adams explain the gap by the imbalance of gradients between fitted and new "
+    "data; the plasticity literature proposes dormant units, feature rank, weight norm and more as its "
+    "symptoms; Lyle et al. (2023) warn that such metrics are correlates, not causes.",
+    "screen over every metric the runs record at the start of tuning (the gradient imbalance |grad on the new "
+    "half| / |grad on the pretraining half| and the 12 plasticity metrics): per candidate, Pearson r across "
+    "conditions (every remedy, old and new, and both regularisers, whose premise holds; each its mean over "
+    "seeds, since runs of one seed share its scratch run, subset and initial weights) between the metric and "
+    "the gap, two-sided; Holm over the candidates; supported when one is rejected. Every candidate's test "
+    "beside it", source=EXTENSION, unit="r", sesoi=0.5)
+# The remedies of 2024, each with its claim: the reduction of the gap it brings.
+NEWER = {
+    "hare_tortoise": reduction_claim(
+        "C16a", "Hare & Tortoise", "hare_tortoise", "Resetting the fast network to its slow EMA copy "
+        "keeps the generalisation that warm-starting loses (Lee et al. 2024: warm-started ResNet-18 on "
+        "CIFAR-10 and other datasets, without augmentation; numbers not quoted: we cannot read their "
+        "tables in our sources).", "", source=LEE),
+    "sam": reduction_claim(
+        "C16b", "SAM", "sam", "Foret et al. (2021) report better generalisation than the base optimiser "
+        "from scratch, not a warm-start result; DASH's code runs SAM on warm-started ResNet-18s. Whether "
+        "it reduces the warm-start gap is ours.", ", rho 0.1; scratch plain"),
+    "soft_shrink_perturb": reduction_claim(
+        "C16c", "soft shrink-and-perturb", "soft_shrink_perturb", "Juliani & Ash (2024) find that soft "
+        "shrink-and-perturb, applied every step, mitigates plasticity loss in on-policy reinforcement "
+        "learning; the supervised warm-start protocol is ours.",
+        ", shrink scaled to the tuning phase by the rule fixed 2026-12-01"),
+    "parseval": reduction_claim(
+        "C16d", "Parseval regularisation", "parseval", "Chung et al. (2024) find that Parseval "
+        "regularisation keeps continual reinforcement learning agents plastic (MLPs); convolutions and "
+        "the supervised warm start are ours.", ", lambda 1e-3"),
+    "weight_clipping": reduction_claim(
+        "C16e", "weight clipping", "weight_clipping", "Elsayed et al. (2024) find that clipping weights "
+        "to their initialisation bound keeps networks plastic in continual supervised and reinforcement "
+        "learning; the warm-start protocol is ours.", ", zeta 1"),
+}
+CLAIMS = (PREDICTOR, *NEWER.values())
+
 PRIMARY_BEFORE = "grad_ratio"  # C15's one predictor before its 2026-12-02 definition (claim_history.py)
 QUICK_SEEDS = [300, 301, 302]  # never used by another notebook (notebook 10: 0-2 and 200-202)
 
@@ -72,8 +117,8 @@ def predictor_claim(result: StudyResult, config: Config) -> ClaimResult:
     seeds = tuple(sorted(start.seed.unique()))  # the registry's standing needs them, whichever conditions fit
     candidates = [with_seeds(t, seeds) for t in candidates]
     premise = result.premise(rule, remedy=NONE)
-    earlier = ClaimResult("C15", (candidates[START_METRICS.index(PRIMARY_BEFORE)],), premise)
-    return ClaimResult("C15", (screen_test(candidates),), premise, tuple(candidates), earlier=earlier)
+    earlier = ClaimResult(PREDICTOR, (candidates[START_METRICS.index(PRIMARY_BEFORE)],), premise)
+    return ClaimResult(PREDICTOR, (screen_test(candidates),), premise, tuple(candidates), earlier=earlier)
 
 
 def with_seeds(test: Test, seeds: tuple[int, ...]) -> Test:

@@ -1,5 +1,5 @@
 """10 · Remedies and plasticity metrics, side by side on the warm-start gap. Claims C11-C14 (C12b added after
-seeing C12's result: DASH beat scratch, which an equivalence test calls "not equivalent"; see claims.py); the
+seeing C12's result: DASH beat scratch, which an equivalence test calls "not equivalent"; declared below); the
 remedies of 2024 and C15 over every remedy: notebook 11 (newer_remedies.py), on this protocol.
 
 Each condition `remedy` pairs, per seed, a warm-started run with a scratch run:
@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ..analysis.claims import ClaimResult
+from ..analysis.claims import ASH_ADAMS, LEE, RESCIENCE, SHIN, Claim, ClaimResult
 from ..analysis.estimates import Share, improvement_share, share_over_conditions, share_test
 from ..analysis.stats import Test, bound_test, difference_test
 from ..core.config import ConfigError, range_of, ranged
@@ -45,7 +45,6 @@ REGULARISERS = ("augment", "weight_decay")  # not remedies of the registry: both
 # remedies in both phases), then the regularisers: every condition of the presets. A remedy registered later
 # (run/remedy.py) is a condition too, named in `remedies`, with its class's default settings.
 BUILTIN_CONDITIONS = ("shrink_perturb", "dash", "l2_init", "redo", "cbp", *REGULARISERS)
-TRAINABILITY_CLAIMS = {"l2_init": "C13a", "redo": "C13b", "cbp": "C13c"}  # Lee et al.'s statements (claims.py)
 # The sources' own values, at every preset; weight decay 5e-4 is the usual ResNet/CIFAR value.
 SOURCE_VALUES = dict(sp_shrink=0.6, sp_perturb=0.01, dash_alpha=0.3, dash_shrink_floor=0.3, l2_init_coefficient=1e-2,
                      redo_tau=0.1, regulariser_weight_decay=5e-4)
@@ -53,6 +52,51 @@ METRICS = tuple(METRIC_DEFINITIONS)
 # What the runs record at the start of tuning: the gradient imbalance, then every metric before the first step
 # (C15's candidates, notebook 11).
 START_METRICS = ("grad_ratio", *(f"start_{m}" for m in METRICS))
+
+
+def trainability_claim(claim: str, name: str) -> Claim:
+    """Lee et al.'s statement about one remedy that keeps a network trainable (C13a-c)."""
+    return Claim(claim, "10_remedies", f"{name} does little for the warm-start gap",
+                 f"Methods that keep a network trainable ({name} among them) do little for generalisation after a "
+                 "warm start (Lee et al. 2024).",
+                 f"reduction = gap(none) - gap({name} in both phases); bound: below the preset's smallest effect of "
+                 "interest (`smallest_effect`)", source=LEE)
+
+
+# The claims this notebook tests (the registry: studies.claim_registry); C15 over every remedy is notebook 11's.
+SHRINK_PERTURB_CLOSES = Claim(
+    "C11", "10_remedies", "shrink-and-perturb before tuning closes the warm-start gap",
+    "Shrink-and-perturb (lambda 0.6, sigma 0.01 at its sweet spot) recovers from-scratch generalisation while "
+    "keeping most of warm-starting's speed (Ash & Adams 2020, Fig. 8; their Table 1 gap: 78.0 scratch vs 74.4 "
+    "warm, ResNet-18 + Adam, CIFAR-10 at full scale).",
+    "remaining gap = scratch - warm with shrink-and-perturb at the start of tuning; equivalence (TOST) within "
+    "+/- the preset's margin", source=ASH_ADAMS)
+DASH_CLOSES = Claim(
+    "C12", "10_remedies", "DASH before tuning closes the warm-start gap",
+    "DASH beats warm start, shrink-and-perturb and cold start in test accuracy (Shin et al. 2024, Table 1; "
+    "numbers not quoted: we cannot read them in our sources).",
+    "remaining gap = scratch - warm with DASH at the start of tuning; equivalence (TOST) within +/- the margin",
+    source=SHIN)
+DASH_BEATS_SCRATCH = Claim(
+    "C12b", "10_remedies", "DASH before tuning generalises better than training from scratch",
+    "DASH beats warm start, shrink-and-perturb and cold start in test accuracy (Shin et al. 2024, Table 1). "
+    "Added after seeing C12's result (DASH above scratch, so 'not equivalent'): this is their own statement.",
+    "warm with DASH - scratch test accuracy (the negative remaining gap); difference test", source=SHIN,
+    fixed="2026-11-26")
+# Lee et al.'s statements, one per trainability remedy
+TRAINABILITY_CLAIMS = {remedy: trainability_claim(claim, name) for remedy, claim, name in (
+    ("l2_init", "C13a", "L2 Init"), ("redo", "C13b", "ReDo"), ("cbp", "C13c", "continual backprop"))}
+AUGMENTATION_SHRINKS = Claim(
+    "C14a", "10_remedies", "data augmentation shrinks the warm-start gap",
+    "With standard augmentation the warm-start gap shrinks (ReScience reproduction of Ash & Adams, Kireev "
+    "2021); re-initialisation helps little once augmentation is used (Zaidi et al. 2022).",
+    "gap(no augmentation) - gap(augmentation, both arms augmented); difference test", source=RESCIENCE)
+WEIGHT_DECAY_FALLS_SHORT = Claim(
+    "C14b", "10_remedies", "weight decay does not close the warm-start gap",
+    "No ordinary knob, L2 regularisation included, closes the gap (Ash & Adams 2020).",
+    "gap with weight decay in both arms; difference test", source=ASH_ADAMS)
+CLAIMS = (SHRINK_PERTURB_CLOSES, DASH_CLOSES, DASH_BEATS_SCRATCH, *TRAINABILITY_CLAIMS.values(), AUGMENTATION_SHRINKS,
+          WEIGHT_DECAY_FALLS_SHORT)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -241,16 +285,16 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
     seeds whose gap the remedy reduces (`improvement`)."""
     rule, found = config.premise_rule(), []
     margin = config.equivalence_margin
-    for remedy, claim in (("shrink_perturb", "C11"), ("dash", "C12")):
+    for remedy, claim in (("shrink_perturb", SHRINK_PERTURB_CLOSES), ("dash", DASH_CLOSES)):
         if remedy in config.remedies:
             closes = result.gap_equivalence(margin, remedy=remedy)
             closed = result.premise(rule, threat=CLOSED_THREAT, remedy=remedy)
             found.append(ClaimResult(claim, (closes,), closed,
                                      (result.gap_test(remedy=remedy), improvement(result, remedy))))
-    if "dash" in config.remedies:  # C12b: Shin et al.'s own statement, added after C12's result (claims.py)
+    if "dash" in config.remedies:  # C12b: Shin et al.'s own statement, added after C12's result (declared above)
         beats = difference_test(-result.gap_series(remedy="dash"), "warm with DASH - scratch")
-        found.append(ClaimResult("C12b", (beats,), result.premise(rule, threat=CLOSED_THREAT, remedy="dash"),
-                                 (improvement(result, "dash"),)))
+        beats_premise = result.premise(rule, threat=CLOSED_THREAT, remedy="dash")
+        found.append(ClaimResult(DASH_BEATS_SCRATCH, (beats,), beats_premise, (improvement(result, "dash"),)))
     for remedy, claim in TRAINABILITY_CLAIMS.items():
         if remedy in config.remedies:  # "does little": the gap it removes is below the smallest effect that matters
             little = bound_test(result.gap_change("remedy", NONE, remedy), config.smallest_effect,
@@ -261,9 +305,10 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
                                       improvement(result, remedy))))
     if "augment" in config.remedies:
         shrinks = difference_test(result.gap_change("remedy", NONE, "augment"), "gap(none) - gap(augment)")
-        found.append(ClaimResult("C14a", (shrinks,), result.reduction_premise(rule, "remedy", NONE, "augment"),
+        found.append(ClaimResult(AUGMENTATION_SHRINKS, (shrinks,),
+                                 result.reduction_premise(rule, "remedy", NONE, "augment"),
                                  (result.gap_equivalence(margin, remedy="augment"), improvement(result, "augment"))))
     if "weight_decay" in config.remedies:
-        found.append(ClaimResult("C14b", (result.gap_test(remedy="weight_decay"),),
+        found.append(ClaimResult(WEIGHT_DECAY_FALLS_SHORT, (result.gap_test(remedy="weight_decay"),),
                                  result.premise(rule, remedy="weight_decay"), (improvement(result, "weight_decay"),)))
     return found

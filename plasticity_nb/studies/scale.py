@@ -16,7 +16,7 @@ import math
 
 import pandas as pd
 
-from ..analysis.claims import ClaimResult
+from ..analysis.claims import EXTENSION, Claim, ClaimResult
 from ..analysis.premises import Premise
 from ..analysis.stats import slope_estimate, trend_test
 from ..core.config import Config as Settings
@@ -32,6 +32,28 @@ from .study_result import StudyResult
 SHRINK_BOUND = 0.5
 QUICK_SEEDS = [400, 401, 402]  # never used by another notebook (01-10: 0-2 and 200-202; 11: 300-302)
 GPU_SEEDS = list(range(500, 508))  # the gpu grid's 8 seeds, never used before
+
+
+def scale_claim(claim: str, axis: str, what: str) -> Claim:
+    """How the gap changes as the scale grows (C17a-b, notebook 12; fixed 2026-12-02, before its runs, as a trend
+    bound; an estimate since 2026-12-06: the bound had 9 % power at its 0.5 pp at quick, issue 35)."""
+    return Claim(claim, "12_scale", f"how much the warm-start gap changes per doubling as {what.split(' (')[0]} "
+                 "(an estimate, no verdict)",
+                 "Not measured as a trend by a source: Berariu et al. and Ash & Adams report the gap at the full "
+                 "training set (Ash & Adams' ResNet + Adam: 78.0 scratch vs 74.4 warm on their split), our quick "
+                 "presets at 5,000 images and width 8; whether it shrinks in between is ours.",
+                 f"slope of the gap on log2({axis}) as {what}, one intercept per seed (OLS): pp per doubling, "
+                 "negative where the gap shrinks, with its 95 % t interval; an estimate, no verdict (planned: the "
+                 "seeds for its interval to exclude 0 at 0.5 pp per doubling). Beside it: the trend bound it "
+                 "replaced (shrink below 0.5 pp per doubling) and each cell's gap", source=EXTENSION,
+                 unit="pp/doubling", sesoi=0.5,
+                 fixed="2026-12-02")
+
+
+# The claims this notebook tests (the registry: studies.claim_registry).
+SIZE_TREND = scale_claim("C17a", "train_subset", "the training set grows (the cells at the base width)")
+WIDTH_TREND = scale_claim("C17b", "width", "the network widens (the cells at the base training-set size)")
+CLAIMS = (SIZE_TREND, WIDTH_TREND)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -118,7 +140,7 @@ class Config(WarmStartConfig):
                 lambda s: self.scratch(s, data_id, tune=tune, **run))
 
 
-AXES = {"C17a": ("train_subset", Config.size_axis), "C17b": ("width", Config.width_axis)}
+AXES = {SIZE_TREND: ("train_subset", Config.size_axis), WIDTH_TREND: ("width", Config.width_axis)}
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
