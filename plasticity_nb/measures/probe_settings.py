@@ -7,6 +7,8 @@ import dataclasses
 
 from ..core.config import Config, ranged
 
+# The curvature and noise measures of a probe row (probes.py `measure`), besides their details and the probe-set loss.
+PROBE_METRICS = ("lambda_max", "trace", "noise_trace", "noise_scale", "grad_norm", "weight_norm")
 BN_MODES = ("eval", "train")  # BatchNorm during curvature probes (curvature.py checks it too)
 STATISTICS_SOURCES = ("running", "probe")  # the model's own BatchNorm statistics, or re-estimated on the probe set
 

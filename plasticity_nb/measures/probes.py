@@ -23,9 +23,6 @@ from .curvature import ProbeSet, hessian_eigenvalues, hessian_trace, probe_copy,
 from .noise import per_example_noise
 from .probe_settings import ProbeSettings
 
-# The curvature and noise measures of a probe row (`measure`), besides their details and the probe-set loss.
-PROBE_METRICS = ("lambda_max", "trace", "noise_trace", "noise_scale", "grad_norm", "weight_norm")
-
 
 def probe_set(train_x: torch.Tensor, train_y: torch.Tensor, settings: ProbeSettings, num_classes: int) -> ProbeSet:
     """The probe examples, balanced over the dataset's `num_classes` classes."""

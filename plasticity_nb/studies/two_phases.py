@@ -26,8 +26,7 @@ from ..analysis.claims import EXTENSION, Claim, ClaimResult
 from ..analysis.premises import Premise
 from ..analysis.stats import ratio_test
 from ..core.config import ConfigError, range_of, ranged
-from ..measures.probe_settings import ProbeSettings
-from ..measures.probes import PROBE_METRICS
+from ..measures.probe_settings import PROBE_METRICS, ProbeSettings
 from ..run.run_config import Phase
 from . import tuning_lr
 from .study_config import Plan, WarmStartConfig, check_sweep, presets

@@ -27,7 +27,7 @@ from ..analysis.claims import read_claims, the_verdicts
 from ..core.paths import is_bundle, project_root, resolve_out_dir
 from ..execution import bundle
 from ..execution.store import RunStore
-from ..measures.probes import PROBE_METRICS
+from ..measures.probe_settings import PROBE_METRICS
 from ..studies import PRESETS, STUDIES
 from ..studies import remedies as remedy_study
 from ..studies.study_result import StudyResult
