@@ -42,3 +42,21 @@ def test_old_notebooks_parameters_plan_the_runs_they_planned_before():
 def test_a_users_remedy_plans_the_runs_it_planned_before():
     for names, before in USER_REMEDY_BEFORE.items():
         assert digest(remedies.Config.from_preset("smoke", remedies=list(names))) == before
+
+
+def test_the_acting_order_is_declared_not_taken_from_the_registrys_insertion_order():
+    from plasticity_nb.remedies.builtin import BUILTIN
+    from plasticity_nb.run.remedy import ACTING_ORDER, REGISTRY
+    from plasticity_nb.run.run_config import Phase
+
+    assert sorted(ACTING_ORDER) == sorted(kind.NAME for kind in BUILTIN)  # every built-in has its declared place
+    every = tuple(REGISTRY[name]() for name in ("scale_head", *reversed(ACTING_ORDER)))
+    before = dict(REGISTRY)
+    try:  # the registry in the reverse of the acting order, as registration in another import order leaves it
+        REGISTRY.clear()
+        REGISTRY.update(reversed(before.items()))
+        assert Phase(remedies=every).remedy_names == (*ACTING_ORDER, "scale_head")  # a user's remedy acts last
+    finally:
+        REGISTRY.clear()
+        REGISTRY.update(before)
+    assert Phase(remedies=every).remedy_names == (*ACTING_ORDER, "scale_head")
