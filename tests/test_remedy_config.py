@@ -12,7 +12,7 @@ from plasticity_nb.remedies.dash import Dash
 from plasticity_nb.remedies.hare_tortoise import HareTortoise
 from plasticity_nb.remedies.redo import ReDo
 from plasticity_nb.remedies.shrink_perturb import ShrinkPerturb
-from plasticity_nb.studies import newer_remedies, remedies
+from plasticity_nb.studies import STUDIES, newer_remedies, pretraining_duration, remedies
 from plasticity_nb.studies.remedies import Augment, WeightDecay
 from tests.own_remedy import ScaleHead  # noqa: F401 (registers scale_head: a user's remedy of no budget rule)
 
@@ -163,6 +163,33 @@ def test_old_notebooks_flattened_parameters_are_read_as_their_remedys_fields_or_
         with pytest.raises(ConfigError) as raised:
             build()
         assert str(raised.value).startswith(culprit), raised.value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PickedDurations(pretraining_duration.Config):
+    """Notebook 02's sweep as options to pick: a study the explorer has never heard of."""
+
+    def offers(self) -> tuple[int, ...]:
+        return self.pretrain_epochs_sweep
+
+    def offering(self, picked):
+        picked = list(picked)
+        return self.replace(pretrain_epochs_sweep=picked, few_epochs=picked[0])
+
+
+def test_the_explorer_lists_what_each_study_offers_from_its_own_config():
+    from plasticity_nb.views.explorer import stored_offers
+
+    offering = {sid for sid, study in STUDIES.items() if study.config.from_preset("smoke").offers()}
+    assert offering == {"10", "11"}
+    assert STUDIES["10"].config.from_preset("quick").offers() == remedies.BUILTIN_CONDITIONS
+    quick = remedies.Config.from_preset("quick", remedies={"redo": {"tau": 0.2}, "dash": None, "augment": None})
+    stored = {run.key() for _, run in quick.offering(["redo", "augment"]).plan()}
+    narrowed = stored_offers(quick, "", stored)  # the store holds two of its three remedies, and the plain pair
+    assert narrowed.offers() == ("redo", "augment") and narrowed.settings("redo") == ReDo(tau=0.2, every=200)
+    assert stored_offers(quick, "", set()) == quick  # none stored: the whole study counts as missing
+    durations = PickedDurations.from_preset("smoke")
+    assert stored_offers(durations, "", {run.key() for _, run in durations.offering([2]).plan()}).offers() == (2,)
 
 
 def test_a_bundle_of_an_old_notebook_opens_at_the_parameters_it_ran_with(tmp_path):

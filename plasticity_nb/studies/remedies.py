@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import pandas as pd
 
@@ -319,6 +319,12 @@ class Config(WarmStartConfig):
         """The tuning phase's size, for a remedy's own scaling rule (`Remedy.for_budget`)."""
         steps_per_epoch = self.train_subset // self.batch_size
         return Budget(steps_per_epoch=steps_per_epoch, task_steps=self.tune_epochs * steps_per_epoch)
+
+    def offers(self) -> tuple[str, ...]:
+        return tuple(self.remedies)
+
+    def offering(self, picked: Iterable[str]) -> "Config":
+        return self.replace(remedies={name: self.remedies[name] for name in picked})
 
 
 def with_flattened(entries: dict[str, Any], old: str, value: Any) -> dict[str, Any]:
