@@ -34,8 +34,6 @@ from ..analysis.stats import Test, bound_test, difference_test
 from ..core.config import Config as Settings
 from ..core.config import ConfigError, range_of, ranged
 from ..measures.metric_settings import METRIC_DEFINITIONS, MetricSettings
-from ..remedies.cbp import ContinualBackpropSettings
-from ..remedies.redo import ReDo
 from ..run.remedy import REGISTRY, Budget, Remedy, remedy_type
 from . import resets
 from .study_config import Plan, WarmStartConfig, check_sweep, presets
@@ -96,10 +94,11 @@ BUILTIN_CONDITIONS = ("shrink_perturb", "dash", "l2_init", "redo", "cbp", *REGUL
 # 1e-2; ReDo tau 0.1; weight decay 5e-4) or its `for_budget`: ReDo's period and continual backprop's rate rho and
 # maturity m, scaled to the preset's budget (quick: ~1,200 steps, inside the sources' ranges rho 1e-6..1e-4,
 # m 100..10k; paper: their own), fixed before any result (study-protocols.md §12).
+# In `remedies`' own spelling (dicts of fields), so that the study imports without the remedies' modules (torch).
 AT_PRESET = {
-    "smoke": (ReDo(every=5), ContinualBackpropSettings(replacement_rate=1e-3, maturity_threshold=5)),
-    "quick": (ReDo(every=200), ContinualBackpropSettings(replacement_rate=1e-4, maturity_threshold=100)),
-    "paper": (ReDo(every=1000), ContinualBackpropSettings(replacement_rate=1e-5, maturity_threshold=1000)),
+    "smoke": {"redo": {"every": 5}, "cbp": {"replacement_rate": 1e-3, "maturity_threshold": 5}},
+    "quick": {"redo": {"every": 200}, "cbp": {"replacement_rate": 1e-4, "maturity_threshold": 100}},
+    "paper": {"redo": {"every": 1000}, "cbp": {"replacement_rate": 1e-5, "maturity_threshold": 1000}},
 }
 # Notebook 10's parameters before `remedies` held each remedy's settings, one field of one remedy each: old
 # notebooks' (and their papermill parameters') are still read, as that field of that remedy.
@@ -249,8 +248,7 @@ class Config(WarmStartConfig):
     speed_target_acc: float = range_of(resets.Config, "speed_target_acc")
 
     CONDITIONS = ("remedy",)
-    PRESET_SETTINGS: ClassVar[dict[str, dict[str, Any]]] = {
-        preset: {s.NAME: s for s in settings} for preset, settings in AT_PRESET.items()}
+    PRESET_SETTINGS: ClassVar[dict[str, dict[str, dict[str, Any]]]] = AT_PRESET
     RETIRED = {old: new_spelling(old) for old in FLATTENED}
     PRESETS = presets(
         # smoke: one remedy of each kind (the test suite runs it; tests/test_remedy_runs.py covers every remedy)
@@ -279,7 +277,7 @@ class Config(WarmStartConfig):
         at_preset = cls.PRESET_SETTINGS.get(preset, {})
         for name, spec in entries.items():
             if name in at_preset and (spec is None or isinstance(spec, dict)):
-                entries[name] = at_preset[name].replace(**(spec or {}))
+                entries[name] = {**at_preset[name], **(spec or {})}
         return super().from_preset(preset, **{**overrides, "remedies": entries})
 
     def plan(self, data_id: str = "") -> Plan:
