@@ -43,23 +43,23 @@ def legend(grid) -> set[str]:
 
 def test_the_index_offers_study_10_with_the_remedies_whose_runs_are_stored(index):
     assert {("01", "smoke"), ("10", "smoke")} <= set(index.available())
-    assert remedies.Config.from_preset("smoke").remedies != (REMEDY,)  # the preset's other remedies are missing
-    assert index.remedies("10", "smoke") == (REMEDY,)
-    assert index.remedies("01", "smoke") == ()
+    assert tuple(remedies.Config.from_preset("smoke").remedies) != (REMEDY,)  # the preset's others are missing
+    assert index.offers("10", "smoke") == (REMEDY,)
+    assert index.offers("01", "smoke") == ()
 
 
 def test_study_11_offers_the_remedies_of_2024_and_every_metric_they_record(index):
-    assert index.remedies("11", "smoke") == (NEWER,)  # the plain pair is study 10's runs, the same keys
-    _, table = render(index, "11", "smoke", "gap", "test_acc", remedies=(NEWER,))
+    assert index.offers("11", "smoke") == (NEWER,)  # the plain pair is study 10's runs, the same keys
+    _, table = render(index, "11", "smoke", "gap", "test_acc", picked=(NEWER,))
     assert list(gap_rows(table).remedy) == ["none", NEWER]
-    every, _ = render(index, "11", "smoke", "plasticity metrics", remedy_views.ALL_METRICS, remedies=(NEWER,))
+    every, _ = render(index, "11", "smoke", "plasticity metrics", remedy_views.ALL_METRICS, picked=(NEWER,))
     titles = [ax.get_title() for ax in every.axes.flat]
     assert {"active_units", "feature_norm", "feature_variance", "zero_grad_share", "churn"} <= set(titles)
 
 
 def test_picked_remedies_are_the_gaps_shown_beside_the_plain_warm_start(index):
-    alone, alone_table = render(index, "10", "smoke", "gap", "test_acc", remedies=())
-    both, both_table = render(index, "10", "smoke", "gap", "test_acc", remedies=(REMEDY,))
+    alone, alone_table = render(index, "10", "smoke", "gap", "test_acc", picked=())
+    both, both_table = render(index, "10", "smoke", "gap", "test_acc", picked=(REMEDY,))
     assert list(gap_rows(alone_table).remedy) == ["none"]
     assert list(gap_rows(both_table).remedy) == ["none", REMEDY]
     ticks = lambda figure: [t.get_text() for t in figure.axes[0].get_xticklabels()]
@@ -73,11 +73,11 @@ def test_picked_remedies_are_the_gaps_shown_beside_the_plain_warm_start(index):
 
 
 def test_the_metrics_view_draws_the_picked_remedies_against_plain_scratch(index):
-    one, _ = render(index, "10", "smoke", "plasticity metrics", "effective_rank", remedies=(REMEDY,))
+    one, _ = render(index, "10", "smoke", "plasticity metrics", "effective_rank", picked=(REMEDY,))
     assert [ax.get_title() for ax in one.axes.flat] == ["effective_rank"]
     assert legend(one) == {"none", REMEDY, "scratch"}
     assert all(len(line.get_xdata()) > 1 for line in one.axes.flat[0].get_lines()[:3])  # curves, not points
-    every, _ = render(index, "10", "smoke", "plasticity metrics", remedy_views.ALL_METRICS, remedies=())
+    every, _ = render(index, "10", "smoke", "plasticity metrics", remedy_views.ALL_METRICS, picked=())
     assert [ax.get_title() for ax in every.axes.flat] == list(remedies.METRICS)
     assert legend(every) == {"none", "scratch"}
 
@@ -91,18 +91,18 @@ def test_other_studies_keep_their_views_and_have_no_metrics_to_show(index):
 
 def test_the_widgets_pick_remedies_for_study_10_and_hide_the_picker_elsewhere(index):
     widgets = Explorer(index, index.available())
-    assert widgets.study.value == "01" and widgets.remedies.layout.display == "none"
+    assert widgets.study.value == "01" and widgets.picker.layout.display == "none"
     widgets.study.value = "10"
-    assert widgets.remedies.options == (REMEDY,) and widgets.remedies.value == (REMEDY,)  # all picked at first
-    assert widgets.remedies.layout.display != "none"
+    assert widgets.picker.options == (REMEDY,) and widgets.picker.value == (REMEDY,)  # all picked at first
+    assert widgets.picker.layout.display != "none" and widgets.picker.description == "remedy"
     assert list(gap_rows(widgets.shown[1]).remedy) == ["none", REMEDY]
     figure = widgets.shown[0]
-    widgets.remedies.value = ()
+    widgets.picker.value = ()
     assert list(gap_rows(widgets.shown[1]).remedy) == ["none"] and widgets.shown[0] != figure
     widgets.view.value = "plasticity metrics"
     assert widgets.metric.options == remedy_views.METRIC_CHOICES and widgets.shown[0] is not None
     widgets.study.value = "01"
-    assert widgets.remedies.layout.display == "none"
+    assert widgets.picker.layout.display == "none"
     assert widgets.shown[0] is None and "no plasticity metrics" in widgets.shown[1].status[0]
 
 

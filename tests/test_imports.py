@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "plasticity_nb"
 
 
@@ -166,10 +164,6 @@ def test_the_statistics_and_claims_import_without_torch():
         assert result.returncode == 0, f"{module} needs torch:\n{result.stderr[-2000:]}"
 
 
-@pytest.mark.xfail(strict=True, reason="two study modules import torch at module level: studies/remedies.py through "
-                   "the remedy classes it imports (remedies.cbp, dash, l2_init, redo, shrink_perturb; its remedy "
-                   "configuration is being made torch-free on another branch) and studies/two_phases.py through "
-                   "measures.probes (for PROBE_METRICS, a tuple of names); remove this mark when both are torch-free")
 def test_the_whole_claims_registry_reads_without_torch():
     """Every claim's declaration (in its study module) and the registry assembled from the catalogue: the registry
     (its hash, report.md's claims table, the sequential design's ledgers) is read where torch is not installed."""

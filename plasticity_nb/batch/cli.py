@@ -559,16 +559,18 @@ def validate_params(studies: list[Study], preset: str, params: dict[str, Any],
     """For each study, the overrides that apply to it, checked against its notebook's parameter names
     and its config."""
     known = sorted(set().union(*notebook_params.values()) - set(RESERVED))
+    # an older notebook's parameter goes to the configs that still read it (RETIRED: translated or refused by name)
+    retired = {study.id: set(study.config.RETIRED) for study in studies}
     for name, value in params.items():
         if name in RESERVED:
             raise UsageError(f"set {name} with {RESERVED[name]}, not --param")
-        if name not in known:
+        if name not in known and not any(name in names for names in retired.values()):
             raise UsageError(f"unknown parameter {name!r} for notebook(s) {', '.join(notebook_params)}; "
                              f"known: {', '.join(known)}")
         check_execution_param(name, value)
     per_study = {}
     for study in studies:
-        mine = {k: v for k, v in params.items() if k in notebook_params[study.id]}
+        mine = {k: v for k, v in params.items() if k in notebook_params[study.id] | retired[study.id]}
         try:
             study.config.from_preset(preset, **{k: v for k, v in mine.items() if k not in EXECUTION_PARAMETERS})
         except ConfigError as err:

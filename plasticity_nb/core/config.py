@@ -9,6 +9,7 @@ notebook parameter. A config converts to plain JSON and back, and its hash names
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
 import hashlib
@@ -97,6 +98,9 @@ def range_of(owner: type, name: str, default: Any = dataclasses.MISSING) -> Any:
 class Config:
     # Presets of a study config: {"smoke": {...}, "quick": {...}, "paper": {...}}; empty for run configs.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Parameters it no longer has, each with its new spelling: a notebook's are read (`from_notebook`) for the
+    # class's `from_preset` to translate, and anywhere else they are refused naming the new spelling.
+    RETIRED: ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -130,8 +134,9 @@ class Config:
 
     @classmethod
     def from_notebook(cls: type[C], preset: str, namespace: dict[str, Any]) -> C:
-        """The preset, overridden by the notebook parameters named like this config's fields (None = keep)."""
-        names = [f.name for f in dataclasses.fields(cls)]
+        """The preset, overridden by the notebook parameters named like this config's fields or its RETIRED ones
+        (None = keep)."""
+        names = [*(f.name for f in dataclasses.fields(cls)), *cls.RETIRED]
         return cls.from_preset(preset, **{k: namespace[k] for k in names if k in namespace})
 
     def replace(self: C, **changes: Any) -> C:
@@ -161,12 +166,18 @@ class Config:
             at_default = field.default is not dataclasses.MISSING and value == field.default
             if at_default and not field.metadata.get(VERSION):
                 continue
-            if isinstance(value, Config):
-                value = value.identity()
-            elif isinstance(value, tuple) and value and isinstance(value[0], Config):
-                value = [v.identity() for v in value]
-            out[field.name] = value
+            out[field.name] = _identity(value)
         return json.loads(json.dumps(out))
+
+
+def _identity(value: Any) -> Any:
+    if isinstance(value, Config):
+        return value.identity()
+    if isinstance(value, tuple) and value and isinstance(value[0], Config):
+        return [v.identity() for v in value]
+    if isinstance(value, collections.abc.Mapping):
+        return {k: _identity(v) for k, v in value.items()}
+    return value
 
 
 def _stored(value: Any) -> Any:
@@ -174,12 +185,16 @@ def _stored(value: Any) -> Any:
         return value.to_dict()
     if isinstance(value, (tuple, list)):
         return [_stored(v) for v in value]
+    if isinstance(value, collections.abc.Mapping):
+        return {k: _stored(v) for k, v in value.items()}
     return value
 
 
 def reject_unknown(cls: type, values: dict[str, Any]) -> None:
     names = [f.name for f in dataclasses.fields(cls)]
     for key in values:
+        if key in getattr(cls, "RETIRED", {}):
+            raise ConfigError(f"{key} is now {cls.RETIRED[key]}")
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -233,6 +248,11 @@ def _coerce(value: Any, hint: Any, name: str) -> Any:
             except ConfigError as err:
                 errors.append(err)
         raise ConfigError(f"{name} must be {_describe(hint)}, got {value!r}") from errors[0]
+    if origin is collections.abc.Mapping:  # a config whose field maps names to values checks them itself
+        if not isinstance(value, collections.abc.Mapping):
+            raise ConfigError(f"{name} must be a mapping of {_describe(args[0])} to {_describe(args[1])}, "
+                              f"got {value!r}")
+        return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{name} must be a list of {_describe(args[0])}, got {value!r}")

@@ -213,7 +213,7 @@ def study_config(config_class: type, stem: str, preset: str, out_dir: str | os.P
     """A study's config at `preset` as the bundle ran it: its notebook's parameters where it ran that notebook at
     this preset (else the preset's defaults), at the bundle's precision."""
     parameters = read_marker(out_dir)["notebooks"].get(stem, {})
-    fields = {f.name for f in dataclasses.fields(config_class)}
+    fields = {f.name for f in dataclasses.fields(config_class)} | set(config_class.RETIRED)  # an older notebook's too
     ran = {k: v for k, v in parameters.items() if k in fields} if parameters.get("preset") == preset else {}
     return with_precision(config_class.from_preset(preset, **ran), out_dir)
 

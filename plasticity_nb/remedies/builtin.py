@@ -1,12 +1,9 @@
-"""The built-in remedies, registered in the order they act within a phase: those at the phase start first
-(shrink-and-perturb, then DASH), then those in the loss (L2 Init, Parseval), around the step (SAM), then those
-after the steps (ReDo, continual backprop, then the weight edits: soft shrink-and-perturb, weight clipping, the
-Hare & Tortoise EMA, which thus averages the weights the step's other remedies left).
-The registry imports this module on its first read (run/remedy.py), so every process has them, ahead of any
-remedy a user registers (which acts after them).
+"""The built-in remedies: importing this module registers each of them (its module does, on import); the order in
+which they act within a phase is declared once, run/remedy.py's ACTING_ORDER, not by the order they register in.
+The registry imports this module on its first read (run/remedy.py), so every process has them; a remedy a user
+registers acts after them.
 """
-from ..run.remedy import REGISTRY
-from . import (
+from . import (  # each registers itself on import
     cbp,
     dash,
     hare_tortoise,
@@ -19,10 +16,6 @@ from . import (
     weight_clipping,
 )
 
-ACTING_ORDER = (shrink_perturb.ShrinkPerturb, dash.Dash, l2_init.L2Init, parseval.Parseval, sam.SAM, redo.ReDo,
-                cbp.ContinualBackpropSettings, soft_shrink_perturb.SoftShrinkPerturb, weight_clipping.WeightClipping,
-                hare_tortoise.HareTortoise)
-# Each module registered itself on import; put them in acting order, ahead of any remedy registered before them.
-_others = {name: cls for name, cls in dict.items(REGISTRY) if cls not in ACTING_ORDER}
-dict.clear(REGISTRY)
-dict.update(REGISTRY, {cls.NAME: cls for cls in ACTING_ORDER}, **_others)
+BUILTIN = (cbp.ContinualBackpropSettings, dash.Dash, hare_tortoise.HareTortoise, l2_init.L2Init, parseval.Parseval,
+           redo.ReDo, sam.SAM, shrink_perturb.ShrinkPerturb, soft_shrink_perturb.SoftShrinkPerturb,
+           weight_clipping.WeightClipping)

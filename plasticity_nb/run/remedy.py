@@ -1,9 +1,9 @@
 """A remedy for lost plasticity as one type: its settings (a `Config`), the hooks through which it acts, and what
 it carries from phase to phase and across checkpoints.
 
-Every remedy is a subclass of `Remedy` registered here (`register`); the registry's order is the order in
-which a phase's remedies act, and the training loop, run configs, notebook 10, the explorer and the claims all
-read it. A remedy's module (remedies/ for the built-in ones, any module or notebook for a user's own) holds its
+Every remedy is a subclass of `Remedy` registered here (`register`), which the training loop, run configs,
+notebook 10, the explorer and the claims all read; `ACTING_ORDER` declares the order in which a phase's remedies
+act. A remedy's module (remedies/ for the built-in ones, any module or notebook for a user's own) holds its
 settings, when it acts, its maths and its state; nothing else needs an edit to add one.
 """
 from __future__ import annotations
@@ -91,13 +91,13 @@ class Remedy(Config):
         return None
 
 
-BUILTIN_MODULE = "plasticity_nb.remedies.builtin"  # registers the built-in remedies, in their acting order
+BUILTIN_MODULE = "plasticity_nb.remedies.builtin"  # registers the built-in remedies
 
 
 class Registry(dict):
-    """Remedy name -> type, in acting order. The built-in remedies register on the first read, ahead of any other:
-    the package imports without torch until a remedy is needed (`run` cannot import `remedies/`, which builds on
-    it, so it names the module instead)."""
+    """Remedy name -> type, in registration order (ACTING_ORDER, not this, says in which order they act). The
+    built-in remedies register on the first read: the package imports without torch until a remedy is needed (`run`
+    cannot import `remedies/`, which builds on it, so it names the module instead)."""
 
     _loading = False
 
@@ -140,11 +140,19 @@ class Registry(dict):
 
 
 REGISTRY: Registry = Registry()
+# The order in which a phase's remedies act, where several act at one point: those at the phase start first
+# (shrink-and-perturb, then DASH), then those in the loss (L2 Init, Parseval), around the step (SAM), then those
+# after the steps (ReDo, continual backprop, then the weight edits: soft shrink-and-perturb, weight clipping, the
+# Hare & Tortoise EMA, which thus averages the weights the step's other remedies left). A remedy not named here (a
+# user's) acts after these, in the order the remedies were first registered.
+ACTING_ORDER = ("shrink_perturb", "dash", "l2_init", "parseval", "sam", "redo", "cbp", "soft_shrink_perturb",
+                "weight_clipping", "hare_tortoise")
 RESERVED_NAMES = ("metrics",)  # the run-wide state of the plasticity metrics is stored under this name
 
 
 def register(cls: type[Remedy]) -> type[Remedy]:
-    """Add a remedy type to the registry (acting after those registered before it); usable as a decorator."""
+    """Add a remedy type to the registry; usable as a decorator. One not in ACTING_ORDER acts after those that are
+    and after the remedies registered before it."""
     if not (isinstance(cls, type) and issubclass(cls, Remedy)) or cls is Remedy:
         raise ConfigError(f"{cls!r} is not a subclass of plasticity_nb.run.remedy.Remedy")
     name = cls.NAME
@@ -157,8 +165,16 @@ def register(cls: type[Remedy]) -> type[Remedy]:
     known = dict.get(REGISTRY, name, cls)
     if known is not cls and known.__qualname__ != cls.__qualname__:
         raise ConfigError(f"a remedy named {name!r} is already registered ({known.__qualname__})")
-    REGISTRY[name] = cls  # the same class defined again (a re-run notebook cell) replaces the old one
+    REGISTRY[name] = cls  # the same class defined again (a re-run notebook cell) replaces the old one, in its place
     return cls
+
+
+def acting_rank(name: str) -> tuple[int, int]:
+    """Where registered remedy `name` acts among a phase's remedies (lower first): its place in ACTING_ORDER, else
+    after all of those, in registration order."""
+    if name in ACTING_ORDER:
+        return ACTING_ORDER.index(name), 0
+    return len(ACTING_ORDER), list(REGISTRY).index(name)
 
 
 def defining_modules(config: Any) -> tuple[str, ...]:

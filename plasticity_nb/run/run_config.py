@@ -13,7 +13,7 @@ from ..data.datasets import DATASETS, DEFAULT_DATASET, DatasetSpec, dataset_spec
 from ..measures.metric_settings import MetricSettings
 from ..measures.probe_settings import ProbeSettings
 from ..nets.catalogue import MODELS
-from .remedy import REGISTRY, Remedy, remedy_type
+from .remedy import REGISTRY, Remedy, acting_rank, remedy_type
 
 OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "rmsprop")
 # Training pools: the pretraining half of the subset, the whole subset, a blend that fades from the
@@ -42,13 +42,13 @@ class Phase(Config):
     eval_tail: int = ranged(0, ge=0)  # ...and at each of the phase's last eval_tail epochs (a metric window)
     # curvature/noise probes after these epochs (0: before the first step)
     probe_epochs: tuple[int, ...] = ranged((), ge=0)
-    # Remedies (run/remedy.py's registry), each a registered Remedy's settings; they act in the registry's order
+    # Remedies (run/remedy.py's registry), each a registered Remedy's settings; they act in run/remedy.py's
+    # declared ACTING_ORDER, whatever order they are given in
     remedies: tuple[Remedy, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        order = list(REGISTRY)  # check() has rejected unregistered remedies
-        ranked = sorted(self.remedies, key=lambda r: order.index(r.NAME))
+        ranked = sorted(self.remedies, key=lambda r: acting_rank(r.NAME))  # check() has rejected unregistered ones
         object.__setattr__(self, "remedies", tuple(ranked))
 
     @property

@@ -16,7 +16,7 @@ import dataclasses
 from ..analysis.claims import EXTENSION, LEE, Claim, ClaimResult
 from ..analysis.stats import Test, correlation_test, difference_test, screen_test
 from . import remedies
-from .remedies import BUILTIN_CONDITIONS, NONE, SOURCE_VALUES, START_METRICS
+from .remedies import BUILTIN_CONDITIONS, NONE, START_METRICS
 from .study_config import presets
 from .study_result import StudyResult
 
@@ -74,15 +74,13 @@ QUICK_SEEDS = [300, 301, 302]  # never used by another notebook (notebook 10: 0-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(remedies.Config):
-    # The remedies of notebook 10 and those of 2024 on one protocol: notebook 10's fields, its values per preset.
+    # The remedies of notebook 10 and those of 2024 on one protocol: notebook 10's parameters, settings per preset.
     PRESETS = presets(
         # smoke: two new remedies and one old, for the test suite (tests/test_new_remedies.py covers every remedy)
-        smoke=dict(pretrain_epochs=2, remedies=["hare_tortoise", "weight_clipping", "l2_init"], **SOURCE_VALUES,
-                   redo_every=5, cbp_replacement_rate=1e-3, cbp_maturity=5, speed_target_acc=20.0),
-        quick=dict(seeds=QUICK_SEEDS, pretrain_epochs=10, remedies=[*BUILTIN_CONDITIONS, *NEWER], **SOURCE_VALUES,
-                   redo_every=200, cbp_replacement_rate=1e-4, cbp_maturity=100, speed_target_acc=90.0),
-        paper=dict(pretrain_epochs=350, remedies=[*BUILTIN_CONDITIONS, *NEWER], **SOURCE_VALUES, redo_every=1000,
-                   cbp_replacement_rate=1e-5, cbp_maturity=1000, speed_target_acc=99.0))
+        smoke=dict(pretrain_epochs=2, remedies=["hare_tortoise", "weight_clipping", "l2_init"], speed_target_acc=20.0),
+        quick=dict(seeds=QUICK_SEEDS, pretrain_epochs=10, remedies=[*BUILTIN_CONDITIONS, *NEWER],
+                   speed_target_acc=90.0),
+        paper=dict(pretrain_epochs=350, remedies=[*BUILTIN_CONDITIONS, *NEWER], speed_target_acc=99.0))
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:

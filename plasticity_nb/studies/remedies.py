@@ -14,40 +14,99 @@ Each condition `remedy` pairs, per seed, a warm-started run with a scratch run:
 Every run records the plasticity metrics (measures/metric_settings.py) at each evaluation, and at the start
 of each phase the gradient norms on the pretraining half and on the new half (Ash & Adams' imbalance).
 
-Hyperparameters are the sources' own where they give them; ReDo's period and continual backprop's rate and
-maturity are scaled to the quick budget (~1,200 steps), fixed before any result (study-protocols.md §12).
+Each condition's settings are one parameter, `remedies`: a list of names, or a mapping of each name to its
+settings (`{"redo": {"every": 100}}`; the settings type's, or a dict of their fields). Where it gives none, they are
+the sources' own (the settings types' defaults), or scaled to the budget by the remedy's own rule
+(`Remedy.for_budget`); ReDo's period and continual backprop's rate and maturity are scaled to each preset's budget
+(AT_PRESET), fixed before any result (study-protocols.md §12).
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import pandas as pd
 
 from ..analysis.claims import ASH_ADAMS, LEE, RESCIENCE, SHIN, Claim, ClaimResult
 from ..analysis.estimates import Share, improvement_share, share_over_conditions, share_test
 from ..analysis.stats import Test, bound_test, difference_test
+from ..core.config import Config as Settings
 from ..core.config import ConfigError, range_of, ranged
 from ..measures.metric_settings import METRIC_DEFINITIONS, MetricSettings
-from ..remedies.cbp import ContinualBackpropSettings
-from ..remedies.dash import Dash
-from ..remedies.l2_init import L2Init
-from ..remedies.redo import ReDo
-from ..remedies.shrink_perturb import ShrinkPerturb
-from ..run.remedy import REGISTRY, Budget, remedy_type
+from ..run.remedy import REGISTRY, Budget, Remedy, remedy_type
 from . import resets
 from .study_config import Plan, WarmStartConfig, check_sweep, presets
 from .study_result import CLOSED_THREAT, StudyResult
 
 NONE = "none"
-REGULARISERS = ("augment", "weight_decay")  # not remedies of the registry: both arms train with them
+BOTH_ARMS = "both arms"  # a regulariser's placement: it changes the training setup of the warm and the scratch arm
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Regulariser(Settings):
+    """Standard regularisation as a condition: it changes the training setup, not the warm start, so both arms get
+    it (warm with it against scratch with it). Not a remedy of the registry, but configured as one is: its settings
+    type, named in `remedies`, with its defaults where it is given none."""
+
+    NAME: ClassVar[str] = ""  # its name in `remedies`, the plan's labels and the claims
+    PLACEMENT: ClassVar[str] = BOTH_ARMS
+
+    @classmethod
+    def for_budget(cls, budget: Budget) -> "Regulariser":
+        """As `Remedy.for_budget`: its defaults at every budget."""
+        return cls()
+
+    def run_fields(self) -> dict[str, Any]:
+        """The RunConfig fields it sets, in both arms."""
+        raise NotImplementedError(f"{type(self).__name__}.run_fields")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Augment(Regulariser):
+    """Random crop and flip in both arms (off in the paper)."""
+
+    NAME = "augment"
+
+    def run_fields(self) -> dict[str, Any]:
+        return dict(augment=True)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WeightDecay(Regulariser):
+    """An L2 penalty through the optimiser, in both arms."""
+
+    NAME = "weight_decay"
+
+    coefficient: float = ranged(5e-4, gt=0)  # the usual ResNet/CIFAR value (0 would repeat the plain warm start)
+
+    def run_fields(self) -> dict[str, Any]:
+        return dict(weight_decay=self.coefficient)
+
+
+REGULARISERS = {kind.NAME: kind for kind in (Augment, WeightDecay)}
 # The built-in remedies (their PLACEMENT: shrink-and-perturb and DASH once before tuning, the trainability
 # remedies in both phases), then the regularisers: every condition of the presets. A remedy registered later
-# (run/remedy.py) is a condition too, named in `remedies`, with its class's default settings.
+# (run/remedy.py) is a condition too, named in `remedies`, with its class's default settings or its own.
 BUILTIN_CONDITIONS = ("shrink_perturb", "dash", "l2_init", "redo", "cbp", *REGULARISERS)
-# The sources' own values, at every preset; weight decay 5e-4 is the usual ResNet/CIFAR value.
-SOURCE_VALUES = dict(sp_shrink=0.6, sp_perturb=0.01, dash_alpha=0.3, dash_shrink_floor=0.3, l2_init_coefficient=1e-2,
-                     redo_tau=0.1, regulariser_weight_decay=5e-4)
+# The settings a preset gives a remedy named without its own, where they are not its class's defaults (the
+# sources' values: shrink-and-perturb lambda 0.6, sigma 0.01, Ash & Adams Fig. 8; DASH alpha = lambda = 0.3; L2 Init
+# 1e-2; ReDo tau 0.1; weight decay 5e-4) or its `for_budget`: ReDo's period and continual backprop's rate rho and
+# maturity m, scaled to the preset's budget (quick: ~1,200 steps, inside the sources' ranges rho 1e-6..1e-4,
+# m 100..10k; paper: their own), fixed before any result (study-protocols.md §12).
+# In `remedies`' own spelling (dicts of fields), so that the study imports without the remedies' modules (torch).
+AT_PRESET = {
+    "smoke": {"redo": {"every": 5}, "cbp": {"replacement_rate": 1e-3, "maturity_threshold": 5}},
+    "quick": {"redo": {"every": 200}, "cbp": {"replacement_rate": 1e-4, "maturity_threshold": 100}},
+    "paper": {"redo": {"every": 1000}, "cbp": {"replacement_rate": 1e-5, "maturity_threshold": 1000}},
+}
+# Notebook 10's parameters before `remedies` held each remedy's settings, one field of one remedy each: old
+# notebooks' (and their papermill parameters') are still read, as that field of that remedy.
+FLATTENED = {"sp_shrink": ("shrink_perturb", "shrink"), "sp_perturb": ("shrink_perturb", "perturb"),
+             "dash_alpha": ("dash", "alpha"), "dash_shrink_floor": ("dash", "shrink_floor"),
+             "l2_init_coefficient": ("l2_init", "coefficient"), "redo_tau": ("redo", "tau"),
+             "redo_every": ("redo", "every"), "cbp_replacement_rate": ("cbp", "replacement_rate"),
+             "cbp_maturity": ("cbp", "maturity_threshold"), "regulariser_weight_decay": ("weight_decay", "coefficient")}
 METRICS = tuple(METRIC_DEFINITIONS)
 # What the runs record at the start of tuning: the gradient imbalance, then every metric before the first step
 # (C15's candidates, notebook 11).
@@ -99,47 +158,127 @@ CLAIMS = (SHRINK_PERTURB_CLOSES, DASH_CLOSES, DASH_BEATS_SCRATCH, *TRAINABILITY_
           WEIGHT_DECAY_FALLS_SHORT)
 
 
+def settings_type(name: str) -> type[Remedy] | type[Regulariser]:
+    """The settings type of condition `name`: a regulariser's, or a registered remedy's (ConfigError naming both
+    kinds otherwise)."""
+    if name in REGULARISERS:
+        return REGULARISERS[name]
+    if name not in REGISTRY:
+        raise ConfigError(f"remedies has {name!r}, which is neither a registered remedy ({', '.join(REGISTRY)}) nor a "
+                          f"regulariser ({', '.join(REGULARISERS)}); register your own with "
+                          "plasticity_nb.run.remedy.register")
+    return remedy_type(name)
+
+
+def new_spelling(old: str, value: Any = "...") -> str:
+    name, field = FLATTENED[old]
+    return f"remedies={{{name!r}: {{{field!r}: {value}}}}}"
+
+
+class RemedyMap(collections.abc.Mapping):
+    """The conditions a remedy study runs besides `none`, in order, each with what it was given: its settings, a
+    dict of the fields that change its default here, or None for that default (`Config.settings` gives the
+    settings it runs with). Its keys are the names, so iterating it, `in` and `tuple()` read as a list of names
+    would; read-only and hashable, as a frozen config's fields are."""
+
+    def __init__(self, entries: Mapping[str, Any]):
+        self._entries = dict(entries)
+
+    @classmethod
+    def of(cls, given: Any) -> "RemedyMap":
+        """`remedies` as a notebook or a caller gives it: a list of names (or of settings), or a mapping of names to
+        settings, dicts of their fields or None; each entry checked against its condition's settings type."""
+        if isinstance(given, RemedyMap):
+            return given
+        if isinstance(given, collections.abc.Mapping):
+            entries = list(given.items())
+        elif isinstance(given, (list, tuple)):
+            entries = [(v.NAME, v) if isinstance(v, (Remedy, Regulariser)) else (v, None) for v in given]
+        else:
+            raise ConfigError("remedies must be a list of remedy names or a mapping of each remedy's name to its "
+                              f"settings (a dict of their fields, or None for its defaults), got {given!r}")
+        names = tuple(name for name, _ in entries)
+        if not all(isinstance(name, str) for name in names):
+            raise ConfigError(f"remedies must name each remedy by a string, got {list(names)}")
+        check_sweep("remedies", names)
+        return cls({name: checked(name, spec) for name, spec in entries})
+
+    def __getitem__(self, name: str) -> Any:
+        return self._entries[name]
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __eq__(self, other: object) -> bool:  # the order is the plan's: {a, b} is not {b, a}
+        return isinstance(other, collections.abc.Mapping) and list(self.items()) == list(other.items())
+
+    def __hash__(self) -> int:
+        return hash(tuple((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in self.items()))
+
+    def __repr__(self) -> str:
+        return f"RemedyMap({self._entries!r})"
+
+
+def checked(name: str, spec: Any) -> Any:
+    """An entry of `remedies`: None, settings of `name`'s own type, or a dict of their fields (validated by building
+    them; kept as the fields it changes, their values as built)."""
+    kind = settings_type(name)
+    if spec is None or type(spec) is kind:
+        return spec
+    if isinstance(spec, collections.abc.Mapping):
+        try:
+            built = kind.from_dict(dict(spec))
+        except ConfigError as err:
+            raise ConfigError(f"remedies[{name!r}]: {err}") from None
+        return {field: getattr(built, field) for field in spec}
+    raise ConfigError(f"remedies[{name!r}] must be {kind.__name__} settings, a dict of their fields or None (its "
+                      f"defaults), got {spec!r}")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Config(WarmStartConfig):
-    # Every remedy's hyperparameters are checked (against their settings' ranges) whether or not it is swept.
-    # conditions besides "none": registered remedies (run/remedy.py) and the regularisers
-    remedies: tuple[str, ...] = ranged()
-    sp_shrink: float = range_of(ShrinkPerturb, "shrink")  # shrink-and-perturb lambda (Ash & Adams Fig. 8: 0.6)
-    sp_perturb: float = range_of(ShrinkPerturb, "perturb")  # shrink-and-perturb sigma (Fig. 8: 0.01)
-    dash_alpha: float = range_of(Dash, "alpha")  # DASH moving-average weight (Shin et al.: 0.3)
-    dash_shrink_floor: float = range_of(Dash, "shrink_floor")  # DASH lambda, the smallest shrink (Shin et al.: 0.3)
-    l2_init_coefficient: float = range_of(L2Init, "coefficient")  # L2 Init lambda (Kumar et al.: 1e-2 best)
-    redo_tau: float = range_of(ReDo, "tau")  # ReDo dormancy threshold (Sokar et al.: 0.1)
-    redo_every: int = range_of(ReDo, "every")  # steps between ReDo resets
-    # continual backprop rho: units replaced per mature unit and step
-    cbp_replacement_rate: float = range_of(ContinualBackpropSettings, "replacement_rate")
-    # continual backprop m: steps before a unit may be replaced
-    cbp_maturity: int = range_of(ContinualBackpropSettings, "maturity_threshold")
-    # the weight_decay condition's L2 coefficient (both arms; 0 would repeat the plain warm start)
-    regulariser_weight_decay: float = ranged(gt=0)
+    # The conditions besides "none", in order: registered remedies (run/remedy.py) and the regularisers, as a list
+    # of names or a mapping of each name to its settings (its type's, or a dict of their fields; None: its defaults
+    # here). Every setting is checked against its type's ranges when the config is built.
+    remedies: Mapping[str, Any]
     # train accuracy (%) whose first tuning step is reported per arm
     speed_target_acc: float = range_of(resets.Config, "speed_target_acc")
 
     CONDITIONS = ("remedy",)
+    PRESET_SETTINGS: ClassVar[dict[str, dict[str, dict[str, Any]]]] = AT_PRESET
+    RETIRED = {old: new_spelling(old) for old in FLATTENED}
     PRESETS = presets(
         # smoke: one remedy of each kind (the test suite runs it; tests/test_remedy_runs.py covers every remedy)
-        smoke=dict(pretrain_epochs=2, remedies=["shrink_perturb", "l2_init", "augment"], **SOURCE_VALUES,
-                   redo_every=5, cbp_replacement_rate=1e-3, cbp_maturity=5, speed_target_acc=20.0),
-        # quick: ~195 pretraining + 975 tuning steps; ReDo every 200 steps (~5 tuning epochs), continual backprop
-        # at rho 1e-4, m 100 (the sources' ranges: rho 1e-6..1e-4, m 100..10k).
-        quick=dict(pretrain_epochs=10, remedies=list(BUILTIN_CONDITIONS), **SOURCE_VALUES, redo_every=200,
-                   cbp_replacement_rate=1e-4, cbp_maturity=100, speed_target_acc=90.0),
-        paper=dict(pretrain_epochs=350, remedies=list(BUILTIN_CONDITIONS), **SOURCE_VALUES, redo_every=1000,
-                   cbp_replacement_rate=1e-5, cbp_maturity=1000, speed_target_acc=99.0))
+        smoke=dict(pretrain_epochs=2, remedies=["shrink_perturb", "l2_init", "augment"], speed_target_acc=20.0),
+        # quick: ~195 pretraining + 975 tuning steps
+        quick=dict(pretrain_epochs=10, remedies=list(BUILTIN_CONDITIONS), speed_target_acc=90.0),
+        paper=dict(pretrain_epochs=350, remedies=list(BUILTIN_CONDITIONS), speed_target_acc=99.0))
 
-    def check_sweep(self) -> None:
-        super().check_sweep()
-        check_sweep("remedies", self.remedies)
-        unknown = [r for r in self.remedies if r not in REGISTRY and r not in REGULARISERS]
-        if unknown:
-            raise ConfigError(f"remedies has {unknown[0]!r}, which is neither a registered remedy "
-                              f"({', '.join(REGISTRY)}) nor a regulariser ({', '.join(REGULARISERS)}); register "
-                              "your own with plasticity_nb.run.remedy.register")
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "remedies", RemedyMap.of(self.remedies))
+        super().__post_init__()
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> "Config":
+        """The preset with `overrides`, where a remedy named without settings of its own takes the preset's for it
+        (PRESET_SETTINGS; otherwise its defaults here, `settings`), a dict of fields changes those, and an old
+        notebook's parameter of one remedy's field (FLATTENED: `sp_shrink`, `redo_every`, ...) sets that field."""
+        if preset not in cls.PRESETS:
+            return super().from_preset(preset, **overrides)  # which names the presets
+        flattened = {old: overrides.pop(old) for old in list(overrides) if old in FLATTENED}
+        given = overrides.get("remedies")
+        entries = dict(RemedyMap.of(cls.PRESETS[preset]["remedies"] if given is None else given))
+        for old, value in flattened.items():
+            if value is not None:
+                entries.update(with_flattened(entries, old, value))
+        at_preset = cls.PRESET_SETTINGS.get(preset, {})
+        for name, spec in entries.items():
+            if name in at_preset and (spec is None or isinstance(spec, dict)):
+                entries[name] = {**at_preset[name], **(spec or {})}
+        return super().from_preset(preset, **{**overrides, "remedies": entries})
 
     def plan(self, data_id: str = "") -> Plan:
         plan = []
@@ -150,37 +289,59 @@ class Config(WarmStartConfig):
         return plan
 
     def arms(self, remedy: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The changes `remedy` makes to the warm and to the scratch run (`warm()`/`scratch()` keywords)."""
+        """The changes `remedy` makes to the warm and to the scratch run (`warm()`/`scratch()` keywords), by where
+        its settings act (their PLACEMENT)."""
         run = dict(metrics=MetricSettings())
+        if remedy == NONE:
+            return run, run
         settings = self.settings(remedy)
-        if remedy in REGISTRY and settings.PLACEMENT == "tuning start":
-            return dict(tune={"remedies": (settings,)}, **run), run
-        if remedy in REGISTRY:
-            return dict(pretrain={"remedies": (settings,)}, tune={"remedies": (settings,)}, **run), run
-        if remedy in REGULARISERS:
-            run = {**run, **settings}
-        return run, run
+        if settings.PLACEMENT == BOTH_ARMS:
+            both = {**run, **settings.run_fields()}
+            return both, both
+        acting = {"remedies": (settings,)}
+        if settings.PLACEMENT == "tuning start":
+            return dict(tune=acting, **run), run
+        return dict(pretrain=acting, tune=acting, **run), run
 
-    def settings(self, remedy: str) -> Any:
-        """The remedy's settings from this config's hyperparameters (a registered remedy of no hyperparameter
-        here: its class's settings for this budget, `for_budget`; a run-field dict for the regularisers)."""
-        own = {
-            "shrink_perturb": lambda: ShrinkPerturb(shrink=self.sp_shrink, perturb=self.sp_perturb),
-            "dash": lambda: Dash(alpha=self.dash_alpha, shrink_floor=self.dash_shrink_floor),
-            "l2_init": lambda: L2Init(coefficient=self.l2_init_coefficient),
-            "redo": lambda: ReDo(tau=self.redo_tau, every=self.redo_every),
-            "cbp": lambda: ContinualBackpropSettings(replacement_rate=self.cbp_replacement_rate,
-                                                     maturity_threshold=self.cbp_maturity),
-            "augment": lambda: dict(augment=True),
-            "weight_decay": lambda: dict(weight_decay=self.regulariser_weight_decay),
-            NONE: lambda: {},
-        }
-        return own[remedy]() if remedy in own else remedy_type(remedy).for_budget(self.tuning_budget())
+    def settings(self, remedy: str) -> Remedy | Regulariser:
+        """The settings `remedy` runs with: those `remedies` gives it, else its defaults for this study (its type's
+        `for_budget` at the tuning budget: its class's defaults, the sources' values, for a type without a scaling
+        rule), with the fields that a dict of them gives changed."""
+        spec = self.remedies[remedy]
+        if spec is not None and not isinstance(spec, dict):
+            return spec
+        default = settings_type(remedy).for_budget(self.tuning_budget())
+        return default.replace(**spec) if spec else default
 
     def tuning_budget(self) -> Budget:
         """The tuning phase's size, for a remedy's own scaling rule (`Remedy.for_budget`)."""
         steps_per_epoch = self.train_subset // self.batch_size
         return Budget(steps_per_epoch=steps_per_epoch, task_steps=self.tune_epochs * steps_per_epoch)
+
+    def offers(self) -> tuple[str, ...]:
+        return tuple(self.remedies)
+
+    def offering(self, picked: Iterable[str]) -> "Config":
+        return self.replace(remedies={name: self.remedies[name] for name in picked})
+
+
+def with_flattened(entries: dict[str, Any], old: str, value: Any) -> dict[str, Any]:
+    """The entry of `entries` that old parameter `old` (FLATTENED) sets to `value`, as a dict of fields; ConfigError
+    naming `old` and its new spelling where it cannot: its remedy is not run, or is given that field already."""
+    name, field = FLATTENED[old]
+    new = new_spelling(old, repr(value))
+    if name not in entries:
+        raise ConfigError(f"{old} sets {name}'s {field}, but remedies does not run {name}: name it there with its "
+                          f"settings, {new} ({old}'s new spelling)")
+    spec = entries[name]
+    if spec is not None and (not isinstance(spec, dict) or field in spec):
+        raise ConfigError(f"{old} and remedies[{name!r}] both set {name}'s {field}: give it once, as {new} beside "
+                          "its other settings")
+    try:
+        settings_type(name)(**{field: value})
+    except ConfigError as err:
+        raise ConfigError(f"{old} (now {new}): {err}") from None
+    return {name: {**(spec or {}), field: value}}
 
 
 def tuned(result: StudyResult) -> pd.DataFrame:

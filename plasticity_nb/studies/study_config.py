@@ -5,7 +5,7 @@ the runs it needs as a *plan* of (labels, RunConfig) pairs, each label naming th
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 from ..analysis.premises import PremiseRule, RunFitRule
 from ..core.config import Config, ConfigError, range_of, ranged
@@ -185,6 +185,16 @@ class StudyConfig(Config):
 
     def plan(self, data_id: str = "") -> Plan:
         raise NotImplementedError
+
+    def offers(self) -> tuple[str, ...]:
+        """The values of its condition that a reader may pick among (the explorer's picker), each compared with the
+        conditions it does not offer (a remedy study's plain warm start): a study of options names them; a sweep,
+        whose values read as one curve, none."""
+        return ()
+
+    def offering(self, picked: Iterable[str]) -> "StudyConfig":
+        """This config with only the `picked` ones of `offers()`, each configured as here (at least one)."""
+        raise NotImplementedError(f"{type(self).__name__} offers nothing to pick")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -84,5 +84,5 @@ class PhaseContext:
 
 
 def remedy_hooks(context: PhaseContext) -> list[Hook]:
-    """The phase's remedies' hooks, in the registry's acting order."""
+    """The phase's remedies' hooks, in their declared acting order (run/remedy.py's ACTING_ORDER)."""
     return [hook for remedy in context.config.phases[context.phase_index].remedies for hook in remedy.hooks(context)]

@@ -163,8 +163,8 @@ def started_as(resume: RunState | None) -> dict[str, object]:
 
 def _remedy_hooks(config: RunConfig, state: RunState, tensors: RunTensors, runtime: Runtime,
                   remedies: RunRemedies) -> list[Hook]:
-    """The phase's group reset, its remedies in the registry's acting order, then the metrics (which see their
-    effect)."""
+    """The phase's group reset, its remedies in their declared acting order (run/remedy.py's ACTING_ORDER), then
+    the metrics (which see their effect)."""
     phase, index = config.phases[state.phase_index], state.phase_index
     hooks: list[Hook] = []
     if phase.reset_groups:

@@ -1,11 +1,12 @@
 """An interactive explorer of the run store (ipywidgets) for every study notebook's results.
 
 Pick a study, preset, view and metric: warm vs scratch curves, gaps with their 95% CI, curvature and
-noise probes, the learning-rate mitigation (study 08, or 09 for its probes), and for studies 10 and 11 the remedies
-to compare with the plain warm start (their gaps and verdicts, and their plasticity metric curves). Callbacks
-only read the store and plot: nothing is trained here. A study shows once all of its runs are in the store
-(run its notebook, or `python -m plasticity_nb run`, first); studies 10 and 11 once the plain warm start's and at
-least one remedy's are, offering the remedies stored. With `interactive=False` (papermill, batch) the
+noise probes, the learning-rate mitigation (study 08, or 09 for its probes), and, where a study offers conditions
+to pick (its config's `offers()`: studies 10 and 11 their remedies), those to compare with the rest (the plain warm
+start: their gaps and verdicts, and their plasticity metric curves). Callbacks only read the store and plot: nothing
+is trained here. A study shows once all of its runs are in the store (run its notebook, or `python -m plasticity_nb
+run`, first); a study that offers conditions once the runs of at least one of them and of the rest are, offering
+those stored. With `interactive=False` (papermill, batch) the
 default view is rendered once, statically. A bundle (execution/bundle.py: committed runs without weights) opens
 the same way, under a banner saying whose runs they are, each study at the parameters its notebook ran with.
 """
@@ -29,7 +30,7 @@ from ..execution import bundle
 from ..execution.store import RunStore
 from ..measures.probe_settings import PROBE_METRICS
 from ..studies import PRESETS, STUDIES
-from ..studies import remedies as remedy_study
+from ..studies.study_config import StudyConfig
 from ..studies.study_result import StudyResult
 from ..studies.study_runs import load_study
 from . import plots, remedy_views
@@ -61,15 +62,15 @@ class StoreIndex:
         self.coverage = functools.cache(self.coverage)
 
     def config(self, study_id: str, preset: str, data_id: str | None = None):
-        """The study's config at this preset's defaults (a bundle's: as its notebook ran); a remedy study's narrowed to
-        the remedies whose runs are all stored (for `data_id`; None: the data the store covers best)."""
+        """The study's config at this preset's defaults (a bundle's: as its notebook ran); one that offers conditions
+        narrowed to those whose runs are all stored (for `data_id`; None: the data the store covers best)."""
         study = STUDIES[study_id]
         config = (bundle.study_config(study.config, study.stem, preset, self.out_dir) if self.store.bundle
                   else study.config.from_preset(preset))
-        if not picks_remedies(study_id):
+        if not config.offers():
             return config
         data_id = self.coverage(study_id, preset)[2] if data_id is None else data_id
-        return remedy_views.stored_remedies(config, data_id, self.keys)
+        return stored_offers(config, data_id, self.keys)
 
     def coverage(self, study_id: str, preset: str) -> tuple[int, int, str]:
         """(runs stored, runs needed, data id) for the study at this preset's defaults; (0, 0, "") for a preset the
@@ -95,22 +96,35 @@ class StoreIndex:
             self._results[(study_id, preset)] = found
         return self._results[(study_id, preset)]
 
-    def remedies(self, study_id: str, preset: str) -> tuple[str, ...]:
-        """The remedies the explorer offers to pick: studies 10's and 11's stored ones (none for other studies)."""
-        found = picks_remedies(study_id) and self.result(study_id, preset) is not None
-        return tuple(self.config(study_id, preset).remedies) if found else ()
+    def offers(self, study_id: str, preset: str) -> tuple[str, ...]:
+        """The conditions the explorer offers to pick: those the study's config offers whose runs are stored (none
+        for a study that offers none, or whose runs are not)."""
+        offered = self.config(study_id, preset).offers()
+        return offered if offered and self.result(study_id, preset) is not None else ()
 
 
-def picks_remedies(study_id: str) -> bool:
-    """Studies 10 and 11, whose conditions are remedies (11's config extends 10's)."""
-    return issubclass(STUDIES[study_id].config, remedy_study.Config)
+def stored_offers(config: StudyConfig, data_id: str, stored: set[str]) -> StudyConfig:
+    """`config` narrowed to the conditions it offers whose runs, and those of the conditions it does not offer (the
+    plain warm start), all have their key in `stored`: a store may hold a few remedies of a long sweep. Unchanged
+    when it holds none, so the whole study counts as missing."""
+    complete = [c for c in config.offers()
+                if {run.key() for _, run in config.offering([c]).plan(data_id)} <= stored]
+    return config.offering(complete) if complete else config
+
+
+def shown(result: StudyResult, config: StudyConfig, picked: tuple[str, ...]) -> StudyResult:
+    """The picked conditions of those `config` offers, and those it does not offer (the plain warm start, which is
+    always shown: it is the gap they try to close)."""
+    condition = config.CONDITIONS[0]
+    every = dict.fromkeys(labels[condition] for labels, _ in config.plan())
+    return result.where(condition, [c for c in every if c not in config.offers() or c in picked])
 
 
 def render(index: StoreIndex, study_id: str, preset: str, view: str, metric: str,
-           remedies: tuple[str, ...] | None = None) -> tuple[Any, pd.DataFrame]:
+           picked: tuple[str, ...] | None = None) -> tuple[Any, pd.DataFrame]:
     """The figure and table of one view (the gaps per condition, then the study's claim rows); (None,
-    message table) when there is nothing to show. `remedies`: a remedy study's remedies to show beside the plain
-    warm start (None: every stored one)."""
+    message table) when there is nothing to show. `picked`: of the conditions the study offers (a remedy study's
+    remedies), those to show beside the rest (None: every stored one)."""
     result = index.result(study_id, preset)
     if result is None:
         stored, needed, _ = index.coverage(study_id, preset)
@@ -118,11 +132,14 @@ def render(index: StoreIndex, study_id: str, preset: str, view: str, metric: str
             return None, status(f"study {study_id} has no preset {preset}")
         return None, status(f"{stored} of {needed} runs of study {study_id} at preset {preset} are in the store: "
                             "run its notebook first")
-    estimates = result.estimates
-    if picks_remedies(study_id):
-        picked = index.remedies(study_id, preset) if remedies is None else tuple(remedies)
-        estimates = remedy_views.gap_table(result, index.config(study_id, preset), picked)
-        result = remedy_views.shown(result, picked)
+    config = index.config(study_id, preset)
+    if config.offers():
+        picked = index.offers(study_id, preset) if picked is None else tuple(picked)
+        whole, result = result, shown(result, config, picked)
+        estimates = (remedy_views.gap_table(whole, config, result) if remedy_views.compares_remedies(result)
+                     else result.estimates)
+    else:
+        estimates = result.estimates
     try:
         figure = draw(result, view, metric, f"{STUDIES[study_id].stem} ({preset})")
     except Unavailable as why:
@@ -228,7 +245,7 @@ class Explorer:
         self.preset = w.ToggleButtons(options=PRESETS, description="preset")
         self.view = w.Dropdown(options=VIEWS, description="view")
         self.metric = w.Dropdown(options=HISTORY_METRICS, description="metric")
-        self.remedies = w.SelectMultiple(description="remedies", rows=4)
+        self.picker = w.SelectMultiple(rows=4)  # the conditions a study offers to pick (a remedy study's remedies)
         self.output = w.Output()
         self.table = w.Output()
         # HTML and Image widgets, not Output ones: the figure and table outputs of the view stay the page's only
@@ -237,10 +254,10 @@ class Explorer:
         self.shown: tuple[bytes | None, pd.DataFrame] = (None, pd.DataFrame())
         self.overview: tuple[bytes | None, pd.DataFrame] = (None, pd.DataFrame())
         self.overview_preset: str | None = None
-        for control in (self.study, self.preset, self.view, self.metric, self.remedies):
+        for control in (self.study, self.preset, self.view, self.metric, self.picker):
             control.observe(self.update, names="value")
         self.preset.value = next(p for s, p in choices if s == studies[0])
-        self.widget = w.VBox([w.HBox([self.study, self.view, self.metric]), w.HBox([self.preset, self.remedies]),
+        self.widget = w.VBox([w.HBox([self.study, self.view, self.metric]), w.HBox([self.preset, self.picker]),
                               self.claims_table, self.claims_figure, self.output, self.table])
         self.update()
 
@@ -253,7 +270,7 @@ class Explorer:
         finally:
             self.syncing = False
         self.show_claims()
-        picked = self.remedies.value if self.remedies.options else None
+        picked = self.picker.value if self.picker.options else None
         figure, table = render(self.index, self.study.value, self.preset.value, self.view.value, self.metric.value,
                                picked)
         self.shown = (as_png(figure).data if figure is not None else None, table)
@@ -277,13 +294,15 @@ class Explorer:
         self.claims_figure.layout.display = "" if figure is not None else "none"
 
     def sync_choices(self) -> None:
-        """The metrics of the view, and the remedy picker: a remedy study's stored remedies, all picked when the
-        study or preset changes; hidden for other studies."""
+        """The metrics of the view, and the picker: the stored conditions the study offers (a remedy study's
+        remedies, under its condition's name), all picked when the study or preset changes; hidden for a study that
+        offers none."""
         metrics = METRICS.get(self.view.value, HISTORY_METRICS)
         if tuple(self.metric.options) != metrics:
             keep = self.metric.value if self.metric.value in metrics else metrics[0]
             self.metric.options, self.metric.value = metrics, keep
-        offered = self.index.remedies(self.study.value, self.preset.value)
-        if tuple(self.remedies.options) != offered:
-            self.remedies.options, self.remedies.value = offered, offered
-        self.remedies.layout.display = "" if offered else "none"
+        offered = self.index.offers(self.study.value, self.preset.value)
+        if tuple(self.picker.options) != offered:
+            self.picker.options, self.picker.value = offered, offered
+        self.picker.description = STUDIES[self.study.value].config.CONDITIONS[0] if offered else ""
+        self.picker.layout.display = "" if offered else "none"
