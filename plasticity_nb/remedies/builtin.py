@@ -6,6 +6,7 @@ registers acts after them.
 from . import (  # each registers itself on import
     cbp,
     dash,
+    fire,
     hare_tortoise,
     l2_init,
     parseval,
@@ -16,6 +17,6 @@ from . import (  # each registers itself on import
     weight_clipping,
 )
 
-BUILTIN = (cbp.ContinualBackpropSettings, dash.Dash, hare_tortoise.HareTortoise, l2_init.L2Init, parseval.Parseval,
-           redo.ReDo, sam.SAM, shrink_perturb.ShrinkPerturb, soft_shrink_perturb.SoftShrinkPerturb,
+BUILTIN = (cbp.ContinualBackpropSettings, dash.Dash, fire.Fire, hare_tortoise.HareTortoise, l2_init.L2Init,
+           parseval.Parseval, redo.ReDo, sam.SAM, shrink_perturb.ShrinkPerturb, soft_shrink_perturb.SoftShrinkPerturb,
            weight_clipping.WeightClipping)

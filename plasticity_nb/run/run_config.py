@@ -28,7 +28,13 @@ class Phase(Config):
     # epoch budget: passes over the pool (blend: steps of the full subset); with a target, the cap on reaching it
     epochs: int = ranged(1, gt=0)
     optimizer: str = ranged("adam", choices=OPTIMIZERS)  # adam | sgd | sgd_momentum | rmsprop; a new one at every phase
-    lr: float = ranged(1e-3, gt=0)  # constant learning rate
+    lr: float = ranged(1e-3, gt=0)  # learning rate: constant, after the warm-up if there is one
+    # a linear warm-up over this fraction of the epoch budget, set per epoch (`epoch_lr`), as FIRE's protocol
+    # does at every chunk (isaac7778/FIRE vision/train.py:213-224: 0.1); None: none
+    lr_warmup: float | None = ranged(None, gt=0, le=1)
+    # gradients rescaled to at most this L2 norm over all parameters before each update, after the penalties' and
+    # remedies' gradients (torch's clip_grad_norm_; FIRE's protocol 0.5, vision/config.py:63, train.py:267-268)
+    clip_grad_norm: float | None = ranged(None, gt=0)
     # train until an epoch's train accuracy (fraction) reaches this (within `epochs`), then `window` epochs more
     target_train_acc: float | None = ranged(None, gt=0, le=1)
     # with a target: epochs trained after the one that reached it (or after the cap), the window a metric reads
@@ -80,6 +86,21 @@ class Phase(Config):
         named = [remedy_type(k).from_dict(v) for k, v in values.items()
                  if k not in fields and not (v is None and k in REGISTRY)]
         return cls(**own, remedies=(*listed, *named))
+
+    def epoch_lr(self, epoch: int) -> float:
+        """The learning rate of the phase's `epoch` (0-based): lr, or during a warm-up over W = lr_warmup * epochs
+        epochs, lr * min(1, (epoch + 1) / W), one rate per epoch from lr / W (never 0) up to lr at epoch W.
+
+        FIRE's rule (isaac7778/FIRE vision/train.py:213-224, set on the optimiser by hand before each epoch, no
+        scheduler): lr * ((e + 1) / epochs) * 10 while fewer than 0.1 * epochs epochs are done. Its later chunks
+        (100 epochs) follow it exactly, to float rounding (theirs multiplies by 10 after dividing by the epochs):
+        lr/10, 2 lr/10, ..., lr from the 10th epoch. Not kept: in their first chunk, whose 1,000 epochs are counted
+        by the 100 logged ones (a counter that wraps at 100), the ramp stops at 0.91 lr after 91 epochs and restarts
+        for the last 9 (0.92 lr ... 0.99 lr, then 0); and where W is not a whole number their last warm-up epoch
+        overshoots lr, which the min here caps."""
+        if self.lr_warmup is None:
+            return self.lr
+        return self.lr * min(1.0, (epoch + 1) / (self.lr_warmup * self.epochs))
 
     def reached_at(self, train_accs: Sequence[float]) -> int | None:
         """The phase epoch (1-based) whose train accuracy (fraction) first reached the target within the cap,

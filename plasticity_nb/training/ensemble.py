@@ -10,7 +10,8 @@ On a GPU this turns S small kernels into one large one; on a CPU, which is alrea
 little (see benchmarks/ensemble_vs_sequential.py). Results match training each seed alone up to
 floating-point reassociation (tests/test_ensemble.py states the tolerance).
 
-Epochs, the evaluation schedule, history rows and the divergence rule are the single run's (loop.py).
+Epochs, the evaluation schedule, a phase's learning-rate warm-up, history rows and the divergence rule are the
+single run's (loop.py); a phase's gradient clipping clips each member by its own norm (`clip_members_`).
 Not supported, so such runs train one by one: module resets, remedies, curvature probes, plasticity metrics
 and checkpoints (hooks, which act on a module of their own; a member is a slice of stacked tensors) and a
 target train accuracy (members would reach it at different epochs, yet they step together).
@@ -30,7 +31,7 @@ from ..run.hooks import Hook
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome, RunState
 from .build import EVAL_BATCH, init_model, make_optimizer
-from .graphed_step import GraphedAtFirstStep
+from .graphed_step import GraphedAtFirstStep, settled_lr
 from .loop import diverged, train_phase
 from .run_tensors import RunTensors
 from .runtime import Runtime
@@ -145,7 +146,8 @@ class EnsembleLearner:
             x = [augment(xi, g) for xi, g in zip(x, self.generators)]
         x = torch.stack(x)
         y = torch.stack([t.train_y[b] for t, b in zip(self.tensors, batch)])
-        return self.graphed(x, y) if self.graphed is not None else self.train_step(x, y)
+        graphed = self.graphed is not None and settled_lr(self.optimizer, self.phase)
+        return self.graphed(x, y) if graphed else self.train_step(x, y)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every member's step on its own batch (x: members x batch x image); what a CUDA graph captures."""
@@ -155,6 +157,8 @@ class EnsembleLearner:
             losses = losses.view(self.members, -1).mean(1)
         self.optimizer.zero_grad(set_to_none=not self.runtime.graph_step)  # a graph's gradients stay in place
         losses.sum().backward()  # member i's gradient depends on member i's loss only
+        if self.phase.clip_grad_norm is not None:
+            clip_members_(list(self.stack.params.values()), self.phase.clip_grad_norm)
         self.optimizer.step()
         return losses.detach(), (logits.detach().argmax(-1) == y).sum(1)
 
@@ -175,6 +179,19 @@ class EnsembleLearner:
         self.stack.template.train()
         n = len(test_y)
         return [(loss_sum[i].item() / n, correct[i].item() / n) for i in range(self.members)]
+
+
+@torch.no_grad()
+def clip_members_(params: list[torch.Tensor], max_norm: float) -> None:
+    """torch's clip_grad_norm_ for each member of stacked parameters: member i's gradients times
+    min(1, max_norm / (||g_i|| + 1e-6)), its norm over all of its parameters' gradients (the norm of their norms, as
+    torch computes it; equal to a lone run's up to the order of the sums)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = [torch.linalg.vector_norm(g.reshape(len(g), -1), dim=1) for g in grads]  # each (members,)
+    total = torch.linalg.vector_norm(torch.stack(norms), dim=0)
+    scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *[1] * (g.ndim - 1)))
 
 
 def members_of(configs: list[RunConfig]) -> dict[str, list[RunConfig]]:

@@ -11,6 +11,9 @@ Valid only where a step is the same kernels every time: no hooks (remedies, metr
 steps: such a run steps eagerly), batches of one shape (the loop's are), augmentation drawn outside the step (from
 the CPU generator, as eagerly), the optimiser `capturable` (its step count on the device), gradients zeroed in
 place rather than set to None, and evaluation outside the graph (the loop evaluates between epochs, eagerly).
+The learning rate is captured as a constant: a phase's warm-up epochs step eagerly, and the graph is captured at
+the first step at the phase's own rate (`settled_lr`), which it keeps from then on. Gradient clipping is in the
+captured step (torch's clip_grad_norm_ scales by a clamped device tensor, with no host sync).
 """
 from __future__ import annotations
 
@@ -21,6 +24,12 @@ import torch
 WARMUP_STEPS = 3  # eager steps on a side stream before capture: cuDNN, inductor and the optimiser allocate there
 
 StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def settled_lr(optimizer: torch.optim.Optimizer, phase) -> bool:
+    """Whether the optimiser steps at the phase's own learning rate, which a warm-up reaches and then keeps: only then
+    may a graph capture (or replay) the step, whose update holds the rate it was captured with."""
+    return all(group["lr"] == phase.lr for group in optimizer.param_groups)
 
 
 class GraphedStep:

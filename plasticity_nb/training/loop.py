@@ -1,9 +1,10 @@
 """The training loop, shared by a single run (train.py) and a seed ensemble (ensemble.py).
 
 A phase is epochs of steps. What one step does belongs to a `Learner` (one model, or S models stacked
-into one); this module owns what every run must do alike: when the test set is evaluated, what a
-history row holds, and when a run stops (a non-finite training loss ends the run; a phase with a target train
-accuracy ends `window` epochs after the epoch that reached it, or after its cap: `Phase.last_epoch`).
+into one; a phase's gradient clipping is part of its step); this module owns what every run must do alike: each
+epoch's learning rate (a phase's warm-up), when the test set is evaluated, what a history row holds, and when a
+run stops (a non-finite training loss ends the run; a phase with a target train accuracy ends `window` epochs
+after the epoch that reached it, or after its cap: `Phase.last_epoch`).
 `Hook`s are where code that changes training plugs in (run/hooks.py).
 """
 from __future__ import annotations
@@ -54,6 +55,9 @@ def train_phase(learner: Learner, phase: Phase, states: Sequence[RunState], hook
             hook.on_phase_start(learner.model, learner.optimizer, phase)
     for epoch in range(states[0].epoch, phase.most_epochs):
         started = time.perf_counter()
+        if phase.lr_warmup is not None:  # set before each epoch, so a resumed epoch gets its own rate
+            for group in learner.optimizer.param_groups:
+                group["lr"] = phase.epoch_lr(epoch)
         batches, logs = learner.epoch_batches(epoch)
         loss_sum, correct = _train_epoch(learner, batches, states[0].step, hooks)
         for hook in hooks:
@@ -122,5 +126,5 @@ def history_row(phase: Phase, state: RunState, epoch: int, train_loss: float, tr
     test_loss, test_acc = test or (math.nan, math.nan)
     run_epoch = (state.history[-1]["epoch"] if state.history else 0) + 1
     return dict(phase=state.phase_index + 1, pool=phase.pool, epoch=run_epoch, phase_epoch=epoch + 1, step=state.step,
-                lr=phase.lr, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
-                seconds=seconds, **log)
+                lr=phase.epoch_lr(epoch), train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+                test_acc=test_acc, seconds=seconds, **log)

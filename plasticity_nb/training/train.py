@@ -25,7 +25,7 @@ from ..run.hooks import Hook
 from ..run.run_config import RunConfig
 from ..run.run_state import RunOutcome, RunState
 from .build import evaluate, init_model, make_optimizer
-from .graphed_step import GraphedAtFirstStep
+from .graphed_step import GraphedAtFirstStep, settled_lr
 from .layout import tuned_runtime
 from .loop import diverged, train_phase
 from .run_hooks import Checkpointing, Probing, Progress, ResetGroups, cpu_state
@@ -61,11 +61,12 @@ class SingleLearner:
         x, y = self.tensors.train_x[batch], self.tensors.train_y[batch]
         if self.augment:
             x = augment(x, self.generator)
-        if self.graphed is not None and all(hook.graph_safe for hook in hooks):
+        if self.graphed is not None and settled_lr(self.optimizer, self.phase) and all(h.graph_safe for h in hooks):
             return self.graphed(x, y)
         logits, loss = self.backward(x, y, hooks, record=True)
         for hook in hooks:
             hook.refine_gradient(self.model, self.optimizer, lambda: self.backward(x, y, hooks, record=False))
+        self.clip_gradients()
         self.optimizer.step()
         return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
 
@@ -77,8 +78,15 @@ class SingleLearner:
             logits = self.forward(x)
             loss = F.cross_entropy(logits, y)
         loss.backward()
+        self.clip_gradients()
         self.optimizer.step()
         return loss.detach().float(), (logits.detach().argmax(1) == y).sum()
+
+    def clip_gradients(self) -> None:
+        """The phase's gradient-norm clipping, over all parameters, right before the update (FIRE's protocol,
+        isaac7778/FIRE vision/train.py:264-270: after the backward pass of the loss with its penalties); off: none."""
+        if self.phase.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.phase.clip_grad_norm)
 
     def backward(self, x: torch.Tensor, y: torch.Tensor, hooks: Sequence[Hook],
                  record: bool) -> tuple[torch.Tensor, torch.Tensor]:
