@@ -2,6 +2,7 @@
 seeds a remedy improves (against the binomial enumerated by hand), per condition and over conditions."""
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
@@ -141,3 +142,43 @@ def test_a_share_beside_a_claim_is_an_estimate_with_its_counts():
     text = test.describe("pp")
     assert text.startswith("share of seeds with gap(none) - gap(x) > 0: 0.67 (95 % CI")
     assert "2 of 3 improved, 1 tied at 0" in text and "p =" not in text and text.endswith("-> estimate only")
+
+
+def test_gap_closed_is_the_ratio_of_means_with_fiellers_roots():
+    from scipy.special import stdtrit
+
+    from plasticity_nb.analysis.estimates import gap_closed
+
+    seeds = pd.Index([650, 651, 652, 653, 654], name="seed")
+    gaps = pd.Series([3.0, 4.5, 5.0, 2.5, 4.0], index=seeds)
+    reductions = pd.Series([1.0, 2.5, 3.0, 0.5, 2.0], index=seeds)
+    found = gap_closed(reductions, gaps)
+    assert found.kind == "share" and found.estimate.n == 5 and found.estimate.seeds == tuple(seeds)
+    assert found.estimate.mean == pytest.approx(reductions.mean() / gaps.mean())
+    # the interval's ends are the roots of (mean a - r mean b)^2 = t^2 var(mean a - r mean b)
+    n, t2 = 5, float(stdtrit(4, 0.975)) ** 2
+    cov = np.cov(reductions, gaps, ddof=1) / n
+    ma, mb = reductions.mean(), gaps.mean()
+    coefficients = [mb ** 2 - t2 * cov[1, 1], -2 * (ma * mb - t2 * cov[0, 1]), ma ** 2 - t2 * cov[0, 0]]
+    roots = sorted(np.roots(coefficients).real)
+    assert (found.estimate.ci_low, found.estimate.ci_high) == pytest.approx(roots)
+
+
+def test_gap_closed_is_unbounded_where_the_gap_is_not_told_from_zero_and_skips_missing_seeds():
+    from plasticity_nb.analysis.estimates import gap_closed
+
+    gaps = pd.Series([1.0, -1.0, 0.5, -0.4, np.nan], index=[1, 2, 3, 4, 5])
+    found = gap_closed(pd.Series([0.5, 0.1, 0.2, 0.3, 1.0], index=[1, 2, 3, 4, 5]), gaps)
+    assert (found.estimate.ci_low, found.estimate.ci_high) == (-math.inf, math.inf)
+    assert found.estimate.n == 4 and found.estimate.missing == 1
+
+
+def test_gap_closed_covers_the_true_share_about_95_percent_of_the_time():
+    from plasticity_nb.analysis.estimates import fieller_interval
+
+    rng, covered, repeats = np.random.default_rng(0), 0, 1000
+    for _ in range(repeats):
+        gaps = rng.normal(4.0, 3.0, 10)
+        low, high = fieller_interval(0.5 * gaps + rng.normal(0.0, 1.5, 10), gaps, 0.95)
+        covered += low <= 0.5 <= high
+    assert 0.93 <= covered / repeats <= 0.97  # binomial SD at 1,000 repeats: 0.7 points

@@ -8,11 +8,13 @@ from plasticity_nb.analysis.claims import CLAIMS, ClaimResult, read_claims, reco
 from plasticity_nb.analysis.premises import Premise
 from plasticity_nb.analysis.sequential import BUDGET, FUTILE, NOT_RESOLVED, OPEN, Design
 from plasticity_nb.analysis.settle import (
+    ABSENT,
     Ledger,
     Notebook,
     SettleError,
     decide_look,
     ledger_path,
+    make_plan,
     read_ledger,
     resume,
     run_settle,
@@ -322,3 +324,20 @@ def test_a_train_to_target_claim_is_planned_by_its_void_chance_and_survives_the_
     assert read_ledger(tmp_path, "smoke").protocols == {"C1": TARGET_PROTOCOL}
     text = "\n".join(section(tmp_path, "smoke"))
     assert f"| void {void_chance(36):.2f} at 36 seeds (flags 15% a seed) |" in text
+
+
+def test_claims_a_notebooks_settings_do_not_compute_keep_no_look_going(tmp_path):
+    """Notebook 11 settled for FIRE alone computes C18a (and C15), not C16a-e: those are left unsettled, by name,
+    and C18a's stop ends the settle."""
+    fake = Fake({"C18a": SURE})
+    fake.evaluate = lambda notebook, seeds: [claim("C18a", SURE, len(seeds))]
+    ledger, _ = run_settle(tmp_path, fresh(), [Notebook("11", "11_remedies_2024", 2.0)], fake.run_look,
+                           fake.evaluate, fake.clock)
+    assert len(fake.looks) == 1 and ledger.settled["C18a"].look == 1
+    assert ledger.unsettled["C16a"] == ABSENT and not ledger.is_open("C18b")
+
+
+def test_the_plan_states_power_for_fires_claims():
+    plan = make_plan(Design((15, 27, 36)), {"11": 220.0}, {"11": ("C15", "C16a", "C18a")},
+                     {"C16a": 2.0, "C18a": 2.0}, 3.12)
+    assert set(plan.operating) == {"C18a"} and plan.first_useful_look() is not None

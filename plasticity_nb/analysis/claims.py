@@ -67,6 +67,7 @@ UNSETTLED = (INCONCLUSIVE, PREMISE_UNCERTAIN, NOT_RESOLVED, OPEN, BUDGET, ESTIMA
 SMALLER = "smaller than the smallest effect of interest"
 # Sources of the remedy claims (notebook 10): their verdicts agree or depart from these, as C1-C8 from the paper's.
 ASH_ADAMS, SHIN, LEE, RESCIENCE = "Ash & Adams 2020", "Shin et al. 2024", "Lee et al. 2024", "Kireev 2021"
+FIRE_2026 = "FIRE, ICLR 2026 (arXiv 2602.08040)"  # Frobenius-Isometry REinitialization; code isaac7778/FIRE
 FIRST_FIXED = "2026-11-24"  # the date the first claims were written down (commit 3d35472's parent and before)
 
 

@@ -7,6 +7,8 @@
 - The *share of seeds a remedy improves*: the seeds whose gap it reduces (reduction > 0; a tie at exactly 0 is
   not an improvement and is counted apart), with the exact Clopper-Pearson interval of the probability, per
   condition (`improvement_share`) and summed over the conditions a remedy ran in (`share_over_conditions`).
+- The *share of the gap a remedy closes*: mean reduction / mean gap without it, over the same seeds, with Fieller's
+  interval for a ratio of paired means (`gap_closed`). Unbounded where the mean gap cannot be told from 0.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .stats import ESTIMATE, Estimate, Test, finite, seeds_of
 
 EQUAL_FIT = "OLS intercept at equal fit, t on n - 2 df"
 EXACT = "exact (Clopper-Pearson)"
+FIELLER = "ratio of paired means, Fieller's interval (t on n - 1 df)"
 
 
 def gap_at_equal_fit(gaps: pd.Series, fit_differences: pd.Series, confidence: float = 0.95) -> Estimate:
@@ -132,3 +135,38 @@ def share_test(share: Share, label: str = "") -> Test:
     estimate = Estimate(share.share, share.ci_low, share.ci_high, share.trials, math.nan, share.confidence, method,
                         share.missing, share.seeds)
     return Test("share", estimate, ESTIMATE, math.nan, label=label)
+
+
+def gap_closed(reductions: pd.Series, gaps: pd.Series, confidence: float = 0.95) -> Test:
+    """The share of the gap a remedy closes: mean(gap(none) - gap(remedy)) / mean(gap(none)), over the seeds where
+    both are finite (paired by index), with Fieller's interval for the ratio of two correlated means. Where the
+    mean gap is not distinguishable from 0 at this confidence, the interval is unbounded (-inf, inf). 1 closes the
+    whole gap, 0 none; a share, so it is reported unitless, with no verdict."""
+    pairs = pd.concat([pd.Series(reductions, dtype=float), pd.Series(gaps, dtype=float)], axis=1, join="inner")
+    keep = np.isfinite(pairs).all(axis=1)
+    a, b = pairs[keep].iloc[:, 0].to_numpy(), pairs[keep].iloc[:, 1].to_numpy()
+    n, missing, seeds = len(a), int((~keep).sum()), seeds_of(pairs[keep].iloc[:, 0])
+    ratio = float(a.mean() / b.mean()) if n and b.mean() != 0 else math.nan
+    low, high = fieller_interval(a, b, confidence) if n >= 2 else (-math.inf, math.inf)
+    estimate = Estimate(ratio, low, high, n, math.nan, confidence, FIELLER, missing, seeds)
+    return Test("share", estimate, ESTIMATE, math.nan, label="share of gap(none) the remedy closes")
+
+
+def fieller_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Fieller's interval for mean(a) / mean(b), a and b paired (Fieller 1954): the ratios r for which
+    mean(a) - r mean(b) is not distinguishable from 0 by a t test on n - 1 df."""
+    from scipy.special import stdtrit
+
+    n = len(a)
+    ma, mb = a.mean(), b.mean()
+    cov = np.cov(a, b, ddof=1) / n  # variances and covariance of the two means
+    vaa, vbb, vab = cov[0, 0], cov[1, 1], cov[0, 1]
+    t2 = float(stdtrit(n - 1, 0.5 + confidence / 2)) ** 2
+    g = t2 * vbb / mb ** 2 if mb != 0 else math.inf
+    if not g < 1:
+        return -math.inf, math.inf
+    ratio = ma / mb
+    spread = t2 * (vaa - 2 * ratio * vab + ratio ** 2 * vbb - g * (vaa - vab ** 2 / vbb)) if vbb > 0 else t2 * vaa
+    half = math.sqrt(max(spread, 0.0)) / abs(mb)
+    centre = ratio - (g * vab / vbb if vbb > 0 else 0.0)
+    return float((centre - half) / (1 - g)), float((centre + half) / (1 - g))

@@ -312,6 +312,7 @@ def run_settle(out_dir: str | Path, fresh: Ledger, notebooks: Sequence[Notebook]
         budget = ledger.design.time_budget_s
         final = look == ledger.design.reachable or (budget is not None and elapsed >= budget)
         ledger = dataclasses.replace(decide_look(ledger, look, results, final, smallest), elapsed_s=elapsed)
+        ledger = without_absent(ledger, todo, results)
         started = clock()
         with locked(claims_lock(out_dir)):
             write_ledger(out_dir, ledger)
@@ -321,6 +322,14 @@ def run_settle(out_dir: str | Path, fresh: Ledger, notebooks: Sequence[Notebook]
             refresh(Path(out_dir), ledger.preset)
         print_look(ledger, look)
     return ledger, failures
+
+
+def without_absent(ledger: Ledger, notebooks: Sequence[Notebook], results: Sequence[ClaimResult]) -> Ledger:
+    """The ledger with each open claim of `notebooks` that their settings did not compute (its conditions are not
+    in the command's parameters) left unsettled, so that it keeps no look going."""
+    computed = {r.claim for r in results}
+    absent = {c: ABSENT for nb in notebooks for c in claims_of(nb.stem) if c not in computed and ledger.is_open(c)}
+    return dataclasses.replace(ledger, unsettled={**ledger.unsettled, **absent}) if absent else ledger
 
 
 def print_look(ledger: Ledger, look: int) -> None:
@@ -396,14 +405,17 @@ def claims_of_id(notebook_id: str) -> tuple[str, ...]:
 
 
 TRIAGE_HOURS = 8.0  # a claim whose seeds take longer here is not settleable at this scale (a night on 2 cores)
-USEFUL_STOP = 0.05  # a look is useful when a central claim's chance to stop there with a verdict reaches this
-# the paper's central claims, each a paired difference of gaps in pp: the ones a plan states power for
-CENTRAL = ("C1", "C2", "C4")
+USEFUL_STOP = 0.05  # a look is useful when a planned claim's chance to stop there with a verdict reaches this
+CENTRAL = ("C1", "C2", "C4")  # the paper's central claims: the main job settles them
+# The claims registered as one paired difference of gaps in pp, the ones a plan states power for: the central
+# ones and FIRE's (registered 2026-12-06 to be settled on seeds 650-699).
+PLANNED = (*CENTRAL, "C18a", "C18b", "C18c", "C18d")
 TRIAGE_COLUMNS = ("claim", "notebook", "sesoi", "sd", "seeds", "hours", "outcome", "command")
 MAIN_JOB = "settled by the main job"
 OPT_IN = "opt-in settle target"
 TOO_COSTLY = f"cannot be settled at this scale (over {TRIAGE_HOURS:g} h here): the gpu preset, or a registered estimate"
 NO_SD = "no stated SD in its unit: seeds not planned; reported as a registered estimate"
+ABSENT = "not computed under this command's parameters (its conditions were not run)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -551,5 +563,5 @@ def make_plan(design: Design, seconds_per_seed: Mapping[str, float], claims: Map
     """The plan of `design` for these notebooks: each difference claim's operating characteristics at its smallest
     effect of interest and the stated planning SD (none where either is missing)."""
     operating = {c: difference_power(design, s, sd, s, flag_chance=FLAG_CHANCE)
-                 for nb in claims for c in claims[nb] if c in CENTRAL and (s := sesoi.get(c)) and sd}
+                 for nb in claims for c in claims[nb] if c in PLANNED and (s := sesoi.get(c)) and sd}
     return Plan(design, dict(seconds_per_seed), operating, dict(claims), dict(sesoi), sd)

@@ -376,7 +376,7 @@ def settle_options(looks: str | None, first_seed: int, seed_budget: int | None,
 
 def settle_plan(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], settle: SettleOptions,
                 settings: Settings, data_id: str, rates: dict[tuple, float]) -> Plan:
-    """The settle command's plan: `run_costs` and each central claim's operating characteristics at the stated
+    """The settle command's plan: `run_costs` and each planned claim's operating characteristics at the stated
     planning SD. `rates`: the stored runs' speeds (eta.seconds_per_example)."""
     seconds, claims, sesoi = run_costs(studies, preset, per_study, settle, settings, data_id, rates)
     return make_plan(settle.design, seconds, claims, sesoi, PLANNING_SD.get((preset, "pp")))

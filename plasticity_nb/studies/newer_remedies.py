@@ -1,6 +1,7 @@
 """11 · The remedies of 2024 beside those of notebook 10, on its protocol, and which metric predicts the gap.
-Claims C16a-e (each new remedy, as its source states it; registered 2026-12-02 before any run of them) and C15
-(redefined 2026-12-02 over every remedy and metric: claim_history.py).
+Claims C16a-e (each new remedy, as its source states it; registered 2026-12-02 before any run of them), C15
+(redefined 2026-12-02 over every remedy and metric: claim_history.py), and C18a-d (FIRE, 2026; registered
+2026-12-06 before any run of it on seeds 650-699, the block set aside for it).
 
 The protocol is notebook 10's (remedies.py): per seed, a warm-started run with a remedy against a scratch run.
 Hare & Tortoise, SAM, soft shrink-and-perturb, Parseval regularisation and weight clipping act in both phases of
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..analysis.claims import EXTENSION, LEE, Claim, ClaimResult
+from ..analysis.claims import EXTENSION, FIRE_2026, LEE, Claim, ClaimResult
+from ..analysis.estimates import gap_closed
 from ..analysis.stats import Test, correlation_test, difference_test, screen_test
 from . import remedies
 from .remedies import BUILTIN_CONDITIONS, NONE, START_METRICS
@@ -66,7 +68,39 @@ NEWER = {
         "to their initialisation bound keeps networks plastic in continual supervised and reinforcement "
         "learning; the warm-start protocol is ours.", ", zeta 1"),
 }
-CLAIMS = (PREDICTOR, *NEWER.values())
+# FIRE's claims, registered 2026-12-06 before any run of FIRE on the seeds that decide them (block 650-699), in the
+# order they run: our protocol first (C18a, the primary), then FIRE's own (C18b), then FIRE's protocol with
+# augmentation (C18c) and with SGD (C18d), the last two only if the settle plan shows they fit in the budget.
+FIRE_FINDING = (
+    "FIRE's authors report on warm-started ResNet-18 on CIFAR-10 (their protocol: a seeded 10 % then 100 %, equal "
+    "steps per phase, Adam 1e-3 re-created with a 10 % warm-up, gradient clipping 0.5, no augmentation) a test "
+    "accuracy of 0.829 with FIRE against 0.778 for the plain warm start and 0.848 for a full reset, at tuning epoch "
+    "100 (read off their repository's figure: it has no table).")
+FIRE_EFFECT = ("reduction = gap(none) - gap(fire: every Conv2d and Linear weight orthogonalised by 10 Newton-Schulz "
+               "iterations, once at the start of tuning, in the warm run){protocol}; difference test. Beside it: "
+               "the share of the gap FIRE closes, mean reduction / mean gap(none) with Fieller's 95 % interval (an "
+               "estimate: an equivalence within +/-1 pp would need about 26-34 seeds), its remaining gap, that "
+               "gap's equivalence within the margin, and the share of seeds improved")
+FIRE_OURS = Claim("C18a", "11_remedies_2024", "FIRE reduces the warm-start gap", FIRE_FINDING,
+                  FIRE_EFFECT.format(protocol=" on our protocol (notebook 10's: half then all, each phase trained "
+                                              "to the fit target, Adam 1e-3, no augmentation at quick)"),
+                  source=FIRE_2026, fixed="2026-12-06")
+FIRE_THEIRS = Claim("C18b", "11_remedies_2024", "FIRE reduces the warm-start gap on its authors' protocol",
+                    FIRE_FINDING, FIRE_EFFECT.format(protocol=" on FIRE's warm-start protocol (protocol='fire'; a "
+                                                              "fixed, equal number of steps per phase, so the fit "
+                                                              "is not by construction and the premise is checked "
+                                                              "per arm)"),
+                    source=FIRE_2026, fixed="2026-12-06")
+FIRE_AUGMENTED = Claim("C18c", "11_remedies_2024", "FIRE reduces the warm-start gap with augmentation",
+                       "Not tested by FIRE's authors, whose evidence is Adam without augmentation; ours.",
+                       FIRE_EFFECT.format(protocol=" on FIRE's protocol with random crop and flip in both arms"),
+                       source=EXTENSION, fixed="2026-12-06")
+FIRE_SGD = Claim("C18d", "11_remedies_2024", "FIRE reduces the warm-start gap with SGD",
+                 "Not tested by FIRE's authors, whose evidence is Adam without augmentation; ours.",
+                 FIRE_EFFECT.format(protocol=" on FIRE's protocol with SGD in place of Adam in both arms"),
+                 source=EXTENSION, fixed="2026-12-06")
+FIRE_CLAIMS = (FIRE_OURS, FIRE_THEIRS, FIRE_AUGMENTED, FIRE_SGD)
+CLAIMS = (PREDICTOR, *NEWER.values(), *FIRE_CLAIMS)
 
 PRIMARY_BEFORE = "grad_ratio"  # C15's one predictor before its 2026-12-02 definition (claim_history.py)
 QUICK_SEEDS = [300, 301, 302]  # never used by another notebook (notebook 10: 0-2 and 200-202)
@@ -94,8 +128,22 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
                                      (result.gap_test(remedy=remedy),
                                       result.gap_equivalence(config.equivalence_margin, remedy=remedy),
                                       remedies.improvement(result, remedy))))
+    if "fire" in config.remedies:
+        found.append(fire_claim(result, config))
     found.append(predictor_claim(result, config))
     return found
+
+
+def fire_claim(result: StudyResult, config: Config) -> ClaimResult:
+    """C18a on our protocol (C18b-d once FIRE's protocol is a setting of this study): the reduction FIRE brings, with
+    the share of the gap it closes beside it."""
+    rule = config.premise_rule()
+    reductions = result.gap_change("remedy", NONE, "fire")
+    reduces = difference_test(reductions, "gap(none) - gap(fire)")
+    return ClaimResult(FIRE_OURS, (reduces,), result.reduction_premise(rule, "remedy", NONE, "fire"),
+                       (gap_closed(reductions, result.gap_series(remedy=NONE)), result.gap_test(remedy="fire"),
+                        result.gap_equivalence(config.equivalence_margin, remedy="fire"),
+                        remedies.improvement(result, "fire")))
 
 
 def predictor_claim(result: StudyResult, config: Config) -> ClaimResult:
