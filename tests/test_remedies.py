@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity_nb.core.config import ConfigError
 from plasticity_nb.measures.activations import probe_activations, record_activations
 from plasticity_nb.measures.plasticity_metrics import dormant_scores, initial_parameters
 from plasticity_nb.nets.models import MLP, ResNet
@@ -14,7 +15,7 @@ from plasticity_nb.nets.units import unit_layers
 from plasticity_nb.remedies.cbp import ContinualBackprop
 from plasticity_nb.remedies.dash import dash_
 from plasticity_nb.remedies.l2_init import l2_init_penalty
-from plasticity_nb.remedies.redo import redo_reset_
+from plasticity_nb.remedies.redo import ReDo, redo_reset_
 from plasticity_nb.remedies.shrink_perturb import shrink_perturb_
 from plasticity_nb.remedies.unit_reset import fresh_incoming_weights
 
@@ -476,6 +477,50 @@ def test_redo_zeroes_sgd_momentum_and_is_reproducible_with_a_generator():
                            torch.zeros(layer.incoming.weight.shape[1]))
         outcomes.append(layer.incoming.weight[2].clone())
     assert torch.equal(*outcomes)
+
+
+def their_moment_reset(optimizer, layers, dormant):
+    """google/dopamine labs/redo/weight_recyclers.py (5873f54), in torch's (out, in) layout: masks for the parameters
+    of two or more dimensions only (lines 587-594; None for a bias), each dormant unit's incoming row and outgoing
+    column (652-697), and mu, nu <- momentum * (1 - mask) (51-53, 554-559). The new state of every parameter."""
+    masks = {}
+    for layer in layers:
+        for p, dim in ((layer.incoming.weight, 0), (layer.outgoing.weight, 1)):
+            shape = [1] * p.ndim
+            shape[dim] = -1
+            masks[p] = masks.get(p, torch.zeros_like(p)) + dormant[layer.name].float().view(shape).expand_as(p)
+    return {p: {key: value * (1.0 - masks[p]) if p in masks and key in ("exp_avg", "exp_avg_sq") else value.clone()
+                for key, value in optimizer.state[p].items()} for p in optimizer.state}
+
+
+@pytest.mark.parametrize("bias_state", ["keep", "zero"])
+def test_redo_resets_adam_moments_as_their_code_the_incoming_bias_kept_by_default(bias_state):
+    model = tiny_mlp().train()
+    x, y = images()
+    optimizer = adam_step(model, x, y)
+    layers = unit_layers(model)
+    force_dormant(layers[0], unit=2)
+    scores = dormant_scores(probe_activations(model, x))
+    dormant = {name: score <= 0.1 for name, score in scores.items()}  # their _score2mask (lines 567-570)
+    expected = their_moment_reset(optimizer, layers, dormant)
+    bias = layers[0].incoming.bias
+    kept = optimizer.state[bias]["exp_avg"][2].item()
+    assert kept != 0
+    settings = {} if bias_state == "keep" else {"bias_state": bias_state}
+    reset = redo_reset_(model, scores, optimizer, tau=0.1, **settings)
+    assert all(torch.equal(reset[name], torch.nonzero(mask).flatten()) for name, mask in dormant.items())
+    assert bias[2] == 0  # the bias itself is zeroed either way (their lines 637-642)
+    if bias_state == "zero":  # the package's earlier reset, as continual backprop's gnt.py:217, 219
+        for layer in layers:
+            for key in ("exp_avg", "exp_avg_sq"):
+                expected[layer.incoming.bias][key][dormant[layer.name]] = 0
+    for p, state in expected.items():
+        for key, value in state.items():
+            assert torch.equal(optimizer.state[p][key], value), (key, tuple(p.shape))
+    assert (optimizer.state[bias]["exp_avg"][2].item() == kept) == (bias_state == "keep")
+    assert ReDo().bias_state == "keep" and ReDo().key() == ReDo(bias_state="keep").key()
+    with pytest.raises(ConfigError, match="bias_state"):
+        ReDo(bias_state="reset")
 
 
 # --- continual backprop ------------------------------------------------------------------------------------
