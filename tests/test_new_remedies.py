@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from plasticity_nb import Phase
 from plasticity_nb.core.config import ConfigError
 from plasticity_nb.measures.metric_settings import MetricSettings
-from plasticity_nb.nets.models import MLP, ResNet
+from plasticity_nb.nets.models import MLP, ResNet, build_model
 from plasticity_nb.remedies.hare_tortoise import SHARED, HareTortoise, Tortoise
-from plasticity_nb.remedies.parseval import Parseval, parseval_penalty
+from plasticity_nb.remedies.parseval import Parseval, hidden_weights, parseval_penalty
 from plasticity_nb.remedies.sam import SAM, SAMHook
 from plasticity_nb.remedies.soft_shrink_perturb import SoftShrinkPerturb, redraw_, soft_shrink_perturb_
 from plasticity_nb.remedies.weight_clipping import WeightClipping, clip_weights_
@@ -289,6 +289,18 @@ def test_parseval_reads_a_conv_kernel_as_out_by_in_k_k_rows():
     w = model.stem[0].weight.flatten(1)  # (4, 27)
     stem = (64 / 4) ** 2 * torch.linalg.matrix_norm(w @ w.t() - 2 * torch.eye(4)) ** 2
     assert penalty > stem > 0
+
+
+def test_parseval_starts_far_from_s_at_the_packages_init_as_its_docstring_says():
+    """parseval.py's module doc: rows' squared norm 1/3 at PyTorch's default init, not s = 2; at width 8 the
+    penalty starts at 13.5 (lambda 1e-3), the diagonal alone giving 1e-3 * sum (64/rows)^2 rows (2 - 1/3)^2."""
+    torch.manual_seed(0)
+    model = build_model("resnet", 2, 8)
+    weights = hidden_weights(model)
+    assert torch.cat([(w * w).sum(1) for w in weights]).mean().item() == pytest.approx(1 / 3, abs=0.01)
+    diagonal = 1e-3 * sum((64 / w.shape[0]) ** 2 * w.shape[0] * (2 - 1 / 3) ** 2 for w in weights)
+    assert diagonal == pytest.approx(13.33, abs=0.01)
+    assert parseval_penalty(model, 1e-3).item() == pytest.approx(13.5, abs=0.05)
 
 
 # --- soft shrink-and-perturb: awjuliani/deep-rl-plasticity shared/modules.py:287-292 ------------------------
