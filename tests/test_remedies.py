@@ -641,6 +641,68 @@ def test_continual_backprop_draws_fresh_weights_as_gnt_py():
         fresh_incoming_weights(layer, 1, None, "xavier")
 
 
+class AuthorsGnT:
+    """shibhansh/loss-of-plasticity lop/algos/gnt.py (63c35f3), `test_features` (lines 122-179, accumulate=True,
+    util_type 'contribution') and `gen_new_features` (181-204) for one hidden layer of net = [Linear, ReLU,
+    Linear], in their order (`gen_and_test`, 235-236)."""
+
+    def __init__(self, net, decay_rate, replacement_rate, maturity_threshold):
+        self.net, self.decay_rate, self.replacement_rate = net, decay_rate, replacement_rate
+        self.maturity_threshold = maturity_threshold
+        out = net[0].out_features
+        self.util, self.ages, self.mean_feature_act = torch.zeros(out), torch.zeros(out), torch.zeros(out)
+        self.bias_corrected_util, self.accumulated = torch.zeros(out), 0.0
+        self.bound = torch.nn.init.calculate_gain(nonlinearity="relu") * sqrt(3 / net[0].in_features)
+
+    @torch.no_grad()
+    def gen_and_test(self, features):
+        self.ages += 1  # test_features
+        self.util *= self.decay_rate
+        bias_correction = 1 - self.decay_rate ** self.ages
+        self.mean_feature_act *= self.decay_rate
+        self.mean_feature_act -= - (1 - self.decay_rate) * features.mean(dim=0)
+        output_wight_mag = self.net[2].weight.data.abs().mean(dim=0)
+        self.util += (1 - self.decay_rate) * output_wight_mag * features.abs().mean(dim=0)
+        self.bias_corrected_util = self.util / bias_correction
+        eligible = torch.where(self.ages > self.maturity_threshold)[0]
+        self.accumulated += self.replacement_rate * eligible.shape[0]
+        count = int(self.accumulated)
+        self.accumulated -= count
+        if count == 0:
+            return eligible[:0]
+        replace = eligible[torch.topk(-self.bias_corrected_util[eligible], count)[1]]
+        self.util[replace] = 0
+        self.mean_feature_act[replace] = 0.  # line 174: before gen_new_features reads it
+        current_layer, next_layer = self.net[0], self.net[2]  # gen_new_features
+        current_layer.weight.data[replace, :] *= 0.0
+        current_layer.weight.data[replace, :] += torch.empty(count, current_layer.in_features).uniform_(
+            -self.bound, self.bound)
+        current_layer.bias.data[replace] *= 0
+        next_layer.bias.data += (next_layer.weight.data[:, replace] * self.mean_feature_act[replace]
+                                 / (1 - self.decay_rate ** self.ages[replace])).sum(dim=1)
+        next_layer.weight.data[:, replace] = 0
+        self.ages[replace] = 0
+        return replace
+
+
+def test_gnt_py_writes_a_bias_correction_that_adds_nothing_and_ours_has_none():
+    """cbp.py's module doc: gnt.py's correction of the next layer's bias (lines 197-202) reads the replaced unit's
+    mean activation after line 174 zeroed it, so the next bias is as it was; so is ours."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+    theirs = AuthorsGnT(net, decay_rate=0.9, replacement_rate=0.5, maturity_threshold=1)
+    model = tiny_mlp(depth=1, width=4)
+    ours = ContinualBackprop(model, replacement_rate=0.5, maturity_threshold=1)
+    their_bias, our_bias = net[2].bias.clone(), model.head.bias.clone()
+    replaced = []
+    for step in range(4):
+        features = torch.relu(net[0](torch.randn(5, 6) + 1.0))  # positive mean activations
+        replaced.append(theirs.gen_and_test(features))
+        ours.step({"hidden.0": torch.relu(torch.randn(5, 4) + 1.0)})
+    assert sum(r.numel() for r in replaced) > 0 and torch.equal(net[2].bias, their_bias)
+    assert torch.equal(model.head.bias, our_bias)
+
+
 def test_continual_backprop_replaces_with_the_fresh_init_it_was_given():
     torch.manual_seed(0)
     model = tiny_resnet()
