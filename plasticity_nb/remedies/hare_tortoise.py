@@ -11,7 +11,8 @@ network as initialised, never reset across tasks (here: across the run's phases)
 is kept. The hare is the network trained and evaluated (their `test_acc1`); the tortoise is evaluated beside it
 on the same test set, as their `test()` does (lines 227-236, logged as `test_target_acc1`): the history's
 `tortoise_test_acc` column, at every epoch whose row has a test accuracy (NaN at the others; not on an epoch that
-ends its phase early at a train-accuracy target or by diverging, where no hook acts).
+ends its phase early at a train-accuracy target or by diverging, where no hook acts). It costs one more test-set
+evaluation per evaluated epoch and changes nothing the run trains.
 
 Their reset rebinds `fast.data = slow.data` (lines 184-188): hare and tortoise share storage, so the first
 optimiser step after a reset (and the BatchNorm forward before it) moves the tortoise too, and the EMA that
