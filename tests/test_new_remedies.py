@@ -11,14 +11,17 @@ import torch.nn.functional as F
 from plasticity_nb import Phase
 from plasticity_nb.core.config import ConfigError
 from plasticity_nb.measures.metric_settings import MetricSettings
-from plasticity_nb.nets.models import MLP, ResNet
-from plasticity_nb.remedies.hare_tortoise import HareTortoise, Tortoise
-from plasticity_nb.remedies.parseval import Parseval, parseval_penalty
+from plasticity_nb.nets.models import MLP, ResNet, build_model
+from plasticity_nb.remedies.hare_tortoise import SHARED, HareTortoise, Tortoise
+from plasticity_nb.remedies.parseval import Parseval, hidden_weights, parseval_penalty
 from plasticity_nb.remedies.sam import SAM, SAMHook
 from plasticity_nb.remedies.soft_shrink_perturb import SoftShrinkPerturb, redraw_, soft_shrink_perturb_
 from plasticity_nb.remedies.weight_clipping import WeightClipping, clip_weights_
 from plasticity_nb.run.remedy import Budget, Remedy, register
-from plasticity_nb.training.train import train_run
+from plasticity_nb.training.build import evaluate, init_model
+from plasticity_nb.training.layout import tuned_runtime
+from plasticity_nb.training.run_tensors import RunTensors
+from plasticity_nb.training.train import started_as, train_run
 from tests.helpers import assert_resumes_bit_identically, tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -124,6 +127,106 @@ def test_the_tortoise_is_the_authors_ema_of_parameters_and_buffers_and_the_reset
     assert not torch.equal(hare.stem[0].weight, tortoise.values["stem.0.weight"])
 
 
+def their_hare_tortoise(hare, plan, beta):
+    """Their trainer's steps (base.py), event by event: "task" builds a new AdamW (line 70), "step" is one step and
+    the EMA (lines 141-157; gradients zeroed first, as ours are), "reset" their aliasing reset (182-188), "end" their
+    end-of-task blend at its defaults (205-211). Yields (hare, tortoise) after each event."""
+    tortoise, init = copy.deepcopy(hare), copy.deepcopy(hare)
+    for i, event in enumerate(plan):
+        if event == "task":
+            opt = torch.optim.AdamW(hare.parameters(), lr=1e-2, weight_decay=1e-2)
+        elif event == "step":
+            opt.zero_grad()
+            F.cross_entropy(hare(batch(seed=i)[0]), batch(seed=i)[1]).backward()
+            opt.step()
+            for slow, fast in zip(tortoise.parameters(), hare.parameters()):
+                slow.data = (beta) * slow.data + (1 - beta) * fast.data
+            for slow, fast in zip(tortoise.buffers(), hare.buffers()):
+                slow.data = (beta) * slow.data + (1 - beta) * fast.data
+        elif event == "reset":
+            for slow, fast in zip(tortoise.parameters(), hare.parameters()):
+                fast.data = slow.data
+            for slow, fast in zip(tortoise.buffers(), hare.buffers()):
+                fast.data = slow.data
+        elif event == "end":
+            for param, init_param in zip(hare.parameters(), init.parameters()):
+                param.data = (1 - 0.0) * param.data + 0.0 * init_param.data
+        yield hare, tortoise
+
+
+def our_hare_tortoise(hare, plan, beta, shared):
+    """The same events through our Tortoise, as HareTortoiseHook calls it (end_task at the next phase's start)."""
+    tortoise = Tortoise(hare)
+    for i, event in enumerate(plan):
+        if event == "task":
+            tortoise.end_task()
+            opt = torch.optim.AdamW(hare.parameters(), lr=1e-2, weight_decay=1e-2)
+        elif event == "step":
+            opt.zero_grad()
+            F.cross_entropy(hare(batch(seed=i)[0]), batch(seed=i)[1]).backward()
+            opt.step()
+            tortoise.update(hare, beta)
+        elif event == "reset":
+            tortoise.reset_hare(hare, shared=shared)
+        yield hare, tortoise.values
+
+
+# two tasks of two 2-step epochs, a reset after every epoch: the first task's last reset crosses into the second
+PLAN = ("task", "step", "step", "reset", "step", "step", "reset", "end", "task", "step", "step", "reset", "step")
+
+
+def floating_equal(ours, theirs):
+    """Every floating entry of our state equals theirs (their EMA makes num_batches_tracked a float; ours counts)."""
+    return all(torch.equal(v, theirs[k]) for k, v in ours.items() if v.is_floating_point())
+
+
+def test_the_shared_reset_step_is_their_aliased_reset_bit_for_bit():
+    beta = 0.9
+    theirs = their_hare_tortoise(toy_resnet(), PLAN, beta)
+    ours = our_hare_tortoise(toy_resnet(), PLAN, beta, shared=True)
+    for event, (their_hare, their_tortoise), (hare, tortoise) in zip(PLAN, theirs, ours):
+        assert floating_equal(hare.state_dict(), their_hare.state_dict()), event
+        assert floating_equal(tortoise, their_tortoise.state_dict()), event
+    # their aliasing, seen on their side: after a reset hare and tortoise are one tensor, until the EMA that follows
+    # the next step makes the tortoise a new tensor at the stepped hare's values
+    steps = their_hare_tortoise(toy_resnet(), ("task", "step", "reset", "step"), beta)
+    *_, (hare, tortoise) = (next(steps) for _ in range(3))
+    assert hare.stem[0].weight.data_ptr() == tortoise.stem[0].weight.data_ptr()
+    hare, tortoise = next(steps)
+    assert hare.stem[0].weight.data_ptr() != tortoise.stem[0].weight.data_ptr()
+    assert torch.equal(tortoise.stem[0].weight, beta * hare.stem[0].weight + (1 - beta) * hare.stem[0].weight)
+
+
+def test_the_default_reset_copies_so_the_tortoise_takes_a_share_of_the_next_step():
+    beta, plan = 0.9, ("task", "step", "reset", "step")
+    snapshot = lambda hare, tortoise: (copy.deepcopy(hare.state_dict()), copy.deepcopy(dict(tortoise)))
+    theirs = [snapshot(h, t.state_dict()) for h, t in their_hare_tortoise(toy_resnet(), plan, beta)]
+    ours = [snapshot(h, t) for h, t in our_hare_tortoise(toy_resnet(), plan, beta, shared=False)]
+    assert floating_equal(ours[2][1], theirs[2][1])  # the same tortoise, into which the hare was reset
+    assert floating_equal(ours[3][0], theirs[3][0])  # the same step of the hare
+    reset, stepped = ours[2][1]["stem.0.weight"], ours[3][0]["stem.0.weight"]
+    assert torch.equal(ours[3][1]["stem.0.weight"], beta * reset + (1 - beta) * stepped)  # a share of the step
+    assert not torch.equal(ours[3][1]["stem.0.weight"], theirs[3][1]["stem.0.weight"])  # theirs took it whole
+
+
+def test_what_a_shared_reset_leaves_shared_is_checkpointed_and_a_new_task_unshares_the_parameters():
+    hare = toy_resnet()
+    tortoise = Tortoise(hare)
+    assert SHARED not in tortoise.state_dict()  # nothing shared: the state has its old entries only
+    tortoise.reset_hare(hare, shared=True)
+    state = tortoise.state_dict()
+    again = Tortoise(toy_resnet(1))
+    again.load_state_dict(state)
+    assert again.shared == set(tortoise.values) and floating_equal(again.values, tortoise.values)
+    tortoise.end_task()
+    assert tortoise.shared == {name for name, _ in hare.named_buffers()}
+    tortoise.update(hare, 0.9)
+    assert not tortoise.shared and SHARED not in tortoise.state_dict()
+    again.load_state_dict(tortoise.state_dict())
+    assert not again.shared
+    assert HareTortoise().key() == HareTortoise(shared_reset_step=False).key()  # the default keeps stored keys
+
+
 def test_the_quick_budget_keeps_their_horizon_in_epochs():
     assert HareTortoise.for_budget(Budget(steps_per_epoch=195, task_steps=21645)).beta == pytest.approx(0.999)
     assert HareTortoise.for_budget(Budget(steps_per_epoch=39, task_steps=975)).beta == pytest.approx(0.995)
@@ -188,6 +291,18 @@ def test_parseval_reads_a_conv_kernel_as_out_by_in_k_k_rows():
     assert penalty > stem > 0
 
 
+def test_parseval_starts_far_from_s_at_the_packages_init_as_its_docstring_says():
+    """parseval.py's module doc: rows' squared norm 1/3 at PyTorch's default init, not s = 2; at width 8 the
+    penalty starts at 13.5 (lambda 1e-3), the diagonal alone giving 1e-3 * sum (64/rows)^2 rows (2 - 1/3)^2."""
+    torch.manual_seed(0)
+    model = build_model("resnet", 2, 8)
+    weights = hidden_weights(model)
+    assert torch.cat([(w * w).sum(1) for w in weights]).mean().item() == pytest.approx(1 / 3, abs=0.01)
+    diagonal = 1e-3 * sum((64 / w.shape[0]) ** 2 * w.shape[0] * (2 - 1 / 3) ** 2 for w in weights)
+    assert diagonal == pytest.approx(13.33, abs=0.01)
+    assert parseval_penalty(model, 1e-3).item() == pytest.approx(13.5, abs=0.05)
+
+
 # --- soft shrink-and-perturb: awjuliani/deep-rl-plasticity shared/modules.py:287-292 ------------------------
 
 def test_soft_shrink_perturb_is_their_sp_module_with_a_seeded_fresh_network():
@@ -233,6 +348,32 @@ def test_new_remedies_resume_and_continue_their_prefix_bit_identically(cifar, tm
     whole, saved = assert_resumes_bit_identically(config, cifar, tmp_path)
     assert any("hare_tortoise.stem.0.weight" in s.remedies for s in saved)
     assert history(whole).clipped_share.gt(0).any()
+
+
+def test_the_tortoise_is_tested_beside_the_hare_and_a_shared_reset_resumes_bit_identically(cifar, tmp_path):
+    """Their test() logs the tortoise's accuracy beside the hare's (base.py:227-258): `tortoise_test_acc` is the
+    test accuracy of the tortoise each checkpoint holds; the first phase's last epoch resets (epochs 1 and 3 of 3),
+    so its shared buffers cross into the second phase, through checkpoints and a stored prefix."""
+    acting = (HareTortoise(beta=0.9, reset_every=2, shared_reset_step=True),)
+    config = tiny_run(phases=(Phase(pool="half", epochs=3, eval_every=2, remedies=acting),
+                              Phase(pool="full", epochs=2, remedies=acting)))
+    whole, saved = assert_resumes_bit_identically(config, cifar, tmp_path)
+    rows = history(whole)
+    assert rows.tortoise_test_acc.isna().tolist() == rows.test_acc.isna().tolist() == [True, False, False, False,
+                                                                                         False]
+    reset = rows.phase_epoch.isin([1, 3]) & rows.test_acc.notna()  # the hare was just reset to the tortoise
+    assert rows.tortoise_test_acc[reset].tolist() == rows.test_acc[reset].tolist()
+    for state in saved:
+        runtime = tuned_runtime(config, "cpu", **started_as(state))
+        tensors = RunTensors(config, cifar, runtime)
+        slow = init_model(config, runtime)
+        prefix = "hare_tortoise."
+        slow.load_state_dict({k[len(prefix):]: v for k, v in state.remedies.items()
+                              if k.startswith(prefix) and k != prefix + SHARED})
+        expected = state.history[-1]["tortoise_test_acc"]
+        if math.isfinite(expected):
+            assert evaluate(slow, tensors.test_x, tensors.test_y, runtime)[1] == expected
+    assert (prefix + SHARED) in saved[2].remedies  # the first phase's last reset, checkpointed while shared
 
 
 def test_the_metrics_state_name_is_reserved():

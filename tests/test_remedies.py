@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plasticity_nb.core.config import ConfigError
 from plasticity_nb.measures.activations import probe_activations, record_activations
 from plasticity_nb.measures.plasticity_metrics import dormant_scores, initial_parameters
 from plasticity_nb.nets.models import MLP, ResNet
@@ -14,7 +15,7 @@ from plasticity_nb.nets.units import unit_layers
 from plasticity_nb.remedies.cbp import ContinualBackprop
 from plasticity_nb.remedies.dash import dash_
 from plasticity_nb.remedies.l2_init import l2_init_penalty
-from plasticity_nb.remedies.redo import redo_reset_
+from plasticity_nb.remedies.redo import ReDo, redo_reset_
 from plasticity_nb.remedies.shrink_perturb import shrink_perturb_
 from plasticity_nb.remedies.unit_reset import fresh_incoming_weights
 
@@ -478,6 +479,50 @@ def test_redo_zeroes_sgd_momentum_and_is_reproducible_with_a_generator():
     assert torch.equal(*outcomes)
 
 
+def their_moment_reset(optimizer, layers, dormant):
+    """google/dopamine labs/redo/weight_recyclers.py (5873f54), in torch's (out, in) layout: masks for the parameters
+    of two or more dimensions only (lines 587-594; None for a bias), each dormant unit's incoming row and outgoing
+    column (652-697), and mu, nu <- momentum * (1 - mask) (51-53, 554-559). The new state of every parameter."""
+    masks = {}
+    for layer in layers:
+        for p, dim in ((layer.incoming.weight, 0), (layer.outgoing.weight, 1)):
+            shape = [1] * p.ndim
+            shape[dim] = -1
+            masks[p] = masks.get(p, torch.zeros_like(p)) + dormant[layer.name].float().view(shape).expand_as(p)
+    return {p: {key: value * (1.0 - masks[p]) if p in masks and key in ("exp_avg", "exp_avg_sq") else value.clone()
+                for key, value in optimizer.state[p].items()} for p in optimizer.state}
+
+
+@pytest.mark.parametrize("bias_state", ["keep", "zero"])
+def test_redo_resets_adam_moments_as_their_code_the_incoming_bias_kept_by_default(bias_state):
+    model = tiny_mlp().train()
+    x, y = images()
+    optimizer = adam_step(model, x, y)
+    layers = unit_layers(model)
+    force_dormant(layers[0], unit=2)
+    scores = dormant_scores(probe_activations(model, x))
+    dormant = {name: score <= 0.1 for name, score in scores.items()}  # their _score2mask (lines 567-570)
+    expected = their_moment_reset(optimizer, layers, dormant)
+    bias = layers[0].incoming.bias
+    kept = optimizer.state[bias]["exp_avg"][2].item()
+    assert kept != 0
+    settings = {} if bias_state == "keep" else {"bias_state": bias_state}
+    reset = redo_reset_(model, scores, optimizer, tau=0.1, **settings)
+    assert all(torch.equal(reset[name], torch.nonzero(mask).flatten()) for name, mask in dormant.items())
+    assert bias[2] == 0  # the bias itself is zeroed either way (their lines 637-642)
+    if bias_state == "zero":  # the package's earlier reset, as continual backprop's gnt.py:217, 219
+        for layer in layers:
+            for key in ("exp_avg", "exp_avg_sq"):
+                expected[layer.incoming.bias][key][dormant[layer.name]] = 0
+    for p, state in expected.items():
+        for key, value in state.items():
+            assert torch.equal(optimizer.state[p][key], value), (key, tuple(p.shape))
+    assert (optimizer.state[bias]["exp_avg"][2].item() == kept) == (bias_state == "keep")
+    assert ReDo().bias_state == "keep" and ReDo().key() == ReDo(bias_state="keep").key()
+    with pytest.raises(ConfigError, match="bias_state"):
+        ReDo(bias_state="reset")
+
+
 # --- continual backprop ------------------------------------------------------------------------------------
 
 def train_steps(model, steps, cbp=None):
@@ -594,6 +639,68 @@ def test_continual_backprop_draws_fresh_weights_as_gnt_py():
     assert abs(default.std().item() - 1 / sqrt(300)) < 0.002 and abs(bound / sqrt(3) / (1 / sqrt(300)) - 2.449) < 1e-3
     with pytest.raises(ValueError, match="init"):
         fresh_incoming_weights(layer, 1, None, "xavier")
+
+
+class AuthorsGnT:
+    """shibhansh/loss-of-plasticity lop/algos/gnt.py (63c35f3), `test_features` (lines 122-179, accumulate=True,
+    util_type 'contribution') and `gen_new_features` (181-204) for one hidden layer of net = [Linear, ReLU,
+    Linear], in their order (`gen_and_test`, 235-236)."""
+
+    def __init__(self, net, decay_rate, replacement_rate, maturity_threshold):
+        self.net, self.decay_rate, self.replacement_rate = net, decay_rate, replacement_rate
+        self.maturity_threshold = maturity_threshold
+        out = net[0].out_features
+        self.util, self.ages, self.mean_feature_act = torch.zeros(out), torch.zeros(out), torch.zeros(out)
+        self.bias_corrected_util, self.accumulated = torch.zeros(out), 0.0
+        self.bound = torch.nn.init.calculate_gain(nonlinearity="relu") * sqrt(3 / net[0].in_features)
+
+    @torch.no_grad()
+    def gen_and_test(self, features):
+        self.ages += 1  # test_features
+        self.util *= self.decay_rate
+        bias_correction = 1 - self.decay_rate ** self.ages
+        self.mean_feature_act *= self.decay_rate
+        self.mean_feature_act -= - (1 - self.decay_rate) * features.mean(dim=0)
+        output_wight_mag = self.net[2].weight.data.abs().mean(dim=0)
+        self.util += (1 - self.decay_rate) * output_wight_mag * features.abs().mean(dim=0)
+        self.bias_corrected_util = self.util / bias_correction
+        eligible = torch.where(self.ages > self.maturity_threshold)[0]
+        self.accumulated += self.replacement_rate * eligible.shape[0]
+        count = int(self.accumulated)
+        self.accumulated -= count
+        if count == 0:
+            return eligible[:0]
+        replace = eligible[torch.topk(-self.bias_corrected_util[eligible], count)[1]]
+        self.util[replace] = 0
+        self.mean_feature_act[replace] = 0.  # line 174: before gen_new_features reads it
+        current_layer, next_layer = self.net[0], self.net[2]  # gen_new_features
+        current_layer.weight.data[replace, :] *= 0.0
+        current_layer.weight.data[replace, :] += torch.empty(count, current_layer.in_features).uniform_(
+            -self.bound, self.bound)
+        current_layer.bias.data[replace] *= 0
+        next_layer.bias.data += (next_layer.weight.data[:, replace] * self.mean_feature_act[replace]
+                                 / (1 - self.decay_rate ** self.ages[replace])).sum(dim=1)
+        next_layer.weight.data[:, replace] = 0
+        self.ages[replace] = 0
+        return replace
+
+
+def test_gnt_py_writes_a_bias_correction_that_adds_nothing_and_ours_has_none():
+    """cbp.py's module doc: gnt.py's correction of the next layer's bias (lines 197-202) reads the replaced unit's
+    mean activation after line 174 zeroed it, so the next bias is as it was; so is ours."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+    theirs = AuthorsGnT(net, decay_rate=0.9, replacement_rate=0.5, maturity_threshold=1)
+    model = tiny_mlp(depth=1, width=4)
+    ours = ContinualBackprop(model, replacement_rate=0.5, maturity_threshold=1)
+    their_bias, our_bias = net[2].bias.clone(), model.head.bias.clone()
+    replaced = []
+    for step in range(4):
+        features = torch.relu(net[0](torch.randn(5, 6) + 1.0))  # positive mean activations
+        replaced.append(theirs.gen_and_test(features))
+        ours.step({"hidden.0": torch.relu(torch.randn(5, 4) + 1.0)})
+    assert sum(r.numel() for r in replaced) > 0 and torch.equal(net[2].bias, their_bias)
+    assert torch.equal(model.head.bias, our_bias)
 
 
 def test_continual_backprop_replaces_with_the_fresh_init_it_was_given():

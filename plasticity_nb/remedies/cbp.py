@@ -15,12 +15,17 @@ Fresh incoming weights are drawn as gnt.py draws them (`fresh_init="kaiming"`: U
 sqrt(2/fan_in), the std of res_gnt.py's normal draw too); `fresh_init="default"` (the layer's own PyTorch init,
 2.45x smaller) is kept as an option.
 
+The next layer's bias is not corrected for a replaced unit's mean contribution, as in effect none of the
+reference implementations corrects it: gnt.py writes the correction (lines 197-202, next bias += w_out * mean
+activation / (1 - eta^age)) but reads the unit's running mean activation after `test_features` has zeroed it
+(line 174, before `gen_new_features` in `gen_and_test`, lines 235-236), so it adds 0; cbp_linear.py and
+res_gnt.py have none (and our block convs have no bias).
+
 Differences from the reference code, on purpose: outgoing magnitude is a sum (the paper's formula; gnt.py
 takes a mean, the same ranking within a layer); the units are each block's first conv (the set for which zeroing
 outgoing weights removes a unit; res_gnt.py also replaces the stem and every block's second conv, ignoring the
-shortcut); the next layer's bias is not corrected for the removed unit's mean contribution (gnt.py does,
-cbp_linear.py and res_gnt.py do not; our block convs have no bias); optimiser state is zeroed (res_gnt.py keeps
-SGD's momentum); torch's optimisers keep one step count per tensor (see `optimizer_state.py`).
+shortcut); optimiser state is zeroed (res_gnt.py keeps SGD's momentum; gnt.py zeroes Adam's, the incoming
+bias's included, lines 216-225); torch's optimisers keep one step count per tensor (see `optimizer_state.py`).
 """
 from __future__ import annotations
 

@@ -16,6 +16,18 @@ rows than columns (a 1x1 shortcut doubling the channels; the stem at widths > 27
 their first layer cannot when the observation is narrower than the layer. `width` is each layer's own row
 count (their MLPs have one width throughout, so the factor is theirs). Their diagonal layers and input scale
 are left out: the released code path does not pass them to the agent (`main.py` lines 50-66).
+
+Where the penalty starts. Their s = 2 is the scale of their own init: orthogonal with gain sqrt(2)
+(`orthogonal_layer_init`, agent.py:564-570), so a layer with no more rows than columns starts at W W^T = 2I, where
+its term is 0. The package's nets keep PyTorch's default init, U(+-1/sqrt(fan_in)): a row's expected squared norm
+is fan_in * 1/(3 fan_in) = 1/3, so W W^T starts near I/3 and each layer's term near (64/rows)^2 * rows *
+(2 - 1/3)^2 from its diagonal alone; the factor (64/rows)^2 makes the sum grow as 1/width (13.3 at width 8, 1.67
+at width 64, times lambda 1e-3, from the diagonal). Measured on `build_model("resnet", 2, width)` seeded 0-9
+(2026-12-06, fp32, one thread): at width 8 the penalty at lambda 1e-3 is 13.50 (13.47-13.56; the rows' mean
+squared norm 0.333), against a data cross-entropy of 2.51 (2.07-2.89; ln 10 = 2.30) in train mode over the first
+1,280 CIFAR-10 training images in batches of 128; at width 64, 1.70 against 2.39. So at width 8 (quick) the
+first steps' loss is mostly the penalty, which pulls every row's squared norm from 1/3 towards 2. s stays theirs
+(an s of 1/3, the package's init, would start the penalty at 0.17 at width 8); `scale` sets it.
 """
 from __future__ import annotations
 

@@ -16,6 +16,9 @@ from .optimizer_state import zero_optimizer_state_
 # backprop's (shibhansh/loss-of-plasticity lop/algos/gnt.py:74-75, 193-195: U(+-gain * sqrt(3/fan_in)) with
 # the ReLU gain sqrt(2), std sqrt(2/fan_in) = 0.141 at fan-in 100, the std of res_gnt.py's normal draw too).
 FRESH_INITS = ("default", "kaiming")
+# What becomes of the optimiser state of a re-initialised unit's incoming bias: "zero", zeroed with the unit's other
+# entries (continual backprop's gnt.py:217, 219); "keep", left as it is (ReDo's weight_recyclers.py: see redo.py).
+BIAS_STATES = ("zero", "keep")
 
 
 def fresh_incoming_weights(layer: nn.Conv2d | nn.Linear, count: int, generator: torch.Generator | None,
@@ -39,11 +42,15 @@ def fresh_incoming_weights(layer: nn.Conv2d | nn.Linear, count: int, generator: 
 
 @torch.no_grad()
 def reinitialise_units_(layer: UnitLayer, index: torch.Tensor, optimizer: torch.optim.Optimizer | None = None,
-                        generator: torch.Generator | None = None, init: str = "default") -> None:
+                        generator: torch.Generator | None = None, init: str = "default",
+                        bias_state: str = "zero") -> None:
     """Units `index` of `layer` start afresh: new incoming weights (drawn as `init` says), zero incoming bias,
     zero outgoing weights (so the network's output does not jump), BatchNorm entries at their defaults (weight 1,
-    bias 0, running mean 0, running variance 1), and the optimiser state of every one of those entries zeroed.
+    bias 0, running mean 0, running variance 1), and the optimiser state of every one of those entries zeroed,
+    but the incoming bias's where `bias_state` is "keep" (one of BIAS_STATES).
     """
+    if bias_state not in BIAS_STATES:
+        raise ValueError(f"bias_state must be one of {BIAS_STATES}, got {bias_state!r}")
     if index.numel() == 0:
         return
     incoming, outgoing, norm = layer.incoming, layer.outgoing, layer.norm
@@ -51,7 +58,8 @@ def reinitialise_units_(layer: UnitLayer, index: torch.Tensor, optimizer: torch.
     zero_optimizer_state_(optimizer, incoming.weight, index, 0)
     if incoming.bias is not None:
         incoming.bias[index] = 0
-        zero_optimizer_state_(optimizer, incoming.bias, index, 0)
+        if bias_state == "zero":
+            zero_optimizer_state_(optimizer, incoming.bias, index, 0)
     outgoing.weight[:, index] = 0
     zero_optimizer_state_(optimizer, outgoing.weight, index, 1)
     if norm is not None:

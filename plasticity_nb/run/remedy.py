@@ -50,6 +50,10 @@ class RemedyContext(Protocol):
     def initial(self) -> dict[str, torch.Tensor]:
         """The run's initial parameters theta_0 (held when a remedy sets WANTS_INITIAL)."""
 
+    def evaluate(self, model: nn.Module) -> tuple[float, float]:
+        """The test-set loss and accuracy of `model` (one of the run's architecture, e.g. `fresh_model`'s with other
+        weights loaded), evaluated as the run evaluates its own after an epoch."""
+
     def state(self, name: str) -> Any:
         """The run-wide state `run_state` made for remedy `name`."""
 

@@ -17,7 +17,7 @@ from ..measures.plasticity_metrics import initial_parameters
 from ..run.hooks import Hook
 from ..run.remedy import RESERVED_NAMES, remedy_type
 from ..run.run_config import RunConfig
-from .build import init_model
+from .build import evaluate, init_model
 from .metrics_hook import PredictionReference
 from .run_tensors import RunTensors
 from .runtime import Runtime
@@ -75,6 +75,9 @@ class PhaseContext:
 
     def initial(self) -> dict[str, torch.Tensor]:
         return self.remedies.initial
+
+    def evaluate(self, model: nn.Module) -> tuple[float, float]:
+        return evaluate(model, self.tensors.test_x, self.tensors.test_y, self.runtime)
 
     def state(self, name: str) -> Any:
         return self.remedies.states[name]
