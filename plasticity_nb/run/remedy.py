@@ -75,6 +75,12 @@ class Remedy(Config):
         """The hooks that apply this remedy during the context's phase, in the order they act."""
         raise NotImplementedError(f"{type(self).__name__}.hooks")
 
+    def optimizer(self, model: nn.Module, phase: Any) -> torch.optim.Optimizer | None:
+        """The phase's optimiser over `model`, where this remedy replaces the one `phase.optimizer` names (Muon),
+        built at the phase start as every phase's is (and again, then loaded, when a checkpoint resumes the phase);
+        None, the default: that one. At most one remedy of a phase builds it."""
+        return None
+
     @classmethod
     def for_budget(cls, budget: Budget) -> "Remedy":
         """The settings a comparison (notebooks 10, 11) runs at `budget`: the class's defaults (the authors'), or,
