@@ -9,6 +9,7 @@ from . import (  # each registers itself on import
     fire,
     hare_tortoise,
     l2_init,
+    muon,
     parseval,
     redo,
     sam,
@@ -17,6 +18,6 @@ from . import (  # each registers itself on import
     weight_clipping,
 )
 
-BUILTIN = (cbp.ContinualBackpropSettings, dash.Dash, fire.Fire, hare_tortoise.HareTortoise, l2_init.L2Init,
-           parseval.Parseval, redo.ReDo, sam.SAM, shrink_perturb.ShrinkPerturb, soft_shrink_perturb.SoftShrinkPerturb,
-           weight_clipping.WeightClipping)
+BUILTIN = (cbp.ContinualBackpropSettings, dash.Dash, fire.Fire, hare_tortoise.HareTortoise,
+           l2_init.L2Init, muon.Muon, parseval.Parseval, redo.ReDo, sam.SAM, shrink_perturb.ShrinkPerturb,
+           soft_shrink_perturb.SoftShrinkPerturb, weight_clipping.WeightClipping)
