@@ -7,6 +7,7 @@ from . import (  # each registers itself on import
     cbp,
     dash,
     fire,
+    full_reset,
     hare_tortoise,
     l2_init,
     muon,
@@ -18,6 +19,6 @@ from . import (  # each registers itself on import
     weight_clipping,
 )
 
-BUILTIN = (cbp.ContinualBackpropSettings, dash.Dash, fire.Fire, hare_tortoise.HareTortoise,
+BUILTIN = (cbp.ContinualBackpropSettings, dash.Dash, fire.Fire, full_reset.FullReset, hare_tortoise.HareTortoise,
            l2_init.L2Init, muon.Muon, parseval.Parseval, redo.ReDo, sam.SAM, shrink_perturb.ShrinkPerturb,
            soft_shrink_perturb.SoftShrinkPerturb, weight_clipping.WeightClipping)

@@ -152,12 +152,12 @@ class Registry(dict):
 REGISTRY: Registry = Registry()
 # The order in which a phase's remedies act, where several act at one point: Muon first (it builds the phase's
 # optimiser, which exists before any hook acts; its hook does nothing), then those at the phase start (shrink-and-
-# perturb, DASH, then FIRE, as FIRE's authors order them, isaac7778/FIRE vision/train.py:166-191, so that the step
-# starts from the weights FIRE made), then those in the loss (L2 Init, Parseval), around the step (SAM), then those
-# after the steps (ReDo, continual backprop, then the weight edits: soft shrink-and-perturb, weight clipping, the Hare
-# & Tortoise EMA, which thus averages the weights the step's other remedies left). A remedy not named here (a user's)
-# acts after these, in the order the remedies were first registered.
-ACTING_ORDER = ("muon", "shrink_perturb", "dash", "fire", "l2_init", "parseval", "sam", "redo", "cbp",
+# perturb, the full reset, DASH, then FIRE, as FIRE's authors order them, isaac7778/FIRE vision/train.py:166-191, so
+# that the step starts from the weights FIRE made), then those in the loss (L2 Init, Parseval), around the step
+# (SAM), then those after the steps (ReDo, continual backprop, then the weight edits: soft shrink-and-perturb, weight
+# clipping, the Hare & Tortoise EMA, which thus averages the weights the step's other remedies left). A remedy not
+# named here (a user's) acts after these, in the order the remedies were first registered.
+ACTING_ORDER = ("muon", "shrink_perturb", "full_reset", "dash", "fire", "l2_init", "parseval", "sam", "redo", "cbp",
                 "soft_shrink_perturb", "weight_clipping", "hare_tortoise")
 RESERVED_NAMES = ("metrics",)  # the run-wide state of the plasticity metrics is stored under this name
 
