@@ -15,10 +15,11 @@ from . import (  # each registers itself on import
     redo,
     sam,
     shrink_perturb,
+    snr,
     soft_shrink_perturb,
     weight_clipping,
 )
 
 BUILTIN = (cbp.ContinualBackpropSettings, dash.Dash, fire.Fire, full_reset.FullReset, hare_tortoise.HareTortoise,
-           l2_init.L2Init, muon.Muon, parseval.Parseval, redo.ReDo, sam.SAM, shrink_perturb.ShrinkPerturb,
+           l2_init.L2Init, muon.Muon, parseval.Parseval, redo.ReDo, sam.SAM, shrink_perturb.ShrinkPerturb, snr.SNR,
            soft_shrink_perturb.SoftShrinkPerturb, weight_clipping.WeightClipping)

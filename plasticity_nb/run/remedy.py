@@ -154,11 +154,12 @@ REGISTRY: Registry = Registry()
 # optimiser, which exists before any hook acts; its hook does nothing), then those at the phase start (shrink-and-
 # perturb, the full reset, DASH, then FIRE, as FIRE's authors order them, isaac7778/FIRE vision/train.py:166-191, so
 # that the step starts from the weights FIRE made), then those in the loss (L2 Init, Parseval), around the step
-# (SAM), then those after the steps (ReDo, continual backprop, then the weight edits: soft shrink-and-perturb, weight
-# clipping, the Hare & Tortoise EMA, which thus averages the weights the step's other remedies left). A remedy not
-# named here (a user's) acts after these, in the order the remedies were first registered.
+# (SAM), then those after the steps (ReDo, continual backprop, then SNR, which FIRE calls after continual backprop,
+# vision/train.py:272-278; then the weight edits: soft shrink-and-perturb, weight clipping, the Hare & Tortoise EMA,
+# which thus averages the weights the step's other remedies left). A remedy not named here (a user's) acts after
+# these, in the order the remedies were first registered.
 ACTING_ORDER = ("muon", "shrink_perturb", "full_reset", "dash", "fire", "l2_init", "parseval", "sam", "redo", "cbp",
-                "soft_shrink_perturb", "weight_clipping", "hare_tortoise")
+                "snr", "soft_shrink_perturb", "weight_clipping", "hare_tortoise")
 RESERVED_NAMES = ("metrics",)  # the run-wide state of the plasticity metrics is stored under this name
 
 
