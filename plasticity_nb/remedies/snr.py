@@ -133,7 +133,8 @@ class SelfNormalizedResets:
             index, age = due[layer.name], self.ages[layer.name]
             self._count(layer.name, torch.zeros_like(age, dtype=torch.bool).index_fill_(0, index, True))
             age[index] = 0
-            reinitialise_units_(layer, index, optimizer, self.generator, "default")
+            # the bias's moments zeroed with the rest, as theirs (snr.py:319-321)
+            reinitialise_units_(layer, index, optimizer, self.generator, "default", bias_state="zero")
         return due
 
     def _count(self, name: str, which: torch.Tensor) -> None:
