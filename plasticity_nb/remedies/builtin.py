@@ -7,16 +7,19 @@ from . import (  # each registers itself on import
     cbp,
     dash,
     fire,
+    full_reset,
     hare_tortoise,
     l2_init,
+    muon,
     parseval,
     redo,
     sam,
     shrink_perturb,
+    snr,
     soft_shrink_perturb,
     weight_clipping,
 )
 
-BUILTIN = (cbp.ContinualBackpropSettings, dash.Dash, fire.Fire, hare_tortoise.HareTortoise, l2_init.L2Init,
-           parseval.Parseval, redo.ReDo, sam.SAM, shrink_perturb.ShrinkPerturb, soft_shrink_perturb.SoftShrinkPerturb,
-           weight_clipping.WeightClipping)
+BUILTIN = (cbp.ContinualBackpropSettings, dash.Dash, fire.Fire, full_reset.FullReset, hare_tortoise.HareTortoise,
+           l2_init.L2Init, muon.Muon, parseval.Parseval, redo.ReDo, sam.SAM, shrink_perturb.ShrinkPerturb, snr.SNR,
+           soft_shrink_perturb.SoftShrinkPerturb, weight_clipping.WeightClipping)

@@ -75,6 +75,12 @@ class Remedy(Config):
         """The hooks that apply this remedy during the context's phase, in the order they act."""
         raise NotImplementedError(f"{type(self).__name__}.hooks")
 
+    def optimizer(self, model: nn.Module, phase: Any) -> torch.optim.Optimizer | None:
+        """The phase's optimiser over `model`, where this remedy replaces the one `phase.optimizer` names (Muon),
+        built at the phase start as every phase's is (and again, then loaded, when a checkpoint resumes the phase);
+        None, the default: that one. At most one remedy of a phase builds it."""
+        return None
+
     @classmethod
     def for_budget(cls, budget: Budget) -> "Remedy":
         """The settings a comparison (notebooks 10, 11) runs at `budget`: the class's defaults (the authors'), or,
@@ -144,14 +150,16 @@ class Registry(dict):
 
 
 REGISTRY: Registry = Registry()
-# The order in which a phase's remedies act, where several act at one point: those at the phase start first
-# (shrink-and-perturb, DASH, then FIRE, as FIRE's authors order them, isaac7778/FIRE vision/train.py:166-191, so that
-# the step starts from the weights FIRE made), then those in the loss (L2 Init, Parseval), around the step (SAM),
-# then those after the steps (ReDo, continual backprop, then the weight edits: soft shrink-and-perturb, weight
-# clipping, the Hare & Tortoise EMA, which thus averages the weights the step's other remedies left). A remedy not
-# named here (a user's) acts after these, in the order the remedies were first registered.
-ACTING_ORDER = ("shrink_perturb", "dash", "fire", "l2_init", "parseval", "sam", "redo", "cbp", "soft_shrink_perturb",
-                "weight_clipping", "hare_tortoise")
+# The order in which a phase's remedies act, where several act at one point: Muon first (it builds the phase's
+# optimiser, which exists before any hook acts; its hook does nothing), then those at the phase start (shrink-and-
+# perturb, the full reset, DASH, then FIRE, as FIRE's authors order them, isaac7778/FIRE vision/train.py:166-191, so
+# that the step starts from the weights FIRE made), then those in the loss (L2 Init, Parseval), around the step
+# (SAM), then those after the steps (ReDo, continual backprop, then SNR, which FIRE calls after continual backprop,
+# vision/train.py:272-278; then the weight edits: soft shrink-and-perturb, weight clipping, the Hare & Tortoise EMA,
+# which thus averages the weights the step's other remedies left). A remedy not named here (a user's) acts after
+# these, in the order the remedies were first registered.
+ACTING_ORDER = ("muon", "shrink_perturb", "full_reset", "dash", "fire", "l2_init", "parseval", "sam", "redo", "cbp",
+                "snr", "soft_shrink_perturb", "weight_clipping", "hare_tortoise")
 RESERVED_NAMES = ("metrics",)  # the run-wide state of the plasticity metrics is stored under this name
 
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.fx.experimental.optimization import fuse
 
+from ..core.config import ConfigError
 from ..data.datasets import dataset_spec
 from ..nets.models import build_model
 from ..run.run_config import Phase, RunConfig
@@ -25,7 +26,16 @@ def init_model(config: RunConfig, runtime: Runtime) -> torch.nn.Module:
     return install(model) if runtime.narrow_norm else model
 
 
-def make_optimizer(phase: Phase, config: RunConfig, params, runtime: Runtime) -> torch.optim.Optimizer:
+def make_optimizer(phase: Phase, config: RunConfig, params, runtime: Runtime,
+                   model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
+    """The phase's new optimiser over `params`: the one a remedy of the phase builds over `model` (Muon;
+    `Remedy.optimizer`), else `phase.optimizer`'s."""
+    if model is not None:
+        built = [o for o in (remedy.optimizer(model, phase) for remedy in phase.remedies) if o is not None]
+        if len(built) > 1:
+            raise ConfigError(f"phase remedies {', '.join(phase.remedy_names)}: more than one builds the optimiser")
+        if built:
+            return built[0]
     kwargs: dict[str, Any] = dict(lr=phase.lr, weight_decay=config.weight_decay)
     if runtime.graph_step and phase.optimizer in ("adam", "rmsprop"):
         kwargs["capturable"] = True  # the step count on the device, so that a CUDA graph can replay the update

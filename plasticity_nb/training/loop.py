@@ -56,8 +56,9 @@ def train_phase(learner: Learner, phase: Phase, states: Sequence[RunState], hook
     for epoch in range(states[0].epoch, phase.most_epochs):
         started = time.perf_counter()
         if phase.lr_warmup is not None:  # set before each epoch, so a resumed epoch gets its own rate
-            for group in learner.optimizer.param_groups:
-                group["lr"] = phase.epoch_lr(epoch)
+            rate = phase.epoch_lr(epoch)
+            for group in learner.optimizer.param_groups:  # a group with its own rate (Muon's) keeps its ratio
+                group["lr"] = rate / group["lr_divisor"] if "lr_divisor" in group else rate
         batches, logs = learner.epoch_batches(epoch)
         loss_sum, correct = _train_epoch(learner, batches, states[0].step, hooks)
         for hook in hooks:

@@ -30,7 +30,7 @@ def train_step_seconds(config: RunConfig, runtime: Runtime, steps: int) -> tuple
     """Seconds per training example over `steps` timed steps (forward, backward, optimiser) at the config's batch
     size, precision and last phase's optimiser, after one untimed step; and the model they trained."""
     model = init_model(config, runtime)
-    optimizer = make_optimizer(config.phases[-1], config, model.parameters(), runtime)
+    optimizer = make_optimizer(config.phases[-1], config, model.parameters(), runtime, model)
     x, y = random_batch(config, runtime, config.batch_size)
 
     def step() -> None:

@@ -43,7 +43,7 @@ class SingleLearner:
                  runtime: Runtime):
         self.model, self.tensors, self.runtime = model, tensors, runtime
         self.phase, self.batch_size, self.augment = config.phases[state.phase_index], config.batch_size, config.augment
-        self.optimizer = make_optimizer(self.phase, config, model.parameters(), runtime)
+        self.optimizer = make_optimizer(self.phase, config, model.parameters(), runtime, model)
         self.generator = torch.Generator().manual_seed(derived_seed(config.seed, state.phase_index, 0))
         if state.optimizer is not None:  # resumed part-way through the phase
             self.optimizer.load_state_dict(state.optimizer)
