@@ -9,6 +9,7 @@ from types import ModuleType
 
 from ..analysis.claims import Claim
 from ..core.paths import project_root
+from ..execution.settings import FIELDS as SETTINGS_FIELDS
 from . import (
     blending,
     capacity,
@@ -24,9 +25,9 @@ from . import (
     warm_start_gap,
 )
 
-# Notebook parameters that choose where and how to run, not what is computed (never part of a config).
-EXECUTION_PARAMETERS = ("preset", "data_dir", "out_dir", "device", "workers", "executor", "ray_address", "progress",
-                        "ensemble")
+# Notebook parameters that choose where and how to run, not what is computed (never part of a config): the preset,
+# and the fields of the execution settings the notebook passes whole to run_study.
+EXECUTION_PARAMETERS = ("preset", *SETTINGS_FIELDS)
 PRESETS = ("smoke", "quick", "paper", "gpu")  # gpu: the scale study's whole grid (12 only)
 
 
