@@ -13,7 +13,8 @@ import plasticity_nb as pnb
 from plasticity_nb.batch import cli
 from plasticity_nb.core.config import ConfigError
 from plasticity_nb.execution import runner
-from plasticity_nb.execution.settings import ExecutionSettings
+from plasticity_nb.execution.settings import FIELDS, ExecutionSettings
+from plasticity_nb.studies import EXECUTION_PARAMETERS
 from tests.helpers import DETERMINISTIC, events, run_folders, tiny_run
 
 # A warm-start study of tiny runs (seconds on a CPU)
@@ -49,6 +50,10 @@ def test_the_value_is_frozen_and_replace_refuses_an_unknown_name_with_the_right_
         settings.replace(wrokers=3)
     with pytest.raises(TypeError):
         ExecutionSettings("out")  # keywords only: no positional chain
+
+
+def test_the_notebooks_execution_parameters_are_the_settings_fields():
+    assert EXECUTION_PARAMETERS == ("preset", *FIELDS)
 
 
 def test_a_notebook_s_parameters_make_its_settings_and_an_older_notebook_s_still_do():
@@ -125,9 +130,9 @@ def test_the_compile_setting_reaches_each_worker_s_runtime_in_the_settings_not_t
     assert compiled == ["default"] * 4 and "PLASTICITY_COMPILE" not in os.environ
     assert {r.provenance["compile"] for r in records} == {"default"}
     assert "runs:" not in capsys.readouterr().err  # run_many's default, as before: no bars
-    alone = pnb.run(tiny_run(2), ExecutionSettings(out_dir=tmp_path, device="cpu", compile="reduce-overhead"))
+    alone = runner.run(tiny_run(2), ExecutionSettings(out_dir=tmp_path, device="cpu", compile="reduce-overhead"))
     assert alone.provenance["compile"] == "reduce-overhead" and compiled[-1] == "reduce-overhead"
-    assert pnb.run(tiny_run(3), out_dir=tmp_path, device="cpu").provenance["compile"] == "off"
+    assert runner.run(tiny_run(3), out_dir=tmp_path, device="cpu").provenance["compile"] == "off"
 
 
 def test_a_compile_setting_left_in_the_environment_is_refused_with_the_new_spelling(tmp_path, monkeypatch):

@@ -9,7 +9,6 @@ from types import ModuleType
 
 from ..analysis.claims import Claim
 from ..core.paths import project_root
-from ..execution.settings import FIELDS as SETTINGS_FIELDS
 from . import (
     blending,
     capacity,
@@ -26,8 +25,10 @@ from . import (
 )
 
 # Notebook parameters that choose where and how to run, not what is computed (never part of a config): the preset,
-# and the fields of the execution settings the notebook passes whole to run_study.
-EXECUTION_PARAMETERS = ("preset", *SETTINGS_FIELDS)
+# and the fields of the ExecutionSettings the notebook passes whole to run_study (execution/settings.py; spelt out
+# here, as the claims registry imports this module without torch; tests/test_execution_settings.py holds them equal).
+EXECUTION_PARAMETERS = ("preset", "out_dir", "data_dir", "device", "workers", "executor", "ray_address", "progress",
+                        "checkpoint_every", "ensemble", "compile")
 PRESETS = ("smoke", "quick", "paper", "gpu")  # gpu: the scale study's whole grid (12 only)
 
 
