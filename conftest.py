@@ -23,10 +23,10 @@ def pytest_configure(config):
         os.environ["PLASTICITY_CACHE"] = os.path.join(os.environ["PLASTICITY_TEST_SHARED"], "cache")
     os.environ["PLASTICITY_OUT"] = tempfile.mkdtemp(prefix=f"plasticity-test-out-{worker or 'main'}-")
     os.environ.setdefault("MPLBACKEND", "Agg")
-    # Eager in every test, kernel and worker even when the developer's shell exports PLASTICITY_COMPILE: the
-    # histories tests compare bitwise were recorded eagerly (compiled steps round differently), and compiling tiny
-    # runs only costs time. Tests of the setting set it themselves.
-    os.environ["PLASTICITY_COMPILE"] = "off"
+    # The compile setting travels in ExecutionSettings (eager by default in every test, kernel and worker: the histories
+    # tests compare bitwise were recorded eagerly). A PLASTICITY_COMPILE left in the developer's shell from before
+    # would be refused by name (execution/settings.py): the tests do not inherit it.
+    os.environ.pop("PLASTICITY_COMPILE", None)
 
 
 def pytest_unconfigure(config):

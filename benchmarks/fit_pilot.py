@@ -69,7 +69,7 @@ def main() -> None:
     machine = describe_machine(torch.device("cpu"))
     print(f"# {machine}; fit pilot: target {TARGET} %, pilot cap {args.cap}, window {WINDOW}", flush=True)
     store = args.out or tempfile.mkdtemp(prefix="fit-pilot-")
-    records = run_many([c for *_, c in plan], store, None, "cpu", workers=args.workers, progress=False)
+    records = run_many([c for *_, c in plan], out_dir=store, device="cpu", workers=args.workers, progress=False)
     windows, by_cell = [], {}
     for (cell, seed, arm, config), record in zip(plan, records):
         h = record.history

@@ -28,7 +28,8 @@ def main() -> None:
     tune = lambda optimizer, lr: dict(optimizer=optimizer, lr=lr, epochs=args.epochs, eval_every=args.epochs,
                                       eval_tail=0)
     configs = [base.scratch(0, data.data_id, tune=tune(*arm)) for arm in ARMS.values()]
-    records = run_many(configs, args.out or tempfile.mkdtemp(prefix="premise-pilot-"), None, "cpu", progress=False)
+    records = run_many(configs, out_dir=args.out or tempfile.mkdtemp(prefix="premise-pilot-"), device="cpu",
+                       progress=False)
     for name, record in zip(ARMS, records):
         acc = (100 * record.history.train_acc).round(1).tolist()
         windows = ", ".join(f"{end - 4}-{end}: {sum(acc[end - 5:end]) / 5:.1f} %" for end in (15, 20, 25, 30, 40)

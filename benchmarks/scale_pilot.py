@@ -44,7 +44,8 @@ def main() -> None:
     tune = dict(epochs=args.epochs, eval_every=args.epochs, eval_tail=0)
     configs = [study.scratch(0, data.data_id, tune=tune, **cell.condition) for cell in study.cells]
     print(f"# {describe_machine(device)}; scale study {args.preset} cells, scratch seed 0, {args.epochs} epochs")
-    records = run_many(configs, args.out or tempfile.mkdtemp(prefix="scale-pilot-"), None, device, progress=False)
+    records = run_many(configs, out_dir=args.out or tempfile.mkdtemp(prefix="scale-pilot-"), device=device,
+                       progress=False)
     for cell, record in zip(study.cells, records):
         acc = (100 * record.history.train_acc).round(1).tolist()
         means = window_means(acc)

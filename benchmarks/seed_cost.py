@@ -37,7 +37,7 @@ data = load_dataset("cifar10", None, "cpu")
 config = STUDIES["01"].config.from_preset("quick", seeds=[seed, seed + 1])
 runs = {labels["arm"]: run for labels, run in config.plan(data.data_id) if labels["seed"] == seed}
 started = time.perf_counter()
-run_many([runs["warm"], runs["scratch"]], out, workers=2)
+run_many([runs["warm"], runs["scratch"]], out_dir=out, workers=2)
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
 

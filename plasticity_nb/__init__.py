@@ -17,6 +17,7 @@ _PUBLIC = {
     "ConfigError": "core.config", "default_out_dir": "core.paths", "resolve_out_dir": "core.paths",
     "load_cifar10": "data.cifar10", "DATASETS": "data.datasets", "DataError": "data.datasets",
     "load_dataset": "data.images", "run": "execution.runner", "run_many": "execution.runner",
+    "ExecutionSettings": "execution.settings",
     "RunRecord": "execution.store", "RunStore": "execution.store", "Phase": "run.run_config",
     "RunConfig": "run.run_config", "WarmStartConfig": "studies.study_config", "StudyResult": "studies.study_result",
     "run_study": "studies.study_runs", "warm_start_gap": "studies.study_runs",

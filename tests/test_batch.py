@@ -206,7 +206,7 @@ def test_an_ensemble_names_the_runs_it_sends_to_train_alone(tmp_path, capsys, ci
     from tests.helpers import tiny_run
 
     configs = [tiny_run(seed=s, phases=(Phase(epochs=1),), metrics=MetricSettings(examples=32)) for s in (0, 1)]
-    records = run_many(configs, tmp_path, ensemble=True)
+    records = run_many(configs, out_dir=tmp_path, ensemble=True)
     assert "ensemble: 2 run(s) train alone: each needs a model of its own for plasticity metrics" in \
         capsys.readouterr().out
     assert all("ensemble_members" not in json.loads((r.path / "provenance.json").read_text()) for r in records)

@@ -97,8 +97,8 @@ def test_training_or_writing_into_a_bundle_fails_with_one_clear_error(copy):
     before = files_of(copy)
     config, _ = a_run(copy)
     refusals = [
-        (lambda: pnb.run(tiny_run(), copy), "cannot train run"),
-        (lambda: pnb.run_many([tiny_run()], copy), "cannot train the 2 run"),
+        (lambda: pnb.run(tiny_run(), out_dir=copy), "cannot train run"),
+        (lambda: pnb.run_many([tiny_run()], out_dir=copy), "cannot train the 2 run"),
         (lambda: pnb.run_study(warm_start_gap.Config.from_preset("quick"), out_dir=copy), "seeds=600-614"),
         (lambda: RunStore(copy).ensure_writable(), "cannot store runs or results"),
     ]

@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, one_thread, cifar):
     """The batch uninterrupted, in this process with one thread (as each Ray task trains)."""
-    return {r.key: r.history[DETERMINISTIC] for r in run_many(CONFIGS, tmp_path_factory.mktemp("reference"), workers=1)}
+    records = run_many(CONFIGS, out_dir=tmp_path_factory.mktemp("reference"), workers=1)
+    return {r.key: r.history[DETERMINISTIC] for r in records}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def batch_while(disrupt, out):
     """The batch of CONFIGS on the cluster while `disrupt` acts in the background; the records, and the run key and
     attempt `disrupt` returned."""
     killer, found = in_background(disrupt)
-    records = run_many(CONFIGS, out, workers=2, executor="ray", checkpoint_every=1)
+    records = run_many(CONFIGS, out_dir=out, workers=2, executor="ray", checkpoint_every=1)
     killer.join()
     return (records, *found["done"])
 
@@ -133,7 +134,7 @@ from plasticity_nb import run_many
 from plasticity_nb.execution import executors
 from tests.test_cluster import CONFIGS
 executors.HEAD_GRACE_S = 2
-run_many(CONFIGS[:2], sys.argv[1], workers=2, executor="ray", ray_address=sys.argv[2], checkpoint_every=1)
+run_many(CONFIGS[:2], out_dir=sys.argv[1], workers=2, executor="ray", ray_address=sys.argv[2], checkpoint_every=1)
 """
 
 
@@ -202,7 +203,7 @@ def test_losing_the_head_stops_the_driver_with_one_error_and_the_store_continues
     """The suite's form: the batch continues in this process (the soak test below continues it on a fresh cluster
     with the same command; both read the same store)."""
     cut_short_by_a_lost_head(tmp_path / "out", tmp_path / "driver.log")
-    records = run_many(CONFIGS[:2], tmp_path / "out", workers=1, checkpoint_every=1)
+    records = run_many(CONFIGS[:2], out_dir=tmp_path / "out", workers=1, checkpoint_every=1)
     assert_continued_like_the_reference(tmp_path / "out", records, reference)
 
 

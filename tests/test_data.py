@@ -135,5 +135,5 @@ def test_a_damaged_image_array_fails_before_a_run_writes_anything(tmp_path):
         data.decode()
     out = tmp_path / "out"
     with pytest.raises(DataError, match="train.npz is truncated or corrupt"):
-        run(tiny_run(), out, data_dir=folder)
+        run(tiny_run(), out_dir=out, data_dir=folder)
     assert not run_folders(out)

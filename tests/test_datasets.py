@@ -288,7 +288,7 @@ def test_an_unbalanced_dataset_refuses_a_balanced_subset_larger_than_its_smalles
         check_fits(tiny_run(dataset="svhn", train_subset=251, test_subset=None), data)
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match="test_subset 200 cannot be class-balanced on SVHN: .* at most 90"):
-        run(tiny_run(dataset="svhn", train_subset=200), out, data)
+        run(tiny_run(dataset="svhn", train_subset=200), data=data, out_dir=out)
     assert not run_folders(out)
 
 
@@ -311,5 +311,5 @@ def test_a_tiny_run_on_cifar100_has_a_100_way_output_and_trains(small, tmp_path,
     assert outcome.state["head.weight"].shape == (100, 32) and outcome.status == "finished"
     losses = [row["train_loss"] for row in outcome.history]
     assert losses[-1] < losses[0] and losses[-1] < np.log(100)
-    record = run(config, tmp_path / "out", data)  # through the store, under a key of its own
+    record = run(config, data=data, out_dir=tmp_path / "out")  # through the store, under a key of its own
     assert record.key == config.key() and record.history.train_loss.tolist() == losses

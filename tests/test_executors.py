@@ -17,12 +17,12 @@ def plan(cifar):
 
 @pytest.fixture(scope="module")
 def local(plan, tmp_path_factory):
-    return run_many(plan, tmp_path_factory.mktemp("local"), workers=2)  # two single-threaded processes
+    return run_many(plan, out_dir=tmp_path_factory.mktemp("local"), workers=2)  # two single-threaded processes
 
 
 def test_a_local_ray_cluster_with_two_workers_gives_the_local_executors_results(plan, local, tmp_path):
     pytest.importorskip("ray", reason="the Ray executor is an optional extra: pip install '.[ray]'")
-    remote = run_many(plan, tmp_path, workers=2, executor="ray")
+    remote = run_many(plan, out_dir=tmp_path, workers=2, executor="ray")
     assert [r.key for r in remote] == [r.key for r in local]
     for a, b in zip(local, remote):
         pd.testing.assert_frame_equal(a.history[DETERMINISTIC], b.history[DETERMINISTIC])
@@ -30,8 +30,8 @@ def test_a_local_ray_cluster_with_two_workers_gives_the_local_executors_results(
 
 def test_seed_ensembles_store_every_member_as_its_own_run(cifar, tmp_path):
     fp32 = [c for _, c in WarmStartConfig.from_preset("smoke", precision="fp32").plan(cifar.data_id)]
-    alone = run_many(fp32, tmp_path / "alone", workers=1)
-    together = run_many(fp32, tmp_path / "together", ensemble=True)
+    alone = run_many(fp32, out_dir=tmp_path / "alone", workers=1)
+    together = run_many(fp32, out_dir=tmp_path / "together", ensemble=True)
     assert [r.key for r in together] == [r.key for r in alone]
     assert {r.provenance.get("ensemble_members") for r in together} == {2}  # the 2 smoke seeds, at every level
     for a, b in zip(alone, together):  # tolerance as in test_ensemble.py

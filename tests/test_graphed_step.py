@@ -68,12 +68,11 @@ def test_warm_up_steps_are_undone_so_the_first_replay_is_the_first_step(cifar, o
     assert all(torch.equal(a, b) for a, b in zip(state_a, state_b))
 
 
-def test_a_graphed_step_on_a_cpu_is_refused_naming_the_setting(monkeypatch, cifar):
+def test_a_graphed_step_on_a_cpu_is_refused_naming_the_setting(cifar):
     with pytest.raises(ConfigError, match="'graphed-step' replays CUDA graphs: it needs a CUDA GPU"):
         Runtime.for_config(tiny_run(), "cpu", **Runtime.compile_options(GRAPHED_STEP))
-    monkeypatch.setenv("PLASTICITY_COMPILE", GRAPHED_STEP)
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
-        train_run(tiny_run(), cifar, "cpu")
+        train_run(tiny_run(), cifar, "cpu", compile_setting=GRAPHED_STEP)
 
 
 def test_the_setting_is_recorded_so_a_resumed_run_continues_as_it_began():

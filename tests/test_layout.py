@@ -83,8 +83,8 @@ def test_the_fused_batch_norm_is_chosen_where_it_is_clearly_faster_and_never_com
     assert layout_here(config, CPU, fused=False) == NHWC and len(timings.made) == 3  # the same timings, read
     assert tuned_runtime(config, CPU).narrow_norm is True
     assert tuned_runtime(config, CPU, channels_last=True).narrow_norm is False  # a given layout: no fused default
-    monkeypatch.setenv("PLASTICITY_COMPILE", "default")
-    assert tuned_runtime(config, CPU).narrow_norm is False  # torch.compile traces ATen's batch norm
+    # torch.compile traces ATen's batch norm
+    assert tuned_runtime(config, CPU, compile_setting="default").narrow_norm is False
 
 
 def test_the_fused_batch_norm_is_refused_where_it_cannot_run():
@@ -120,6 +120,6 @@ def test_a_stored_run_records_its_layout(cifar, tmp_path, timings):
 
     timings.seconds = {True: 0.5, False: 1.0}
     config = tiny_run(width=8, phases=(Phase(epochs=1),))
-    record = run(config, tmp_path, cifar)
+    record = run(config, data=cifar, out_dir=tmp_path)
     provenance = RunStore(tmp_path).provenance(config)
     assert provenance["channels_last"] is True and provenance["narrow_norm"] is False and record is not None

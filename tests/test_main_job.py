@@ -69,7 +69,7 @@ def test_run_alone_settles_first_then_explores(calls, capsys, tmp_path):
     assert settle["only"] == "01,02,04" and settle["params"] == SETTLE_PARAMS and settle["show_plan"]
     assert settle["settle"].design == MAIN_DESIGN and settle["settle"].first_seed == MAIN_FIRST_SEED
     assert explore["only"] is None and explore["params"] == [] and "settle" not in explore
-    assert settle["out"] == explore["out"] == str(tmp_path)
+    assert settle["settings"] is explore["settings"] and settle["settings"].out_dir == tmp_path.resolve()
     out = capsys.readouterr().out
     assert "main job, stage 1 of 2 (settle): claims C1, C2, C4" in out
     assert ("python -m plasticity_nb run --settle main --first-seed 600 --only 01,02,04 --param "

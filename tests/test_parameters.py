@@ -15,7 +15,7 @@ from plasticity_nb.studies import EXECUTION_PARAMETERS, STUDIES
 # Parameters whose rule relates them to others, with a value that breaks it at the smoke preset.
 RELATIONS = {"few_epochs": 7, "shift_stages": 3, "last_k": 50, "remedies": ["no_such_remedy"], "cells": []}
 EXECUTION = {"workers": 0, "device": "tpu", "progress": "yes"}  # checked by the CLI (cli.check_execution_param)
-SET_BY_OPTIONS = {"preset", "data_dir", "out_dir", "executor", "ray_address", "ensemble"}  # the CLI's own options
+SET_BY_OPTIONS = {"preset", "data_dir", "out_dir", "executor", "ray_address", "ensemble", "compile"}  # own options
 
 
 def fields(study):

@@ -160,9 +160,9 @@ def test_worker_processes_import_the_module_that_registers_a_remedy(tmp_path):
         "from tests.own_remedy import ScaleHead\n"
         "configs = [tiny_run(seed=s, phases=(Phase(pool='half', epochs=1), Phase(epochs=1, remedies=(ScaleHead(),))))"
         " for s in (0, 1)]\n"
-        f"records = run_many(configs, {str(tmp_path)!r}, workers=2)\n"
+        f"records = run_many(configs, out_dir={str(tmp_path)!r}, workers=2)\n"
         "plain = run_many([c.replace(phases=(c.phases[0], Phase(epochs=1))) for c in configs], "
-        f"{str(tmp_path)!r}, workers=1)\n"
+        f"out_dir={str(tmp_path)!r}, workers=1)\n"
         "print('statuses', [r.status for r in records])\n"
         "print('differs', [not r.history.train_loss.equals(p.history.train_loss) for r, p in zip(records, plain)])\n"
     )

@@ -46,14 +46,13 @@ def test_a_target_run_resumes_from_every_checkpoint_bit_identically(cifar, tmp_p
 def test_a_resumed_run_keeps_the_compile_setting_it_started_with(cifar, tmp_path, monkeypatch):
     config = tiny_run(phases=(Phase(epochs=3),))
     saved = []
-    monkeypatch.setenv("PLASTICITY_COMPILE", "off")
-    whole = train_run(config, cifar, checkpoint=saved.append, checkpoint_every=1)
+    whole = train_run(config, cifar, checkpoint=saved.append, checkpoint_every=1, compile_setting="off")
     assert whole.compile == "off" and {s.compile for s in saved} == {"off"}
     store = RunStore(tmp_path)
     store.save_checkpoint(config, saved[0])
-    monkeypatch.setenv("PLASTICITY_COMPILE", "default")  # the batch that resumes it asks for compilation
     monkeypatch.setattr(torch, "compile", lambda *a, **k: pytest.fail("a run begun eager was resumed compiled"))
-    resumed = train_run(config, cifar, resume=store.load_checkpoint(config))
+    # the batch that resumes it asks for compilation
+    resumed = train_run(config, cifar, resume=store.load_checkpoint(config), compile_setting="default")
     assert resumed.compile == "off"
     pd.testing.assert_frame_equal(pd.DataFrame(resumed.history)[DETERMINISTIC],
                                   pd.DataFrame(whole.history)[DETERMINISTIC])

@@ -212,7 +212,8 @@ def test_a_store_of_another_precision_is_refused(tmp_path, capsys):
     small = dict(tune_epochs=1, train_subset=256)  # bf16 is emulated on most CPUs: a small run keeps it quick
     config = STUDIES["01"].config.from_preset("smoke", seeds=[50, 51], **small)  # smoke trains at fp32
     scratch = [c for labels, c in config.plan(load_cifar10(None, "cpu").data_id) if labels["arm"] == "scratch"][0]
-    run_many([scratch.replace(precision="bf16")], tmp_path, None, "cpu", 1, progress=False)  # a real run, as bf16
+    # a real run, as bf16
+    run_many([scratch.replace(precision="bf16")], out_dir=tmp_path, device="cpu", workers=1, progress=False)
     before = _files(tmp_path)
     args = ["run", "--preset", "smoke", "--only", "01", "--out", str(tmp_path), "--first-seed", "50",
             *(f"--param={name}={value}" for name, value in small.items())]

@@ -29,7 +29,7 @@ def mounts(tmp_path_factory):
 def reference(tmp_path_factory, one_thread, cifar):
     """The runs trained uninterrupted in this process, on a local disk."""
     out = tmp_path_factory.mktemp("reference")
-    return {r.key: r.history[DETERMINISTIC] for r in run_many([LONG, *SEEDS], out, workers=1)}
+    return {r.key: r.history[DETERMINISTIC] for r in run_many([LONG, *SEEDS], out_dir=out, workers=1)}
 
 
 def python(code: str) -> subprocess.Popen:
@@ -59,14 +59,14 @@ def test_a_run_killed_on_one_node_resumes_on_the_other_bit_for_bit(mounts, refer
     a, b, served = mounts
     out = "kill"
     writer = python(f"from plasticity_nb import RunConfig, run\nrun(RunConfig.from_dict({LONG.to_dict()!r}), "
-                    f"{str(a / out)!r}, checkpoint_every=1)")
+                    f"out_dir={str(a / out)!r}, checkpoint_every=1)")
     checkpoint = RunStore(served / out).checkpoint_path(LONG)
     while not checkpoint.exists() and writer.poll() is None:
         time.sleep(0.02)
     assert writer.poll() is None, f"the writer ended before its first checkpoint: {writer.stdout.read()}"
     writer.send_signal(signal.SIGKILL)
     writer.wait()
-    record = run(LONG, b / out)
+    record = run(LONG, out_dir=b / out)
     pd.testing.assert_frame_equal(record.history[DETERMINISTIC], reference[LONG.key()])
     assert [e["event"] for e in events(served / out)][-2:] == ["resume", "finish"]
     assert len(record.provenance["attempts"]) == 2
@@ -79,10 +79,10 @@ def test_one_batch_s_workers_on_two_nodes_write_one_store(mounts, reference):
     a, b, served = mounts
     out = "batch"
     workers = [python(f"from plasticity_nb import RunConfig, run_many\nrun_many([RunConfig.from_dict({c.to_dict()!r})],"
-                      f" {str(mount / out)!r}, workers=1)") for c, mount in zip(SEEDS, (a, b))]
+                      f" out_dir={str(mount / out)!r}, workers=1)") for c, mount in zip(SEEDS, (a, b))]
     assert [w.wait() for w in workers] == [0, 0], [w.stdout.read()[-2000:] for w in workers]
     for mount in (a, b, served):
-        for record in run_many(SEEDS, mount / out, workers=1):
+        for record in run_many(SEEDS, out_dir=mount / out, workers=1):
             pd.testing.assert_frame_equal(record.history[DETERMINISTIC], reference[record.key], obj=str(mount))
     starts = [e["key"] for e in events(served / out) if e["event"] == "start"]
     assert sorted(starts) == sorted({c.truncated(n).key() for c in SEEDS for n in (1, 2)})  # each trained once

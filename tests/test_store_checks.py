@@ -20,7 +20,7 @@ SCRATCH = tiny_run(phases=None).truncated(1)  # a one-phase run: its folder alon
 @pytest.fixture
 def stored(tmp_path, cifar):
     """(output folder, stored folder of SCRATCH, its history)."""
-    record = run(SCRATCH, tmp_path)
+    record = run(SCRATCH, out_dir=tmp_path)
     return tmp_path, record.path, record.history
 
 
@@ -55,13 +55,13 @@ def flip_a_byte(path):
 def test_a_damaged_run_is_set_aside_with_one_warning_and_trained_again(stored, monkeypatch, damage, why):
     out, folder, history = stored
     damage(folder)
-    record, said = store_warnings(lambda: run(SCRATCH, out))
+    record, said = store_warnings(lambda: run(SCRATCH, out_dir=out))
     assert len(said) == 1 and why in said[0] and SCRATCH.key() in said[0], said
     (corrupt,) = set_aside(out)
     assert corrupt.name.startswith(SCRATCH.key()) and why in (corrupt / REASON).read_text()
     assert record.history.drop(columns="seconds").equals(history.drop(columns="seconds"))  # trained again
     monkeypatch.setattr(runner, "train_run", lambda *a, **k: pytest.fail("stored again: must load"))
-    assert store_warnings(lambda: run(SCRATCH, out))[1] == []
+    assert store_warnings(lambda: run(SCRATCH, out_dir=out))[1] == []
 
 
 def test_a_run_copied_half_way_counts_as_not_stored(stored, tmp_path):
@@ -70,7 +70,7 @@ def test_a_run_copied_half_way_counts_as_not_stored(stored, tmp_path):
     copy.mkdir(parents=True)
     for name in ("config.json", "history.parquet"):  # what a copy interrupted early holds
         shutil.copy2(folder / name, copy / name)
-    record, said = store_warnings(lambda: run(SCRATCH, tmp_path / "copy"))
+    record, said = store_warnings(lambda: run(SCRATCH, out_dir=tmp_path / "copy"))
     assert len(said) == 1 and "incomplete" in said[0] and record.status == "finished"
     assert len(set_aside(tmp_path / "copy")) == 1
 
@@ -88,9 +88,9 @@ def test_a_store_copied_without_weights_reads_and_names_them_when_a_run_needs_th
 
 def test_damaged_weights_are_found_as_a_warm_start_reads_them_and_trained_again(tmp_path, cifar):
     warm = tiny_run()
-    prefix = run(warm.prefix(), tmp_path)
+    prefix = run(warm.prefix(), out_dir=tmp_path)
     flip_a_byte(prefix.path / "model.pt")  # same size: only the checksum tells
-    record, said = store_warnings(lambda: run(warm, tmp_path))
+    record, said = store_warnings(lambda: run(warm, out_dir=tmp_path))
     assert len(said) == 1 and "model.pt's checksum differs" in said[0] and record.status == "finished"
     assert RunStore(tmp_path).has(warm.prefix()) and len(set_aside(tmp_path)) == 1
 
@@ -107,7 +107,7 @@ def test_a_reader_that_must_not_write_skips_a_damaged_run_and_moves_nothing(tmp_
     config = WarmStartConfig.from_preset("smoke", seeds=[0, 1], tune_epochs=1, pretrain_epochs=1)
     data_id = cifar.data_id
     plan = [c for _, c in config.plan(data_id)]
-    runner.run_many(plan, tmp_path)
+    runner.run_many(plan, out_dir=tmp_path)
     victim = RunStore(tmp_path).path(plan[0])
     truncate(victim / "history.parquet")
     result, said = store_warnings(lambda: load_study(config, tmp_path, data_id, read_only=True))
@@ -118,7 +118,7 @@ def test_a_reader_that_must_not_write_skips_a_damaged_run_and_moves_nothing(tmp_
 
 def test_runs_stored_before_manifests_are_checked_given_one_and_said_once(tmp_path, cifar):
     for seed in (0, 1):
-        folder = run(SCRATCH.replace(seed=seed), tmp_path).path
+        folder = run(SCRATCH.replace(seed=seed), out_dir=tmp_path).path
         (folder / MANIFEST).unlink()  # what a run stored by the earlier version looks like
         metrics = json.loads((folder / "metrics.json").read_text())
         del metrics["store_format"]
@@ -127,7 +127,7 @@ def test_runs_stored_before_manifests_are_checked_given_one_and_said_once(tmp_pa
     found, said = store_warnings(lambda: [store.load(SCRATCH.replace(seed=s)) for s in (0, 1)])
     assert all(r is not None for r in found) and len(said) == 1 and "before run folders had a manifest" in said[0]
     assert all((r.path / MANIFEST).exists() for r in found) and set_aside(tmp_path) == []
-    broken = run(SCRATCH.replace(seed=2), tmp_path).path  # an old run that does not parse is set aside
+    broken = run(SCRATCH.replace(seed=2), out_dir=tmp_path).path  # an old run that does not parse is set aside
     (broken / MANIFEST).unlink()
     (broken / "metrics.json").write_text(json.dumps({"status": "finished"}))
     with pytest.warns(StoreWarning, match="lacks status or phases_done"):

@@ -110,19 +110,16 @@ def test_optimisers(name, cls, momentum):
         assert optimizer.defaults["momentum"] == momentum
 
 
-def test_compile_mode_comes_from_the_environment_and_is_checked(monkeypatch):
+def test_the_compile_setting_is_given_and_checked(monkeypatch):
     config = tiny_run()
+    monkeypatch.setenv("PLASTICITY_COMPILE", "reduce-overhead")  # read no more: what the runtime is given decides
     assert not Runtime.for_config(config, "cpu").compile
-    monkeypatch.setenv("PLASTICITY_COMPILE", "reduce-overhead")
-    runtime = Runtime.for_config(config, "cpu")
+    runtime = Runtime.for_config(config, "cpu", compile_setting="reduce-overhead")
     assert runtime.compile and runtime.compile_mode == "reduce-overhead"
-    assert not Runtime.for_config(config, "cpu", compile=False).compile  # explicit options win
-    monkeypatch.setenv("PLASTICITY_COMPILE", "off")
-    assert not Runtime.for_config(config, "cpu").compile
-    assert Runtime.for_config(config, "cpu").compile_setting == "off"
-    monkeypatch.setenv("PLASTICITY_COMPILE", "fastest")
-    with pytest.raises(ConfigError, match="PLASTICITY_COMPILE"):
-        Runtime.for_config(config, "cpu")
+    assert not Runtime.for_config(config, "cpu", compile_setting="reduce-overhead", compile=False).compile  # wins
+    assert Runtime.for_config(config, "cpu", compile_setting="off").compile_setting == "off"
+    with pytest.raises(ConfigError, match="compile is 'fastest'"):
+        Runtime.for_config(config, "cpu", compile_setting="fastest")
 
 
 def test_compilation_is_an_execution_setting_outside_the_run_key(monkeypatch, tmp_path):
@@ -132,13 +129,10 @@ def test_compilation_is_an_execution_setting_outside_the_run_key(monkeypatch, tm
     monkeypatch.delenv("PLASTICITY_COMPILE_CACHE", raising=False)
     keys = []
     for setting in ("off", "default", None):
-        if setting is None:
-            monkeypatch.delenv("PLASTICITY_COMPILE", raising=False)
-        else:
-            monkeypatch.setenv("PLASTICITY_COMPILE", setting)
         share_compile_cache(tmp_path / setting if setting else tmp_path)
         keys.append([c.key() for _, c in WarmStartConfig.from_preset("quick").plan()])
     assert keys[0] == keys[1] == keys[2]
+    assert "compile" not in RunConfig.__dataclass_fields__  # it travels in ExecutionSettings, never in a run's key
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path.resolve() / "compile-cache")  # ours: follows --out
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
     share_compile_cache(tmp_path / "other")

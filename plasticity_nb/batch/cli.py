@@ -70,16 +70,18 @@ from ..data.datasets import DataError
 from ..data.images import ImageData, load_dataset
 from ..execution import eta
 from ..execution.executors import EXECUTORS, LostWorkers
-from ..execution.runner import CHECKPOINT_EVERY, auto_workers
+from ..execution.runner import auto_workers
+from ..execution.settings import CHECKPOINT_EVERY, ExecutionSettings
+from ..execution.settings import FIELDS as SETTINGS_FIELDS
 from ..execution.store import RunStore, StoreError, print_store_warnings_plainly
 from ..run.run_config import PRECISIONS
 from ..studies import EXECUTION_PARAMETERS, PRESETS, STUDIES, Study
 from ..studies.study_runs import load_study
 from ..training.run_tensors import check_fits
-from ..training.runtime import COMPILE_CHOICES, COMPILE_ENV, resolve_device
+from ..training.runtime import COMPILE_CHOICES, COMPILE_OFF, resolve_device
 from ..views.report import refresh_report
 from .notebook_cache import NotebookCache, execution_key, parameter_names
-from .notebook_runs import Job, Settings, ensure_kernel, run_batch, train_all
+from .notebook_runs import Job, ensure_kernel, run_batch, train_all
 
 INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
 
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="Ray cluster to use with --executor ray (default: a local one)")
     run.add_argument("--checkpoint-every", type=int, default=CHECKPOINT_EVERY, metavar="EPOCHS",
                      help=f"epochs between checkpoints that make killed runs resumable (default: {CHECKPOINT_EVERY})")
-    run.add_argument("--compile", default=None, choices=COMPILE_CHOICES, metavar="MODE",
+    run.add_argument("--compile", default=COMPILE_OFF, choices=COMPILE_CHOICES, metavar="MODE",
                      help=f"torch.compile every run in MODE, or 'off' for eager (default: eager). MODE is one of "
                           f"{', '.join(COMPILE_CHOICES)}. On a GPU, graphed-step replays each whole training step, "
                           "optimiser included, as one CUDA graph: the fastest step measured (benchmarks/RESULTS.md). "
@@ -147,20 +149,18 @@ def main(argv: list[str] | None = None) -> int:
                           "fixed n, labelled exploratory. Default: both, settle first.")
     args = parser.parse_args(argv)
     print_store_warnings_plainly()
-    if args.compile:
-        os.environ[COMPILE_ENV] = args.compile  # read by Runtime.for_config here and in spawned workers
     try:
+        settings = execution_settings(args)
         if is_main_job(args):
-            return main_job(args)
+            return main_job(args, settings)
         if args.stage:
             raise UsageError(f"--stage runs a stage of the main job, at --preset {MAIN_PRESET} with none of "
                              "--only, --param, --seeds, --settle, --train-only")
         settle = settle_options(args.settle, args.first_seed, args.seed_budget, args.time_budget)
         if args.plan and settle is None:
             raise UsageError("--plan plans a sequential design: give --settle LOOKS with it")
-        return run_notebooks(args.preset, args.only, args.param, args.data, args.out, args.executor,
-                             args.ray_address, args.checkpoint_every, args.seeds, args.force, args.train_only, settle,
-                             args.ensemble, args.plan)
+        return run_notebooks(args.preset, args.only, args.param, settings, args.seeds, args.force, args.train_only,
+                             settle, args.plan)
     except (UsageError, ConfigError, DataError, StoreError, SettleError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -180,6 +180,18 @@ def main(argv: list[str] | None = None) -> int:
               "last checkpoint. To continue, run the same command again:\n"
               f"  python -m plasticity_nb {shlex.join(argv)}", file=sys.stderr)
         return INTERRUPTED
+
+
+def execution_settings(args: argparse.Namespace) -> ExecutionSettings:
+    """Where and how this command's runs train, from its options: one value, passed whole to every `run_many` of the
+    batch and into its worker processes (`--param device=` and `workers=` join it in `run_notebooks`)."""
+    if args.checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every must be >= 1 epoch, got {args.checkpoint_every}")
+    return ExecutionSettings(out_dir=resolve_out_dir(args.out),
+                             data_dir=Path(args.data).expanduser().resolve() if args.data else None,
+                             executor=args.executor, ray_address=args.ray_address,
+                             checkpoint_every=args.checkpoint_every, ensemble=args.ensemble, compile=args.compile,
+                             progress=True)
 
 
 MAIN_PRESET = "quick"  # the main job's scale: the one a 2-core CPU settles the central claims at in about 90 min
@@ -216,12 +228,11 @@ def main_settle_params(preset: str) -> dict[str, Any]:
     return {"only": ",".join(ids), "params": [f"{k}={v!r}" for k, v in params.items()]}
 
 
-def main_job(args: argparse.Namespace) -> int:
+def main_job(args: argparse.Namespace, settings: ExecutionSettings) -> int:
     """The main job: first settle the central claims (C1, C2, C4) sequentially on fresh seeds, training only the
     conditions they read; then the exploratory stage, every notebook at the preset's seeds, fixed n, whose rows in
     claims.csv (stage 'fixed n') never replace a settled row. `--stage` runs one of them; `--plan` plans the first."""
-    where = dict(data=args.data, out=args.out, executor=args.executor, ray_address=args.ray_address,
-                 checkpoint_every=args.checkpoint_every, force=args.force, ensemble=args.ensemble)
+    where = dict(settings=settings, force=args.force)
     if args.plan and args.stage == "explore":
         raise UsageError("--plan plans the settle stage: drop --stage explore")
     status = 0
@@ -247,25 +258,23 @@ def main_job(args: argparse.Namespace) -> int:
     return status
 
 
-def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: str | None, out: str | None,
-                  executor: str = "local", ray_address: str | None = None,
-                  checkpoint_every: int = CHECKPOINT_EVERY, seeds: str | None = None, force: bool = False,
-                  train_only: bool = False, settle: "SettleOptions | None" = None, ensemble: bool = False,
-                  plan_only: bool = False, show_plan: bool = False) -> int:
-    if checkpoint_every < 1:
-        raise UsageError(f"--checkpoint-every must be >= 1 epoch, got {checkpoint_every}")
+def run_notebooks(preset: str, only: str | None, raw_params: list[str], settings: ExecutionSettings,
+                  seeds: str | None = None, force: bool = False, train_only: bool = False,
+                  settle: "SettleOptions | None" = None, plan_only: bool = False, show_plan: bool = False) -> int:
+    """The selected notebooks at `preset`, their runs trained with `settings` (the command's options, whole, with
+    the output folder resolved), joined by the notebooks' `--param device=` and `workers=`."""
     studies = select_studies(only)
     params = {**parse_params(raw_params), **seeds_param(seeds, raw_params)}
     if settle is not None:
         check_settle_alone(params, seeds, train_only)
         params["seeds"] = list(settle.seeds(1))  # validated at the first look's seeds; each look sets its own
-    out_dir = resolve_out_dir(out)
+    out_dir = settings.out_dir
     names = {s.id: parameter_names(s.path) for s in studies}
     per_study = validate_params(studies, preset, params, names)
-    data_dir = str(Path(data).expanduser().resolve()) if data else None
     device = resolve_device(params.get("device"))
+    settings = settings.replace(device=str(device), workers=params.get("workers"))
     # the data is found and checked, against every run, before anything runs or is written
-    data = load_dataset(dataset_of(studies, preset, per_study), data_dir, device)
+    data = load_dataset(dataset_of(studies, preset, per_study), settings.data_dir, device)
     check_fit(studies, preset, per_study, data)
     check_results_dataset(out_dir, data.spec.name)
     if settle is not None:
@@ -274,8 +283,6 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
         resume(out_dir, fresh)  # refuses another command's ledger before anything is written
         check_precision(studies, preset, per_study, settle, out_dir, data.data_id)
     RunStore(out_dir).ensure_writable()
-    settings = Settings(out_dir, data_dir, device, params.get("workers"), executor, ray_address, checkpoint_every,
-                        ensemble)
     if settle is not None and (plan_only or show_plan or settle.design.time_budget_s):
         rates = eta.seconds_per_example(RunStore(out_dir, read_only=True))  # the store read once
         plan = settle_plan(studies, preset, per_study, settle, settings, data.data_id, rates)
@@ -289,8 +296,7 @@ def run_notebooks(preset: str, only: str | None, raw_params: list[str], data: st
         plan.check_budget()  # before anything trains
     if settle is not None:
         return settle_notebooks(studies, preset, per_study, fresh, settings, data, force)
-    jobs = [job_for(s, preset, per_study[s.id], out_dir, data_dir, executor, ray_address, data, force)
-            for s in studies]
+    jobs = [job_for(s, preset, per_study[s.id], settings, data, force) for s in studies]
     if train_only:
         train_all(jobs, settings)
         print(f"\ntrained every run into {out_dir / 'runs'}. To execute the notebooks from them, run the same "
@@ -375,14 +381,14 @@ def settle_options(looks: str | None, first_seed: int, seed_budget: int | None,
 
 
 def settle_plan(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], settle: SettleOptions,
-                settings: Settings, data_id: str, rates: dict[tuple, float]) -> Plan:
+                settings: ExecutionSettings, data_id: str, rates: dict[tuple, float]) -> Plan:
     """The settle command's plan: `run_costs` and each planned claim's operating characteristics at the stated
     planning SD. `rates`: the stored runs' speeds (eta.seconds_per_example)."""
     seconds, claims, sesoi = run_costs(studies, preset, per_study, settle, settings, data_id, rates)
     return make_plan(settle.design, seconds, claims, sesoi, PLANNING_SD.get((preset, "pp")))
 
 
-def triage_every_claim(preset: str, settle: SettleOptions, settings: Settings, data_id: str,
+def triage_every_claim(preset: str, settle: SettleOptions, settings: ExecutionSettings, data_id: str,
                        rates: dict[tuple, float]) -> pd.DataFrame:
     """The triage of every notebook's claims at the preset (its own conditions), timed on this machine."""
     studies = list(STUDIES.values())
@@ -391,7 +397,7 @@ def triage_every_claim(preset: str, settle: SettleOptions, settings: Settings, d
 
 
 def run_costs(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], settle: SettleOptions,
-              settings: Settings, data_id: str, rates: dict[tuple, float]) -> tuple[dict, dict, dict]:
+              settings: ExecutionSettings, data_id: str, rates: dict[tuple, float]) -> tuple[dict, dict, dict]:
     """The wall seconds per seed here (the batch's estimate: stored runs' speed, else a few timed steps) of each
     notebook's own runs and, apart, of the runs several notebooks share (a scratch arm is trained once for all who
     read it); the claims that read each group of runs; each claim's smallest effect of interest."""
@@ -409,8 +415,9 @@ def run_costs(studies: list[Study], preset: str, per_study: dict[str, dict[str, 
     groups = defaultdict(list)  # "01" for a notebook's own runs, "01+02+04" for the runs those notebooks share
     for key, ids in readers.items():
         groups["+".join(ids)].append(runs[key])
-    workers = settings.workers or auto_workers(settings.device, list(runs.values()))
-    timings = eta.timings_for(list(runs.values()), rates, settings.device, max(1, torch.get_num_threads() // workers))
+    workers = settings.workers or auto_workers(resolve_device(settings.device), list(runs.values()))
+    timings = eta.timings_for(list(runs.values()), rates, settings.device, max(1, torch.get_num_threads() // workers),
+                              settings.compile)
     seconds = {group: eta.estimate(todo, rates, workers, timings)[0] / 2 for group, todo in groups.items()}
     claims = {group: tuple(c for nb in group.split("+") for c in claims_of_id(nb)) for group in groups}
     return seconds, claims, sesoi
@@ -450,7 +457,7 @@ def check_precision(studies: list[Study], preset: str, per_study: dict[str, dict
 
 
 def settle_notebooks(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], fresh: Ledger,
-                     settings: Settings, data: ImageData, force: bool) -> int:
+                     settings: ExecutionSettings, data: ImageData, force: bool) -> int:
     """`run --settle`: the look loop of settle.py, each look a batch of the notebooks with an open claim."""
     by_id, data_id = {s.id: s for s in studies}, data.data_id
 
@@ -461,8 +468,7 @@ def settle_notebooks(studies: list[Study], preset: str, per_study: dict[str, dic
         return by_id[nb_id].config.from_preset(preset, **config_values(params_at(nb_id, seeds)))
 
     def run_look(todo: list[Notebook], seeds: tuple[int, ...], force: bool = force) -> list[str]:
-        jobs = [job_for(by_id[nb.id], preset, params_at(nb.id, seeds), settings.out_dir, settings.data_dir,
-                        settings.executor, settings.ray_address, data, force) for nb in todo]
+        jobs = [job_for(by_id[nb.id], preset, params_at(nb.id, seeds), settings, data, force) for nb in todo]
         if not all(job.reuse for job in jobs):
             ensure_kernel()
         return run_batch(jobs, preset, data_id, settings)
@@ -498,11 +504,14 @@ def show_settled(ledger: Ledger, before: Ledger | None, notebooks: list[Notebook
     return failures
 
 
-def job_for(study: Study, preset: str, params: dict[str, Any], out_dir: Path, data_dir: str | None, executor: str,
-            ray_address: str | None, data: ImageData, force: bool) -> Job:
-    """A notebook's execution: its parameters, its runs and whether a cached execution serves."""
-    parameters = {"preset": preset, "data_dir": data_dir, "out_dir": str(out_dir), "executor": executor,
-                  "ray_address": ray_address, **params}
+def job_for(study: Study, preset: str, params: dict[str, Any], settings: ExecutionSettings, data: ImageData,
+            force: bool) -> Job:
+    """A notebook's execution: its parameters, its runs and whether a cached execution serves. The notebook is
+    given the settings' folders, executor and Ray address (its runs are trained by then: it loads them)."""
+    out_dir = settings.out_dir
+    parameters = {"preset": preset, "data_dir": str(settings.data_dir) if settings.data_dir else None,
+                  "out_dir": str(out_dir), "executor": settings.executor, "ray_address": settings.ray_address,
+                  **params}
     config = study.config.from_preset(preset, **config_values(params))
     configs = [c for _, c in config.plan(data.data_id)]
     key = execution_key(study.path, parameters, data.data_id, [c.key() for c in configs])
@@ -551,7 +560,8 @@ def parse_params(raw: list[str]) -> dict[str, Any]:
 
 
 RESERVED = {"preset": "--preset", "data_dir": "--data", "out_dir": "--out", "executor": "--executor",
-            "ray_address": "--ray-address", "ensemble": "--ensemble"}  # set by their own options
+            "ray_address": "--ray-address", "ensemble": "--ensemble", "compile": "--compile",
+            "checkpoint_every": "--checkpoint-every"}  # set by their own options
 
 
 def validate_params(studies: list[Study], preset: str, params: dict[str, Any],
@@ -580,9 +590,10 @@ def validate_params(studies: list[Study], preset: str, params: dict[str, Any],
 
 
 def check_execution_param(name: str, value: Any) -> None:
-    if name == "workers" and not (value is None or (type(value) is int and value >= 1)):
-        raise UsageError(f"workers must be a whole number >= 1 (or None for automatic), got {value!r}")
-    if name == "progress" and not isinstance(value, bool):
-        raise UsageError(f"progress must be True or False, got {value!r}")
-    if name == "device" and not (value is None or value in ("cpu", "cuda") or str(value).startswith("cuda:")):
-        raise UsageError(f"device must be cpu, cuda, cuda:N or None (automatic), got {value!r}")
+    """An execution setting given with --param (workers, device, progress) is checked as ExecutionSettings checks
+    it; None keeps its default."""
+    if name in SETTINGS_FIELDS and value is not None:
+        try:
+            ExecutionSettings(**{name: value})
+        except ConfigError as err:
+            raise UsageError(str(err)) from None

@@ -25,11 +25,13 @@ import torch
 from ..core.files import FULL_DISK, copy_atomic, locked
 from ..execution import eta
 from ..execution.runner import auto_workers, missing_runs, run_many
+from ..execution.settings import ExecutionSettings
 from ..execution.store import RunStore
 from ..run.run_config import RunConfig
 from ..studies import Study
 from ..studies.study_config import StudyConfig
 from ..studies.study_runs import load_study
+from ..training.runtime import resolve_device
 from ..views.report import write_report
 from .notebook_cache import NotebookCache
 
@@ -48,22 +50,9 @@ class Job:
     reuse: bool  # its cached execution is reused (no kernel, nothing to train)
 
 
-@dataclasses.dataclass
-class Settings:
-    """Where and how runs train."""
-
-    out_dir: Path
-    data_dir: str | None
-    device: Any
-    workers: int | None
-    executor: str
-    ray_address: str | None
-    checkpoint_every: int
-    ensemble: bool = False  # train runs that differ only by seed as one vmapped model (run_many's ensemble)
-
-
-def run_batch(jobs: list[Job], preset: str, data_id: str, settings: Settings) -> list[str]:
-    """Train and execute every job; return the failure messages (empty when all notebooks ran)."""
+def run_batch(jobs: list[Job], preset: str, data_id: str, settings: ExecutionSettings) -> list[str]:
+    """Train and execute every job; return the failure messages (empty when all notebooks ran). `settings`: the
+    command line's, whole, with the output folder resolved."""
     finisher = Finisher(jobs, preset, data_id, settings.out_dir)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notebooks")
     futures: list[Future] = []
@@ -77,13 +66,13 @@ def run_batch(jobs: list[Job], preset: str, data_id: str, settings: Settings) ->
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def train_all(jobs: list[Job], settings: Settings) -> None:
+def train_all(jobs: list[Job], settings: ExecutionSettings) -> None:
     """Train every job's missing runs and execute nothing (`--train-only`)."""
     for _ in trained_in_order(jobs, settings):
         pass
 
 
-def trained_in_order(jobs: list[Job], settings: Settings) -> Iterator[Job]:
+def trained_in_order(jobs: list[Job], settings: ExecutionSettings) -> Iterator[Job]:
     """Print the plan, then train the jobs' missing runs notebook by notebook, yielding each job once its runs
     are stored; at the end, how long the training took against the plan's estimate."""
     store = RunStore(settings.out_dir)
@@ -101,7 +90,8 @@ def to_train(jobs: list[Job], store: RunStore) -> list[RunConfig]:
     return list(missing_runs([c for job in jobs for c in job.configs], store).values())
 
 
-def print_plan(jobs: list[Job], store: RunStore, settings: Settings) -> tuple[float, dict[tuple, eta.StepTiming]]:
+def print_plan(jobs: list[Job], store: RunStore,
+               settings: ExecutionSettings) -> tuple[float, dict[tuple, eta.StepTiming]]:
     """Print what the batch trains and how long it should take, in all and per notebook (timing a few steps of
     each model size no stored run measures); return the estimate in seconds (0: none) and the timings."""
     runs = {c.key(): c for job in jobs for c in job.configs}
@@ -114,7 +104,8 @@ def print_plan(jobs: list[Job], store: RunStore, settings: Settings) -> tuple[fl
           + (f" ({', '.join(reused)})" if reused else ""), flush=True)
     workers = workers_for(todo, settings)
     rates = eta.seconds_per_example(store)
-    timings = eta.timings_for(todo, rates, settings.device, max(1, torch.get_num_threads() // workers))
+    timings = eta.timings_for(todo, rates, settings.device, max(1, torch.get_num_threads() // workers),
+                              settings.compile)
     print(f"plan: {eta.describe(todo, store, workers, timings)}", flush=True)
     counted: set[str] = set()
     for job in jobs if len(jobs) > 1 else []:  # each run counted under the first notebook that trains it
@@ -125,11 +116,11 @@ def print_plan(jobs: list[Job], store: RunStore, settings: Settings) -> tuple[fl
     return eta.estimate(todo, rates, workers, timings)[0], timings
 
 
-def workers_for(todo: list[RunConfig], settings: Settings) -> int:
-    return settings.workers or auto_workers(settings.device, todo)
+def workers_for(todo: list[RunConfig], settings: ExecutionSettings) -> int:
+    return settings.workers or auto_workers(resolve_device(settings.device), todo)
 
 
-def train(job: Job, store: RunStore, settings: Settings, later: list[Job],
+def train(job: Job, store: RunStore, settings: ExecutionSettings, later: list[Job],
           timings: dict[tuple, eta.StepTiming] | None = None) -> None:
     """Train the job's missing runs, then say what is left and how long it should take."""
     todo = to_train([job], store)
@@ -137,9 +128,7 @@ def train(job: Job, store: RunStore, settings: Settings, later: list[Job],
         return
     print(f"[{job.study.id}] {job.study.stem}: training {len(todo)} run(s)", flush=True)
     started = time.perf_counter()
-    run_many(job.configs, settings.out_dir, settings.data_dir, settings.device, settings.workers, progress=True,
-             checkpoint_every=settings.checkpoint_every, executor=settings.executor,
-             ray_address=settings.ray_address, ensemble=settings.ensemble)
+    run_many(job.configs, settings)
     left = to_train(later, store)
     rest = f"; left: {len(left)} run(s), {eta.describe(left, store, workers_for(left, settings), timings)}"
     print(f"[{job.study.id}] {job.study.stem}: {len(todo)} run(s) trained in {time.perf_counter() - started:.0f} s"

@@ -20,13 +20,14 @@ from typing import Any
 
 from ..core.paths import BUNDLE
 from .provenance import git_commit
+from .settings import FIELDS as SETTINGS_FIELDS
 from .store import CORRUPT, MANIFEST, OPTIONAL, announce, file_entry, inspect
 
 FORMAT = 1  # of bundle.json
 RESULTS = ("claims.csv", "report.md")  # besides figures/* and the settled ledgers (settled-*.json)
 EVENTS = "runs/events.log"  # when each run started and finished: provenance, copied when there is one
 # Papermill parameters that say where and how a notebook ran, not which runs it read: not kept
-RUNTIME = {"out_dir", "data_dir", "device", "workers", "executor", "ray_address", "progress", "ensemble"}
+RUNTIME = set(SETTINGS_FIELDS)
 
 
 # -- making one ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from ..run.run_config import RunConfig
 from ..training.build import evaluate as evaluate_model
 from ..training.layout import tuned_runtime
 from ..training.loop import scheduled
+from ..training.runtime import COMPILE_OFF
 from ..training.step_timing import random_batch, shape, timed, train_step_seconds
 from .runner import training_examples
 from .store import RunStore
@@ -64,13 +65,14 @@ class StepTiming:
                 + evaluations * (config.test_subset or dataset_spec(config.dataset).test_size) * self.evaluate)
 
 
-def time_steps(config: RunConfig, device: str | torch.device | None, threads: int) -> StepTiming:
+def time_steps(config: RunConfig, device: str | torch.device | None, threads: int,
+               compile_setting: str = COMPILE_OFF) -> StepTiming:
     """Time TIMED_STEPS training steps of the config's model at its batch size, precision and optimiser, and one
-    evaluation pass, on random images, with `threads` CPU threads (a worker's share)."""
+    evaluation pass, on random images, with `threads` CPU threads (a worker's share), compiled as the runs will be."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        runtime = tuned_runtime(config, device)  # the layout the run will train in here
+        runtime = tuned_runtime(config, device, compile_setting=compile_setting)  # the layout the run will train in
         train, model = train_step_seconds(config, runtime, TIMED_STEPS)
         test_x, test_y = random_batch(config, runtime, TIMED_TEST_IMAGES)
         evaluate = timed(lambda: evaluate_model(model, test_x, test_y, runtime), 1, runtime.device) / TIMED_TEST_IMAGES
@@ -80,10 +82,10 @@ def time_steps(config: RunConfig, device: str | torch.device | None, threads: in
 
 
 def timings_for(todo: list[RunConfig], rates: dict[tuple, float], device: str | torch.device | None,
-                threads: int) -> dict[tuple, StepTiming]:
+                threads: int, compile_setting: str = COMPILE_OFF) -> dict[tuple, StepTiming]:
     """A StepTiming for every shape in `todo` that no stored run measures (one config of each timed)."""
     unmeasured = {shape(c): c for c in todo if shape(c) not in rates}
-    return {s: time_steps(c, device, threads) for s, c in unmeasured.items()}
+    return {s: time_steps(c, device, threads, compile_setting) for s, c in unmeasured.items()}
 
 
 def estimate(todo: list[RunConfig], rates: dict[tuple, float], workers: int,

@@ -1,10 +1,10 @@
 """Where a sweep's runs execute: local worker processes, or Ray tasks on a (local or remote) cluster.
 
-Both call the work function they are given (the runner's `execute_run`: one config) in a fresh process
-and write into the same run store, so results do not depend on the executor (with the same threads per
-run). Ray is imported only when asked for (`pip install .[ray]`). On a cluster every node needs the
-package, the data (`--data` or PLASTICITY_DATA at the same path) and the output folder on a shared
-filesystem.
+Both call the work function they are given (the runner's `execute_run`: one config, with the batch's
+ExecutionSettings whole, its compile setting included) in a fresh process and write into the same run store,
+so results do not depend on the executor (with the same threads per run). Ray is imported only when asked for
+(`pip install .[ray]`). On a cluster every node needs the package, the data (`--data` or PLASTICITY_DATA at the
+same path) and the output folder on a shared filesystem.
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ under the config's hash. A multi-phase run first gets its prefix (the same run m
 from the store, training it only if missing, so e.g. one pretraining serves every tuning variant.
 `run_many` schedules prefixes before the runs that continue them and can spread runs over worker
 processes (on a CPU, two 1-thread processes train narrow nets faster than one 2-thread process).
+Where and how runs train is one value, `ExecutionSettings` (settings.py), passed whole down to every worker.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import importlib
 import os
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 from tqdm.auto import tqdm
@@ -28,33 +29,33 @@ from ..training.ensemble import members_of, refusal, train_ensemble
 from ..training.run_tensors import check_fits
 from ..training.runtime import resolve_device, share_compile_cache
 from ..training.train import train_run
-from .executors import EXECUTORS, LocalExecutor, RayExecutor
+from .executors import LocalExecutor, RayExecutor
 from .provenance import collect, now, whereabouts
+from .settings import ExecutionSettings, settings_for
 from .store import CorruptRun, RunRecord, RunStore, print_store_warnings_plainly
 
-CHECKPOINT_EVERY = 5  # epochs between checkpoints of a running run (they make killed runs resumable)
 
-
-def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: ImageData | None = None,
-        data_dir: str | os.PathLike | None = None, device: str | None = None, progress: bool = False,
-        checkpoint_every: int = CHECKPOINT_EVERY) -> RunRecord:
+def run(config: RunConfig, settings: ExecutionSettings | None = None, data: ImageData | None = None,
+        **overrides: Any) -> RunRecord:
     """The stored result of `config`, training it (and any missing prefix) first if needed.
 
-    Safe to call from several processes on one output folder: a per-run lock makes sure a config is
-    trained by one process at a time, and the others then load its result. A run killed part-way
+    `settings` say where and how (default: `ExecutionSettings()`); keyword `overrides` change some of them by name
+    (`run(config, out_dir=...)`). Safe to call from several processes on one output folder: a per-run lock makes
+    sure a config is trained by one process at a time, and the others then load its result. A run killed part-way
     continues from its last checkpoint and ends with the same history as an uninterrupted one. Without `data`,
-    the config's dataset is loaded (`data_dir`: the folder of that dataset's copy).
+    the config's dataset is loaded (from the settings' `data_dir`: the folder of that dataset's copy).
     """
-    store = RunStore(out_dir or default_out_dir())
+    settings = settings_for("run", settings, overrides)
+    store = RunStore(settings.out_dir or default_out_dir())
     record = store.load(config)
     if record is not None:
         return record
     store.refuse_if_bundle(f"train run {config.key()}, which it does not hold")  # before loading any data
     start = None
     if len(config.phases) > 1:
-        start = continued_from(config.prefix(), out_dir, data, data_dir, device, progress, checkpoint_every)
-    device = resolve_device(device)
-    data = data if data is not None else load_dataset(config.dataset, data_dir, device)
+        start = continued_from(config.prefix(), settings, data)
+    device = resolve_device(settings.device)
+    data = data if data is not None else load_dataset(config.dataset, settings.data_dir, device)
     check_fits(config, data)
     data.decode()  # images are decoded lazily: a corrupt image array fails here, before anything is written
     store.ensure_writable()
@@ -68,9 +69,9 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: Image
         attempts = store.record_attempt(config, {**whereabouts(), "started_at": now(), **resumed_from})
         share_compile_cache(store.root.parent)
         started = time.perf_counter()
-        outcome = train_run(config, data, device, start, progress, resume,
+        outcome = train_run(config, data, device, start, bool(settings.progress), resume,
                             checkpoint=lambda state: store.save_checkpoint(config, state),
-                            checkpoint_every=checkpoint_every)
+                            checkpoint_every=settings.checkpoint_every, compile_setting=settings.compile)
         provenance = {**collect(device, time.perf_counter() - started, data.source), "compile": outcome.compile,
                       "channels_last": outcome.channels_last, "narrow_norm": outcome.narrow_norm}
         if resume:
@@ -81,62 +82,57 @@ def run(config: RunConfig, out_dir: str | os.PathLike | None = None, data: Image
         return record
 
 
-def continued_from(prefix: RunConfig, out_dir: str | os.PathLike | None, data: ImageData | None,
-                   data_dir: str | os.PathLike | None, device: str | torch.device | None, progress: bool = False,
-                   checkpoint_every: int = CHECKPOINT_EVERY) -> RunOutcome:
+def continued_from(prefix: RunConfig, settings: ExecutionSettings, data: ImageData | None) -> RunOutcome:
     """The outcome a run continues from: its stored prefix, trained first if missing, or again if its weights
     fail their check as they are read (the store sets it aside)."""
     try:
-        return run(prefix, out_dir, data, data_dir, device, progress, checkpoint_every).outcome()
+        return run(prefix, settings, data).outcome()
     except CorruptRun:
-        return run(prefix, out_dir, data, data_dir, device, progress, checkpoint_every).outcome()
+        return run(prefix, settings, data).outcome()
 
 
-def run_many(configs: Iterable[RunConfig], out_dir: str | os.PathLike | None = None,
-             data_dir: str | os.PathLike | None = None, device: str | None = None,
-             workers: int | None = None, progress: bool = False, checkpoint_every: int = CHECKPOINT_EVERY,
-             executor: str = "local", ray_address: str | None = None, ensemble: bool = False) -> list[RunRecord]:
+def run_many(configs: Iterable[RunConfig], settings: ExecutionSettings | None = None,
+             **overrides: Any) -> list[RunRecord]:
     """`run` for every config; missing runs (and missing prefixes) spread over worker processes.
 
-    `executor="local"`: `workers` processes on this machine (None: automatic, see `auto_workers`; 1 runs
-    in this process). `executor="ray"`: Ray tasks on the cluster at `ray_address` (None: a local Ray
-    cluster of `workers` CPUs). A run starts once its prefix is stored; among the runs ready to start,
-    those that others continue from go first, then the longest. `ensemble=True` trains runs that differ
-    only by seed together as one vmapped model, in this process (see `ensemble.py`; meant for a GPU); runs the
-    ensemble cannot train go alone, and what needs them alone is printed by name.
+    `settings` say where and how (default: `ExecutionSettings()`); keyword `overrides` change some of them by name
+    (`run_many(configs, workers=2)`). `executor="local"`: `workers` processes on this machine (None: automatic, see
+    `auto_workers`; 1 runs in this process). `executor="ray"`: Ray tasks on the cluster at `ray_address` (None: a
+    local Ray cluster of `workers` CPUs). Either way every worker gets these settings whole. A run starts once its
+    prefix is stored; among the runs ready to start, those that others continue from go first, then the longest.
+    `ensemble=True` trains runs that differ only by seed together as one vmapped model, in this process (see
+    `ensemble.py`; meant for a GPU); runs the ensemble cannot train go alone, and what needs them alone is printed
+    by name.
     """
-    if executor not in EXECUTORS:
-        raise ConfigError(f"executor is {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    settings = settings_for("run_many", settings, overrides)
     configs = list(configs)
-    out_dir = Path(out_dir or default_out_dir())
-    store = RunStore(out_dir)
-    device = resolve_device(device)
+    device = resolve_device(settings.device)
+    # resolved once, here: every run and worker process then uses this folder and device
+    settings = settings.replace(out_dir=Path(settings.out_dir or default_out_dir()), device=str(device))
+    store = RunStore(settings.out_dir)
     store.discard_leftovers()
     todo = missing_runs(configs, store)
     if todo:
         store.refuse_if_bundle(f"train the {len(todo)} run(s) these configs need that it does not hold")
-    if workers is not None and (type(workers) is not int or workers < 1):
-        raise ConfigError(f"workers must be a whole number >= 1, got {workers!r}")
-    workers = workers or auto_workers(device, list(todo.values()))
-    data = loaded_data(list(todo.values()), data_dir, device)  # `run` decodes the images before it writes
-    bar = tqdm(total=len(todo), desc="runs", disable=not progress or not todo)
-    if ensemble:
+    workers = settings.workers or auto_workers(device, list(todo.values()))
+    data = loaded_data(list(todo.values()), settings.data_dir, device)  # `run` decodes the images before it writes
+    bar = tqdm(total=len(todo), desc="runs", disable=not settings.progress or not todo)  # None: no bars
+    if settings.ensemble:
         say_who_trains_alone(list(todo.values()))
         for depth in sorted({len(c.phases) for c in todo.values()}):  # prefixes first
             for group in members_of([c for c in todo.values() if len(c.phases) == depth]).values():
-                run_together(group, store, data[group[0].dataset].decode(), device)  # a group is on one dataset
+                run_together(group, settings, data[group[0].dataset].decode())  # a group is on one dataset
                 bar.update(len(group))
-    elif executor == "local" and (workers == 1 or len(todo) <= 1 or defined_here(list(todo.values()))):
+    elif settings.executor == "local" and (workers == 1 or len(todo) <= 1 or defined_here(list(todo.values()))):
         for config in sorted(todo.values(), key=lambda c: len(c.phases)):  # prefixes first
-            run(config, out_dir, data[config.dataset], data_dir, device, progress, checkpoint_every)
+            run(config, settings, data[config.dataset])
             bar.update()
     elif todo:
         threads = max(1, torch.get_num_threads() // workers)
-        pool = (LocalExecutor(workers, threads, execute_run) if executor == "local"
-                else RayExecutor(ray_address, workers, threads, device.type == "cuda", execute_run))
+        pool = (LocalExecutor(workers, threads, execute_run) if settings.executor == "local"
+                else RayExecutor(settings.ray_address, workers, threads, device.type == "cuda", execute_run))
         try:
-            args = (str(out_dir), str(data_dir) if data_dir else None, str(device), checkpoint_every)
-            _run_dag(todo, pool, args, bar)
+            _run_dag(todo, pool, settings.replace(progress=False), bar)  # a worker's bars would interleave
         finally:
             pool.close()
     bar.close()
@@ -190,30 +186,30 @@ def missing_runs(configs: Iterable[RunConfig], store: RunStore) -> dict[str, Run
     return todo
 
 
-def execute_run(config: dict, modules: tuple[str, ...], out_dir: str, data_dir: str | None, device: str,
-                checkpoint_every: int, threads: int) -> str:
-    """One run in a worker: the unit of work every executor ships (picklable: a config as a dict, and the modules
-    that register its remedies, imported first)."""
+def execute_run(config: dict, modules: tuple[str, ...], settings: ExecutionSettings, threads: int) -> str:
+    """One run in a worker: the unit of work every executor ships (picklable: a config as a dict, the modules
+    that register its remedies, imported first, and the batch's execution settings, whole)."""
     print_store_warnings_plainly()
     for module in modules:
         importlib.import_module(module)
     torch.set_num_threads(threads)
-    return run(RunConfig.from_dict(config), out_dir, None, data_dir, device, checkpoint_every=checkpoint_every).key
+    return run(RunConfig.from_dict(config), settings).key
 
 
-def run_together(configs: list[RunConfig], store: RunStore, data: ImageData, device: torch.device) -> None:
+def run_together(configs: list[RunConfig], settings: ExecutionSettings, data: ImageData) -> None:
     """Train configs that differ only by seed as one ensemble and store each member as its own run."""
     if len(configs) == 1:
-        run(configs[0], store.root.parent, data, device=device)
+        run(configs[0], settings, data)
         return
-    starts = ([continued_from(c.prefix(), store.root.parent, data, None, device) for c in configs]
+    store, device = RunStore(settings.out_dir or default_out_dir()), resolve_device(settings.device)
+    starts = ([continued_from(c.prefix(), settings, data) for c in configs]
               if len(configs[0].phases) > 1 else None)
     with contextlib.ExitStack() as locks:
         for config in configs:
             locks.enter_context(store.lock(config))
         share_compile_cache(store.root.parent)
         started = time.perf_counter()
-        outcomes = train_ensemble(configs, data, device, starts)
+        outcomes = train_ensemble(configs, data, device, starts, compile_setting=settings.compile)
         seconds = time.perf_counter() - started
         for config, outcome in zip(configs, outcomes):
             provenance = {**collect(device, seconds / len(configs), data.source), "ensemble_members": len(configs),
@@ -222,7 +218,7 @@ def run_together(configs: list[RunConfig], store: RunStore, data: ImageData, dev
             store.log("finish", config, status=outcome.status, ensemble=len(configs))
 
 
-def _run_dag(todo: dict[str, RunConfig], pool, args: tuple, bar: tqdm) -> None:
+def _run_dag(todo: dict[str, RunConfig], pool, settings: ExecutionSettings, bar: tqdm) -> None:
     """Keep `pool.slots` runs going; a run is ready once its prefix is no longer to do."""
     todo = dict(todo)
     children = {key: sum(c.prefix().key() == key for c in todo.values() if len(c.phases) > 1) for key in todo}
@@ -232,7 +228,7 @@ def _run_dag(todo: dict[str, RunConfig], pool, args: tuple, bar: tqdm) -> None:
         ready = [k for k, c in pending.items() if len(c.phases) == 1 or c.prefix().key() not in todo]
         for key in sorted(ready, key=priority)[: pool.slots - len(running)]:
             config = pending.pop(key)
-            running[pool.submit(config.to_dict(), defining_modules(config), *args)] = key
+            running[pool.submit(config.to_dict(), defining_modules(config), settings)] = key
         for handle in pool.wait_any(list(running)):
             pool.result(handle)
             del todo[running.pop(handle)]

@@ -24,9 +24,11 @@ from . import (
     warm_start_gap,
 )
 
-# Notebook parameters that choose where and how to run, not what is computed (never part of a config).
-EXECUTION_PARAMETERS = ("preset", "data_dir", "out_dir", "device", "workers", "executor", "ray_address", "progress",
-                        "ensemble")
+# Notebook parameters that choose where and how to run, not what is computed (never part of a config): the preset,
+# and the fields of the ExecutionSettings the notebook passes whole to run_study (execution/settings.py; spelt out
+# here, as the claims registry imports this module without torch; tests/test_execution_settings.py holds them equal).
+EXECUTION_PARAMETERS = ("preset", "out_dir", "data_dir", "device", "workers", "executor", "ray_address", "progress",
+                        "checkpoint_every", "ensemble", "compile")
 PRESETS = ("smoke", "quick", "paper", "gpu")  # gpu: the scale study's whole grid (12 only)
 
 

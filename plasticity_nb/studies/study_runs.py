@@ -11,30 +11,32 @@ from ..core.paths import default_out_dir, is_bundle
 from ..data.images import load_dataset
 from ..execution import bundle
 from ..execution.runner import run_many
+from ..execution.settings import ExecutionSettings, settings_for
 from ..execution.store import RunStore
 from ..training.runtime import resolve_device
 from .study_config import StudyConfig, WarmStartConfig
 from .study_result import StudyResult, compare
 
 
-def run_study(config: StudyConfig, data_dir: str | os.PathLike | None = None,
-              out_dir: str | os.PathLike | None = None, device: str | None = None, workers: int | None = None,
-              executor: str = "local", ray_address: str | None = None, progress: bool = True,
-              ensemble: bool = False) -> StudyResult:
+def run_study(config: StudyConfig, settings: ExecutionSettings | None = None, **overrides: Any) -> StudyResult:
     """Run (or load from the store) every run of `config`'s plan, then compare warm with scratch.
 
-    `workers`, `executor` and `ray_address` choose where runs execute, `ensemble` whether runs that differ only by
-    seed train as one model (see `runner.run_many`). The study's `dataset` is loaded, from `data_dir` if given.
-    From a bundle, the result is read as stored there (`bundled_study`): nothing trains and no data is loaded.
+    `settings` say where and how the runs train (default: `ExecutionSettings()`; see `runner.run_many`); keyword
+    `overrides` change some of them by name, as before that value existed (`run_study(config, out_dir=...,
+    workers=2)`; a misspelt name is refused with the right one). Progress bars are drawn unless `progress=False`.
+    The study's `dataset` is loaded, from the settings' `data_dir` if given. From a bundle, the result is read as
+    stored there (`bundled_study`): nothing trains and no data is loaded.
     """
-    if is_bundle(out_dir or default_out_dir()):
-        return bundled_study(config, out_dir or default_out_dir())
-    device = resolve_device(device)
-    data = load_dataset(config.dataset, data_dir, device)  # fails early, before any run, if the data is missing or bad
-    check_results_dataset(out_dir or default_out_dir(), config.dataset)  # nor trains what it could not report
+    settings = settings_for("run_study", settings, overrides, second="data_dir")
+    out_dir = settings.out_dir or default_out_dir()
+    if is_bundle(out_dir):
+        return bundled_study(config, out_dir)
+    device = resolve_device(settings.device)
+    # fails early, before any run, if the data is missing or bad
+    data = load_dataset(config.dataset, settings.data_dir, device)
+    check_results_dataset(out_dir, config.dataset)  # nor trains what it could not report
     plan = config.plan(data.data_id)
-    records = run_many([c for _, c in plan], out_dir, data_dir, device, workers, progress, executor=executor,
-                       ray_address=ray_address, ensemble=ensemble)
+    records = run_many([c for _, c in plan], settings.replace(progress=settings.progress is not False))
     return compare(records, [labels for labels, _ in plan], config.last_k, config.CONDITIONS, config.premise_rule(),
                    config.window_summary)
 
@@ -53,9 +55,10 @@ def bundled_study(config: StudyConfig, out_dir: str | os.PathLike) -> StudyResul
     return load_study(config, out_dir, data_id, read_only=True)
 
 
-def warm_start_gap(config: WarmStartConfig, **kwargs: Any) -> StudyResult:
-    """Berariu et al. Fig. 1 (notebook 01); keyword arguments as for `run_study`."""
-    return run_study(config, **kwargs)
+def warm_start_gap(config: WarmStartConfig, settings: ExecutionSettings | None = None,
+                   **overrides: Any) -> StudyResult:
+    """Berariu et al. Fig. 1 (notebook 01); the settings and keyword overrides as for `run_study`."""
+    return run_study(config, settings_for("warm_start_gap", settings, overrides, second="data_dir"))
 
 
 def load_study(config: StudyConfig, out_dir: str | os.PathLike | None, data_id: str,

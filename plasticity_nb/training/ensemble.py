@@ -69,7 +69,7 @@ def train_ensemble(configs: list[RunConfig], data: ImageData, device: str | torc
                    starts: list[RunOutcome] | None = None, **runtime_options: Any) -> list[RunOutcome]:
     """Train the last phase of every config (all phases when `starts` is None) as one vmapped model.
 
-    `runtime_options` go to `Runtime.for_config` (e.g. compile=True, compile_mode="reduce-overhead")."""
+    `runtime_options` go to `Runtime.for_config` (e.g. compile_setting="reduce-overhead")."""
     if len({ensemble_key(c) for c in configs}) != 1:
         raise ValueError("an ensemble needs configs that differ only by seed")
     for config in configs:

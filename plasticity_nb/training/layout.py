@@ -42,9 +42,9 @@ class Layout:
 
 
 def tuned_runtime(config: RunConfig, device: str | torch.device | None = None, **options: Any) -> Runtime:
-    """`Runtime.for_config` in the layout this machine trains the config's model fastest in. A given
-    `channels_last` (a resumed run's, say) wins, with the `narrow_norm` given beside it (default off); a compiled
-    run keeps ATen's batch norm, which torch.compile can trace."""
+    """`Runtime.for_config` (`options` may name its `compile_setting`) in the layout this machine trains the config's
+    model fastest in. A given `channels_last` (a resumed run's, say) wins, with the `narrow_norm` given beside it
+    (default off); a compiled run keeps ATen's batch norm, which torch.compile can trace."""
     device = resolve_device(device)
     runtime = Runtime.for_config(config, device, **options)
     if "channels_last" in options:

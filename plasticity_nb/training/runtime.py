@@ -15,14 +15,12 @@ from ..core.config import ConfigError, check_choice
 from ..core.cpu import cpu_identity
 from ..run.run_config import RunConfig
 
-COMPILE_ENV = "PLASTICITY_COMPILE"  # execution only (how fast, not what): the compile setting of this process tree
-
-
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-# The default, PLASTICITY_COMPILE=off or `run --compile off`. On a CPU compiling does not pay for a whole quick run
-# once each worker's cold compile is counted (benchmarks/RESULTS.md, 2026-11-26); on a GPU ask for reduce-overhead.
+# The default (`run --compile off`, ExecutionSettings(compile="off")). On a CPU compiling does not pay for a whole
+# quick run once each worker's cold compile is counted (benchmarks/RESULTS.md, 2026-11-26); on a GPU ask for
+# reduce-overhead.
 COMPILE_OFF = "off"
 
 
@@ -68,15 +66,16 @@ class Runtime:
             torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time and pick its fastest kernels
 
     @classmethod
-    def for_config(cls, config: RunConfig, device: str | torch.device | None = None, **options: Any) -> "Runtime":
-        """Defaults: the first of `memory_formats` (layout.tuned_runtime picks the fastest layout here), and
-        torch.compile in the mode PLASTICITY_COMPILE names (set by `run --compile MODE`; e.g. reduce-overhead
-        on a GPU; "off": eager), else eager; `options` override."""
+    def for_config(cls, config: RunConfig, device: str | torch.device | None = None,
+                   compile_setting: str = COMPILE_OFF, **options: Any) -> "Runtime":
+        """Defaults: the first of `memory_formats` (layout.tuned_runtime picks the fastest layout here), and the
+        `compile_setting` the caller was given (its execution settings' `compile`, from `run --compile MODE` or a
+        notebook's compile parameter: "off", eager, the default; a torch.compile mode, e.g. reduce-overhead on a GPU;
+        or the graphed step); `options` override."""
         device = resolve_device(device)
         channels_last = memory_formats(config, device)[0]
-        setting = os.environ.get(COMPILE_ENV) or COMPILE_OFF
-        check_choice(COMPILE_ENV, setting, COMPILE_CHOICES)
-        defaults: dict[str, Any] = {"channels_last": channels_last, **cls.compile_options(setting)}
+        check_choice("compile", compile_setting, COMPILE_CHOICES)
+        defaults: dict[str, Any] = {"channels_last": channels_last, **cls.compile_options(compile_setting)}
         return cls(device, config.precision, **{**defaults, **options})
 
     @staticmethod

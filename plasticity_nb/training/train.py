@@ -31,7 +31,7 @@ from .loop import diverged, train_phase
 from .run_hooks import Checkpointing, Probing, Progress, ResetGroups, cpu_state
 from .run_remedies import PhaseContext, RunRemedies, remedy_hooks
 from .run_tensors import RunTensors
-from .runtime import Runtime
+from .runtime import COMPILE_OFF, Runtime
 
 
 class SingleLearner:
@@ -109,17 +109,18 @@ class SingleLearner:
 def train_run(config: RunConfig, data: ImageData, device: str | torch.device | None = None,
               start: RunOutcome | None = None, progress: bool = False, resume: RunState | None = None,
               checkpoint: Callable[[RunState], None] | None = None, checkpoint_every: int = 0,
-              runtime: Runtime | None = None) -> RunOutcome:
+              runtime: Runtime | None = None, compile_setting: str = COMPILE_OFF) -> RunOutcome:
     """Train every phase of `config`; or, given `start` (the outcome of `config.prefix()`), only the last.
 
     `resume` continues from a checkpoint that `checkpoint` saved (every `checkpoint_every` epochs);
-    `runtime` overrides how it executes (default: `layout.tuned_runtime(config, device)`, compiled or not
-    and in the layout the resumed run was). Seeded and deterministic on CPU: the same config, thread count,
+    `runtime` overrides how it executes (default: `layout.tuned_runtime(config, device)`, compiled as
+    `compile_setting` says (runtime.COMPILE_CHOICES; "off": eager), or as the resumed run was, and in the layout
+    the resumed run was). Seeded and deterministic on CPU: the same config, thread count,
     compile setting and layout give a bitwise-identical history, whether the run went in one go, continued
     a stored prefix, or resumed from a checkpoint.
     """
     if runtime is None:
-        runtime = tuned_runtime(config, device, **started_as(resume))
+        runtime = tuned_runtime(config, device, compile_setting=compile_setting, **started_as(resume))
     if start is not None and start.status == "diverged":
         return start  # a diverged prefix has no weights worth continuing from
     if start is not None and start.phases_done != len(config.phases) - 1:
