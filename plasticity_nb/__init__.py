@@ -16,13 +16,26 @@ _PUBLIC = {
     "record_claims": "analysis.claims", "Estimate": "analysis.stats", "paired_estimate": "analysis.stats",
     "ConfigError": "core.config", "default_out_dir": "core.paths", "resolve_out_dir": "core.paths",
     "load_cifar10": "data.cifar10", "DATASETS": "data.datasets", "DataError": "data.datasets",
-    "load_dataset": "data.images", "run": "execution.runner", "run_many": "execution.runner",
+    "load_dataset": "data.images", "run_many": "execution.runner",
     "ExecutionSettings": "execution.settings",
     "RunRecord": "execution.store", "RunStore": "execution.store", "Phase": "run.run_config",
     "RunConfig": "run.run_config", "WarmStartConfig": "studies.study_config", "StudyResult": "studies.study_result",
     "run_study": "studies.study_runs", "warm_start_gap": "studies.study_runs",
 }
-__all__ = sorted(_PUBLIC)
+__all__ = sorted([*_PUBLIC, "run"])
+
+# The run/ layer shares its name with the function `run`. Importing one of its modules binds the package's `run`
+# attribute to the layer the first time only, so the layer is imported here (it needs no torch) and the name then
+# given to the function.
+importlib.import_module(f"{__name__}.run")
+
+
+def run(*args: Any, **kwargs: Any) -> Any:
+    """`plasticity_nb.execution.runner.run`: the stored result of a run config, trained first if needed (the
+    runner, and torch, are imported on the first call)."""
+    from .execution.runner import run as run_config
+
+    return run_config(*args, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

@@ -197,3 +197,10 @@ def test_no_re_exports_below_the_public_face():
             body = ast.parse(path.read_text()).body
             assert all(isinstance(n, ast.Expr) for n in body), f"{name} does more than describe its layer"
         assert "noqa: F401" not in path.read_text() or name in TOP, name
+
+
+def test_the_public_run_is_the_function_though_a_layer_shares_its_name():
+    code = ("import plasticity_nb.run.run_config, plasticity_nb as pnb\nfrom plasticity_nb import run\n"
+            "print(callable(run), pnb.run is run)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]
