@@ -237,8 +237,11 @@ def _run_dag(todo: dict[str, RunConfig], pool, settings: ExecutionSettings, bar:
 
 def training_examples(config: RunConfig) -> int:
     """Examples the config's last phase trains on (its prefix is a run of its own): a cost estimate, at its most
-    where a target may end it sooner."""
+    where a target may end it sooner. A part is counted at its size (FIRE's 10 % trains ten times the epochs of the
+    whole subset); a multi-stage set as the whole subset, as it always was."""
     phase = config.phases[-1]
+    if phase.pool == "part":
+        return phase.most_epochs * config.pool_size_bound(phase)
     return phase.most_epochs * (config.train_subset // 2 if phase.pool == "half" else config.train_subset)
 
 

@@ -148,7 +148,7 @@ class StudyConfig(Config):
         the full subset trains to it (`tune_epochs` its cap) and then the window (`Phase.last_epoch`).
         """
         pool = changes.get("pool", "full")
-        ends_run = pool not in ("half", "stage")
+        ends_run = pool not in ("half", "stage", "part")
         window = self.last_k if ends_run and self.eval_every > 1 else 0  # eval_every 1 covers it anyway
         fields = dict(pool="full", epochs=self.tune_epochs, optimizer=self.optimizer, lr=self.lr,
                       eval_every=self.eval_every, eval_tail=window)
