@@ -388,8 +388,11 @@ class Config(RemedyConditions, WarmStartConfig):
             raise ConfigError("budget 'target' does not fit protocol 'fire': FIRE trains every phase a fixed number "
                               "of epochs, the same steps in each, its warm-up spread over them; set budget='fixed'")
         first = self.first_phase_pool()
-        equal = equal_steps_epochs(self.tune_epochs, self.train_subset, self.batch_size,
-                                   part_size(self.train_subset, first["fraction"], self.dataset))
+        part = part_size(self.train_subset, first["fraction"], self.dataset)
+        if part < self.batch_size:
+            raise ConfigError(f"fraction {first['fraction']} of train_subset {self.train_subset} is {part} examples, "
+                              f"fewer than batch_size {self.batch_size}: the first phase would take no step")
+        equal = equal_steps_epochs(self.tune_epochs, self.train_subset, self.batch_size, part)
         if self.pretrain_epochs != equal:
             raise ConfigError(f"pretrain_epochs {self.pretrain_epochs} under protocol 'fire': its first phase takes "
                               f"as many steps as the tuning phase, {equal} epochs on the fraction here; leave "
