@@ -1,7 +1,7 @@
 """13 · FIRE's continual protocol: N cumulative chunks of the subset, each chunk's test accuracy and the final gap to
 scratch, per remedy. No claim: estimates only (a claim is registered before any run, by whoever registers claims).
 
-FIRE's continual benchmark (Han et al. 2026; isaac7778/FIRE at c37a0ac, vision/task.py:186-199 and 253-256,
+FIRE's continual benchmark (Han et al. 2026; isaac7778/FIRE at c37a0ac, vision/task.py:188-199 and 253-256,
 train.py:83-86 and 146-311) splits a seeded permutation of the training set into N = 10 chunks and trains chunk k on
 the first k of them ("full" access: cumulative), a fixed number of epochs each, with a new Adam per chunk that warms
 up over its first 10 % of epochs and gradients clipped to norm 0.5 (study_config.FIRE_PHASE), testing on the whole
@@ -10,7 +10,7 @@ seeded class-balanced part k/N of the subset (a pool "part": the parts of one ru
 class in one seeded order; FIRE's are prefixes of one permutation, not drawn per class), phase N on all of it, each
 `tune_epochs` epochs (so a chunk's steps grow with it, as in FIRE's). Its pair, labelled "warm" and "scratch" as in
 every study, is a scratch run: fresh weights trained on all N chunks for the last chunk's steps with the same warm-up
-and clipping, which is FIRE's full reset at the last chunk (train.py:168-181). The gap is scratch - continual test
+and clipping, which is FIRE's full reset at the last chunk (train.py:170-181). The gap is scratch - continual test
 accuracy over the last `last_k` epochs, paired by seed; each chunk's accuracy is the continual run's after the
 chunk's last epoch.
 
@@ -67,7 +67,7 @@ class Config(RemedyConditions, StudyConfig):
         quick=dict(budget="fixed", chunks=10, batch_size=100, tune_epochs=40, last_k=5, eval_every=40,
                    remedies=["fire", "shrink_perturb", "l2_init"]),
         # paper: FIRE's scale, ResNet-18 (w64) on all of CIFAR-10, 10 chunks of 100 epochs at batch 256, seeds 1-3
-        # (vision/train.py:83-86, config.py:65-74, scripts/continunal.sh), the test set after every epoch, the metric
+        # (vision/train.py:83-86, config.py:57-73, scripts/continunal.sh), the test set after every epoch, the metric
         # window the last 10; the remedies of FIRE's comparison this package has (snr, muon and full_reset not yet)
         paper=dict(budget="fixed", seeds=[1, 2, 3], train_subset=50000, chunks=10, batch_size=256, tune_epochs=100,
                    last_k=10, remedies=FIRE_REMEDIES),

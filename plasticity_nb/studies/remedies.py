@@ -310,7 +310,7 @@ class RemedyConditions:
 # epoch's last partial batch, FIRE's loader does not) and both phases take exactly 35 x 50 = 1,750 steps; 35 epochs,
 # the budget benchmarks/scale_pilot.py's rule fixed for 5,000 images at w8 (scratch's 5-epoch window mean first >= 98 %
 # at 35 of 15-35 epochs; at batch 128, without warm-up or clipping: not piloted again under FIRE's settings). paper:
-# FIRE's ResNet-18 run on CIFAR-10 (vision/train.py:83-84, config.py:65-74, scripts/warm_start.sh: 100 epochs a chunk,
+# FIRE's ResNet-18 run on CIFAR-10 (vision/train.py:83-84, config.py:57-73, scripts/warm_start.sh: 100 epochs a chunk,
 # batch 256, seeds 1-3), its metric window the last 10 epochs (FIRE reads the test accuracy after every epoch).
 FIRE_AT_PRESET = {
     "smoke": dict(budget="fixed", batch_size=32, fraction=FIRE_FRACTION),

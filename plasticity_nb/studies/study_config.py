@@ -61,7 +61,7 @@ BASE_PRESETS = {
 # or FIRE's (isaac7778/FIRE at c37a0ac, vision/; studies/remedies.py and studies/continual.py). Every chunk of FIRE's
 # trains a new Adam (train.py:162) whose rate warms up linearly over its first 10 % of epochs (train.py:134, 211-224:
 # `Phase.lr_warmup`), with gradients clipped to norm 0.5 before each update (config.py:63, train.py:267-268), batch
-# 256 (config.py:74), no augmentation (task.py:20-28) and a fixed number of epochs (train.py:83-86, 159: no target).
+# 256 (config.py:73), no augmentation (task.py:20-28) and a fixed number of epochs (train.py:83-86, 159: no target).
 # Its warm start's first chunk is a seeded 10 % of the training set (task.py:178-184, `warm_start_subset_ratio` 10),
 # trained ten times the epochs (train.py:152-159), so that both chunks take about the same steps.
 PROTOCOLS = ("ours", "fire")
