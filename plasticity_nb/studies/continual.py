@@ -15,10 +15,12 @@ accuracy over the last `last_k` epochs, paired by seed; each chunk's accuracy is
 chunk's last epoch.
 
 Remedies act as FIRE's loop applies them in this benchmark: those at the tuning start (shrink-and-perturb, DASH,
-FIRE) at the start of every chunk from the second (train.py:165); those of both phases (L2 Init, ReDo, continual
-backprop, Parseval, ...) in every chunk, the first included; a regulariser (augmentation, weight decay) in every
-phase of both arms. Each remedy's settings are notebook 10's (the `remedies` parameter and its per-preset settings,
-remedies.AT_PRESET), not FIRE's per-benchmark ones; a remedy scaled to the budget scales to one chunk's, the last.
+FIRE, the full reset, Muon) at the start of every chunk from the second (train.py:165); those of both phases (L2
+Init, ReDo, continual backprop, Parseval, SNR, ...) in every chunk, the first included; a regulariser (augmentation,
+weight decay) in every phase of both arms. (FIRE's continual runs train every chunk with Muon, the first included;
+here Muon replaces Adam from the second chunk, as the package's Muon acts on a tuning phase only.) Each remedy's
+settings are notebook 10's (the `remedies` parameter and its per-preset settings, remedies.AT_PRESET), not FIRE's
+per-benchmark ones; a remedy scaled to the budget scales to one chunk's, the last.
 
 The premise is the fixed budget's (`PremiseRule`), not fit by construction (FIRE's chunks train a fixed number of
 epochs, with no target; remedies.Config says why a target cannot apply): `budget` "target" is refused.
@@ -40,7 +42,8 @@ from .study_config import FIRE_PHASE, Plan, StudyConfig, part_size, presets
 from .study_result import StudyResult
 
 CLAIMS: tuple[Claim, ...] = ()  # estimates only, for now
-FIRE_REMEDIES = ["shrink_perturb", "dash", "parseval", "cbp", "redo", "l2_init", "fire"]  # those of FIRE's it has
+# FIRE's comparison (scripts/continunal.sh: S&P, DASH, Parseval, CBP, ReDo, L2 Init, SNR, FIRE, Muon, full reset)
+FIRE_REMEDIES = ["shrink_perturb", "dash", "parseval", "cbp", "redo", "l2_init", "snr", "fire", "muon", "full_reset"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,7 +71,7 @@ class Config(RemedyConditions, StudyConfig):
                    remedies=["fire", "shrink_perturb", "l2_init"]),
         # paper: FIRE's scale, ResNet-18 (w64) on all of CIFAR-10, 10 chunks of 100 epochs at batch 256, seeds 1-3
         # (vision/train.py:83-86, config.py:57-73, scripts/continunal.sh), the test set after every epoch, the metric
-        # window the last 10; the remedies of FIRE's comparison this package has (snr, muon and full_reset not yet)
+        # window the last 10; the remedies of FIRE's comparison, in its order
         paper=dict(budget="fixed", seeds=[1, 2, 3], train_subset=50000, chunks=10, batch_size=256, tune_epochs=100,
                    last_k=10, remedies=FIRE_REMEDIES),
     )
