@@ -25,8 +25,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 # Each plan's labels and run keys under protocol "fire" (fp32), recorded when the protocol was added: a stored run of
 # FIRE's warm start is found again by its key.
-FIRE_PLANS = {("10", "smoke"): "29f28d97f1fdebff", ("10", "quick"): "311c22b5e6c8bf24",
-              ("11", "smoke"): "d803c6cd1f2fba97", ("11", "quick"): "311f912340af6f1f"}
+FIRE_PLANS = {("10", "smoke"): "29f28d97f1fdebff", ("10", "quick"): "93589037cdfbc460",
+              ("11", "smoke"): "d803c6cd1f2fba97", ("11", "quick"): "af86356df3fb5e41"}
 STUDY = {"10": remedies, "11": newer_remedies}
 
 
@@ -94,17 +94,17 @@ def test_fires_warm_start_plans_the_runs_it_planned_and_ours_is_the_default(stud
 
 def test_fires_warm_start_pretrains_on_its_fraction_for_the_tuning_phases_steps_then_acts_in_tuning_only():
     config = remedies.Config.from_preset("quick", protocol="fire", precision="fp32")
-    assert (config.batch_size, config.tune_epochs, config.pretrain_epochs, config.fraction) == (100, 35, 350, 0.1)
+    assert (config.batch_size, config.tune_epochs, config.pretrain_epochs, config.fraction) == (256, 50, 950, 0.1)
     assert config.budget == "fixed" and isinstance(config.premise_rule(), PremiseRule)  # not fit by construction
     runs = by_arm(config)
     plain, scratch = runs[("none", "warm")], runs[("none", "scratch")]
     first, tune = plain.phases
     assert (first.pool, first.fraction, first.epochs, first.eval_every, first.target_train_acc) == (
-        "part", 0.1, 350, 50, None)  # evaluated every 50 epochs of 5 steps: tuning's 5 epochs of 50
-    assert (tune.pool, tune.epochs, tune.target_train_acc, tune.eval_tail) == ("full", 35, None, 5)
+        "part", 0.1, 950, 95, None)  # evaluated every 95 epochs of 1 step: tuning's 5 epochs of 19
+    assert (tune.pool, tune.epochs, tune.target_train_acc, tune.eval_tail) == ("full", 50, None, 5)
     for phase in (first, tune):
         assert (phase.lr_warmup, phase.clip_grad_norm, phase.optimizer, phase.lr) == (0.1, 0.5, "adam", 1e-3)
-    assert steps(plain, first) == steps(plain, tune) == 1750
+    assert steps(plain, first) == steps(plain, tune) == 950
     assert scratch.phases == (tune,)  # FIRE's full reset: fresh weights, the tuning phase's steps, warm-up, clipping
     for remedy in config.remedies:
         warm = runs[(remedy, "warm")]
@@ -119,14 +119,14 @@ def test_fires_warm_start_pretrains_on_its_fraction_for_the_tuning_phases_steps_
         50000, 256, 100, 1026, (1, 2, 3))  # FIRE: 1,000 epochs of 20 steps (its last batch kept), 100 of 196
     warm = by_arm(paper)[("none", "warm")]
     assert abs(steps(warm, warm.phases[0]) - steps(warm, warm.phases[1])) < warm.phases[0].epochs  # 19,494 vs 19,500
-    assert remedies.Config.from_preset("quick", protocol="fire", fraction=0.2).pretrain_epochs == 175
+    assert remedies.Config.from_preset("quick", protocol="fire", fraction=0.2).pretrain_epochs == 317  # 950 / 3 steps
 
 
 @pytest.mark.parametrize("overrides,culprit", [
     (dict(protocol="fire", budget="target"), "budget 'target' does not fit protocol 'fire'"),
     (dict(fraction=0.2), "fraction 0.2 is the share of the subset FIRE's warm start pretrains on: set protocol='fire'"),
     (dict(protocol="fire", pretrain_epochs=10), "pretrain_epochs 10 under protocol 'fire': its first phase takes as "
-                                                "many steps as the tuning phase, 350 epochs on the fraction here"),
+                                                "many steps as the tuning phase, 950 epochs on the fraction here"),
     (dict(protocol="fire", fraction=1.0), "fraction must be in (0, 1), got 1.0"),
     (dict(protocol="wrm"), "protocol is 'wrm': choose from 'ours', 'fire'"),
     (dict(protocol="fire", batch_size=600), "fraction 0.1 of train_subset 5000 is 500 examples, fewer than batch_size "
@@ -148,6 +148,19 @@ def test_a_fire_warm_run_takes_as_many_steps_on_its_part_as_in_tuning_warming_up
     warm_up = run.phases[0].lr_warmup * run.phases[0].epochs  # 3.2 epochs
     assert first.lr.tolist()[:4] == pytest.approx([1e-3 * min(1, e / warm_up) for e in (1, 2, 3, 4)])
     assert math.isfinite(history.loc[history.phase == 2, "grad_ratio"].iloc[0])  # the part against the rest
+
+
+@pytest.mark.parametrize("overrides,claim", [
+    (dict(), "C18a"), (dict(augment=True), "C18a"),  # our protocol: C18a, whatever its setting
+    (dict(protocol="fire"), "C18b"), (dict(protocol="fire", augment=True), "C18c"),
+    (dict(protocol="fire", optimizer="sgd", lr=0.1), "C18d"),
+    (dict(protocol="fire", optimizer="sgd_momentum"), None),
+    (dict(protocol="fire", augment=True, optimizer="sgd"), None),
+])
+def test_notebook_11_computes_the_one_of_fires_claims_its_protocol_and_setting_were_registered_for(overrides, claim):
+    config = newer_remedies.Config.from_preset("smoke", remedies=["fire"], **overrides)
+    found = newer_remedies.fire_claim_of(config)
+    assert (found.id if found else None) == claim
 
 
 # --- the continual benchmark --------------------------------------------------------------------------------------
