@@ -226,3 +226,27 @@ def test_the_continual_study_reports_each_chunks_accuracy_and_the_final_gap(tmp_
     assert gaps.gap_pp.tolist() == pytest.approx([result.gap_series(remedy=r).mean() for r in gaps.remedy])
     assert len(continual.estimates(result, config)) == 1 + 2 * len(config.remedies)
     assert continual.claims(result, config) == []
+
+
+def test_no_notebook_binds_a_name_its_config_reads_from_the_notebooks_globals():
+    """`Config.from_notebook` reads every field's name from the kernel's globals: a module alias or a table named like
+    a parameter (notebook 11 imported notebook 10's study `as protocol`) would be read as its value, at once or when
+    the config cell runs again."""
+    import ast
+    import dataclasses
+
+    import nbformat
+
+    from plasticity_nb.studies import STUDIES
+
+    for study in STUDIES.values():
+        fields = {f.name for f in dataclasses.fields(study.config)} | set(study.config.RETIRED)
+        bound = set()
+        for cell in nbformat.read(study.path, as_version=4).cells:
+            if cell.cell_type == "code" and "parameters" not in cell.metadata.get("tags", []):
+                for node in ast.walk(ast.parse(cell.source)):
+                    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                        bound.add(node.id)
+                    elif isinstance(node, ast.alias):
+                        bound.add(node.asname or node.name.split(".")[0])
+        assert bound & fields == set(), study.notebook
