@@ -181,7 +181,7 @@ def test_the_explorer_lists_what_each_study_offers_from_its_own_config():
     from plasticity_nb.views.explorer import stored_offers
 
     offering = {sid for sid, study in STUDIES.items() if study.config.from_preset("smoke").offers()}
-    assert offering == {"10", "11"}
+    assert offering == {"10", "11", "13"}
     assert STUDIES["10"].config.from_preset("quick").offers() == remedies.BUILTIN_CONDITIONS
     quick = remedies.Config.from_preset("quick", remedies={"redo": {"tau": 0.2}, "dash": None, "augment": None})
     stored = {run.key() for _, run in quick.offering(["redo", "augment"]).plan()}

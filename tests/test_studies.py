@@ -52,8 +52,9 @@ def test_every_preset_builds_a_paired_plan(study_id, preset):
     for arm in ("warm", "scratch"):
         cells = {tuple(labels[c] for c in (*conditions, "seed")) for labels, _ in plan if labels["arm"] == arm}
         assert len(cells) == len(plan) // 2  # every condition and seed has exactly one run of each arm
-    if preset == "paper":  # the paper's settings (06 sweeps the architecture, 03 the optimiser)
-        assert (config.batch_size, config.tune_epochs, config.last_k, config.augment) == (128, 500, 100, False)
+    if preset == "paper":  # the paper's settings (06 sweeps the architecture, 03 the optimiser; 13: FIRE's scale)
+        expected = (256, 100, 10, False) if study_id == "13" else (128, 500, 100, False)
+        assert (config.batch_size, config.tune_epochs, config.last_k, config.augment) == expected
         assert study_id == "06" or (config.model, config.depth, config.width) == ("resnet", 2, 64)
         assert study_id == "03" or (config.optimizer, config.lr) == ("adam", 1e-3)
 

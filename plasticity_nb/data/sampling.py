@@ -7,6 +7,8 @@
   N the run's total steps), otherwise from the pretraining half; i.i.d. with replacement.
 - `multistage_split` (App. A.3): nested stage sets D_1 c ... c D_{n+1} = D built from class groups and
   a uniform fraction r of the data.
+- `class_orders`: one seeded order of each class's examples, whose prefixes are a run's nested parts (FIRE's
+  first 10 % and its cumulative chunks).
 """
 from __future__ import annotations
 
@@ -90,3 +92,17 @@ def multistage_split(labels: torch.Tensor, n_stages: int, uniform_ratio: float, 
         current = torch.cat([current, part, of_group]).sort().values
         stages.append(current)
     return StageSplit(stages, groups, uniform_parts)
+
+
+def class_orders(labels: torch.Tensor, seed: int, num_classes: int) -> list[torch.Tensor]:
+    """Per class, its examples' indices in one seeded random order: a part of the set takes a prefix of each (of the
+    length `run_config.part_count` gives), so every part of a run is class-balanced and the parts are nested, as
+    FIRE's chunks are prefixes of one seeded permutation (isaac7778/FIRE vision/task.py:170-199; theirs is not
+    drawn per class). `labels` are those of the set being split; the returned indices index into it."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = labels.cpu()
+    orders = []
+    for c in range(num_classes):
+        members = torch.nonzero(labels == c).flatten()
+        orders.append(members[torch.randperm(len(members), generator=generator)])
+    return orders

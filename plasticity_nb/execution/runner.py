@@ -237,8 +237,12 @@ def _run_dag(todo: dict[str, RunConfig], pool, settings: ExecutionSettings, bar:
 
 def training_examples(config: RunConfig) -> int:
     """Examples the config's last phase trains on (its prefix is a run of its own): a cost estimate, at its most
-    where a target may end it sooner."""
+    where a target may end it sooner. A part counts the examples its steps train on (FIRE's 10 % trains ten times the
+    epochs of the whole subset, each short of its partial batch, a large share of a small part); a multi-stage set
+    counts as the whole subset, as it always did."""
     phase = config.phases[-1]
+    if phase.pool == "part":
+        return phase.most_epochs * (config.pool_size_bound(phase) // config.batch_size) * config.batch_size
     return phase.most_epochs * (config.train_subset // 2 if phase.pool == "half" else config.train_subset)
 
 

@@ -6,6 +6,7 @@ and none of them needs the others to do so. A config's hash names its stored res
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Sequence
 
 from ..core.config import Config, ConfigError, Range, check_within, ranged
@@ -17,14 +18,15 @@ from .remedy import REGISTRY, Remedy, acting_rank, remedy_type
 
 OPTIMIZERS = ("adam", "sgd", "sgd_momentum", "rmsprop")
 # Training pools: the pretraining half of the subset, the whole subset, a blend that fades from the
-# half to the whole (Fig. 3), or one set of a multi-stage split (Fig. 4).
-POOLS = ("half", "full", "blend", "stage")
+# half to the whole (Fig. 3), one set of a multi-stage split (Fig. 4), or a seeded class-balanced fraction of the
+# subset, the parts of one run nested (FIRE's first chunk and cumulative chunks, studies/continual.py).
+POOLS = ("half", "full", "blend", "stage", "part")
 PRECISIONS = ("bf16", "fp32")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Phase(Config):
-    pool: str = ranged("full", choices=POOLS)  # training examples: half | full | blend | stage
+    pool: str = ranged("full", choices=POOLS)  # training examples: half | full | blend | stage | part
     # epoch budget: passes over the pool (blend: steps of the full subset); with a target, the cap on reaching it
     epochs: int = ranged(1, gt=0)
     optimizer: str = ranged("adam", choices=OPTIMIZERS)  # adam | sgd | sgd_momentum | rmsprop; a new one at every phase
@@ -44,6 +46,11 @@ class Phase(Config):
     gamma: float | None = ranged(None, gt=0, lt=1)
     blend_rate: float | None = ranged(None, gt=0)  # blend only: the paper's 50
     stage: int | None = ranged(None, ge=1)  # stage only: which set D_i of the run's multi-stage split (1-based)
+    # part only: the fraction of each class of the subset trained on (`part_count`), the first of one seeded order
+    # of the class's examples per run, so a run's parts are nested: FIRE's first 10 % (isaac7778/FIRE vision/task.py:
+    # 170-184, a prefix of one seeded permutation) and its cumulative chunks k/N (`access="full"`, task.py:188-199,
+    # 253-256), drawn here per class
+    fraction: float | None = ranged(None, gt=0, lt=1)
     eval_every: int = ranged(1, gt=0)  # test-set evaluation every this many epochs (and always at the phase's last)...
     eval_tail: int = ranged(0, ge=0)  # ...and at each of the phase's last eval_tail epochs (a metric window)
     # curvature/noise probes after these epochs (0: before the first step)
@@ -135,11 +142,13 @@ class Phase(Config):
         if any(e > self.epochs for e in self.probe_epochs):
             raise ConfigError(f"probe_epochs {list(self.probe_epochs)} must lie in 0..epochs ({self.epochs})")
         # Pool-specific fields are set exactly when used, so equal runs always hash equally.
-        blend, stage = self.pool == "blend", self.pool == "stage"
+        blend, stage, part = self.pool == "blend", self.pool == "stage", self.pool == "part"
         if blend != (self.gamma is not None) or blend != (self.blend_rate is not None):
             raise ConfigError("gamma and blend_rate are set for (and only for) pool 'blend'")
         if stage != (self.stage is not None):
             raise ConfigError("stage is set for (and only for) pool 'stage'")
+        if part != (self.fraction is not None):
+            raise ConfigError("fraction is set for (and only for) pool 'part'")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -201,6 +210,9 @@ class RunConfig(Config):
             smallest_group = classes // (n + 1)
             share = r * phase.stage / (n + 1) + (1 - r) * smallest_group * phase.stage / classes
             return int(self.train_subset * share)
+        if phase.pool == "part":  # the subset's smallest classes hold train_subset // classes examples
+            classes = dataset_spec(self.dataset).num_classes
+            return classes * part_count(phase.fraction, self.train_subset // classes)
         return self.train_subset
 
     def truncated(self, phases: int) -> "RunConfig":
@@ -211,6 +223,12 @@ class RunConfig(Config):
     def prefix(self) -> "RunConfig":
         """The same run without its last phase: the run a warm start continues from."""
         return self.truncated(len(self.phases) - 1)
+
+
+def part_count(fraction: float, members: int) -> int:
+    """Examples of a class of `members` that a part of `fraction` takes: the nearest whole number, halves up (so a
+    larger fraction never takes fewer, and k/N of N chunks ends at every member)."""
+    return math.floor(fraction * members + 0.5)
 
 
 def dataset_ranges(spec: DatasetSpec) -> dict[str, tuple[Range, str]]:

@@ -12,6 +12,7 @@ from ..core.paths import project_root
 from . import (
     blending,
     capacity,
+    continual,
     multistage,
     newer_remedies,
     optimisers,
@@ -64,6 +65,7 @@ STUDIES = {s.id: s for s in [
     Study("10", "10_remedies.ipynb", remedies),
     Study("11", "11_remedies_2024.ipynb", newer_remedies),
     Study("12", "12_scale.ipynb", scale),
+    Study("13", "13_continual.ipynb", continual),
 ]}
 
 

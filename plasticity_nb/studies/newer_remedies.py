@@ -118,8 +118,8 @@ class Config(remedies.Config):
 
 
 def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
-    """C16a-e for each new remedy in the sweep, each with the share of seeds it improves beside it; C15 across
-    every condition."""
+    """C16a-e for each new remedy in the sweep, each with the share of seeds it improves beside it; with FIRE among
+    them, the one of C18a-d its protocol and setting compute (`fire_claim_of`); C15 across every condition."""
     rule, found = config.premise_rule(), []
     for remedy, claim in NEWER.items():
         if remedy in config.remedies:
@@ -128,19 +128,30 @@ def claims(result: StudyResult, config: Config) -> list[ClaimResult]:
                                      (result.gap_test(remedy=remedy),
                                       result.gap_equivalence(config.equivalence_margin, remedy=remedy),
                                       remedies.improvement(result, remedy))))
-    if "fire" in config.remedies:
+    if "fire" in config.remedies and fire_claim_of(config) is not None:
         found.append(fire_claim(result, config))
     found.append(predictor_claim(result, config))
     return found
 
 
+def fire_claim_of(config: Config) -> Claim | None:
+    """Which of FIRE's claims a config computes: C18a on our protocol; on FIRE's (`protocol="fire"`), C18b as its
+    authors run it (Adam, no augmentation), C18c with augmentation in both arms (`augment=True`), C18d with plain SGD
+    in place of Adam in both arms (`optimizer="sgd"`); None for another setting of FIRE's protocol (no claim is
+    registered for it)."""
+    if config.protocol != "fire":
+        return FIRE_OURS
+    return {(False, "adam"): FIRE_THEIRS, (True, "adam"): FIRE_AUGMENTED,
+            (False, "sgd"): FIRE_SGD}.get((config.augment, config.optimizer))
+
+
 def fire_claim(result: StudyResult, config: Config) -> ClaimResult:
-    """C18a on our protocol (C18b-d once FIRE's protocol is a setting of this study): the reduction FIRE brings, with
-    the share of the gap it closes beside it."""
+    """The one of C18a-d that the config's protocol and setting compute (`fire_claim_of`): the reduction FIRE brings,
+    with the share of the gap it closes beside it."""
     rule = config.premise_rule()
     reductions = result.gap_change("remedy", NONE, "fire")
     reduces = difference_test(reductions, "gap(none) - gap(fire)")
-    return ClaimResult(FIRE_OURS, (reduces,), result.reduction_premise(rule, "remedy", NONE, "fire"),
+    return ClaimResult(fire_claim_of(config), (reduces,), result.reduction_premise(rule, "remedy", NONE, "fire"),
                        (gap_closed(reductions, result.gap_series(remedy=NONE)), result.gap_test(remedy="fire"),
                         result.gap_equivalence(config.equivalence_margin, remedy="fire"),
                         remedies.improvement(result, "fire")))

@@ -33,10 +33,22 @@ from ..analysis.estimates import Share, improvement_share, share_over_conditions
 from ..analysis.stats import Test, bound_test, difference_test
 from ..core.config import Config as Settings
 from ..core.config import ConfigError, range_of, ranged
+from ..data.datasets import DEFAULT_DATASET
 from ..measures.metric_settings import METRIC_DEFINITIONS, MetricSettings
 from ..run.remedy import REGISTRY, Budget, Remedy, remedy_type
+from ..run.run_config import Phase, RunConfig
 from . import resets
-from .study_config import Plan, WarmStartConfig, check_sweep, presets
+from .study_config import (
+    FIRE_FRACTION,
+    FIRE_PHASE,
+    PROTOCOLS,
+    Plan,
+    WarmStartConfig,
+    check_sweep,
+    equal_steps_epochs,
+    part_size,
+    presets,
+)
 from .study_result import CLOSED_THREAT, StudyResult
 
 NONE = "none"
@@ -238,31 +250,20 @@ def checked(name: str, spec: Any) -> Any:
                       f"defaults), got {spec!r}")
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Config(WarmStartConfig):
-    # The conditions besides "none", in order: registered remedies (run/remedy.py) and the regularisers, as a list
-    # of names or a mapping of each name to its settings (its type's, or a dict of their fields; None: its defaults
-    # here). Every setting is checked against its type's ranges when the config is built.
-    remedies: Mapping[str, Any]
-    # train accuracy (%) whose first tuning step is reported per arm
-    speed_target_acc: float = range_of(resets.Config, "speed_target_acc")
+class RemedyConditions:
+    """What a study whose conditions are remedies shares (notebooks 10, 11 and 13; mixed in before its StudyConfig,
+    which declares the `remedies` field): `remedies` read as a RemedyMap, each remedy named without settings given
+    the preset's (PRESET_SETTINGS) or its own budget rule's, and the conditions it offers the explorer."""
 
-    CONDITIONS = ("remedy",)
+    # The settings a preset gives a remedy named without its own (AT_PRESET), in `remedies`' spelling
     PRESET_SETTINGS: ClassVar[dict[str, dict[str, dict[str, Any]]]] = AT_PRESET
-    RETIRED = {old: new_spelling(old) for old in FLATTENED}
-    PRESETS = presets(
-        # smoke: one remedy of each kind (the test suite runs it; tests/test_remedy_runs.py covers every remedy)
-        smoke=dict(pretrain_epochs=2, remedies=["shrink_perturb", "l2_init", "augment"], speed_target_acc=20.0),
-        # quick: ~195 pretraining + 975 tuning steps
-        quick=dict(pretrain_epochs=10, remedies=list(BUILTIN_CONDITIONS), speed_target_acc=90.0),
-        paper=dict(pretrain_epochs=350, remedies=list(BUILTIN_CONDITIONS), speed_target_acc=99.0))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "remedies", RemedyMap.of(self.remedies))
         super().__post_init__()
 
     @classmethod
-    def from_preset(cls, preset: str, **overrides: Any) -> "Config":
+    def from_preset(cls, preset: str, **overrides: Any) -> "RemedyConditions":
         """The preset with `overrides`, where a remedy named without settings of its own takes the preset's for it
         (PRESET_SETTINGS; otherwise its defaults here, `settings`), a dict of fields changes those, and an old
         notebook's parameter of one remedy's field (FLATTENED: `sp_shrink`, `redo_every`, ...) sets that field."""
@@ -279,29 +280,6 @@ class Config(WarmStartConfig):
             if name in at_preset and (spec is None or isinstance(spec, dict)):
                 entries[name] = {**at_preset[name], **(spec or {})}
         return super().from_preset(preset, **{**overrides, "remedies": entries})
-
-    def plan(self, data_id: str = "") -> Plan:
-        plan = []
-        for remedy in (NONE, *self.remedies):
-            warm, scratch = self.arms(remedy)
-            plan += self.pairs(dict(remedy=remedy), lambda s: self.warm(s, data_id, **warm),
-                               lambda s: self.scratch(s, data_id, **scratch))
-        return plan
-
-    def arms(self, remedy: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The changes `remedy` makes to the warm and to the scratch run (`warm()`/`scratch()` keywords), by where
-        its settings act (their PLACEMENT)."""
-        run = dict(metrics=MetricSettings())
-        if remedy == NONE:
-            return run, run
-        settings = self.settings(remedy)
-        if settings.PLACEMENT == BOTH_ARMS:
-            both = {**run, **settings.run_fields()}
-            return both, both
-        acting = {"remedies": (settings,)}
-        if settings.PLACEMENT == "tuning start":
-            return dict(tune=acting, **run), run
-        return dict(pretrain=acting, tune=acting, **run), run
 
     def settings(self, remedy: str) -> Remedy | Regulariser:
         """The settings `remedy` runs with: those `remedies` gives it, else its defaults for this study (its type's
@@ -321,8 +299,152 @@ class Config(WarmStartConfig):
     def offers(self) -> tuple[str, ...]:
         return tuple(self.remedies)
 
-    def offering(self, picked: Iterable[str]) -> "Config":
+    def offering(self, picked: Iterable[str]) -> "RemedyConditions":
         return self.replace(remedies={name: self.remedies[name] for name in picked})
+
+
+# FIRE's warm start (`protocol="fire"`) at each preset, under what a caller gives: its fixed budget and batch 256, at
+# the sizes it runs at here. smoke: plumbing; batch 32, so that the 10 % part (50 of 512 images) holds a step. quick:
+# the quick preset's 5,000 images and w8 ResNet-18 on a 2-core CPU, FIRE's batch 256 (as C18b is registered): 19
+# steps an epoch of the subset, 1 of its 500-image part (an epoch's last partial batch is dropped here, FIRE's loader
+# keeps it: each epoch on the part trains on a fresh 256 of its 500), so 950 epochs on the part then 50 on all, 950
+# steps each. 50 epochs, quick's cap: scratch at 5,000 images reached 95-97 % train accuracy in 585-780 steps of 128
+# (benchmarks/scale_pilot.py, 15-20 epochs) and 99 % within 22-33 epochs (benchmarks/fit_pilot.py); 50 epochs of 256
+# give it both more passes and more steps than those (not piloted at batch 256, with warm-up and clipping). paper:
+# FIRE's ResNet-18 run on CIFAR-10 (vision/train.py:83-84, config.py:57-73, scripts/warm_start.sh: 100 epochs a chunk,
+# batch 256, seeds 1-3), its metric window the last 10 epochs (FIRE reads the test accuracy after every epoch).
+FIRE_AT_PRESET = {
+    "smoke": dict(budget="fixed", batch_size=32, fraction=FIRE_FRACTION),
+    "quick": dict(budget="fixed", batch_size=256, tune_epochs=50, last_k=5, fraction=FIRE_FRACTION),
+    "paper": dict(budget="fixed", seeds=[1, 2, 3], train_subset=50000, batch_size=256, tune_epochs=100, last_k=10,
+                  fraction=FIRE_FRACTION),
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config(RemedyConditions, WarmStartConfig):
+    """A remedy study's config: notebook 10's (and 11's) conditions on a warm start, by Berariu et al.'s protocol
+    (`protocol="ours"`: pretrain on the half, tune on the whole subset) or by FIRE's (`protocol="fire"`, isaac7778/FIRE
+    at c37a0ac, vision/; `study_config.FIRE_PHASE`): the first phase on a seeded class-balanced `fraction` of the
+    subset (FIRE's 10 %), the second on all of it, each phase as many optimiser steps as whole epochs allow (the first
+    `pretrain_epochs`, derived: about 1 / fraction times `tune_epochs`), a new Adam at each with a linear warm-up over
+    its first 10 % of epochs, gradients clipped to norm 0.5, a fixed budget; the scratch arm is FIRE's full reset,
+    fresh weights trained on all of it for the tuning phase's steps with the same warm-up and clipping. As FIRE's loop
+    applies them (vision/train.py:165, 247, 273, 277, 308), every remedy acts in the second phase only: those at the
+    tuning start as here, and those of both phases (L2 Init, ReDo, continual backprop, Parseval, ...) from its first
+    step, not while pretraining on the fraction; a regulariser changes both arms' every phase, as here.
+
+    The premise under FIRE's protocol (issue 41 item 4): not fit by construction. Its budget is fixed (FIRE trains
+    every chunk a fixed number of epochs, train.py:83-86 and 159, with no train-accuracy target), and must be: a
+    target would end the phases at different steps, undoing the equal steps, and the warm-up is spread over the
+    phase's fixed epochs. So `budget` is "fixed" (a target is refused), and the premise rule is the fixed budget's
+    (`premise_rule`: `PremiseRule`, each arm's train accuracy over the metric window at least `premise_train_acc`,
+    the arms within `premise_arm_difference`), not train-to-target's per-run `RunFitRule`.
+    """
+
+    # The conditions besides "none", in order: registered remedies (run/remedy.py) and the regularisers, as a list
+    # of names or a mapping of each name to its settings (its type's, or a dict of their fields; None: its defaults
+    # here). Every setting is checked against its type's ranges when the config is built.
+    remedies: Mapping[str, Any]
+    # train accuracy (%) whose first tuning step is reported per arm
+    speed_target_acc: float = range_of(resets.Config, "speed_target_acc")
+    # ours: pretrain on the half, tune on the whole subset (Berariu et al.) | fire: FIRE's warm start (above)
+    protocol: str = ranged("ours", choices=PROTOCOLS)
+    # protocol fire: the seeded class-balanced fraction of the subset its first phase trains on (FIRE's 0.1)
+    fraction: float | None = range_of(Phase, "fraction", None)
+
+    CONDITIONS = ("remedy",)
+    RETIRED = {old: new_spelling(old) for old in FLATTENED}
+    PRESETS = presets(
+        # smoke: one remedy of each kind (the test suite runs it; tests/test_remedy_runs.py covers every remedy)
+        smoke=dict(pretrain_epochs=2, remedies=["shrink_perturb", "l2_init", "augment"], speed_target_acc=20.0),
+        # quick: ~195 pretraining + 975 tuning steps
+        quick=dict(pretrain_epochs=10, remedies=list(BUILTIN_CONDITIONS), speed_target_acc=90.0),
+        paper=dict(pretrain_epochs=350, remedies=list(BUILTIN_CONDITIONS), speed_target_acc=99.0))
+    PROTOCOL_PRESETS: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"fire": FIRE_AT_PRESET}
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> "Config":
+        """As `RemedyConditions.from_preset`; with protocol "fire", FIRE's settings at the preset (FIRE_AT_PRESET)
+        fill what the caller leaves None, and `pretrain_epochs`, unless given, is the first phase's equal steps."""
+        protocol = overrides.get("protocol")
+        if protocol in cls.PROTOCOL_PRESETS and preset in cls.PRESETS:
+            given = {k: v for k, v in overrides.items() if v is not None}
+            overrides = {**cls.PROTOCOL_PRESETS[protocol][preset], **given}
+            if "pretrain_epochs" not in given:
+                values = {**cls.PRESETS[preset], **overrides}
+                overrides["pretrain_epochs"] = equal_steps_epochs(
+                    values["tune_epochs"], values["train_subset"], values["batch_size"],
+                    part_size(values["train_subset"], values.get("fraction") or FIRE_FRACTION,
+                              values.get("dataset", DEFAULT_DATASET)))
+        return super().from_preset(preset, **overrides)
+
+    def check_sweep(self) -> None:
+        if self.protocol != "fire":
+            if self.fraction is not None:
+                raise ConfigError(f"fraction {self.fraction} is the share of the subset FIRE's warm start pretrains "
+                                  "on: set protocol='fire' to use it, or leave fraction None")
+            return
+        if self.to_target:
+            raise ConfigError("budget 'target' does not fit protocol 'fire': FIRE trains every phase a fixed number "
+                              "of epochs, the same steps in each, its warm-up spread over them; set budget='fixed'")
+        first = self.first_phase_pool()
+        part = part_size(self.train_subset, first["fraction"], self.dataset)
+        if part < self.batch_size:
+            raise ConfigError(f"fraction {first['fraction']} of train_subset {self.train_subset} is {part} examples, "
+                              f"fewer than batch_size {self.batch_size}: the first phase would take no step")
+        equal = equal_steps_epochs(self.tune_epochs, self.train_subset, self.batch_size, part)
+        if self.pretrain_epochs != equal:
+            raise ConfigError(f"pretrain_epochs {self.pretrain_epochs} under protocol 'fire': its first phase takes "
+                              f"as many steps as the tuning phase, {equal} epochs on the fraction here; leave "
+                              "pretrain_epochs None (it follows tune_epochs, batch_size, train_subset and fraction)")
+
+    def first_phase_pool(self) -> dict[str, Any]:
+        """The pool of the warm arm's first phase: the half, or FIRE's seeded fraction of the subset."""
+        if self.protocol == "fire":
+            return dict(pool="part", fraction=self.fraction or FIRE_FRACTION)
+        return dict(pool="half")
+
+    def tune(self, **changes: Any) -> Phase:
+        """Every phase of both arms; under FIRE's protocol with its warm-up and clipping (FIRE_PHASE)."""
+        if self.protocol == "fire":
+            changes = {**FIRE_PHASE, **changes}
+        return super().tune(**changes)
+
+    def warm(self, seed: int, data_id: str = "", pretrain_epochs: int | None = None, pretrain=None, tune=None,
+             **run: Any) -> RunConfig:
+        """The warm arm: pretraining on the half, or under FIRE's protocol on its fraction, evaluated at the tuning
+        phase's spacing in steps (every `eval_every` x epochs-ratio epochs: at quick every 95 of its 950 epochs on the
+        10 %, as every 5 of tuning's 50)."""
+        first = self.first_phase_pool()
+        if self.protocol == "fire":
+            ratio = max(1, round(self.pretrain_epochs / self.tune_epochs))
+            first["eval_every"] = self.eval_every * ratio
+        return super().warm(seed, data_id, pretrain_epochs, pretrain={**first, **(pretrain or {})}, tune=tune, **run)
+
+    def plan(self, data_id: str = "") -> Plan:
+        plan = []
+        for remedy in (NONE, *self.remedies):
+            warm, scratch = self.arms(remedy)
+            plan += self.pairs(dict(remedy=remedy), lambda s: self.warm(s, data_id, **warm),
+                               lambda s: self.scratch(s, data_id, **scratch))
+        return plan
+
+    def arms(self, remedy: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The changes `remedy` makes to the warm and to the scratch run (`warm()`/`scratch()` keywords), by where
+        its settings act (their PLACEMENT); under FIRE's protocol every remedy in the tuning phase only, as FIRE's
+        loop applies them."""
+        run = dict(metrics=MetricSettings())
+        if remedy == NONE:
+            return run, run
+        settings = self.settings(remedy)
+        if settings.PLACEMENT == BOTH_ARMS:
+            both = {**run, **settings.run_fields()}
+            return both, both
+        acting = {"remedies": (settings,)}
+        if settings.PLACEMENT == "tuning start" or self.protocol == "fire":
+            return dict(tune=acting, **run), run
+        return dict(pretrain=acting, tune=acting, **run), run
 
 
 def with_flattened(entries: dict[str, Any], old: str, value: Any) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import Any, Callable, ClassVar, Iterable
 
 from ..analysis.premises import PremiseRule, RunFitRule
 from ..core.config import Config, ConfigError, range_of, ranged
-from ..data.datasets import DEFAULT_DATASET
-from ..run.run_config import PRECISIONS, Phase, RunConfig
+from ..data.datasets import DEFAULT_DATASET, dataset_spec
+from ..run.run_config import PRECISIONS, Phase, RunConfig, part_count
 
 ARMS = ("warm", "scratch")
 BUDGETS = ("target", "fixed")
@@ -55,6 +55,32 @@ BASE_PRESETS = {
     "paper": dict(seeds=[0, 1, 2], model="resnet", depth=2, width=64, optimizer="adam", lr=1e-3, batch_size=128,
                   train_subset=50000, tune_epochs=500, last_k=100, augment=False, precision="bf16", **RULES["paper"]),
 }
+
+
+# The warm-start protocols a study may follow: ours, Berariu et al.'s (pretrain on the half, tune on the whole subset),
+# or FIRE's (isaac7778/FIRE at c37a0ac, vision/; studies/remedies.py and studies/continual.py). Every chunk of FIRE's
+# trains a new Adam (train.py:162) whose rate warms up linearly over its first 10 % of epochs (train.py:134, 211-224:
+# `Phase.lr_warmup`), with gradients clipped to norm 0.5 before each update (config.py:63, train.py:267-268), batch
+# 256 (config.py:73), no augmentation (task.py:20-28) and a fixed number of epochs (train.py:83-86, 159: no target).
+# Its warm start's first chunk is a seeded 10 % of the training set (task.py:178-184, `warm_start_subset_ratio` 10),
+# trained ten times the epochs (train.py:152-159), so that both chunks take about the same steps.
+PROTOCOLS = ("ours", "fire")
+FIRE_PHASE = dict(lr_warmup=0.1, clip_grad_norm=0.5)  # every phase's warm-up and clipping under FIRE's protocol
+FIRE_FRACTION = 0.1  # the share of the training set FIRE's warm start pretrains on (warm_start_subset_ratio 10)
+
+
+def part_size(train_subset: int, fraction: float, dataset: str = DEFAULT_DATASET) -> int:
+    """Examples of a `fraction` part of a class-balanced subset (a pool "part"; at least this many where the classes
+    cannot hold the subset evenly: `RunConfig.pool_size_bound`)."""
+    classes = dataset_spec(dataset).num_classes
+    return classes * part_count(fraction, train_subset // classes)
+
+
+def equal_steps_epochs(epochs: int, examples: int, batch_size: int, part: int) -> int:
+    """Epochs on `part` examples that take as many optimiser steps as `epochs` on `examples` do (each epoch's last
+    partial batch dropped), as near as whole epochs allow; at least 1 (a part smaller than a batch takes no step: the
+    run's own check refuses it)."""
+    return max(1, round(epochs * (examples // batch_size) / max(1, part // batch_size)))
 
 
 def presets(**per_preset: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -148,7 +174,7 @@ class StudyConfig(Config):
         the full subset trains to it (`tune_epochs` its cap) and then the window (`Phase.last_epoch`).
         """
         pool = changes.get("pool", "full")
-        ends_run = pool not in ("half", "stage")
+        ends_run = pool not in ("half", "stage", "part")
         window = self.last_k if ends_run and self.eval_every > 1 else 0  # eval_every 1 covers it anyway
         fields = dict(pool="full", epochs=self.tune_epochs, optimizer=self.optimizer, lr=self.lr,
                       eval_every=self.eval_every, eval_tail=window)

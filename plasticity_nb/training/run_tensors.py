@@ -8,12 +8,14 @@ import torch
 from ..core.config import ConfigError
 from ..core.seeds import derived_seed
 from ..data.images import ImageData, Split, check_balanced, class_balanced_subset, normalise
-from ..data.sampling import BlendingSampler, multistage_split, shuffled_batches
+from ..data.sampling import BlendingSampler, class_orders, multistage_split, shuffled_batches
 from ..measures.probes import probe_set
-from ..run.run_config import Phase, RunConfig
+from ..run.run_config import Phase, RunConfig, part_count
 from .build import EVAL_BATCH
 from .metrics_hook import Metrics, PredictionReference, metric_examples
 from .runtime import Runtime
+
+PART_SEED_TAG = 41  # derived_seed(run seed, 41): the order of each class whose prefixes are the run's parts
 
 
 def check_fits(config: RunConfig, data: ImageData) -> None:
@@ -35,6 +37,7 @@ class RunTensors:
     def __init__(self, config: RunConfig, data: ImageData, runtime: Runtime):
         check_fits(config, data)
         self.classes = classes = data.spec.num_classes
+        self.seed = config.seed
         self.split = Split.draw(data.train_labels, config.train_subset, config.seed, classes)
         # Only the subset is normalised; the pools index into it, not into the whole training set.
         subset = self.split.full.to(data.device)
@@ -55,11 +58,19 @@ class RunTensors:
         if config.stages is not None:
             self.stages = multistage_split(self.train_y.cpu(), config.stages, config.uniform_ratio,
                                            derived_seed(config.seed, 2), classes).stages
+        self.orders = None  # drawn for the first part pool (runs without one draw nothing more)
+        # The plasticity metrics' "half" (what the run learnt first): the pretraining half, or the first phase's part
+        # (FIRE's protocols: its 10 %, or the first of the cumulative chunks)
+        self.first = self.pool(config.phases[0]) if config.phases[0].pool == "part" else self.half
 
     def pool(self, phase: Phase) -> torch.Tensor:
         """Positions (in the normalised subset) of the examples `phase` trains on."""
         if phase.pool == "stage":
             return self.stages[phase.stage - 1]
+        if phase.pool == "part":
+            if self.orders is None:
+                self.orders = class_orders(self.train_y.cpu(), derived_seed(self.seed, PART_SEED_TAG), self.classes)
+            return torch.cat([o[:part_count(phase.fraction, len(o))] for o in self.orders]).sort().values
         return self.half if phase.pool == "half" else self.full
 
     def dash_chunks(self, config: RunConfig, phase_index: int) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -79,12 +90,14 @@ class RunTensors:
     def metrics_hook(self, config: RunConfig, initial: dict[str, torch.Tensor],
                      reference: PredictionReference) -> Metrics:
         """The run's plasticity metrics: a fixed probe batch of the subset (seed 0, as the curvature probes: warm
-        and scratch of a seed are measured on the same examples), and as many of the half and of the rest."""
+        and scratch of a seed are measured on the same examples), and as many of what the run learnt first (the
+        pretraining half, or a first phase's part: `first`) and of the rest. A scratch run has no first part: its
+        "half" is the pretraining half, as always."""
         size = config.metrics.examples
-        half = torch.zeros(len(self.full), dtype=torch.bool)
-        half[self.half] = True
+        first = torch.zeros(len(self.full), dtype=torch.bool)
+        first[self.first] = True
         examples = lambda positions: metric_examples(self.train_x, self.train_y, positions, size, 0, self.classes)
-        halves = {"half": examples(self.half), "new": examples(self.full[~half])}
+        halves = {"half": examples(self.first), "new": examples(self.full[~first])}
         return Metrics(config.metrics, examples(self.full), halves, initial, reference)
 
     def epoch_batches(self, phase: Phase, epoch: int, batch_size: int,

@@ -2,7 +2,7 @@
 
 Pick a study, preset, view and metric: warm vs scratch curves, gaps with their 95% CI, curvature and
 noise probes, the learning-rate mitigation (study 08, or 09 for its probes), and, where a study offers conditions
-to pick (its config's `offers()`: studies 10 and 11 their remedies), those to compare with the rest (the plain warm
+to pick (its config's `offers()`: studies 10, 11 and 13 their remedies), those to compare with the rest (the plain warm
 start: their gaps and verdicts, and their plasticity metric curves). Callbacks only read the store and plot: nothing
 is trained here. A study shows once all of its runs are in the store (run its notebook, or `python -m plasticity_nb
 run`, first); a study that offers conditions once the runs of at least one of them and of the rest are, offering

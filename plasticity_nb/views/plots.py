@@ -181,6 +181,24 @@ def metric_curves(curves: pd.DataFrame, title: str = "") -> sns.FacetGrid:
     return grid
 
 
+def chunk_curves(chunks: pd.DataFrame, scratch_acc: float | None = None, title: str = "") -> plt.Figure:
+    """Test accuracy after each chunk of a continual run (studies/continual.chunk_accuracies), one line per remedy
+    (mean over seeds, band +/- 1 sd); `scratch_acc`, scratch's final accuracy (all chunks at once, the last chunk's
+    steps), as a dashed line."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    sns.lineplot(data=chunks, x="chunk", y="test_acc", hue="remedy", style="remedy", errorbar="sd", marker="o",
+                 ax=ax)
+    if scratch_acc is not None and np.isfinite(scratch_acc):
+        ax.axhline(scratch_acc, color="0.3", lw=1, ls="--", label="scratch on all chunks")
+    ax.set_xticks(sorted(chunks.chunk.unique()))
+    ax.set_xlabel("chunk (trained on chunks 1..k)")
+    ax.set_ylabel("test accuracy after the chunk (%)")
+    ax.set_title(f"{title} ({chunks.seed.nunique()} seeds; band: ±1 sd)".strip(), fontsize=10)
+    ax.legend(frameon=False, fontsize=9)
+    return fig
+
+
 def ranking_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
     """Every condition of a remedy table (studies/remedies.remedy_table), ranked by its gap to scratch: left, the
     gap with its 95 % CI (hollow: its premise not shown to hold, uncertain or not met); right, its cost, the warm

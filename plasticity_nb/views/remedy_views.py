@@ -1,5 +1,5 @@
-"""The explorer's views of a result whose condition is a remedy (studies 10 and 11): for the remedies the user picks,
-their gaps with the verdicts of notebook 10's table and their plasticity metric curves. Read-only."""
+"""The explorer's views of a result whose condition is a remedy (studies 10, 11 and 13): for the remedies the user
+picks, their gaps with the verdicts of notebook 10's table and their plasticity metric curves. Read-only."""
 from __future__ import annotations
 
 import pandas as pd
@@ -23,7 +23,10 @@ def compares_remedies(result: StudyResult) -> bool:
 def gap_table(whole: StudyResult, config: study.Config, shown: StudyResult) -> pd.DataFrame:
     """Per shown remedy (`shown`: `whole` narrowed to the picked ones): the gap, its 95% CI and difference verdict,
     then remedy_table's equivalence verdict (does it close the gap?), overhead and steps to the target train
-    accuracy; the premise last."""
+    accuracy; the premise last. A remedy study of another protocol (13's continual chunks) has no such table: its
+    estimates."""
+    if not isinstance(config, study.Config):
+        return shown.estimates
     extras = study.remedy_table(whole, config)[TABLE_EXTRAS]
     table = shown.estimates.merge(extras, on="remedy", how="left")
     return table[[c for c in table.columns if c != "premise"] + ["premise"]]
