@@ -157,8 +157,8 @@ def test_a_failed_premise_replaces_the_verdict():
 def test_claims_the_paper_did_not_make_are_extensions():
     supported = ClaimResult("C9", (difference_test([20.0, 25.0, 30.0]),), MET)
     assert supported.verdict == "supported" and relation(CLAIMS["C9"], supported.verdict) == "extension"
-    assert {c.id for c in CLAIMS.values() if c.source == "extension"} == {"C8a", "C9", "C10", "C15", "C16b", "C16c",
-                                                                               "C16d", "C16e", "C17a", "C17b", "C18c", "C18d"}
+    extensions = {"C8a", "C9", "C10", "C15", "C16b", "C16c", "C16d", "C16e", "C17a", "C17b", "C18c", "C18d"}
+    assert {c.id for c in CLAIMS.values() if c.source == "extension"} == extensions
     # the remedy claims are judged against their own sources, not against the paper
     assert relation(CLAIMS["C11"], "not equivalent") == "departs" and CLAIMS["C11"].source == "Ash & Adams 2020"
 
