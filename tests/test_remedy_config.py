@@ -202,3 +202,15 @@ def test_a_bundle_of_an_old_notebook_opens_at_the_parameters_it_ran_with(tmp_pat
     (tmp_path / BUNDLE).write_text(json.dumps({"bundle": bundle.FORMAT, "precision": "fp32",
                                                       "notebooks": {"10_remedies": ran}}))
     assert digest(bundle.study_config(remedies.Config, "10_remedies", "quick", tmp_path)) == OLD_FIELDS_BEFORE
+
+
+def test_an_older_notebooks_module_named_like_a_parameter_is_not_read_as_its_value():
+    """Notebook 11 imported notebook 10's study `as protocol` before `protocol` was a parameter: an old copy still
+    builds its config."""
+    import types
+
+    from plasticity_nb.studies import newer_remedies
+
+    namespace = {"protocol": types.ModuleType("plasticity_nb.studies.remedies"), "remedies": ["fire"]}
+    config = newer_remedies.Config.from_notebook("quick", namespace)
+    assert config.protocol == "ours" and "fire" in config.remedies
