@@ -137,8 +137,7 @@ class Config:
         """The preset, overridden by the notebook parameters named like this config's fields or its RETIRED ones
         (None = keep)."""
         names = [*(f.name for f in dataclasses.fields(cls)), *cls.RETIRED]
-        # A module is never a parameter's value: an older notebook's import may share a field's name (notebook 11
-        # imported notebook 10's study `as protocol` before `protocol` was a parameter).
+        # A module is never a parameter's value: a notebook's import may share a field's name.
         return cls.from_preset(preset, **{k: namespace[k] for k in names
                                           if k in namespace and not isinstance(namespace[k], types.ModuleType)})
 

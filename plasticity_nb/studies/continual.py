@@ -35,9 +35,8 @@ import pandas as pd
 from ..analysis.claims import Claim, ClaimResult
 from ..analysis.stats import Test, difference_test
 from ..core.config import ConfigError, ranged
-from ..measures.metric_settings import MetricSettings
 from ..run.run_config import Phase, RunConfig
-from .remedies import BOTH_ARMS, NONE, RemedyConditions
+from .remedies import NONE, RemedyConditions
 from .study_config import FIRE_PHASE, Plan, StudyConfig, part_size, presets
 from .study_result import StudyResult
 
@@ -104,13 +103,9 @@ class Config(RemedyConditions, StudyConfig):
     def arms(self, remedy: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """The changes `remedy` makes to the continual run (`continual()` keywords) and to the scratch run, by where
         its settings act (their PLACEMENT), as FIRE's loop applies them in this benchmark."""
-        run = dict(metrics=MetricSettings())
-        if remedy == NONE:
+        run, settings = self.common_arms(remedy)
+        if settings is None:
             return run, run
-        settings = self.settings(remedy)
-        if settings.PLACEMENT == BOTH_ARMS:
-            both = {**run, **settings.run_fields()}
-            return both, both
         if settings.PLACEMENT == "tuning start":
             return dict(later=(settings,), **run), run
         return dict(first=(settings,), later=(settings,), **run), run

@@ -281,6 +281,17 @@ class RemedyConditions:
                 entries[name] = {**at_preset[name], **(spec or {})}
         return super().from_preset(preset, **{**overrides, "remedies": entries})
 
+    def common_arms(self, remedy: str) -> tuple[dict[str, Any], Remedy | None]:
+        """What both arms of `remedy`'s condition get (the metrics; a regulariser's run fields), and the remedy's
+        settings where it acts in the warm arm alone (None: the condition none, or a regulariser)."""
+        run = dict(metrics=MetricSettings())
+        if remedy == NONE:
+            return run, None
+        settings = self.settings(remedy)
+        if settings.PLACEMENT == BOTH_ARMS:
+            return {**run, **settings.run_fields()}, None
+        return run, settings
+
     def settings(self, remedy: str) -> Remedy | Regulariser:
         """The settings `remedy` runs with: those `remedies` gives it, else its defaults for this study (its type's
         `for_budget` at the tuning budget: its class's defaults, the sources' values, for a type without a scaling
@@ -434,13 +445,9 @@ class Config(RemedyConditions, WarmStartConfig):
         """The changes `remedy` makes to the warm and to the scratch run (`warm()`/`scratch()` keywords), by where
         its settings act (their PLACEMENT); under FIRE's protocol every remedy in the tuning phase only, as FIRE's
         loop applies them."""
-        run = dict(metrics=MetricSettings())
-        if remedy == NONE:
+        run, settings = self.common_arms(remedy)
+        if settings is None:
             return run, run
-        settings = self.settings(remedy)
-        if settings.PLACEMENT == BOTH_ARMS:
-            both = {**run, **settings.run_fields()}
-            return both, both
         acting = {"remedies": (settings,)}
         if settings.PLACEMENT == "tuning start" or self.protocol == "fire":
             return dict(tune=acting, **run), run
