@@ -1,9 +1,10 @@
 """Build the documentation site offline into site/ (what `make docs` runs), strictly: any broken link, missing page
 or warning fails the build.
 
-First the generated pages (tools/docs_pages.py); then each notebook whose runs the committed bundle holds is
-executed against it (results/quick, read-only: nothing trains) into build/notebooks/, where the site renders it
-from; the others render as committed. Then `mkdocs build --strict`.
+First the generated pages (tools/docs_pages.py); then each notebook whose runs a committed bundle holds is
+executed against it (read-only: nothing trains) into build/notebooks/, where the site renders it from: against
+results/quick (the settled runs) where it holds the notebook, else results/explore (the exploratory ones). The
+others render as committed. Then `mkdocs build --strict`.
 
     python -m tools.build_docs [--site DIR] [--no-execute]
 """
@@ -21,21 +22,24 @@ from plasticity_nb.execution.bundle import notebook_parameters, read_marker
 from tools import docs_pages
 
 ROOT = docs_pages.ROOT
-BUNDLE = ROOT / "results" / "quick"
+BUNDLES = (ROOT / "results" / "quick", ROOT / "results" / "explore")  # the settled runs first
 EXECUTED = ROOT / "build" / "notebooks"  # docs/hooks.py renders these in place of the committed notebooks
 KERNEL = "plasticity-nb"
 
 
-def execute_against_bundle() -> list[str]:
-    """Each notebook the bundle ran, executed against it into EXECUTED; their names."""
+def execute_against_bundles() -> list[str]:
+    """Each notebook a bundle ran, executed against the first bundle that holds it into EXECUTED; their names."""
     EXECUTED.mkdir(parents=True, exist_ok=True)
     done = []
-    for stem in read_marker(BUNDLE)["notebooks"]:
-        source = ROOT / "notebooks" / f"{stem}.ipynb"
-        papermill.execute_notebook(str(source), str(EXECUTED / source.name), kernel_name=KERNEL,
-                                   parameters=notebook_parameters(BUNDLE, stem), cwd=str(source.parent),
-                                   progress_bar=False)
-        done.append(source.name)
+    for bundle in BUNDLES:
+        for stem in read_marker(bundle)["notebooks"]:
+            source = ROOT / "notebooks" / f"{stem}.ipynb"
+            if source.name in done:
+                continue
+            papermill.execute_notebook(str(source), str(EXECUTED / source.name), kernel_name=KERNEL,
+                                       parameters=notebook_parameters(bundle, stem), cwd=str(source.parent),
+                                       progress_bar=False)
+            done.append(source.name)
     return done
 
 
@@ -54,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     docs_pages.main_write()
     if not args.no_execute:
-        print("executed against the committed bundle:", ", ".join(execute_against_bundle()))
+        print("executed against the committed bundles:", ", ".join(execute_against_bundles()))
     built = build_site(args.site.resolve())
     if built.returncode:
         sys.exit(built.stdout + built.stderr)
