@@ -26,6 +26,8 @@ FRONT_PAGES = (ROOT / "README.md", ROOT / "docs" / "index.md")
 
 # Committed results, newest first: a claim's committed result is its row in the first of these that has it
 RESULTS = (
+    ("benchmarks/fire-theirs-cpu-epyc-2026-12-06",
+     "notebook 11, FIRE on its authors' protocol: seeds 650-664, settled"),
     ("benchmarks/fire-ours-cpu-epyc-2026-12-06", "notebook 11 with FIRE on our protocol: seeds 650-664, settled"),
     ("benchmarks/confirm-main-cpu-epyc-2026-12-06", "the main job's settle stage: seeds 600-614, trained to a target"),
     ("benchmarks/scale-quick-cpu-epyc-2026-12-03", "notebook 12 at quick, seeds 400-402, fixed budget"),
@@ -35,30 +37,37 @@ RESULTS = (
     ("benchmarks/quick-cpu-epyc-2026-12-01", "every notebook at quick, seeds 0-2, fixed budget"),
 )
 # Results run for some claims only: their other rows stand on a part of the arms (FIRE's runs hold none and fire)
-ANSWERS_ONLY = {"benchmarks/fire-ours-cpu-epyc-2026-12-06": ("C18a",)}
-# The front pages' findings table: the main job's settled claims
-SETTLED_RESULTS = "benchmarks/confirm-main-cpu-epyc-2026-12-06"
+ANSWERS_ONLY = {"benchmarks/fire-ours-cpu-epyc-2026-12-06": ("C18a",),
+                "benchmarks/fire-theirs-cpu-epyc-2026-12-06": ("C18b",)}
+# The front pages' findings table: the settled claims of the main job, then FIRE's
+SETTLED_RESULTS = ("benchmarks/confirm-main-cpu-epyc-2026-12-06", "benchmarks/fire-ours-cpu-epyc-2026-12-06",
+                   "benchmarks/fire-theirs-cpu-epyc-2026-12-06")
 SOURCES = {PAPER: "Berariu et al. 2021", EXTENSION: "ours (an extension: no source claims it)"}
 
 
 @functools.lru_cache(maxsize=1)  # every study page reads it: the committed claims.csv files once a process
 def committed_rows() -> pd.DataFrame:
     """Each claim's committed verdict row (settled where one was), from the first of RESULTS that has it."""
-    found = []
-    for folder, what in RESULTS:
-        rows = the_verdicts(read_claims(ROOT / folder))
-        if folder in ANSWERS_ONLY:
-            rows = rows[rows.claim.isin(ANSWERS_ONLY[folder])]
-        found.append(rows.assign(results=folder, results_what=what))
+    found = [the_verdicts(answered(folder)).assign(results=folder, results_what=what) for folder, what in RESULTS]
     rows = pd.concat(found, ignore_index=True)
     return rows[rows.preset == "quick"].drop_duplicates("claim")
 
 
+def answered(folder: str) -> pd.DataFrame:
+    """The claims.csv rows of a committed results folder, only of the claims it was run for (ANSWERS_ONLY)."""
+    rows = read_claims(ROOT / folder)
+    return rows[rows.claim.isin(ANSWERS_ONLY[folder])] if folder in ANSWERS_ONLY else rows
+
+
+def settled_rows() -> pd.DataFrame:
+    """The settled rows of SETTLED_RESULTS, in its order: the front pages' findings."""
+    rows = pd.concat([answered(folder) for folder in SETTLED_RESULTS], ignore_index=True)
+    return rows[rows.stage == "settled"]
+
+
 def findings_block() -> str:
     """The settled claims at a glance: estimate, interval and seeds before the verdict in words."""
-    rows = read_claims(ROOT / SETTLED_RESULTS)
-    settled = rows[rows.stage == "settled"]
-    table = summary_table(settled)
+    table = summary_table(settled_rows())
     return "\n".join([FINDINGS_START, markdown_table(table), FINDINGS_END])
 
 
