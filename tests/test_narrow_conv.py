@@ -1,15 +1,16 @@
 """The narrow convolutions (training/narrow_conv.py): the function ATen computes, to bf16's rounding, with ATen's
-hooks and state-dict keys; ATen itself wherever they do not take a call."""
+hooks and state-dict keys, in training and in evaluation; ATen itself wherever they do not take a call."""
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from plasticity_nb import Phase, RunStore
 from plasticity_nb.core.config import ConfigError
 from plasticity_nb.measures.activations import probe_activations
 from plasticity_nb.nets.models import MLP, ResNet
 from plasticity_nb.training import layout, narrow_conv, narrow_norm
-from plasticity_nb.training.build import evaluate, standard_copy
+from plasticity_nb.training.build import evaluate, evaluation_copy, standard_copy
 from plasticity_nb.training.narrow_conv import Narrow3x3, NarrowConv2d, Strided, install, phased_input_grad
 from plasticity_nb.training.runtime import Runtime
 from plasticity_nb.training.train import train_run
@@ -24,19 +25,21 @@ def channels_last_bf16(*shape, generator, scale=1.0):
     return (torch.randn(*shape, generator=generator) * scale).bfloat16().contiguous(memory_format=torch.channels_last)
 
 
-def reference(x, weight, dy, stride, padding):
-    """ATen's convolution in float32 on the same bf16 values: output, input gradient, weight gradient."""
+def reference(x, weight, dy, stride, padding, bias=None):
+    """ATen's convolution in float32 on the same bf16 values: output and the gradients of input, weight, bias."""
     x, weight = x.float().requires_grad_(), weight.float().requires_grad_()
-    y = F.conv2d(x, weight, stride=stride, padding=padding)
+    bias = None if bias is None else bias.float().requires_grad_()
+    y = F.conv2d(x, weight, bias, stride=stride, padding=padding)
     y.backward(dy.float())
-    return y, x.grad, weight.grad
+    return y, x.grad, weight.grad, None if bias is None else bias.grad
 
 
-def run_function(function, x, weight, dy):
+def run_function(function, x, weight, dy, *bias):
     x, weight = x.detach().requires_grad_(), weight.detach().requires_grad_()
-    y = function.apply(x, weight)
+    bias = [None if b is None else b.detach().requires_grad_() for b in bias]
+    y = function.apply(x, weight, *bias)
     y.backward(dy)
-    return y, x.grad, weight.grad
+    return y, x.grad, weight.grad, *(None if b is None else b.grad for b in bias)
 
 
 def assert_bf16_close(got, want):
@@ -46,18 +49,21 @@ def assert_bf16_close(got, want):
 
 
 @needs_kernels
-@pytest.mark.parametrize("batch,rows,cols", [(3, 32, 32), (4, 16, 16), (5, 7, 20)])
-def test_the_kernels_compute_atens_8_channel_3x3_convolution(batch, rows, cols):
+@pytest.mark.parametrize("batch,rows,cols,with_bias", [(3, 32, 32, False), (4, 16, 16, False), (5, 7, 20, True)])
+def test_the_kernels_compute_atens_8_channel_3x3_convolution(batch, rows, cols, with_bias):
     g = torch.Generator().manual_seed(rows * cols + batch)
     x, dy = (channels_last_bf16(batch, 8, rows, cols, generator=g) for _ in range(2))
     weight = channels_last_bf16(8, 8, 3, 3, generator=g, scale=0.3)
-    y, dx, dw = run_function(Narrow3x3, x, weight, dy)
-    want_y, want_dx, want_dw = reference(x, weight, dy, 1, 1)
+    bias = torch.randn(8, generator=g).bfloat16() if with_bias else None
+    y, dx, dw, db = run_function(Narrow3x3, x, weight, dy, bias)
+    want_y, want_dx, want_dw, want_db = reference(x, weight, dy, 1, 1, bias)
     assert_bf16_close(y, want_y)
     assert_bf16_close(dx, want_dx)
-    # the weights' gradient: float32 sums in another order, returned as bf16 as ATen returns it for bf16 weights
-    assert dw.dtype == torch.bfloat16
-    torch.testing.assert_close(dw.float(), want_dw, atol=want_dw.abs().max().item() * 2 ** -7, rtol=2 ** -7)
+    # the parameters' gradients: float32 sums in another order, returned as bf16 as ATen returns them
+    for got, want in ((dw, want_dw), (db, want_db)):
+        if want is not None:
+            assert got.dtype == torch.bfloat16
+            torch.testing.assert_close(got.float(), want, atol=want.abs().max().item() * 2 ** -7, rtol=2 ** -7)
 
 
 @pytest.mark.parametrize("inputs,outputs,size,kernel", [(8, 16, 32, 3), (16, 32, 16, 3), (8, 16, 9, 3),
@@ -69,9 +75,9 @@ def test_the_phased_backward_data_computes_atens_stride_2_input_gradient(inputs,
     x = channels_last_bf16(batch, inputs, size, size, generator=g)
     weight = channels_last_bf16(outputs, inputs, kernel, kernel, generator=g, scale=0.3)
     dy = channels_last_bf16(batch, outputs, (size + 1) // 2, (size + 1) // 2, generator=g)
-    want_y, want_dx, want_dw = reference(x, weight, dy, 2, kernel // 2)
+    want_dx = reference(x, weight, dy, 2, kernel // 2)[1]
     assert_bf16_close(phased_input_grad(dy, weight, (size, size)), want_dx)
-    y, dx, dw = run_function(Strided, x, weight, dy)
+    y, dx, dw = run_function(Strided, x, weight, dy)[:3]
     aten = torch.ops.aten.convolution_backward(dy, x, weight, None, [2, 2], [kernel // 2] * 2, [1, 1], False,
                                                [0, 0], 1, [False, True, False])[1]
     assert torch.equal(y, F.conv2d(x, weight, stride=2, padding=kernel // 2)) and torch.equal(dw, aten)
@@ -126,28 +132,39 @@ def test_an_installed_resnet_is_the_same_function_with_the_same_state_and_hooks(
 def test_where_the_kernels_do_not_take_a_call_it_is_atens_bit_for_bit():
     plain, narrow = quick_like(), install(quick_like())
     x = channels_last_bf16(8, 3, 32, 32, generator=torch.Generator().manual_seed(2))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert torch.equal(narrow.eval()(x), plain.eval()(x))  # eval mode
-    plain.train(), narrow.train()
     assert torch.equal(narrow(x.float()), plain(x.float()))  # fp32 (NHWC weights)
     nchw = torch.contiguous_format
     nchw_plain, nchw_narrow = quick_like().to(memory_format=nchw), install(quick_like()).to(memory_format=nchw)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # NCHW
         assert torch.equal(nchw_narrow(x.contiguous()), nchw_plain(x.contiguous()))
-    odd = NarrowConv2d(8, 8, 3, 1, 1, bias=True).to(memory_format=torch.channels_last)  # a bias: ATen's
+    strided = NarrowConv2d(8, 16, 3, 2, 1, bias=False).to(memory_format=torch.channels_last)
+    x = channels_last_bf16(2, 8, 8, 8, generator=torch.Generator())
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert odd.function_for(channels_last_bf16(2, 8, 8, 8, generator=torch.Generator())) is None
+        assert strided.function_for(x) is Strided
+        assert strided.eval().function_for(x) is None  # eval mode: its forward is ATen's anyway
+        strided.bias = nn.Parameter(torch.zeros(16))
+        assert strided.train().function_for(x) is None  # a bias
+        assert NarrowConv2d(8, 8, 3, 1, 1, groups=2).function_for(x) is None
+        assert NarrowConv2d(8, 8, 3, 1, 2, dilation=2).function_for(x) is None
 
 
-def test_evaluation_folds_atens_modules_and_leaves_the_model_narrow():
+def test_evaluation_folds_atens_modules_and_puts_the_narrow_convolutions_back():
     model = narrow_norm.install(install(quick_like()))
     plain = standard_copy(model)
     assert not any(isinstance(m, NarrowConv2d) for m in plain.modules())
     assert any(isinstance(m, NarrowConv2d) for m in model.modules()) and standard_copy(plain) is plain
+    folded = evaluation_copy(model.eval())
+    assert {type(m) for m in folded.modules()} >= {NarrowConv2d}
+    assert not any(isinstance(m, NarrowConv2d) for m in evaluation_copy(plain.eval()).modules())
+    assert folded.get_submodule("stage1.0.conv1").bias is not None  # the batch norm folded in
     images = channels_last_bf16(40, 3, 32, 32, generator=torch.Generator().manual_seed(3)).float()
     labels = torch.arange(40) % 10
     runtime = Runtime(CPU, "bf16", channels_last=True, narrow_norm=True, narrow_conv=True)
-    assert evaluate(model, images, labels, runtime) == evaluate(quick_like(), images, labels, runtime)
+    model.train()
+    loss, accuracy = evaluate(model, images, labels, runtime)
+    want_loss, want_accuracy = evaluate(quick_like(), images, labels, runtime)
+    assert loss == pytest.approx(want_loss, rel=1e-2) and accuracy == pytest.approx(want_accuracy, abs=0.05)
+    assert any(isinstance(m, NarrowConv2d) for m in model.modules()) and model.training
 
 
 def test_refusals_name_the_culprit():

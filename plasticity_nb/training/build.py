@@ -55,6 +55,14 @@ def standard_copy(model: torch.nn.Module) -> torch.nn.Module:
     return narrow_conv.standard_copy(narrow_norm.standard_copy(model))
 
 
+def evaluation_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` with each BatchNorm folded into its convolution: same function, ~25% faster. torch.fx
+    traces ATen's modules, so this package's are taken out first (the fused batch norm does nothing in eval mode),
+    and the narrow convolutions put back after, where the model had them."""
+    net = fuse(standard_copy(model))
+    return narrow_conv.swap_convs(net) if narrow_conv.installed(model) else net
+
+
 EVAL_BATCH = 500  # test images per forward pass (fastest on a CPU; results do not depend on it)
 
 
@@ -64,9 +72,7 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """Mean cross-entropy and accuracy over all of `images` (BatchNorm in eval mode)."""
     was_training = model.training
     model.eval()
-    # a copy with each BatchNorm folded into its convolution: same function, ~25% faster (torch.fx traces ATen's
-    # modules, so this package's are taken out first: evaluation runs in eval mode, where they do nothing)
-    net = fuse(standard_copy(model))
+    net = evaluation_copy(model)
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), device=images.device, dtype=torch.long)
     for start in range(0, len(images), EVAL_BATCH):

@@ -96,13 +96,13 @@ static inline void store_pixels(const __m512 acc[C], long n, uint16_t *out) {
     }
 }
 
-/* The sums of `units` (1 or 2) 16-pixel blocks, unit u at row y[u], first pixel x[u]; weights
+/* The sums of `units` (1 or 2) 16-pixel blocks, unit u at row y[u], first pixel x[u], from the bias; weights
    [tap][pair][o] as bf16 pairs, broadcast from memory. */
 static inline __attribute__((always_inline)) void conv_units(
-        const uint32_t *planes, long wp, const uint32_t *weights, const long y[2], const long x[2], int units,
-        __m512 acc[2][C]) {
+        const uint32_t *planes, long wp, const uint32_t *weights, const float bias[C], const long y[2],
+        const long x[2], int units, __m512 acc[2][C]) {
     for (int u = 0; u < 2; u++)
-        for (int o = 0; o < C; o++) acc[u][o] = _mm512_setzero_ps();
+        for (int o = 0; o < C; o++) acc[u][o] = _mm512_set1_ps(bias[o]);
     for (int ky = 0; ky < 3; ky++)
         for (int p = 0; p < PAIRS; p++)
             for (int kx = 0; kx < 3; kx++) {
@@ -117,31 +117,34 @@ static inline __attribute__((always_inline)) void conv_units(
             }
 }
 
-static void conv_image(const uint32_t *planes, long h, long w, long wp, const uint32_t *weights, uint16_t *out) {
+static void conv_image(const uint32_t *planes, long h, long w, long wp, const uint32_t *weights,
+                       const float bias[C], uint16_t *out) {
     long blocks = (w + BLOCK - 1) / BLOCK, units = h * blocks;
     for (long u = 0; u < units; u += 2) {
         long y[2] = {u / blocks, (u + 1) / blocks}, x[2] = {u % blocks * BLOCK, (u + 1) % blocks * BLOCK};
         __m512 acc[2][C];
         if (u + 1 < units) {
-            conv_units(planes, wp, weights, y, x, 2, acc);
+            conv_units(planes, wp, weights, bias, y, x, 2, acc);
         } else {
             y[1] = y[0], x[1] = x[0];
-            conv_units(planes, wp, weights, y, x, 1, acc);
+            conv_units(planes, wp, weights, bias, y, x, 1, acc);
         }
         for (int k = 0; k < 2 && u + k < units; k++)
             store_pixels(acc[k], w - x[k], out + (y[k] * w + x[k]) * C);
     }
 }
 
-/* out[n] = conv(in[n], weights): forward with the weights as [ky][kx][ci pair][co][2], or backward-data with
-   them transposed and flipped. Returns nonzero where memory ran out. */
-int nc_conv(const uint16_t *in, long n, long h, long w, const uint16_t *weights, uint16_t *out) {
+/* out[n] = conv(in[n], weights) + bias: forward with the weights as [ky][kx][ci pair][co][2], or backward-data
+   with them transposed and flipped (bias NULL: none). Returns nonzero where memory ran out. */
+int nc_conv(const uint16_t *in, long n, long h, long w, const uint16_t *weights, const float *bias,
+            uint16_t *out) {
+    static const float no_bias[C];
     long wp = padded_width(w);
     uint32_t *planes = aligned_alloc(64, sizeof(uint32_t) * ((h + 2) * PAIRS * wp + BLOCK));
     if (!planes) return 1;
     for (long i = 0; i < n; i++) {
         pack_pairs(in + i * h * w * C, h, w, wp, planes);
-        conv_image(planes, h, w, wp, (const uint32_t *)weights, out + i * h * w * C);
+        conv_image(planes, h, w, wp, (const uint32_t *)weights, bias ? bias : no_bias, out + i * h * w * C);
     }
     free(planes);
     return 0;

@@ -7,8 +7,10 @@ backward-data, backward-weights) over vectors of 16 pixels instead, 2.2x faster 
 oneDNN's backward-data of a stride-2 convolution takes 3-5x its forward: here it is a stride-1 convolution (the
 3x3's four parity phases as one convolution of 2x2 taps, the 1x1's a 1x1 convolution scattered to the even
 pixels), on ATen. `install` swaps a ResNet's Conv2d classes for NarrowConv2d (same parameters, state-dict keys
-and hooks); any call the kernels do not take (eval mode, NCHW, fp32, other shapes, under torch.func or
-torch.compile) goes through ATen as before.
+and hooks); any call the kernels do not take (NCHW, fp32, other shapes, under torch.func or torch.compile; the
+strided ones in eval mode) goes through ATen as before. Evaluation folds batch norms into ATen's convolutions
+(torch.fx traces those) and puts the narrow ones back after (`swap_convs`): the folded 8-channel 3x3s, with a
+bias, run on the kernels too.
 
 Its sums run in another order than ATen's, so a run trained with it rounds differently: `Runtime.narrow_conv`
 is an execution setting (chosen per machine by timed steps in layout.py, kept in checkpoints, recorded in
@@ -50,7 +52,7 @@ def kernels() -> ctypes.CDLL | None:
 
 def _declared(library: ctypes.CDLL) -> ctypes.CDLL:
     p, n = ctypes.c_void_p, ctypes.c_long
-    library.nc_conv.argtypes = [p, n, n, n, p, p]
+    library.nc_conv.argtypes = [p, n, n, n, p, p, p]
     library.nc_weight_grad.argtypes = [p, p, n, n, n, p]
     library.nc_conv.restype = library.nc_weight_grad.restype = ctypes.c_int
     return library
@@ -67,21 +69,23 @@ def _packed(weight: torch.Tensor) -> torch.Tensor:
     return weight.permute(2, 3, 1, 0).reshape(3, 3, inputs // 2, 2, out).transpose(3, 4).contiguous()
 
 
-def _conv(x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
+def _conv(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     y = torch.empty_like(x, memory_format=CHANNELS_LAST)
     n, _, h, w = x.shape
-    _checked(kernels().nc_conv(x.data_ptr(), n, h, w, packed.data_ptr(), y.data_ptr()))
+    bias_address = None if bias is None else bias.data_ptr()
+    _checked(kernels().nc_conv(x.data_ptr(), n, h, w, packed.data_ptr(), bias_address, y.data_ptr()))
     return y
 
 
 class Narrow3x3(torch.autograd.Function):
-    """An 8-to-8-channel 3x3 convolution, stride 1, padding 1, on the kernels: bf16 NHWC input and bf16 weights
-    (as autocast casts them); the weights' gradient in their dtype, as ATen gives it."""
+    """An 8-to-8-channel 3x3 convolution, stride 1, padding 1, on the kernels: bf16 NHWC input, bf16 weights and
+    bias (as autocast casts them; the bias may be None); the gradients in the parameters' dtype, as ATen gives them."""
 
     @staticmethod
-    def forward(ctx, x, weight):
+    def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
-        return _conv(x, _packed(weight))
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        return _conv(x, _packed(weight), None if bias is None else bias.float())
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -96,7 +100,8 @@ class Narrow3x3(torch.autograd.Function):
             n, _, h, w = x.shape
             _checked(kernels().nc_weight_grad(x.data_ptr(), dy.data_ptr(), n, h, w, sums.data_ptr()))
             dw = sums.to(weight.dtype)
-        return dx, dw
+        db = dy.sum((0, 2, 3), dtype=torch.float32).to(ctx.bias_dtype) if ctx.needs_input_grad[2] else None
+        return dx, dw, db
 
 
 class Strided(torch.autograd.Function):
@@ -167,20 +172,23 @@ def _phase_weights(weight: torch.Tensor) -> torch.Tensor:
 
 
 class NarrowConv2d(nn.Conv2d):
-    """A Conv2d whose training-mode calls run on the kernels (8-to-8-channel 3x3, stride 1) or with the phased
-    backward-data (stride 2) where they take the call; ATen's elsewhere."""
+    """A Conv2d whose calls run on the kernels (8-to-8-channel 3x3, stride 1) or, in training mode, with the
+    phased backward-data (stride 2, no bias) where they take the call; ATen's elsewhere."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         function = self.function_for(x)
         if function is None:
             return super().forward(x)
-        return function.apply(x, self.weight.to(torch.bfloat16))  # as autocast casts the weights
+        weight = self.weight.to(torch.bfloat16)  # as autocast casts the parameters
+        if function is Strided:
+            return Strided.apply(x, weight)
+        return Narrow3x3.apply(x, weight, None if self.bias is None else self.bias.to(torch.bfloat16))
 
     def function_for(self, x: torch.Tensor) -> type[torch.autograd.Function] | None:
-        """Narrow3x3, Strided or None (ATen): training mode, a bf16 channels-last CPU tensor under bf16 autocast
-        (or with bf16 weights), no bias, no groups or dilation, outside torch.func and torch.compile."""
-        if not (self.training and self.bias is None and self.groups == 1 and self.dilation == (1, 1)
-                and self.padding_mode == "zeros"):
+        """Narrow3x3, Strided or None (ATen): a bf16 channels-last CPU tensor under bf16 autocast (or with bf16
+        weights), no groups or dilation, outside torch.func and torch.compile; for Strided, training mode and no
+        bias."""
+        if not (self.groups == 1 and self.dilation == (1, 1) and self.padding_mode == "zeros"):
             return None
         if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(x):
             return None
@@ -190,6 +198,8 @@ class NarrowConv2d(nn.Conv2d):
         shape = (self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding)
         if shape == (CHANNELS, CHANNELS, (3, 3), (1, 1), (1, 1)) and kernels() is not None:
             return Narrow3x3
+        if not self.training or self.bias is not None:
+            return None
         if shape[2:] == ((3, 3), (2, 2), (1, 1)) and self.in_channels <= MOST_PHASED_CHANNELS:
             return Strided
         return Strided if shape[2:] == ((1, 1), (2, 2), (0, 0)) else None
@@ -204,16 +214,25 @@ def install(model: nn.Module) -> nn.Module:
     """`model` (a ResNet) with its convolutions as NarrowConv2d, in place; the same parameters."""
     if not isinstance(model, ResNet):
         raise TypeError(f"the narrow convolutions are for a ResNet, not a {type(model).__name__}")
+    return swap_convs(model)
+
+
+def swap_convs(model: nn.Module) -> nn.Module:
+    """`model` with each of its Conv2d a NarrowConv2d, in place."""
     for module in model.modules():
         if type(module) is nn.Conv2d:
             module.__class__ = NarrowConv2d
     return model
 
 
+def installed(model: nn.Module) -> bool:
+    return any(isinstance(m, NarrowConv2d) for m in model.modules())
+
+
 def standard_copy(model: nn.Module) -> nn.Module:
     """A copy of `model` with ATen's Conv2d back (what torch.fx traces, e.g. to fold batch norms for evaluation);
     `model` itself if nothing was installed."""
-    if not any(isinstance(m, NarrowConv2d) for m in model.modules()):
+    if not installed(model):
         return model
     plain = copy.deepcopy(model)
     for module in plain.modules():
