@@ -209,9 +209,9 @@ int nc_weight_grad(const uint16_t *x, const uint16_t *dy, long n, long h, long w
         int pair = i + 1 < n;
         pack_image_pairs(x + i * image, pair ? x + (i + 1) * image : NULL, h, w, wp, 1, xp);
         pack_image_pairs(dy + i * image, pair ? dy + (i + 1) * image : NULL, h, w, wp, 0, gp);
-        for (int tap = 0; tap < TAPS; tap++)
-            for (int o0 = 0; o0 < C; o0 += 4)
-                for (int c0 = 0; c0 < C; c0 += 4) weight_sums(gp, xp, h, w, wp, tap, o0, c0, acc);
+        for (int o0 = 0; o0 < C; o0 += 4)  /* the taps innermost: nine passes over the same planes, in L1 */
+            for (int c0 = 0; c0 < C; c0 += 4)
+                for (int tap = 0; tap < TAPS; tap++) weight_sums(gp, xp, h, w, wp, tap, o0, c0, acc);
     }
     for (int o = 0; o < C; o++)
         for (int c = 0; c < C; c++)
