@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef __AVX512BF16__
+#error "narrow_conv.c needs AVX512-BF16 (-march=native on a CPU with avx512_bf16)"
+#endif
+
 #define C 8          /* channels in and out */
 #define PAIRS 4      /* channel pairs */
 #define TAPS 9
