@@ -3,7 +3,7 @@ with AVX512-BF16.
 
 oneDNN blocks bf16 convolutions by 16 output channels, so the quick model's 8-channel 3x3 convolutions (four in
 its first stage, over a third of a step) fill half of each dot product; narrow_conv.c computes them (forward,
-backward-data, backward-weights) over vectors of 16 pixels instead, 2.2x faster (benchmarks/RESULTS.md). And
+backward-data, backward-weights) over vectors of 16 pixels instead, 2.4x faster (benchmarks/RESULTS.md). And
 oneDNN's backward-data of a stride-2 convolution takes 3-5x its forward: here it is a stride-1 convolution (the
 3x3's four parity phases as one convolution of 2x2 taps, the 1x1's a 1x1 convolution scattered to the even
 pixels), on ATen. `install` swaps a ResNet's Conv2d classes for NarrowConv2d (same parameters, state-dict keys
