@@ -4,9 +4,10 @@ Naive baseline: a torchvision CIFAR-10 dataset (PIL images through ToTensor + No
 DataLoader(num_workers=2, shuffle=True), fp32, the model in its default memory format. The default loop, printed
 first on a CPU, is ours as the batch runs it: one single-threaded worker per core, training at once. Ours: the whole
 subset normalised once on the device, batches gathered by index, the layout chosen on this machine (memory format,
-fused batch norm: training/layout.py), and the precision studies pick here (`native_precision`: bf16 autocast on a
-GPU or a CPU with native bf16, else fp32). Same model, batch size, optimiser (Adam 1e-3) and number of steps. Also
-the other precision, NHWC with ATen's batch norm, and NCHW, each in turn, and torch.compile switched on.
+fused batch norm, narrow convolutions: training/layout.py), and the precision studies pick here
+(`native_precision`: bf16 autocast on a GPU or a CPU with native bf16, else fp32). Same model, batch size,
+optimiser (Adam 1e-3) and number of steps. Also the other precision, NHWC with ATen's batch norm and convolutions,
+NHWC with the fused batch norm alone (where it builds), and NCHW, each in turn, and torch.compile switched on.
 
     python -m benchmarks.train_throughput [--steps 60] [--widths 8 64] [--device cpu]
 """
@@ -24,6 +25,7 @@ from benchmarks.common import describe_machine
 from plasticity_nb import Phase, RunConfig, load_cifar10
 from plasticity_nb.data.cifar10 import MEAN, STD
 from plasticity_nb.nets.models import resnet18
+from plasticity_nb.training import narrow_norm
 from plasticity_nb.training.layout import tuned_runtime
 from plasticity_nb.training.runtime import native_precision, resolve_device
 from plasticity_nb.training.train import train_run
@@ -106,7 +108,10 @@ def main() -> None:
         native = native_precision()
         other = "fp32" if native == "bf16" else "bf16"
         variants = {f"ours ({native}, layout chosen)": {}, f"ours, {other}": {"precision": other},
-                    "ours, NHWC, ATen's batch norm": {"channels_last": True}, "ours, NCHW": {"channels_last": False}}
+                    "ours, NHWC, ATen's batch norm and convolutions": {"channels_last": True},
+                    "ours, NCHW": {"channels_last": False}}
+        if device.type == "cpu" and native == "bf16" and narrow_norm.kernels() is not None:
+            variants["ours, NHWC, fused batch norm, ATen's convolutions"] = {"channels_last": True, "narrow_norm": True}
         if args.compile:
             variants["ours + torch.compile"] = {"compile": True}
             if device.type == "cuda":

@@ -1,10 +1,10 @@
-"""The layout a run trains in (memory format, fused batch norm): chosen once per machine from timed steps, kept by
-its checkpoints, recorded."""
+"""The layout a run trains in (memory format, fused batch norm, narrow convolutions): chosen once per machine from
+timed steps, kept by its checkpoints, recorded."""
 import pytest
 import torch
 
 from plasticity_nb import Phase, RunStore
-from plasticity_nb.training import layout, narrow_norm
+from plasticity_nb.training import layout, narrow_conv, narrow_norm
 from plasticity_nb.training.layout import Layout, layout_here, layouts, tuned_runtime
 from plasticity_nb.training.runtime import memory_formats
 from plasticity_nb.training.train import train_run
@@ -21,6 +21,7 @@ def test_the_formats_a_run_may_train_in():
 
 
 NHWC, NCHW, FUSED = Layout(True, False), Layout(False, False), Layout(True, True)
+CONV = Layout(True, True, narrow_conv=True)
 
 
 def channels_last_here(config, device):
@@ -31,24 +32,27 @@ def test_the_layouts_a_run_may_train_in():
     assert layouts(tiny_run(width=8), CPU) == (NHWC, NCHW)  # fp32: no fused batch norm
     assert layouts(tiny_run(width=4), CPU) == (NCHW,)
     bf16 = layouts(tiny_run(width=8, precision="bf16"), CPU)
-    assert bf16 == ((NHWC, NCHW, FUSED) if narrow_norm.kernels() is not None else (NHWC, NCHW))
+    kernels = (FUSED,) * (narrow_norm.kernels() is not None) + (CONV,) * (narrow_conv.kernels() is not None)
+    assert bf16 == (NHWC, NCHW, *kernels)
     assert layouts(tiny_run(width=8, precision="bf16"), CUDA) == (NHWC,)
 
 
 @pytest.fixture
 def timings(monkeypatch, tmp_path):
-    """Timed steps replaced by given seconds per example (keyed by channels_last, or by layout for the fused
-    batch norm); counts the timings made."""
+    """Timed steps replaced by given seconds per example (keyed by channels_last, or "fused" and "conv" for this
+    package's kernels); counts the timings made."""
     monkeypatch.setenv("PLASTICITY_CACHE", str(tmp_path))
     made = []
 
     def fake(config, runtime, steps):
         made.append(runtime.channels_last)
+        if runtime.narrow_conv:
+            return timings.seconds["conv"], None
         if runtime.narrow_norm:
             return timings.seconds["fused"], None
         return timings.seconds[runtime.channels_last], None
 
-    timings.seconds = {True: 1.0, False: 1.0, "fused": 1.0}
+    timings.seconds = {True: 1.0, False: 1.0, "fused": 1.0, "conv": 1.0}
     timings.made = made
     monkeypatch.setattr(layout, "train_step_seconds", fake)
     return timings
@@ -77,6 +81,7 @@ def test_a_model_with_one_possible_format_is_not_timed(timings):
 
 def test_the_fused_batch_norm_is_chosen_where_it_is_clearly_faster_and_never_compiled(timings, monkeypatch):
     monkeypatch.setattr(layout.narrow_norm, "kernels", lambda: object())
+    monkeypatch.setattr(layout.narrow_conv, "kernels", lambda: None)  # a CPU without AVX512-BF16
     config = tiny_run(width=8, precision="bf16")
     timings.seconds = {True: 1.0, False: 1.5, "fused": 0.8}
     assert layout_here(config, CPU) == FUSED and len(timings.made) == 3
@@ -87,6 +92,19 @@ def test_the_fused_batch_norm_is_chosen_where_it_is_clearly_faster_and_never_com
     assert tuned_runtime(config, CPU, compile_setting="default").narrow_norm is False
 
 
+def test_the_narrow_convolutions_are_timed_anew_where_older_timings_lack_them(timings, monkeypatch):
+    monkeypatch.setattr(layout.narrow_norm, "kernels", lambda: object())
+    monkeypatch.setattr(layout.narrow_conv, "kernels", lambda: None)
+    config = tiny_run(width=8, precision="bf16")
+    timings.seconds = {True: 1.0, False: 1.5, "fused": 0.8, "conv": 0.5}
+    assert layout_here(config, CPU) == FUSED and len(timings.made) == 3  # timings made before they existed
+    monkeypatch.setattr(layout.narrow_conv, "kernels", lambda: object())
+    assert layout_here(config, CPU) == CONV and len(timings.made) == 7  # all four timed again, not the old three
+    assert tuned_runtime(config, CPU).narrow_conv is True
+    assert layout_here(config, CPU, fused=False) == NHWC and len(timings.made) == 7
+    assert tuned_runtime(config, CPU, compile_setting="default").narrow_conv is False
+
+
 def test_the_fused_batch_norm_is_refused_where_it_cannot_run():
     from plasticity_nb.core.config import ConfigError
     from plasticity_nb.training.runtime import Runtime
@@ -95,6 +113,10 @@ def test_the_fused_batch_norm_is_refused_where_it_cannot_run():
         Runtime(CPU, "fp32", channels_last=True, narrow_norm=True)
     with pytest.raises(ConfigError, match="channels_last=False"):
         Runtime(CPU, "bf16", channels_last=False, narrow_norm=True)
+    with pytest.raises(ConfigError, match="narrow_conv .* runs eager bf16 NHWC on a CPU; this run is fp32"):
+        Runtime(CPU, "fp32", channels_last=True, narrow_conv=True)
+    with pytest.raises(ConfigError, match="narrow_conv .* compile=default"):
+        Runtime(CPU, "bf16", channels_last=True, narrow_conv=True, compile=True)
 
 
 def test_a_resumed_run_keeps_the_memory_format_it_began_in(cifar, tmp_path, timings):
@@ -123,3 +145,4 @@ def test_a_stored_run_records_its_layout(cifar, tmp_path, timings):
     record = run(config, data=cifar, out_dir=tmp_path)
     provenance = RunStore(tmp_path).provenance(config)
     assert provenance["channels_last"] is True and provenance["narrow_norm"] is False and record is not None
+    assert provenance["narrow_conv"] is False

@@ -73,7 +73,8 @@ def run(config: RunConfig, settings: ExecutionSettings | None = None, data: Imag
                             checkpoint=lambda state: store.save_checkpoint(config, state),
                             checkpoint_every=settings.checkpoint_every, compile_setting=settings.compile)
         provenance = {**collect(device, time.perf_counter() - started, data.source), "compile": outcome.compile,
-                      "channels_last": outcome.channels_last, "narrow_norm": outcome.narrow_norm}
+                      "channels_last": outcome.channels_last, "narrow_norm": outcome.narrow_norm,
+                      "narrow_conv": outcome.narrow_conv}
         if resume:
             provenance["resumed_from"] = resumed_from
         provenance["attempts"] = attempts  # more than one: a killed worker's run was retried (docs/cluster.md)
@@ -213,7 +214,8 @@ def run_together(configs: list[RunConfig], settings: ExecutionSettings, data: Im
         seconds = time.perf_counter() - started
         for config, outcome in zip(configs, outcomes):
             provenance = {**collect(device, seconds / len(configs), data.source), "ensemble_members": len(configs),
-                          "channels_last": outcome.channels_last, "narrow_norm": outcome.narrow_norm}
+                          "channels_last": outcome.channels_last, "narrow_norm": outcome.narrow_norm,
+                          "narrow_conv": outcome.narrow_conv}
             store.save(config, outcome, provenance)
             store.log("finish", config, status=outcome.status, ensemble=len(configs))
 

@@ -24,10 +24,11 @@ class RunState:
     # The run's execution setting, "off" (eager) or a torch.compile mode: a resumed run continues with the one it
     # started with (compiled and eager steps round differently); None in checkpoints written before it was kept.
     compile: str | None = None
-    # Its layout (training/layout.py), kept for the same reason: the memory format and whether batch norm ran on
-    # the fused kernels; None in older checkpoints (which trained without them).
+    # Its layout (training/layout.py), kept for the same reason: the memory format, whether batch norm ran on
+    # the fused kernels and convolutions on the narrow ones; None in older checkpoints (which trained without them).
     channels_last: bool | None = None
     narrow_norm: bool | None = None
+    narrow_conv: bool | None = None
 
 
 @dataclasses.dataclass
@@ -41,3 +42,4 @@ class RunOutcome:
     compile: str | None = None  # how its last phase executed ("off" or a torch.compile mode), for its provenance
     channels_last: bool | None = None  # the memory format its last phase trained in, for its provenance
     narrow_norm: bool | None = None  # whether its batch norms ran on the fused kernels (training/narrow_norm.py)
+    narrow_conv: bool | None = None  # whether its convolutions ran as training/narrow_conv.py computes them

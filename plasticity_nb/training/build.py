@@ -13,7 +13,7 @@ from ..core.config import ConfigError
 from ..data.datasets import dataset_spec
 from ..nets.models import build_model
 from ..run.run_config import Phase, RunConfig
-from .narrow_norm import install, standard_copy
+from . import narrow_conv, narrow_norm
 from .runtime import Runtime
 
 
@@ -23,7 +23,9 @@ def init_model(config: RunConfig, runtime: Runtime) -> torch.nn.Module:
         model = build_model(config.model, config.depth, config.width, dataset_spec(config.dataset).num_classes)
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
     model = model.to(runtime.device, memory_format=memory_format)
-    return install(model) if runtime.narrow_norm else model
+    if runtime.narrow_norm:
+        narrow_norm.install(model)
+    return narrow_conv.install(model) if runtime.narrow_conv else model
 
 
 def make_optimizer(phase: Phase, config: RunConfig, params, runtime: Runtime,
@@ -48,6 +50,19 @@ def make_optimizer(phase: Phase, config: RunConfig, params, runtime: Runtime,
     return torch.optim.SGD(params, momentum=momentum, **kwargs)
 
 
+def standard_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with ATen's modules in place of this package's (a copy where any were installed)."""
+    return narrow_conv.standard_copy(narrow_norm.standard_copy(model))
+
+
+def evaluation_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` with each BatchNorm folded into its convolution: same function, ~25% faster. torch.fx
+    traces ATen's modules, so this package's are taken out first (the fused batch norm does nothing in eval mode),
+    and the narrow convolutions put back after, where the model had them."""
+    net = fuse(standard_copy(model))
+    return narrow_conv.swap_convs(net) if narrow_conv.installed(model) else net
+
+
 EVAL_BATCH = 500  # test images per forward pass (fastest on a CPU; results do not depend on it)
 
 
@@ -57,9 +72,7 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """Mean cross-entropy and accuracy over all of `images` (BatchNorm in eval mode)."""
     was_training = model.training
     model.eval()
-    # a copy with each BatchNorm folded into its convolution: same function, ~25% faster (torch.fx traces ATen's
-    # modules, so the fused batch norm is taken out first: evaluation runs in eval mode, where it does nothing)
-    net = fuse(standard_copy(model))
+    net = evaluation_copy(model)
     loss_sum = torch.zeros((), device=images.device)
     correct = torch.zeros((), device=images.device, dtype=torch.long)
     for start in range(0, len(images), EVAL_BATCH):

@@ -10,28 +10,21 @@ do not take (eval mode, NCHW, fp32, under torch.func or torch.compile) goes thro
 Its sums run in another order than ATen's, so a run trained with it rounds differently: `Runtime.narrow_norm` is
 an execution setting (chosen per machine by timed steps in layout.py, kept in checkpoints, recorded in
 provenance), never part of a run's key. The kernels are compiled for this CPU (`-march=native`) the first time,
-into the cache folder; without a C compiler the setting is simply never offered.
+into the cache folder (native.py); without a C compiler the setting is simply never offered.
 """
 from __future__ import annotations
 
 import copy
 import ctypes
 import functools
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.cpu import identity_name, machine_identity
-from ..core.files import temporary_name
-from ..core.paths import cache_dir
 from ..nets.models import BasicBlock, ResNet
+from . import native
 
 SOURCE = Path(__file__).with_name("narrow_norm.c")
 LANES = 16  # bf16 values the kernels treat as one row: a channel count must divide it or be a multiple of it
@@ -40,35 +33,9 @@ MOST_CHANNELS = 64  # the kernels' lane buffers; wider layers vectorise well in 
 
 @functools.lru_cache(maxsize=1)
 def kernels() -> ctypes.CDLL | None:
-    """The compiled kernels for this CPU (built into the cache folder the first time), or None where they cannot
-    be built: not Linux, no C compiler, or a compiler that fails."""
-    compiler = shutil.which(os.environ.get("CC", "cc"))
-    if not sys.platform.startswith("linux") or compiler is None:
-        return None
-    library = _library_path()
-    if not library.exists() and not _compile(compiler, library):
-        return None
-    return _declared(ctypes.CDLL(str(library)))
-
-
-def _library_path() -> Path:
-    digest = hashlib.sha256(SOURCE.read_bytes() + identity_name(machine_identity()).encode()).hexdigest()[:16]
-    return cache_dir() / "kernels" / f"narrow_norm-{digest}.so"
-
-
-def _compile(compiler: str, library: Path) -> bool:
-    library.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_name(library)
-    try:
-        built = subprocess.run([compiler, "-O3", "-march=native", "-shared", "-fPIC", "-o", str(tmp), str(SOURCE)],
-                               capture_output=True, timeout=120).returncode == 0
-        if built:
-            os.replace(tmp, library)  # atomic: a process that loads it never sees half a library
-        return built
-    except (OSError, subprocess.SubprocessError):
-        return False
-    finally:
-        tmp.unlink(missing_ok=True)
+    """The compiled kernels for this CPU (native.py), or None where they cannot be built."""
+    library = native.library(SOURCE)
+    return None if library is None else _declared(library)
 
 
 def _declared(library: ctypes.CDLL) -> ctypes.CDLL:

@@ -52,18 +52,26 @@ class Runtime:
     graph_step: bool = False  # replay the whole training step as one CUDA graph (GPU only; see graphed_step.py)
     # batch norm, its ReLU and residual add on this package's fused kernels (narrow_norm.py): eager bf16 NHWC on a CPU
     narrow_norm: bool = False
+    # 8-channel 3x3 convolutions on this package's kernels, stride-2 backward-data as stride-1 convolutions
+    # (narrow_conv.py): eager bf16 NHWC on a CPU
+    narrow_conv: bool = False
 
     def __post_init__(self) -> None:
         if self.graph_step and self.device.type != "cuda":
             raise ConfigError(f"compile setting {GRAPHED_STEP!r} replays CUDA graphs: it needs a CUDA GPU, and this "
                               f"run is on {self.device}; use --compile off (or a torch.compile mode) here")
-        if self.narrow_norm and not (self.device.type == "cpu" and self.precision == "bf16" and self.channels_last
-                                     and not self.compile):
-            raise ConfigError(f"narrow_norm (the fused batch norm) runs eager bf16 NHWC on a CPU; this run is "
-                              f"{self.precision} on {self.device}, channels_last={self.channels_last}, "
-                              f"compile={self.compile_setting}")
+        for setting, what in (("narrow_norm", "the fused batch norm"), ("narrow_conv", "the narrow convolutions")):
+            if getattr(self, setting) and not self.eager_bf16_nhwc_cpu:
+                raise ConfigError(f"{setting} ({what}) runs eager bf16 NHWC on a CPU; this run is "
+                                  f"{self.precision} on {self.device}, channels_last={self.channels_last}, "
+                                  f"compile={self.compile_setting}")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time and pick its fastest kernels
+
+    @property
+    def eager_bf16_nhwc_cpu(self) -> bool:
+        """Where this package's CPU kernels run (narrow_norm, narrow_conv)."""
+        return self.device.type == "cpu" and self.precision == "bf16" and self.channels_last and not self.compile
 
     @classmethod
     def for_config(cls, config: RunConfig, device: str | torch.device | None = None,

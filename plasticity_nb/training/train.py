@@ -131,16 +131,14 @@ def train_run(config: RunConfig, data: ImageData, device: str | torch.device | N
         model.load_state_dict(resume.model)
         remedies.load_state_dict(resume.remedies or {})
         state = dataclasses.replace(resume, model=None, remedies=None, compile=runtime.compile_setting,
-                                    channels_last=runtime.channels_last, narrow_norm=runtime.narrow_norm)
+                                    **layout_fields(runtime))
     elif start is not None:
         model.load_state_dict(start.state)
         remedies.load_state_dict(start.remedies)
         state = RunState(list(start.history), list(start.probes), start.phases_done, 0, start.history[-1]["step"],
-                         compile=runtime.compile_setting, channels_last=runtime.channels_last,
-                         narrow_norm=runtime.narrow_norm)
+                         compile=runtime.compile_setting, **layout_fields(runtime))
     else:
-        state = RunState([], [], 0, 0, 0, compile=runtime.compile_setting, channels_last=runtime.channels_last,
-                         narrow_norm=runtime.narrow_norm)
+        state = RunState([], [], 0, 0, 0, compile=runtime.compile_setting, **layout_fields(runtime))
     tensors = RunTensors(config, data, runtime)
     while state.phase_index < len(config.phases):
         learner = SingleLearner(model, config, state, tensors, runtime)
@@ -152,11 +150,17 @@ def train_run(config: RunConfig, data: ImageData, device: str | torch.device | N
             train_phase(learner, learner.phase, [state], hooks)
         if diverged(state):
             return RunOutcome(state.history, state.probes, cpu_state(model), "diverged", state.phase_index + 1,
-                              remedies.state_dict(), state.compile, state.channels_last, state.narrow_norm)
+                              remedies.state_dict(), state.compile, **layout_fields(runtime))
         state = RunState(state.history, state.probes, state.phase_index + 1, 0, state.step, compile=state.compile,
-                         channels_last=state.channels_last, narrow_norm=state.narrow_norm)
+                         **layout_fields(runtime))
     return RunOutcome(state.history, state.probes, cpu_state(model), "finished", len(config.phases),
-                      remedies.state_dict(), state.compile, state.channels_last, state.narrow_norm)
+                      remedies.state_dict(), state.compile, **layout_fields(runtime))
+
+
+def layout_fields(runtime: Runtime) -> dict[str, bool]:
+    """The layout a checkpoint keeps and an outcome records (training/layout.py)."""
+    return {"channels_last": runtime.channels_last, "narrow_norm": runtime.narrow_norm,
+            "narrow_conv": runtime.narrow_conv}
 
 
 def started_as(resume: RunState | None) -> dict[str, object]:
@@ -167,7 +171,8 @@ def started_as(resume: RunState | None) -> dict[str, object]:
     settings = Runtime.compile_options(resume.compile) if resume.compile else {}
     if resume.channels_last is None:
         return settings
-    return {**settings, "channels_last": resume.channels_last, "narrow_norm": bool(resume.narrow_norm)}
+    return {**settings, "channels_last": resume.channels_last, "narrow_norm": bool(resume.narrow_norm),
+            "narrow_conv": bool(resume.narrow_conv)}
 
 
 def _remedy_hooks(config: RunConfig, state: RunState, tensors: RunTensors, runtime: Runtime,
