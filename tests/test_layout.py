@@ -146,3 +146,32 @@ def test_a_stored_run_records_its_layout(cifar, tmp_path, timings):
     provenance = RunStore(tmp_path).provenance(config)
     assert provenance["channels_last"] is True and provenance["narrow_norm"] is False and record is not None
     assert provenance["narrow_conv"] is False
+
+
+KERNELS = {"narrow_norm": narrow_norm.kernels, "narrow_conv": narrow_conv.kernels}
+
+
+@pytest.mark.parametrize("setting", list(KERNELS))
+def test_a_run_on_the_kernels_is_deterministic_and_resumes_as_it_began(setting, cifar, tmp_path, monkeypatch,
+                                                                        one_thread):
+    if KERNELS[setting]() is None:
+        pytest.skip(f"{setting}'s kernels do not build or run here")
+    monkeypatch.setenv("PLASTICITY_CACHE", str(tmp_path / "cache"))  # this machine's timings say: the setting
+    monkeypatch.setattr(layout, "time_layouts", lambda config, device, candidates: {
+        c.name: (0.5 if getattr(c, setting) and not (setting == "narrow_norm" and c.narrow_conv) else 1.0)
+        for c in candidates})
+    config = tiny_run(width=8, precision="bf16", phases=(Phase(pool="half", epochs=1), Phase(epochs=2)))
+    saved = []
+    whole = train_run(config, cifar, checkpoint=saved.append, checkpoint_every=1)
+    assert getattr(whole, setting) is True and {getattr(s, setting) for s in saved} == {True}
+    again = train_run(config, cifar)
+    assert all(torch.equal(again.state[k], whole.state[k]) for k in whole.state)
+    store = RunStore(tmp_path / "out")
+    store.save_checkpoint(config, saved[0])
+    with pytest.MonkeyPatch.context() as patch:  # a machine whose timings say NHWC alone resumes it
+        patch.setattr(layout, "time_layouts", lambda config, device, candidates: {
+            c.name: (2.0 if c.on_kernels else 1.0) for c in candidates})
+        patch.setenv("PLASTICITY_CACHE", str(tmp_path / "other-cache"))
+        resumed = train_run(config, cifar, resume=store.load_checkpoint(config))
+    assert getattr(resumed, setting) is True
+    assert_same_run(resumed, whole)
