@@ -26,6 +26,7 @@ FRONT_PAGES = (ROOT / "README.md", ROOT / "docs" / "index.md")
 
 # Committed results, newest first: a claim's committed result is its row in the first of these that has it
 RESULTS = (
+    ("benchmarks/fire-aug-cpu-epyc-2026-12-06", "notebook 11, FIRE with augmentation: seeds 650-664, settled"),
     ("benchmarks/fire-theirs-cpu-epyc-2026-12-06",
      "notebook 11, FIRE on its authors' protocol: seeds 650-664, settled"),
     ("benchmarks/fire-ours-cpu-epyc-2026-12-06", "notebook 11 with FIRE on our protocol: seeds 650-664, settled"),
@@ -38,7 +39,8 @@ RESULTS = (
 )
 # Results run for some claims only: their other rows stand on a part of the arms (FIRE's runs hold none and fire)
 ANSWERS_ONLY = {"benchmarks/fire-ours-cpu-epyc-2026-12-06": ("C18a",),
-                "benchmarks/fire-theirs-cpu-epyc-2026-12-06": ("C18b",)}
+                "benchmarks/fire-theirs-cpu-epyc-2026-12-06": ("C18b",),
+                "benchmarks/fire-aug-cpu-epyc-2026-12-06": ("C18c",)}
 # The front pages' findings table: the settled claims of the main job, then FIRE's
 SETTLED_RESULTS = ("benchmarks/confirm-main-cpu-epyc-2026-12-06", "benchmarks/fire-ours-cpu-epyc-2026-12-06",
                    "benchmarks/fire-theirs-cpu-epyc-2026-12-06")
