@@ -78,11 +78,22 @@ def with_findings(text: str) -> str:
     return text[:start] + findings_block() + text[end:]
 
 
+def lists_set_apart(lines: list[str]) -> list[str]:
+    """`lines` with a blank line before each list: Jupyter renders a list right under a paragraph, Python-Markdown
+    (MkDocs) runs it into the paragraph."""
+    out: list[str] = []
+    for line in lines:
+        if line.startswith("- ") and out and out[-1].strip() and not out[-1].startswith(("- ", "  ")):
+            out.append("")
+        out.append(line)
+    return out
+
+
 def study_page(study) -> str:
     """A study's protocol (its notebook's first cell), its claims with their committed results, and links."""
     notebook = json.loads(study.path.read_text())
     intro = "".join(notebook["cells"][0]["source"]).strip().splitlines()
-    lines = [intro[0], "", *"\n".join(intro[1:]).strip().splitlines(), "",
+    lines = [intro[0], "", *lists_set_apart("\n".join(intro[1:]).strip().splitlines()), "",
              f"[The notebook, rendered](../notebooks/{study.notebook}) · train and run it: "
              f"`python -m plasticity_nb run --only {study.id}`", "", "## Its claims", ""]
     committed = committed_rows().set_index("claim")
