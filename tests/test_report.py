@@ -147,3 +147,28 @@ def test_the_report_gives_each_remedys_share_of_seeds_improved_across_its_notebo
     section = text[text.index("## Remedies: the share of seeds each improves"):]
     assert re.search(r"\| shrink_perturb \| 1\.00 \[0\.29, 1\.00\] \| 3 \| 3 \| 0 \|", section)  # 3 of 3: exact
     assert re.search(r"\| l2_init \| 0\.00 \[0\.00, 0\.71\] \| 0 \| 3 \|", section)
+
+
+def swept(values: list, seeds: int = 3) -> SimpleNamespace:
+    """A study result with one condition `x` at `values`: gaps 1, 2, 3 points per value."""
+    gaps = pd.DataFrame([{"x": v, "seed": s, "gap_pp": float(s + 1)} for v in values for s in range(seeds)])
+    estimates = pd.DataFrame([{"x": v, "effect_pp": 2.0, "ci_low_pp": -0.5, "ci_high_pp": 4.5} for v in values])
+    return SimpleNamespace(gaps=gaps, estimates=estimates)
+
+
+def test_a_categorical_sweep_gets_error_bars_and_no_line_between_its_values():
+    figure = plots.sweep_plot(swept(["none", "shrink_perturb", "weight_decay"]), x="x")
+    ax = figure.axes[0]
+    assert not [line for line in ax.get_lines() if line.get_linestyle() == "-" and len(line.get_xdata()) == 3]
+    assert len(ax.containers) == 1  # the means' error bars
+    assert [c for c in ax.collections if len(c.get_offsets()) == 9]  # the seeds' dots: 3 seeds x 3 remedies
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["none", "shrink_perturb", "weight_decay"]
+    assert ax.get_xticklabels()[0].get_rotation() == 30  # long names would run into each other
+    assert "bars: 95% CI" in ax.get_title()
+
+
+def test_a_numeric_sweep_keeps_its_line_and_band():
+    figure = plots.sweep_plot(swept([1, 2, 4]), x="x", log_x=True)
+    ax = figure.axes[0]
+    assert [line for line in ax.get_lines() if list(line.get_ydata()) == [2.0, 2.0, 2.0]]  # the mean's line
+    assert not ax.containers and "band: 95% CI" in ax.get_title()

@@ -78,31 +78,42 @@ def gap_plot(gaps: pd.DataFrame, estimate: Estimate, title: str = "") -> plt.Fig
 
 def sweep_plot(result: StudyResult, x: str, hue: str | None = None, log_x: bool = False, title: str = "",
                labels: dict | None = None) -> plt.Figure:
-    """Gap (scratch - warm) along a swept value: per-seed dots, and the mean with its paired 95% t CI band.
+    """Gap (scratch - warm) along a swept value: per-seed dots, and the mean with its paired 95% t CI.
 
-    `hue` draws one line per value of a second condition; `labels` renames x values on the axis.
-    A categorical or relabelled x is drawn at evenly spaced positions.
+    `hue` draws one series per value of a second condition; `labels` renames x values on the axis.
+    A relabelled x is drawn at evenly spaced positions, a line and a band between them. A categorical x
+    (an optimiser, a remedy) gets error bars and no line, since nothing lies between its values.
     """
     set_style()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     ax.axhline(0, color="0.3", lw=0.8)
     values = list(dict.fromkeys(result.estimates[x]))
-    evenly = labels is not None or not pd.api.types.is_numeric_dtype(result.estimates[x])
+    categorical = labels is None and not pd.api.types.is_numeric_dtype(result.estimates[x])
+    evenly = labels is not None or categorical
     where = (lambda v: values.index(v)) if evenly else (lambda v: v)
     levels = list(dict.fromkeys(result.estimates[hue])) if hue else [None]
     palette = sns.color_palette("viridis" if hue else ["#c51b7d"], len(levels))
-    for colour, level in zip(palette, levels):
+    for index, (colour, level) in enumerate(zip(palette, levels)):
         est = result.estimates if hue is None else result.estimates[result.estimates[hue] == level]
         gaps = result.gaps if hue is None else result.gaps[result.gaps[hue] == level]
-        xs = np.array([where(v) for v in est[x]], dtype=float)
+        shift = 0.2 * (index - (len(levels) - 1) / 2) / max(len(levels) - 1, 1) if categorical else 0
+        xs = np.array([where(v) for v in est[x]], dtype=float) + shift
         finite = lambda column: est[column].replace([np.inf, -np.inf], np.nan)  # 1 seed: no CI to draw
-        ax.plot(xs, est.effect_pp, "o-", color=colour, lw=2, label=f"{hue} = {level}" if hue else "mean gap")
-        ax.fill_between(xs, finite("ci_low_pp"), finite("ci_high_pp"), color=colour, alpha=0.2, lw=0)
-        spread = 0.03 * (np.ptp(xs) or 1) if not log_x else 0
+        label = f"{hue} = {level}" if hue else "mean gap"
+        if categorical:
+            errors = np.vstack([est.effect_pp - finite("ci_low_pp"), finite("ci_high_pp") - est.effect_pp])
+            ax.errorbar(xs, est.effect_pp, yerr=errors, fmt="o", color=colour, capsize=3, lw=1.5, label=label)
+        else:
+            ax.plot(xs, est.effect_pp, "o-", color=colour, lw=2, label=label)
+            ax.fill_between(xs, finite("ci_low_pp"), finite("ci_high_pp"), color=colour, alpha=0.2, lw=0)
+        spread = 0.06 if categorical else 0.03 * (np.ptp(xs) or 1) if not log_x else 0
         jitter = np.random.default_rng(0).uniform(-spread, spread, len(gaps))
-        ax.scatter([where(v) for v in gaps[x]] + jitter, gaps.gap_pp, color=colour, s=14, alpha=0.6, zorder=3)
+        ax.scatter([where(v) + shift for v in gaps[x]] + jitter, gaps.gap_pp, color=colour, s=14, alpha=0.6,
+                   zorder=3)
     if evenly:
-        ax.set_xticks(range(len(values)), [(labels or {}).get(v, v) for v in values])
+        names = [str((labels or {}).get(v, v)) for v in values]
+        slanted = categorical and max(map(len, names)) > 6  # long names would run into each other
+        ax.set_xticks(range(len(values)), names, rotation=30 if slanted else 0, ha="right" if slanted else "center")
     else:
         if log_x:
             ax.set_xscale("log", base=2 if all(float(v).is_integer() for v in values) else 10)
@@ -110,8 +121,11 @@ def sweep_plot(result: StudyResult, x: str, hue: str | None = None, log_x: bool 
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel("gap: scratch - warm (pp)")
     n_seeds = result.gaps.seed.nunique()
-    ax.set_title(f"{title} ({n_seeds} paired seeds; band: 95% CI{diverged_note(result.gaps)})".strip(), fontsize=10)
+    interval = "bars" if categorical else "band"
+    ax.set_title(f"{title} ({n_seeds} paired seeds; {interval}: 95% CI{diverged_note(result.gaps)})".strip(),
+                 fontsize=10)
     ax.legend(frameon=False, fontsize=9)
+    fig.tight_layout()
     return fig
 
 
