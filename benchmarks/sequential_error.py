@@ -95,7 +95,7 @@ PLANNING = PLANNING_SD[("quick", "pp")]  # 3.12: the SD quick plans its seeds at
 C1_SD = 1.96  # C1's gap SD on seeds 100-107 (claims.PLANNING_SD's comment)
 PILOT_FLAGS = 0.15  # the fit pilot's flagged seeds, 2 of 13 (benchmarks/RESULTS.md, 2026-12-06)
 SECONDS_PER_SEED = 205.0  # the fit pilot's CPU seconds per seed of notebook 01 at quick
-PRESET, FIRST_SEED = "error-sim", 100  # FIRST_SEED: cli.FIRST_SEED
+PRESET, FIRST_SEED = "error-sim", 100  # simulated runs: no seed of a real result is used
 CAP_SHARE = 0.25  # of flagged seeds, those flagged by a capped run (the rest: the threatening arm fits more)
 DESIGNS = {"OBF 4-8-12-16": Design(), "Pocock 8-16": Design((8, 16), spending=POCOCK)}
 TESTS = {DIFFERENCE: lambda values, bound, label: difference_test(values, label),

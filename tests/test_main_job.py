@@ -125,7 +125,7 @@ def test_the_triage_names_each_claims_outcome():
     assert cheap.loc["C1", "outcome"] == MAIN_JOB and "C1" in CENTRAL
     assert cheap.loc["C1", "seeds"] == 22 and math.isclose(cheap.loc["C1", "hours"], round(22 * 90 / 3600, 2))
     assert cheap.loc["C5a", "outcome"] == OPT_IN
-    assert cheap.loc["C5a", "command"] == "python -m plasticity_nb run --settle 11,22 --only 05"
+    assert cheap.loc["C5a", "command"] == "python -m plasticity_nb run --settle 11,22 --first-seed SEED --only 05"
     assert costly.loc["C5a", "outcome"] == TOO_COSTLY and costly.loc["C5a", "command"] == ""
     assert CLAIMS["C9"].unit != "pp" and cheap.loc["C9", "outcome"].startswith(NO_SD)
     assert any(line.startswith("triage: C5a: about 22 seeds at 2 pp (SD 3.12), ~3.7 h here: opt-in settle target")
@@ -139,7 +139,7 @@ def test_report_shows_the_triage_of_the_main_jobs_plan(tmp_path):
     assert "## Which claims can be settled here" in lines and any("AMD EPYC (avx512_bf16), 2 cores" in x for x in lines)
     row = next(x for x in lines if x.startswith("| C5a |"))
     assert row == ("| C5a | 05 | 22 | 3.7 | opt-in settle target | "
-                   "`python -m plasticity_nb run --settle 11,22 --only 05` |")
+                   "`python -m plasticity_nb run --settle 11,22 --first-seed SEED --only 05` |")
     c9 = next(x for x in lines if x.startswith("| C9 |"))
     assert c9.startswith("| C9 | 09 | – | – | no stated SD") and c9.endswith("(%) |  |")  # no command
     from plasticity_nb.views.report import write_report

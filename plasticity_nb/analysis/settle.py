@@ -506,8 +506,8 @@ class Plan:
                 rows.append({**row, "outcome": MAIN_JOB, "command": "python -m plasticity_nb run --stage settle"})
             elif hours <= TRIAGE_HOURS:
                 looks = f"{math.ceil(seeds / 2)},{int(seeds)}"
-                rows.append({**row, "outcome": OPT_IN,
-                             "command": f"python -m plasticity_nb run --settle {looks} --only {notebook}"})
+                command = f"python -m plasticity_nb run --settle {looks} --first-seed SEED --only {notebook}"
+                rows.append({**row, "outcome": OPT_IN, "command": command})
             else:
                 rows.append({**row, "outcome": TOO_COSTLY})
         return pd.DataFrame(rows, columns=TRIAGE_COLUMNS)
@@ -551,7 +551,8 @@ def triage_section(out_dir: str | Path, preset: str) -> list[str]:
     lines = ["", "## Which claims can be settled here", "",
              f"From the plan on {machine}: the seeds a fixed-n test needs for 80 % power at each claim's smallest "
              f"effect of interest, at the stated SD, and the hours they take here. A claim under {TRIAGE_HOURS:g} h "
-             "is an opt-in settle target, one command; past it, it stays a registered estimate at this scale.", "",
+             "is an opt-in settle target, one command; past it, it stays a registered estimate at this scale. "
+             "SEED is the first of a block of seeds no result has used.", "",
              "| claim | notebook | seeds | hours | outcome | command |", "|---|---|---|---|---|---|"]
     lines += [f"| {r.claim} | {r.notebook} | {r.seeds} | {r.hours} | {r.outcome} | {r.command} |"
               for r in shown.itertuples()]

@@ -3,7 +3,7 @@
     python -m plasticity_nb run [--plan] [--stage settle|explore]     # the main job
     python -m plasticity_nb run [--preset smoke|quick|paper|gpu] [--only 01,...] [--param name=value ...]
                                 [--seeds N] [--force] [--train-only] [--data DIR] [--out DIR]
-                                [--settle main|8,16 [--first-seed 100] [--seed-budget N] [--time-budget HOURS]]
+                                [--settle main|8,16 --first-seed SEED [--seed-budget N] [--time-budget HOURS]]
 
 `run` without options that select what runs is the main job (`main_job`), in two stages.
 Stage 1 settles the central claims C1, C2 and C4 sequentially on fresh seeds (600 onwards).
@@ -46,6 +46,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ..analysis.claim_history import SEEN_BY_2026_12_06
 from ..analysis.claims import CLAIMS, PLANNING_SD, check_results_dataset, read_claims
 from ..analysis.sequential import MAIN_DESIGN, Design
 from ..analysis.settle import (
@@ -69,6 +70,7 @@ from ..core.paths import resolve_out_dir
 from ..data.datasets import DataError
 from ..data.images import ImageData, load_dataset
 from ..execution import eta
+from ..execution.bundle import seed_ranges
 from ..execution.executors import EXECUTORS, LostWorkers
 from ..execution.runner import auto_workers
 from ..execution.settings import CHECKPOINT_EVERY, ExecutionSettings
@@ -132,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                           "or seed counts with O'Brien-Fleming spending, e.g. 8,16. Each look adds seeds only to "
                           "notebooks with an open claim. A claim's verdict is frozen, error-controlled, where it "
                           "stops. The ledger <out>/settled-<preset>.json makes it resumable.")
-    run.add_argument("--first-seed", type=int, default=FIRST_SEED, metavar="SEED",
-                     help=f"with --settle: look k runs seeds SEED..SEED+n_k-1 (default {FIRST_SEED}: fresh seeds)")
+    run.add_argument("--first-seed", type=int, default=None, metavar="SEED",
+                     help="with --settle, required: look k runs seeds SEED..SEED+n_k-1. Choose seeds no result has "
+                          "used: seen ones are refused.")
     run.add_argument("--seed-budget", type=int, default=None, metavar="N",
                      help="with --settle: no look beyond N seeds (default: the last look)")
     run.add_argument("--time-budget", type=float, default=None, metavar="HOURS",
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.stage:
             raise UsageError(f"--stage runs a stage of the main job, at --preset {MAIN_PRESET} with none of "
                              "--only, --param, --seeds, --settle, --train-only")
-        settle = settle_options(args.settle, args.first_seed, args.seed_budget, args.time_budget)
+        settle = settle_options(args.settle, args.first_seed, args.seed_budget, args.time_budget, args.preset)
         if args.plan and settle is None:
             raise UsageError("--plan plans a sequential design: give --settle LOOKS with it")
         return run_notebooks(args.preset, args.only, args.param, settings, args.seeds, args.force, args.train_only,
@@ -213,7 +216,7 @@ def is_main_job(args: argparse.Namespace) -> bool:
     """`run` with no option that selects what runs (where, how and into which folder may be given), or `--plan`
     alone: the main job."""
     selecting = (args.only, args.param, args.seeds, args.settle, args.train_only, args.seed_budget, args.time_budget,
-                 args.first_seed != FIRST_SEED)
+                 args.first_seed is not None)
     return args.preset == MAIN_PRESET and not any(selecting)
 
 
@@ -238,7 +241,7 @@ def main_job(args: argparse.Namespace, settings: ExecutionSettings) -> int:
     status = 0
     if args.stage in (None, "settle"):
         stage = main_settle_params(MAIN_PRESET)
-        settle = settle_options("main", MAIN_FIRST_SEED, None, None)
+        settle = settle_options("main", MAIN_FIRST_SEED, None, None, MAIN_PRESET)
         command = shlex.join(["python", "-m", "plasticity_nb", "run", "--settle", "main", "--first-seed",
                               str(MAIN_FIRST_SEED), "--only", stage["only"],
                               *[x for p in stage["params"] for x in ("--param", p)]])
@@ -342,9 +345,6 @@ def summarise(out_dir: Path, preset: str, failures: list[str]) -> int:
     return 1 if failures else 0
 
 
-FIRST_SEED = 100  # a settle run's default first seed: above every seed the presets and notebooks used so far
-
-
 @dataclasses.dataclass(frozen=True)
 class SettleOptions:
     design: Design
@@ -354,11 +354,11 @@ class SettleOptions:
         return range(self.first_seed, self.first_seed + self.design.looks[look - 1])
 
 
-def settle_options(looks: str | None, first_seed: int, seed_budget: int | None,
-                   time_budget_hours: float | None) -> SettleOptions | None:
+def settle_options(looks: str | None, first_seed: int | None, seed_budget: int | None,
+                   time_budget_hours: float | None, preset: str) -> SettleOptions | None:
     """The design of `--settle` (None without it); each bad value is a usage error naming its option."""
     if looks is None:
-        if seed_budget is not None or time_budget_hours is not None or first_seed != FIRST_SEED:
+        if seed_budget is not None or time_budget_hours is not None or first_seed is not None:
             raise UsageError("--first-seed, --seed-budget and --time-budget apply to --settle only")
         return None
     try:
@@ -366,6 +366,9 @@ def settle_options(looks: str | None, first_seed: int, seed_budget: int | None,
     except ValueError:
         raise UsageError(f"--settle takes 'main' (the chosen design) or comma-separated seed counts, e.g. 8,16; got "
                          f"{looks!r}") from None
+    if first_seed is None:
+        raise UsageError("--settle needs --first-seed SEED, the first of a block of seeds no result has used "
+                         f"(seen at {preset}: {seen_words(preset)})")
     if first_seed < 0:
         raise UsageError(f"--first-seed must be >= 0, got {first_seed}")
     if time_budget_hours is not None and not time_budget_hours > 0:
@@ -377,7 +380,21 @@ def settle_options(looks: str | None, first_seed: int, seed_budget: int | None,
     except ValueError as err:
         option = "--seed-budget" if "seed budget" in str(err) else "--settle"
         raise UsageError(f"{option}: {err}") from None
+    check_unseen(first_seed, seed_budget or design.looks[-1], preset)
     return SettleOptions(design, first_seed)
+
+
+def seen_words(preset: str) -> str:
+    seen = SEEN_BY_2026_12_06.get(preset, ())
+    return seed_ranges(list(seen)) if seen else "none"
+
+
+def check_unseen(first_seed: int, most: int, preset: str) -> None:
+    """A settled verdict must come from seeds no result has shown: the design's seeds may not meet seen ones."""
+    met = sorted(set(range(first_seed, first_seed + most)) & set(SEEN_BY_2026_12_06.get(preset, ())))
+    if met:
+        raise UsageError(f"--first-seed {first_seed}: the design may run seeds {seed_ranges(met)}, which results at "
+                         f"{preset} have already shown (seen: {seen_words(preset)}); start past them")
 
 
 def settle_plan(studies: list[Study], preset: str, per_study: dict[str, dict[str, Any]], settle: SettleOptions,
