@@ -172,3 +172,14 @@ def test_a_numeric_sweep_keeps_its_line_and_band():
     ax = figure.axes[0]
     assert [line for line in ax.get_lines() if list(line.get_ydata()) == [2.0, 2.0, 2.0]]  # the mean's line
     assert not ax.containers and "band: 95% CI" in ax.get_title()
+
+
+def test_a_series_with_one_value_gets_an_error_bar_beside_the_bands():
+    result = swept([1, 2, 4])
+    result.estimates["hue"], result.gaps["hue"] = "a", "a"
+    lone = swept([2])
+    lone.estimates["hue"], lone.gaps["hue"] = "b", "b"
+    both = SimpleNamespace(estimates=pd.concat([result.estimates, lone.estimates]),
+                           gaps=pd.concat([result.gaps, lone.gaps]))
+    ax = plots.sweep_plot(both, x="x", hue="hue", log_x=True).axes[0]
+    assert len(ax.containers) == 1  # series b's interval, which a band of one value would not show

@@ -82,7 +82,8 @@ def sweep_plot(result: StudyResult, x: str, hue: str | None = None, log_x: bool 
 
     `hue` draws one series per value of a second condition; `labels` renames x values on the axis.
     A relabelled x is drawn at evenly spaced positions, a line and a band between them. A categorical x
-    (an optimiser, a remedy) gets error bars and no line, since nothing lies between its values.
+    (an optimiser, a remedy) gets error bars and no line, since nothing lies between its values; so does a series
+    with a single value.
     """
     set_style()
     fig, ax = plt.subplots(figsize=(6.4, 4))
@@ -100,7 +101,7 @@ def sweep_plot(result: StudyResult, x: str, hue: str | None = None, log_x: bool 
         xs = np.array([where(v) for v in est[x]], dtype=float) + shift
         finite = lambda column: est[column].replace([np.inf, -np.inf], np.nan)  # 1 seed: no CI to draw
         label = f"{hue} = {level}" if hue else "mean gap"
-        if categorical:
+        if categorical or len(xs) == 1:  # a band needs two values to span
             errors = np.vstack([est.effect_pp - finite("ci_low_pp"), finite("ci_high_pp") - est.effect_pp])
             ax.errorbar(xs, est.effect_pp, yerr=errors, fmt="o", color=colour, capsize=3, lw=1.5, label=label)
         else:
