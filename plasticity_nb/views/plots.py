@@ -232,7 +232,7 @@ def ranking_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
     gap.axvline(0, color="0.3", lw=0.8)
     gap.set_yticks(ys, ranked.remedy)
     gap.invert_yaxis()
-    gap.set_xlabel("gap to scratch (pp, 95 % CI; hollow: premise not shown to hold)")
+    gap.set_xlabel("gap to scratch (pp, 95 % CI)\nhollow: premise not shown to hold")  # one line ran into cost's
     cost.barh(ys, ranked.overhead_pct, color="0.6")
     cost.axvline(0, color="0.3", lw=0.8)
     cost.set_xlabel("overhead per tuning epoch (%)")
