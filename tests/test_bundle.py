@@ -59,6 +59,12 @@ def test_every_committed_bundle_is_whole_and_weightless_and_all_together_small()
     assert sum(bundle.size_of(folder) for folder in bundles) < 20e6
 
 
+def test_the_explore_bundle_holds_a_quick_run_of_every_study_notebook():
+    marker = bundle.read_marker(project_root() / "results" / "explore")
+    assert set(marker["notebooks"]) == {study.path.stem for study in STUDIES.values()}
+    assert {entry["preset"] for entry in marker["notebooks"].values()} == {"quick"}
+
+
 @pytest.mark.parametrize("damage, why", [
     (lambda b: a_run(b)[1].joinpath("history.parquet").write_bytes(b"edited"), "history.parquet has"),
     (lambda b: a_run(b)[1].joinpath("metrics.json").unlink(), "metrics.json is missing"),
