@@ -183,3 +183,4 @@ def test_a_series_with_one_value_gets_an_error_bar_beside_the_bands():
                            gaps=pd.concat([result.gaps, lone.gaps]))
     ax = plots.sweep_plot(both, x="x", hue="hue", log_x=True).axes[0]
     assert len(ax.containers) == 1  # series b's interval, which a band of one value would not show
+    assert "band and bars: 95% CI" in ax.get_title()

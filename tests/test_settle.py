@@ -185,15 +185,21 @@ def _files(folder):
     (["--settle", "4,8", "--seeds", "5"], "--settle chooses every look's seeds"),
     (["--settle", "4,8", "--param", "seeds=[1, 2, 3]"], "--settle chooses every look's seeds"),
     (["--seed-budget", "8"], "apply to --settle only"),
-    (["--settle", "4,8", "--first-seed", None], "--settle needs --first-seed SEED"),
     (["--settle", "4,8", "--first-seed", "96", "--preset", "quick"], "may run seeds 100-103, which results at quick"),
     (["--settle", "main", "--first-seed", "390", "--preset", "quick"], "may run seeds 400-402"),  # its last look
 ])
 def test_bad_settle_input_fails_with_one_message_and_writes_nothing(tmp_path, capsys, args, culprit):
     out = tmp_path / "out"
-    args = ["--first-seed", "50", *args] if None not in args else [a for a in args if a not in ("--first-seed", None)]
-    assert main(["run", "--preset", "smoke", "--only", "01", "--out", str(out), *args]) == 2
+    first = ["--first-seed", "50"]  # a case's own --first-seed comes later, and argparse keeps the last
+    assert main(["run", "--preset", "smoke", "--only", "01", "--out", str(out), *first, *args]) == 2
     assert culprit in capsys.readouterr().err
+    assert _files(out) == []
+
+
+def test_settle_without_a_first_seed_fails_with_one_message_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "--preset", "smoke", "--only", "01", "--out", str(out), "--settle", "4,8"]) == 2
+    assert "--settle needs --first-seed SEED" in capsys.readouterr().err
     assert _files(out) == []
 
 

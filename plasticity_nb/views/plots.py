@@ -94,6 +94,7 @@ def sweep_plot(result: StudyResult, x: str, hue: str | None = None, log_x: bool 
     where = (lambda v: values.index(v)) if evenly else (lambda v: v)
     levels = list(dict.fromkeys(result.estimates[hue])) if hue else [None]
     palette = sns.color_palette("viridis" if hue else ["#c51b7d"], len(levels))
+    drawn = set()  # "bars", "band": what the title names as the 95% CI
     for index, (colour, level) in enumerate(zip(palette, levels)):
         est = result.estimates if hue is None else result.estimates[result.estimates[hue] == level]
         gaps = result.gaps if hue is None else result.gaps[result.gaps[hue] == level]
@@ -104,10 +105,15 @@ def sweep_plot(result: StudyResult, x: str, hue: str | None = None, log_x: bool 
         if categorical or len(xs) == 1:  # a band needs two values to span
             errors = np.vstack([est.effect_pp - finite("ci_low_pp"), finite("ci_high_pp") - est.effect_pp])
             ax.errorbar(xs, est.effect_pp, yerr=errors, fmt="o", color=colour, capsize=3, lw=1.5, label=label)
+            drawn.add("bars")
         else:
             ax.plot(xs, est.effect_pp, "o-", color=colour, lw=2, label=label)
             ax.fill_between(xs, finite("ci_low_pp"), finite("ci_high_pp"), color=colour, alpha=0.2, lw=0)
-        spread = 0.06 if categorical else 0.03 * (np.ptp(xs) or 1) if not log_x else 0
+            drawn.add("band")
+        if categorical:
+            spread = 0.06  # inside the hue's dodge
+        else:
+            spread = 0 if log_x else 0.03 * (np.ptp(xs) or 1)
         jitter = np.random.default_rng(0).uniform(-spread, spread, len(gaps))
         ax.scatter([where(v) + shift for v in gaps[x]] + jitter, gaps.gap_pp, color=colour, s=14, alpha=0.6,
                    zorder=3)
@@ -122,7 +128,7 @@ def sweep_plot(result: StudyResult, x: str, hue: str | None = None, log_x: bool 
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel("gap: scratch - warm (pp)")
     n_seeds = result.gaps.seed.nunique()
-    interval = "bars" if categorical else "band"
+    interval = " and ".join(sorted(drawn))  # "band and bars" where a lone value joins bands
     ax.set_title(f"{title} ({n_seeds} paired seeds; {interval}: 95% CI{diverged_note(result.gaps)})".strip(),
                  fontsize=10)
     ax.legend(frameon=False, fontsize=9)
@@ -232,7 +238,8 @@ def ranking_plot(table: pd.DataFrame, title: str = "") -> plt.Figure:
     gap.axvline(0, color="0.3", lw=0.8)
     gap.set_yticks(ys, ranked.remedy)
     gap.invert_yaxis()
-    gap.set_xlabel("gap to scratch (pp, 95 % CI)\nhollow: premise not shown to hold")  # one line ran into cost's
+    # two lines: on one, it runs into the cost panel's label
+    gap.set_xlabel("gap to scratch (pp, 95 % CI)\nhollow: premise not shown to hold")
     cost.barh(ys, ranked.overhead_pct, color="0.6")
     cost.axvline(0, color="0.3", lw=0.8)
     cost.set_xlabel("overhead per tuning epoch (%)")
